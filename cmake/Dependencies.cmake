@@ -1,0 +1,30 @@
+# External libraries, found with pkg-config. A missing one stops the
+# configure step with the Debian package that provides it.
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: apt-get install -y pkg-config")
+endif()
+
+# bw_require_pkg(PREFIX MODULE DEBIAN_PACKAGE) defines the imported target
+# PkgConfig::PREFIX or fails naming the package to install.
+function(bw_require_pkg prefix module debpkg)
+  pkg_check_modules(${prefix} QUIET IMPORTED_TARGET GLOBAL ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR
+      "${module} not found: apt-get install -y ${debpkg}  (or run scripts/test, which installs it)")
+  endif()
+  message(STATUS "Found ${module} ${${prefix}_VERSION}")
+  set(${prefix}_VERSION "${${prefix}_VERSION}" PARENT_SCOPE)
+endfunction()
+
+bw_require_pkg(URING liburing liburing-dev)
+bw_require_pkg(PROTOBUFC libprotobuf-c libprotobuf-c-dev)
+
+find_program(PROTOC_C NAMES protoc-c)
+if(NOT PROTOC_C)
+  message(FATAL_ERROR "protoc-c not found: apt-get install -y protobuf-c-compiler")
+endif()
+
+if(BW_TESTS)
+  bw_require_pkg(CMOCKA cmocka libcmocka-dev)
+endif()

@@ -1,0 +1,384 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz drivers (stdlib only, deterministic).
+
+    tests/fuzz/make-seeds.py            (re)writes corpus/decode/ and corpus/topic/
+
+corpus/decode/NAME: the input format of fuzz_decode.c: a config byte (bit 0:
+version, 0 = 3.1.1, 1 = 5.0; bits 1..3: index into its max_sizes[], 0 = no
+limit), a cut byte (where the stream is split for the chunking check), then
+an MQTT byte stream: one valid packet of every type in both versions, whole
+sessions, and malformed packets of the kinds the codec must refuse.
+
+corpus/topic/NAME: the input of fuzz_topic.c: a filter, 0xFF, a name.
+
+Files this script does not name are left alone, so inputs added by hand
+(or minimized from a fuzzing run) survive a re-run.
+"""
+
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Packet types.
+CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP = 8, 9, 10, 11, 12, 13
+DISCONNECT, AUTH = 14, 15
+
+V311, V5 = 0, 1  # config bit 0
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def u16(n):
+    return struct.pack(">H", n)
+
+
+def u32(n):
+    return struct.pack(">I", n)
+
+
+def s(x):
+    """A length-prefixed UTF-8 string or binary field."""
+    if isinstance(x, str):
+        x = x.encode()
+    return u16(len(x)) + x
+
+
+def packet(ptype, flags, body):
+    return bytes([ptype << 4 | flags]) + varint(len(body)) + body
+
+
+# Properties: each helper returns one encoded property.
+def p_byte(pid, v):
+    return bytes([pid, v])
+
+
+def p_u16(pid, v):
+    return bytes([pid]) + u16(v)
+
+
+def p_u32(pid, v):
+    return bytes([pid]) + u32(v)
+
+
+def p_var(pid, v):
+    return bytes([pid]) + varint(v)
+
+
+def p_str(pid, v):
+    return bytes([pid]) + s(v)
+
+
+def p_user(k, v):
+    return bytes([0x26]) + s(k) + s(v)
+
+
+def props(*items):
+    block = b"".join(items)
+    return varint(len(block)) + block
+
+
+NOPROPS = b"\x00"
+
+
+def connect(v5, client="c1", clean=True, keepalive=60, cprops=b"", will=None,
+            user=None, password=None):
+    """will = (topic, payload, qos, retain, will_props)."""
+    flags = 0x02 if clean else 0
+    if will:
+        flags |= 0x04 | will[2] << 3 | (0x20 if will[3] else 0)
+    if user is not None:
+        flags |= 0x80
+    if password is not None:
+        flags |= 0x40
+    body = s("MQTT") + bytes([5 if v5 else 4, flags]) + u16(keepalive)
+    if v5:
+        body += props(cprops) if cprops else NOPROPS
+    body += s(client)
+    if will:
+        if v5:
+            body += props(will[4]) if will[4] else NOPROPS
+        body += s(will[0]) + s(will[1])
+    if user is not None:
+        body += s(user)
+    if password is not None:
+        body += s(password)
+    return packet(CONNECT, 0, body)
+
+
+def publish(v5, topic, payload, qos=0, pid=0, dup=False, retain=False, pprops=b""):
+    flags = (0x08 if dup else 0) | qos << 1 | (1 if retain else 0)
+    body = s(topic)
+    if qos:
+        body += u16(pid)
+    if v5:
+        body += props(pprops) if pprops else NOPROPS
+    return packet(PUBLISH, flags, body + payload)
+
+
+def ack(ptype, pid, code=None, aprops=None):
+    flags = 2 if ptype == PUBREL else 0
+    body = u16(pid)
+    if code is not None:
+        body += bytes([code])
+        if aprops is not None:
+            body += props(aprops) if aprops else NOPROPS
+    return packet(ptype, flags, body)
+
+
+def subscribe(v5, pid, entries, sprops=b""):
+    body = u16(pid)
+    if v5:
+        body += props(sprops) if sprops else NOPROPS
+    for flt, opts in entries:
+        body += s(flt) + bytes([opts])
+    return packet(SUBSCRIBE, 2, body)
+
+
+def unsubscribe(v5, pid, filters, uprops=b""):
+    body = u16(pid)
+    if v5:
+        body += props(uprops) if uprops else NOPROPS
+    for flt in filters:
+        body += s(flt)
+    return packet(UNSUBSCRIBE, 2, body)
+
+
+def suback(ptype, v5, pid, codes, sprops=b""):
+    body = u16(pid)
+    if v5:
+        body += props(sprops) if sprops else NOPROPS
+    return packet(ptype, 0, body + bytes(codes))
+
+
+def decode_seeds():
+    """(name, config byte, cut byte, stream) for every decode seed."""
+    seeds = []
+
+    def add(name, cfg, stream, cut=0):
+        seeds.append((name, cfg, cut, stream))
+
+    temp = "sensors/building-7/floor-3/temp"
+    will311 = ("clients/c1/status", b"offline", 1, True, b"")
+    will5 = ("clients/c1/status", b"offline", 2, False,
+             p_u32(0x18, 30) + p_byte(0x01, 1) + p_u32(0x02, 600) +
+             p_str(0x03, "text/plain") + p_str(0x08, "clients/c1/reply") +
+             p_str(0x09, b"\x01\x02") + p_user("origin", "seed"))
+    connect5_props = (p_u32(0x11, 3600) + p_u16(0x21, 100) + p_u32(0x27, 65536) +
+                      p_u16(0x22, 10) + p_byte(0x17, 1) + p_byte(0x19, 0) +
+                      p_user("tenant", "acme") + p_str(0x15, "SCRAM-SHA-256") +
+                      p_str(0x16, b"\x00client-first"))
+    connack5_props = (p_u32(0x11, 60) + p_u16(0x21, 20) + p_byte(0x24, 1) +
+                      p_byte(0x25, 1) + p_u32(0x27, 1 << 20) +
+                      p_str(0x12, "auto-7f3a") + p_u16(0x22, 5) +
+                      p_str(0x1F, "welcome") + p_user("node", "bw-1") +
+                      p_byte(0x28, 1) + p_byte(0x29, 1) + p_byte(0x2A, 0) +
+                      p_u16(0x13, 30) + p_str(0x1A, "resp/") + p_str(0x1C, "other:1883"))
+    pub5_props = (p_byte(0x01, 1) + p_u32(0x02, 60) + p_u16(0x23, 3) +
+                  p_str(0x08, "reply/to") + p_str(0x09, b"corr\x00id") +
+                  p_user("unit", "celsius") + p_user("unit", "kelvin") +
+                  p_var(0x0B, 1) + p_var(0x0B, 300000) + p_str(0x03, "application/json"))
+
+    # One valid packet of every type, 3.1.1.
+    add("v311-connect-min", V311, connect(False))
+    add("v311-connect-will-user-pass", V311,
+        connect(False, client="", keepalive=0, will=will311, user="alice", password=b"s3cret"))
+    add("v311-connack", V311, packet(CONNACK, 0, b"\x01\x00"))
+    add("v311-connack-refused", V311, packet(CONNACK, 0, b"\x00\x05"))
+    add("v311-publish-qos0", V311, publish(False, temp, b'{"t":21.5}'))
+    add("v311-publish-qos1", V311, publish(False, temp, b'{"t":21.5}', qos=1, pid=1), cut=9)
+    add("v311-publish-qos2-dup-retain", V311,
+        publish(False, "a/b", b"x" * 130, qos=2, pid=0xFFFF, dup=True, retain=True), cut=2)
+    add("v311-publish-empty-payload", V311, publish(False, "a", b""))
+    add("v311-puback", V311, ack(PUBACK, 1))
+    add("v311-pubrec", V311, ack(PUBREC, 2))
+    add("v311-pubrel", V311, ack(PUBREL, 2))
+    add("v311-pubcomp", V311, ack(PUBCOMP, 2))
+    add("v311-subscribe", V311,
+        subscribe(False, 10, [(temp, 1), ("sensors/+/floor-3/#", 2), ("#", 0),
+                              ("$share/g1/jobs/+", 1), ("bad/#/filter", 0)]))
+    add("v311-suback", V311, suback(SUBACK, False, 10, [1, 2, 0, 0x80]))
+    add("v311-unsubscribe", V311, unsubscribe(False, 11, [temp, "sensors/+/floor-3/#"]))
+    add("v311-unsuback", V311, packet(UNSUBACK, 0, u16(11)))
+    add("v311-pingreq", V311, packet(PINGREQ, 0, b""))
+    add("v311-pingresp", V311, packet(PINGRESP, 0, b""))
+    add("v311-disconnect", V311, packet(DISCONNECT, 0, b""))
+
+    # One valid packet of every type, 5.0.
+    add("v5-connect-min", V5, connect(True))
+    add("v5-connect-props-will", V5,
+        connect(True, client="dev-42", clean=False, cprops=connect5_props, will=will5,
+                user="bob", password=b"pw"))
+    add("v5-connect-password-only", V5, connect(True, password=b"token"))
+    add("v5-connack", V5, packet(CONNACK, 0, b"\x00\x00" + NOPROPS))
+    add("v5-connack-props", V5, packet(CONNACK, 0, b"\x01\x00" + props(connack5_props)))
+    add("v5-connack-refused", V5, packet(CONNACK, 0, b"\x00\x87" + props(p_str(0x1F, "no"))))
+    add("v5-publish-qos0", V5, publish(True, temp, b'{"t":21.5}'))
+    add("v5-publish-qos1-props", V5,
+        publish(True, temp, b'{"t":21.5}', qos=1, pid=7, pprops=pub5_props), cut=20)
+    add("v5-publish-alias-only", V5, publish(True, "", b"22.0", qos=2, pid=8,
+                                             pprops=p_u16(0x23, 3)))
+    add("v5-puback-short", V5, ack(PUBACK, 7))
+    add("v5-puback-code", V5, ack(PUBACK, 7, 0x10))
+    add("v5-pubrec-reason", V5, ack(PUBREC, 8, 0x80, p_str(0x1F, "quota") + p_user("k", "v")))
+    add("v5-pubrel-not-found", V5, ack(PUBREL, 8, 0x92, b""))
+    add("v5-pubcomp-props", V5, ack(PUBCOMP, 8, 0x00, p_str(0x1F, "done")))
+    add("v5-subscribe", V5,
+        subscribe(True, 12, [(temp, 0x01), ("a/+/c", 0x06), ("a/#", 0x2A),
+                             ("$share/grp/a/b", 0x12), ("x/y", 0x00)],
+                  sprops=p_var(0x0B, 42) + p_user("client", "seed")))
+    add("v5-suback", V5, suback(SUBACK, True, 12, [0, 1, 2, 0x80, 0x8F, 0x9E, 0xA1, 0xA2],
+                                sprops=p_str(0x1F, "partly")))
+    add("v5-unsubscribe", V5, unsubscribe(True, 13, ["a/+/c", "$share/grp/a/b"],
+                                          uprops=p_user("why", "done")))
+    add("v5-unsuback", V5, suback(UNSUBACK, True, 13, [0x00, 0x11, 0x8F]))
+    add("v5-pingreq", V5, packet(PINGREQ, 0, b""))
+    add("v5-pingresp", V5, packet(PINGRESP, 0, b""))
+    add("v5-disconnect-short", V5, packet(DISCONNECT, 0, b""))
+    add("v5-disconnect-code-only", V5, packet(DISCONNECT, 0, b"\x04"))
+    add("v5-disconnect-props", V5,
+        packet(DISCONNECT, 0, b"\x9c" + props(p_u32(0x11, 0) + p_str(0x1F, "moving") +
+                                               p_str(0x1C, "node-2:1883"))))
+    add("v5-auth", V5, packet(AUTH, 0, b"\x18" + props(p_str(0x15, "SCRAM-SHA-256") +
+                                                       p_str(0x16, b"server-first"))))
+    add("v5-auth-short", V5, packet(AUTH, 0, b""))
+
+    # Whole sessions, with different cuts and packet size limits.
+    s311 = (connect(False, client="s1") + subscribe(False, 1, [("a/#", 1)]) +
+            publish(False, "a/b", b"hello", qos=1, pid=2) + ack(PUBACK, 2) +
+            packet(PINGREQ, 0, b"") + unsubscribe(False, 3, ["a/#"]) +
+            packet(DISCONNECT, 0, b""))
+    add("v311-session", V311, s311, cut=17)
+    add("v311-session-max-128", V311 | 4 << 1, s311, cut=200)
+    s5 = (connect(True, client="s5", cprops=p_u16(0x22, 4)) +
+          subscribe(True, 1, [("a/+", 0x01)], sprops=p_var(0x0B, 9)) +
+          publish(True, "a/b", b"hello", qos=1, pid=2, pprops=p_u16(0x23, 1)) +
+          publish(True, "", b"again", pprops=p_u16(0x23, 1)) + ack(PUBACK, 2, 0x00, b"") +
+          packet(DISCONNECT, 0, b"\x00" + NOPROPS))
+    add("v5-session", V5, s5, cut=33)
+    # A 5.0 CONNECT on a connection the config calls 3.1.1 switches it.
+    add("v311-config-v5-connect", V311, connect(True) + publish(True, "t", b"p", pprops=b""))
+    big = publish(True, "big", b"B" * 300)
+    add("v5-publish-300", V5, big, cut=3)
+
+    # Malformed and refused input.
+    add("bad-type-0", V311, b"\x00\x00")
+    add("bad-varint-overlong", V311, b"\x30\xff\xff\xff\xff\x01")
+    add("bad-varint-nonminimal", V5, b"\x30\x80\x00")
+    add("bad-varint-max", V5, b"\x30\xff\xff\xff\x7f")
+    add("bad-truncated", V311, publish(False, "a/b", b"payload")[:6], cut=4)
+    add("bad-too-large-max-20", V5 | 3 << 1, publish(True, temp, b"x" * 100))
+    add("bad-too-large-max-2", V311 | 1 << 1, packet(PINGREQ, 0, b"") + ack(PUBACK, 1))
+    add("bad-topic-utf8-overlong", V311, publish(False, b"a/\xc0\x80", b""))
+    add("bad-topic-surrogate", V5, publish(True, b"a/\xed\xa0\x80", b""))
+    add("bad-topic-nul", V311, publish(False, b"a\x00b", b""))
+    add("bad-topic-wildcard", V311, publish(False, "a/+", b"x"))
+    add("bad-topic-empty-311", V311, publish(False, "", b"x"))
+    add("bad-topic-empty-no-alias", V5, publish(True, "", b"x"))
+    add("bad-publish-qos3", V311, packet(PUBLISH, 0x06, s("a") + u16(1)))
+    add("bad-publish-dup-qos0", V311, packet(PUBLISH, 0x08, s("a")))
+    add("bad-publish-pid-0", V311, publish(False, "a", b"", qos=1, pid=0))
+    add("bad-subscribe-flags", V311, packet(SUBSCRIBE, 0, u16(1) + s("a") + b"\x00"))
+    add("bad-subscribe-empty", V5, packet(SUBSCRIBE, 2, u16(1) + NOPROPS))
+    add("bad-subscribe-opts-311", V311, subscribe(False, 1, [("a", 0x04)]))
+    add("bad-subscribe-qos3", V5, subscribe(True, 1, [("a", 0x03)]))
+    add("bad-subscribe-nolocal-shared", V5, subscribe(True, 1, [("$share/g/a", 0x04)]))
+    add("bad-unsubscribe-empty", V311, packet(UNSUBSCRIBE, 2, u16(1)))
+    add("bad-auth-311", V311, packet(AUTH, 0, b""))
+    add("bad-puback-pid-0", V311, ack(PUBACK, 0))
+    add("bad-puback-trailing", V311, packet(PUBACK, 0, u16(1) + b"\x00"))
+    add("bad-puback-code", V5, ack(PUBACK, 1, 0x05))
+    add("bad-prop-duplicate", V5, publish(True, "a", b"", pprops=p_u16(0x23, 1) + p_u16(0x23, 2)))
+    add("bad-prop-wrong-packet", V5, publish(True, "a", b"", pprops=p_u32(0x11, 5)))
+    add("bad-prop-unknown", V5, publish(True, "a", b"", pprops=b"\x7f\x00"))
+    add("bad-prop-receive-max-0", V5, connect(True, cprops=p_u16(0x21, 0)))
+    add("bad-prop-topic-alias-0", V5, publish(True, "a", b"", pprops=p_u16(0x23, 0)))
+    add("bad-prop-sub-id-0", V5, publish(True, "a", b"", pprops=p_var(0x0B, 0)))
+    add("bad-prop-truncated", V5, publish(True, "a", b"", pprops=b"\x02\x00"))
+    add("bad-prop-length-past-end", V5, packet(PUBLISH, 0, s("a") + b"\x05\x01"))
+    add("bad-connect-mqisdp", V311, packet(CONNECT, 0, s("MQIsdp") + b"\x03\x02" + u16(60) + s("c")))
+    add("bad-connect-level-6", V5, packet(CONNECT, 0, s("MQTT") + b"\x06\x02" + u16(60) + s("c")))
+    add("bad-connect-reserved-flag", V311, packet(CONNECT, 0, s("MQTT") + b"\x04\x03" + u16(60) + s("c")))
+    add("bad-connect-will-qos3", V311, packet(CONNECT, 0, s("MQTT") + b"\x04\x1e" + u16(60) + s("c")))
+    add("bad-connect-auth-data-no-method", V5, connect(True, cprops=p_str(0x16, b"x")))
+    add("bad-connack-flags", V311, packet(CONNACK, 0, b"\x02\x00"))
+    add("bad-disconnect-code", V5, packet(DISCONNECT, 0, b"\x01"))
+    add("bad-pingreq-body", V5, packet(PINGREQ, 0, b"\x00"))
+    return seeds
+
+
+def topic_seeds():
+    pairs = [
+        ("exact", b"a/b/c", b"a/b/c"),
+        ("plus", b"a/+/c", b"a/x/c"),
+        ("plus-empty-level", b"a/+/c", b"a//c"),
+        ("hash-parent", b"a/#", b"a"),
+        ("hash-all", b"#", b"a/b/c"),
+        ("hash-dollar", b"#", b"$SYS/uptime"),
+        ("plus-dollar", b"+/x", b"$SYS/x"),
+        ("dollar-explicit", b"$SYS/#", b"$SYS/broker/load"),
+        ("plus-slash", b"+", b"/"),
+        ("plus-plus-slash", b"+/+", b"/"),
+        ("leading-slash", b"/+", b"/finance"),
+        ("trailing-slash", b"a/b/", b"a/b/"),
+        ("sensors", b"sensors/+/floor-3/#", b"sensors/building-7/floor-3/temp"),
+        ("shared", b"$share/g/a/+", b"a/b"),
+        ("shared-hash", b"$share/g/#", b"$SYS/x"),
+        ("shared-empty-group", b"$share//a", b"a"),
+        ("shared-no-filter", b"$share/g", b"g"),
+        ("shared-empty-filter", b"$share/g/", b"g"),
+        ("shared-wild-group", b"$share/g+/a", b"a"),
+        ("shared-nested", b"$share/g/$share/h/a", b"$share/h/a"),
+        ("share-no-slash", b"$share", b"$share"),
+        ("bad-hash-middle", b"a/#/b", b"a/x/b"),
+        ("bad-hash-glued", b"a/b#", b"a/b#"),
+        ("bad-plus-glued", b"a+/b", b"a+/b"),
+        ("utf8", "日本/+".encode(), "日本/東京".encode()),
+        ("utf8-4byte", "a/\U0001F600".encode(), "a/\U0001F600".encode()),
+        ("bad-utf8-overlong", b"a/\xc0\xaf", b"a/\xc0\xaf"),
+        ("bad-utf8-surrogate", b"\xed\xa0\x80", b"x"),
+        ("bad-utf8-above-max", b"\xf4\x90\x80\x80", b"x"),
+        ("bad-utf8-truncated", b"a\xe6\x97", b"a"),
+        ("nul", b"a\x00b", b"a\x00b"),
+        ("empty-both", b"", b""),
+        ("empty-name", b"#", b""),
+    ]
+    seeds = [(name, f + b"\xff" + n) for name, f, n in pairs]
+    seeds.append(("no-separator", b"a/+a/b"))
+    seeds.append(("many-levels", b"+/+/+/+/+/+/+/+/#\xff" + b"/".join([b"l"] * 40)))
+    return seeds
+
+
+def write(dirname, name, data):
+    path = os.path.join(HERE, "corpus", dirname, name)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    for d in ("decode", "topic"):
+        os.makedirs(os.path.join(HERE, "corpus", d), exist_ok=True)
+    dec = decode_seeds()
+    names = [n for n, _, _, _ in dec]
+    assert len(names) == len(set(names)), "duplicate decode seed name"
+    for name, cfg, cut, stream in dec:
+        write("decode", name, bytes([cfg, cut]) + stream)
+    top = topic_seeds()
+    for name, data in top:
+        write("topic", name, data)
+    print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
