@@ -1,0 +1,513 @@
+/*
+ * Configuration parsing (see config.h). The key table below is the single
+ * source of every key's type, range, default and unit; the file, the
+ * environment and --set all go through set_key(), so a value is judged the
+ * same way wherever it comes from.
+ */
+#include "node/config.h"
+
+#include "tenancy/tenant.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINE_MAX_BYTES 4096
+#define FILE_MAX_BYTES (1u << 20)
+
+enum key_type {
+	K_UINT, /* a number in [min, max] */
+	K_SIZE, /* bytes: a number with an optional k/m/g (x1024) suffix, e.g. 64k, 1MiB */
+	K_ENUM, /* one of names[] (stored as its index) */
+	K_PATH, /* a non-empty string */
+	K_LISTEN,
+};
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	uint32_t min, max, def;
+	const char *def_text; /* for K_PATH, and for describe() */
+	const char *unit;
+	const char *const *names; /* K_ENUM */
+	const char *help;
+};
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
+
+#define OFF(f) offsetof(struct bw_config, f)
+
+static const struct key_def keys[] = {
+	{ "listen", K_LISTEN, 0, 0, 0, 0, "(none)", NULL, NULL,
+	  "a listener, repeatable: `mqtt ADDR:PORT [tenant=NAME] [allow_anonymous=true]` or "
+	  "`http ADDR:PORT`" },
+	{ "workers", K_UINT, OFF(workers), 0, 256, 0, "0", "threads", NULL,
+	  "worker threads, each with its own io_uring; 0 means one per online CPU" },
+	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, 0, "/var/lib/bulwark", NULL, NULL,
+	  "directory for snapshots and the embedded stores" },
+	{ "log_level", K_ENUM, OFF(log_level), 0, 0, BW_LOG_INFO, "info", NULL, log_levels,
+	  "error, warn, info or debug" },
+	{ "log_format", K_ENUM, OFF(log_format), 0, 0, BW_LOG_TEXT, "text", NULL, log_formats,
+	  "text or json (one object a line)" },
+	{ "max_packet_size", K_SIZE, OFF(max_packet_size), 16, 268435460u, 1048576, NULL, "bytes",
+	  NULL, "largest packet accepted from or sent to a client" },
+	{ "max_inflight", K_UINT, OFF(max_inflight), 1, 65535, 64, NULL, "messages", NULL,
+	  "QoS 1/2 messages in flight a client, each direction (the Receive Maximum)" },
+	{ "max_queued_messages", K_UINT, OFF(max_queued_messages), 0, 10000000, 1000, NULL,
+	  "messages", NULL, "messages queued for a session beyond its inflight window" },
+	{ "max_keepalive", K_UINT, OFF(max_keepalive), 1, 65535, 3600, NULL, "seconds", NULL,
+	  "longest keep alive a client may ask for; longer requests are capped" },
+	{ "max_topic_length", K_UINT, OFF(max_topic_length), 1, 65535, 1024, NULL, "bytes", NULL,
+	  "longest topic name or filter" },
+	{ "max_topic_levels", K_UINT, OFF(max_topic_levels), 1, 1024, 32, NULL, "levels", NULL,
+	  "most '/'-separated levels in a topic name or filter" },
+	{ "max_subscriptions_per_client", K_UINT, OFF(max_subscriptions_per_client), 1, 1000000,
+	  100, NULL, "subscriptions", NULL, "subscriptions one session may hold" },
+	{ "max_connections", K_UINT, OFF(max_connections), 1, 10000000, 1000000, NULL,
+	  "connections", NULL, "client connections the node accepts in all" },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Where a value came from, for error messages. */
+struct origin {
+	const char *file; /* file name, or NULL */
+	unsigned line;
+	const char *env; /* environment variable name, or NULL */
+};
+
+static int fail(char *err, size_t n, const struct origin *o, const char *key, const char *fmt, ...)
+{
+	char msg[BW_CONFIG_ERROR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o->file)
+		snprintf(err, n, "%s:%u: %s: %s", o->file, o->line, key, msg);
+	else if (o->env)
+		snprintf(err, n, "environment %s: %s: %s", o->env, key, msg);
+	else
+		snprintf(err, n, "--set %s: %s", key, msg);
+	return -1;
+}
+
+static const struct key_def *find_key(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strlen(keys[i].name) == len && !memcmp(keys[i].name, name, len))
+			return &keys[i];
+	}
+	return NULL;
+}
+
+void bw_config_defaults(struct bw_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+		if (k->type == K_PATH)
+			snprintf((char *)c + k->offset, BW_CONFIG_PATH_MAX, "%s", k->def_text);
+		else if (k->type != K_LISTEN)
+			*(uint32_t *)((char *)c + k->offset) = k->def;
+	}
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcmp(v, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcmp(v, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* A decimal number with an optional binary suffix (sizes only). */
+static int parse_number(const char *v, bool size, uint64_t *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	if (size && *end) {
+		unsigned shift = 0;
+		switch (tolower((unsigned char)*end)) {
+		case 'k':
+			shift = 10;
+			break;
+		case 'm':
+			shift = 20;
+			break;
+		case 'g':
+			shift = 30;
+			break;
+		default:
+			return -1;
+		}
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'b' || *end == 'B')
+			end++;
+		if (n > (UINT64_MAX >> shift))
+			return -1;
+		n <<= shift;
+	}
+	if (*end)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* "A.B.C.D:PORT", "[V6]:PORT" or "*:PORT" (all IPv4 addresses). */
+static int parse_addr(const char *text, struct bw_listener_config *l)
+{
+	char host[64];
+	const char *colon;
+	uint64_t port;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, text + 1, (size_t)(close - text - 1));
+		host[close - text - 1] = 0;
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || (size_t)(colon - text) >= sizeof(host))
+			return -1;
+		memcpy(host, text, (size_t)(colon - text));
+		host[colon - text] = 0;
+	}
+	if (parse_number(colon + 1, false, &port) || port > 65535)
+		return -1;
+
+	memset(&l->addr, 0, sizeof(l->addr));
+	if (text[0] == '[') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&l->addr;
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -1;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		l->addr_len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&l->addr;
+		if (!strcmp(host, "*"))
+			a4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -1;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		l->addr_len = sizeof(*a4);
+	}
+	snprintf(l->addr_text, sizeof(l->addr_text), "%s", text);
+	return 0;
+}
+
+/* Splits off the next space-separated word of *s (modified in place). */
+static char *next_word(char **s)
+{
+	char *p = *s;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return NULL;
+	char *w = p;
+	while (*p && *p != ' ' && *p != '\t')
+		p++;
+	if (*p)
+		*p++ = 0;
+	*s = p;
+	return w;
+}
+
+static int parse_listen(struct bw_config *c, char *value, const struct origin *o, char *err,
+                        size_t n)
+{
+	struct bw_listener_config l;
+	char *kind = next_word(&value), *addr = next_word(&value), *opt;
+
+	memset(&l, 0, sizeof(l));
+	snprintf(l.tenant, sizeof(l.tenant), "default");
+	if (!kind || !addr)
+		return fail(err, n, o, "listen", "expected `KIND ADDR:PORT [OPTION=VALUE...]`");
+	if (!strcmp(kind, "mqtt"))
+		l.kind = BW_LISTEN_MQTT;
+	else if (!strcmp(kind, "http"))
+		l.kind = BW_LISTEN_HTTP;
+	else
+		return fail(err, n, o, "listen", "unknown listener kind '%s' (mqtt or http)", kind);
+	if (parse_addr(addr, &l))
+		return fail(err, n, o, "listen",
+		            "'%s' is not ADDR:PORT (IPv4, [IPv6] or *, port 0-65535)", addr);
+	while ((opt = next_word(&value))) {
+		char *eq = strchr(opt, '=');
+		if (!eq)
+			return fail(err, n, o, "listen", "option '%s' is not NAME=VALUE", opt);
+		*eq = 0;
+		const char *v = eq + 1;
+		if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "tenant")) {
+			if (bw_tenant_name_check(v, strlen(v)))
+				return fail(err, n, o, "listen",
+				            "tenant '%s' is not a DNS label (a-z, 0-9, '-')", v);
+			snprintf(l.tenant, sizeof(l.tenant), "%s", v);
+		} else if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "allow_anonymous")) {
+			if (parse_bool(v, &l.allow_anonymous))
+				return fail(err, n, o, "listen",
+				            "allow_anonymous must be true or false, not '%s'", v);
+		} else {
+			return fail(err, n, o, "listen", "unknown option '%s' for a %s listener",
+			            opt, kind);
+		}
+	}
+	if (c->listener_count == BW_CONFIG_LISTENERS_MAX)
+		return fail(err, n, o, "listen", "more than %d listeners", BW_CONFIG_LISTENERS_MAX);
+	c->listeners[c->listener_count++] = l;
+	return 0;
+}
+
+static int set_key(struct bw_config *c, const struct key_def *k, char *value,
+                   const struct origin *o, char *err, size_t n)
+{
+	uint64_t v;
+
+	switch (k->type) {
+	case K_LISTEN:
+		return parse_listen(c, value, o, err, n);
+	case K_PATH:
+		if (!*value)
+			return fail(err, n, o, k->name, "needs a value");
+		if (strlen(value) >= BW_CONFIG_PATH_MAX)
+			return fail(err, n, o, k->name, "longer than %d bytes",
+			            BW_CONFIG_PATH_MAX - 1);
+		snprintf((char *)c + k->offset, BW_CONFIG_PATH_MAX, "%s", value);
+		return 0;
+	case K_ENUM:
+		for (uint32_t i = 0; k->names[i]; i++) {
+			if (!strcmp(value, k->names[i])) {
+				*(uint32_t *)((char *)c + k->offset) = i;
+				return 0;
+			}
+		}
+		return fail(err, n, o, k->name, "'%s' is not one of the allowed values (%s)", value,
+		            k->help);
+	case K_UINT:
+	case K_SIZE:
+		if (parse_number(value, k->type == K_SIZE, &v))
+			return fail(err, n, o, k->name, "'%s' is not a %s", value,
+			            k->type == K_SIZE ? "size (a number, optionally with k, m or g)"
+			                              : "whole number");
+		if (v < k->min || v > k->max)
+			return fail(err, n, o, k->name, "%s is out of range (%u..%u %s)", value,
+			            k->min, k->max, k->unit);
+		*(uint32_t *)((char *)c + k->offset) = (uint32_t)v;
+		return 0;
+	}
+	return 0;
+}
+
+/* Trims spaces and tabs at both ends, in place. */
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t len = strlen(s);
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+		s[--len] = 0;
+	return s;
+}
+
+int bw_config_load_text(struct bw_config *c, const char *name, const char *text, char *err,
+                        size_t err_len)
+{
+	char line[LINE_MAX_BYTES + 2];
+	unsigned seen[NKEYS] = { 0 }; /* line each single key was set on */
+	struct origin o = { .file = name };
+	const char *p = text;
+
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		o.line++;
+		if (len > LINE_MAX_BYTES)
+			return fail(err, err_len, &o, "(line)", "longer than %d bytes",
+			            LINE_MAX_BYTES);
+		memcpy(line, p, len);
+		line[len] = 0;
+		p += len + (eol ? 1 : 0);
+
+		/* A comment starts the line or follows a blank. */
+		for (char *h = line; (h = strchr(h, '#')); h++) {
+			if (h == line || h[-1] == ' ' || h[-1] == '\t') {
+				*h = 0;
+				break;
+			}
+		}
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *key = s;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		size_t key_len = (size_t)(s - key);
+		char *value = trim(s);
+		const struct key_def *k = find_key(key, key_len);
+		key[key_len] = 0;
+		if (!k)
+			return fail(err, err_len, &o, key, "unknown key");
+		if (!*value)
+			return fail(err, err_len, &o, key, "needs a value");
+		size_t idx = (size_t)(k - keys);
+		if (k->type != K_LISTEN && seen[idx])
+			return fail(err, err_len, &o, key, "already set on line %u", seen[idx]);
+		seen[idx] = o.line;
+		if (set_key(c, k, value, &o, err, err_len))
+			return -1;
+	}
+	return 0;
+}
+
+int bw_config_load_file(struct bw_config *c, const char *path, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	char *text = malloc(FILE_MAX_BYTES + 1);
+	if (!text) {
+		fclose(f);
+		snprintf(err, err_len, "%s: out of memory", path);
+		return -1;
+	}
+	size_t n = fread(text, 1, FILE_MAX_BYTES + 1, f);
+	int rc = -1;
+	if (ferror(f))
+		snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+	else if (n > FILE_MAX_BYTES)
+		snprintf(err, err_len, "%s: larger than %u bytes", path, FILE_MAX_BYTES);
+	else if (memchr(text, 0, n))
+		snprintf(err, err_len, "%s: holds a NUL byte; not a text file", path);
+	else {
+		text[n] = 0;
+		rc = bw_config_load_text(c, path, text, err, err_len);
+	}
+	free(text);
+	fclose(f);
+	return rc;
+}
+
+int bw_config_load_env(struct bw_config *c, char *const *envp, char *err, size_t err_len)
+{
+	static const char prefix[] = "BULWARK_";
+
+	for (; envp && *envp; envp++) {
+		const char *e = *envp;
+		const char *eq = strchr(e, '=');
+		if (strncmp(e, prefix, sizeof(prefix) - 1) || !eq)
+			continue;
+		char name[128], key[128], value[LINE_MAX_BYTES + 1];
+		size_t nlen = (size_t)(eq - e);
+		struct origin o = { .env = name };
+		snprintf(name, sizeof(name), "%.*s", (int)nlen, e);
+		size_t klen = nlen - (sizeof(prefix) - 1);
+		if (klen >= sizeof(key))
+			klen = sizeof(key) - 1;
+		for (size_t i = 0; i < klen; i++)
+			key[i] = (char)tolower((unsigned char)e[sizeof(prefix) - 1 + i]);
+		key[klen] = 0;
+		const struct key_def *k = find_key(key, klen);
+		if (!k)
+			return fail(err, err_len, &o, key, "unknown key");
+		if (strlen(eq + 1) > LINE_MAX_BYTES)
+			return fail(err, err_len, &o, key, "longer than %d bytes", LINE_MAX_BYTES);
+		snprintf(value, sizeof(value), "%s", eq + 1);
+		if (k->type == K_LISTEN) {
+			c->listener_count = 0;
+			for (char *save = NULL, *part = strtok_r(value, ";", &save); part;
+			     part = strtok_r(NULL, ";", &save)) {
+				if (set_key(c, k, trim(part), &o, err, err_len))
+					return -1;
+			}
+			continue;
+		}
+		if (set_key(c, k, trim(value), &o, err, err_len))
+			return -1;
+	}
+	return 0;
+}
+
+int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t err_len)
+{
+	char value[LINE_MAX_BYTES + 1];
+	struct origin o = { 0 };
+	const char *eq = strchr(assignment, '=');
+
+	if (!eq) {
+		snprintf(err, err_len, "--set %s: expected key=value", assignment);
+		return -1;
+	}
+	char key[128];
+	snprintf(key, sizeof(key), "%.*s", (int)(eq - assignment), assignment);
+	const struct key_def *k = find_key(assignment, (size_t)(eq - assignment));
+	if (!k)
+		return fail(err, err_len, &o, key, "unknown key");
+	if (strlen(eq + 1) > LINE_MAX_BYTES)
+		return fail(err, err_len, &o, key, "longer than %d bytes", LINE_MAX_BYTES);
+	snprintf(value, sizeof(value), "%s", eq + 1);
+	if (k->type == K_LISTEN && !c->listeners_from_set) {
+		c->listener_count = 0;
+		c->listeners_from_set = true;
+	}
+	return set_key(c, k, trim(value), &o, err, err_len);
+}
+
+int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
+{
+	bool mqtt = false;
+	for (uint32_t i = 0; i < c->listener_count; i++)
+		mqtt |= c->listeners[i].kind == BW_LISTEN_MQTT;
+	if (!mqtt) {
+		snprintf(err, err_len,
+		         "listen: no MQTT listener configured (add e.g. `listen mqtt "
+		         "127.0.0.1:1883`)");
+		return -1;
+	}
+	return 0;
+}
+
+void bw_config_describe(FILE *out)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+		char def[32];
+		const char *d = k->def_text;
+		if (!d) {
+			snprintf(def, sizeof(def), "%u", k->def);
+			d = def;
+		}
+		fprintf(out, "%-30s default %s%s%s\n    %s\n", k->name, d, k->unit ? " " : "",
+		        k->unit ? k->unit : "", k->help);
+	}
+}

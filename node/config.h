@@ -1,0 +1,106 @@
+/*
+ * The node's configuration: `key value` lines with `#` comments (the
+ * Redis/Mosquitto convention), overridable per key by the environment
+ * (BULWARK_<KEY>) and by `--set key=value`, applied in that order. Every key
+ * is a row of one table (config.c) that holds its type, range, default and
+ * unit, so parsing, defaults and `bulwark --help-config` cannot disagree.
+ *
+ * Errors name where the bad value came from and the key: "FILE:LINE: KEY:
+ * ...", "environment BULWARK_KEY: ..." or "--set KEY: ...". The node does
+ * not start on any error.
+ */
+#ifndef BW_NODE_CONFIG_H
+#define BW_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define BW_CONFIG_LISTENERS_MAX 16
+#define BW_CONFIG_NAME_MAX      64
+#define BW_CONFIG_PATH_MAX      256
+#define BW_CONFIG_ERROR_MAX     512
+
+enum bw_listener_kind {
+	BW_LISTEN_MQTT,
+	BW_LISTEN_HTTP,
+};
+
+struct bw_listener_config {
+	enum bw_listener_kind kind;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char addr_text[80];              /* as written, for logs */
+	char tenant[BW_CONFIG_NAME_MAX]; /* "default" unless tenant= says */
+	bool allow_anonymous;
+};
+
+enum bw_log_format {
+	BW_LOG_TEXT,
+	BW_LOG_JSON,
+};
+
+enum bw_log_level {
+	BW_LOG_ERROR,
+	BW_LOG_WARN,
+	BW_LOG_INFO,
+	BW_LOG_DEBUG,
+};
+
+struct bw_config {
+	struct bw_listener_config listeners[BW_CONFIG_LISTENERS_MAX];
+	uint32_t listener_count;
+	uint32_t workers; /* 0: one per online CPU */
+	char state_dir[BW_CONFIG_PATH_MAX];
+	uint32_t log_level;  /* enum bw_log_level */
+	uint32_t log_format; /* enum bw_log_format */
+	uint32_t max_packet_size;
+	uint32_t max_inflight;
+	uint32_t max_queued_messages;
+	uint32_t max_keepalive;
+	uint32_t max_topic_length;
+	uint32_t max_topic_levels;
+	uint32_t max_subscriptions_per_client;
+	uint32_t max_connections;
+	bool listeners_from_set; /* a --set listen has replaced the listeners */
+};
+
+/* Sets every key to its default (no listeners). */
+void bw_config_defaults(struct bw_config *c);
+
+/*
+ * Applies the file at `path` on top of *c. Returns 0, or -1 with a message
+ * naming the file, line and key in err (err_len bytes).
+ */
+int bw_config_load_file(struct bw_config *c, const char *path, char *err, size_t err_len);
+
+/*
+ * Applies the text of a config file held in memory; `name` stands for the
+ * file in messages. Same contract as bw_config_load_file().
+ */
+int bw_config_load_text(struct bw_config *c, const char *name, const char *text, char *err,
+                        size_t err_len);
+
+/*
+ * Applies BULWARK_<KEY> variables from envp (NULL-terminated "K=V"
+ * strings). A variable for a repeatable key (listen) holds entries
+ * separated by ';' and replaces the file's entries. Variables starting with
+ * BULWARK_ that name no key are errors, so a typo cannot go unnoticed.
+ */
+int bw_config_load_env(struct bw_config *c, char *const *envp, char *err, size_t err_len);
+
+/*
+ * Applies one `--set key=value`. The first --set of a repeatable key
+ * replaces the entries from the file and environment; later ones add to it.
+ */
+int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t err_len);
+
+/* Checks what no single key can: e.g. at least one MQTT listener. */
+int bw_config_validate(const struct bw_config *c, char *err, size_t err_len);
+
+/* Writes every key with its default, unit and meaning (for --help-config). */
+void bw_config_describe(FILE *out);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * Node configuration: defaults, every key's parsing and range, listener
+ * syntax, comments, and that every error names its origin (file and line,
+ * environment variable, or --set) and the key. Precedence is file, then
+ * environment, then --set.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "node/config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static char err[BW_CONFIG_ERROR_MAX];
+
+static int load(struct bw_config *c, const char *text)
+{
+	bw_config_defaults(c);
+	err[0] = 0;
+	return bw_config_load_text(c, "test.conf", text, err, sizeof(err));
+}
+
+static void expect_error(const char *text, const char *message)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, text), -1);
+	if (!strstr(err, message))
+		fail_msg("error '%s' does not contain '%s'", err, message);
+}
+
+static void test_defaults(void **state)
+{
+	struct bw_config c;
+	bw_config_defaults(&c);
+	assert_int_equal(c.listener_count, 0);
+	assert_int_equal(c.workers, 0);
+	assert_string_equal(c.state_dir, "/var/lib/bulwark");
+	assert_int_equal(c.log_level, BW_LOG_INFO);
+	assert_int_equal(c.log_format, BW_LOG_TEXT);
+	assert_int_equal(c.max_packet_size, 1048576);
+	assert_int_equal(c.max_inflight, 64);
+	assert_int_equal(c.max_queued_messages, 1000);
+	assert_int_equal(c.max_keepalive, 3600);
+	assert_int_equal(c.max_topic_length, 1024);
+	assert_int_equal(c.max_topic_levels, 32);
+	assert_int_equal(c.max_subscriptions_per_client, 100);
+	assert_int_equal(c.max_connections, 1000000);
+}
+
+static void test_every_key(void **state)
+{
+	struct bw_config c;
+	const char *text = "# a comment\n"
+	                   "\n"
+	                   "listen mqtt 127.0.0.1:1883 tenant=acme allow_anonymous=true\n"
+	                   "listen http 127.0.0.1:9100   # metrics\n"
+	                   "workers 2\n"
+	                   "state_dir /tmp/bw state\n"
+	                   "log_level debug\r\n"
+	                   "log_format json\n"
+	                   "max_packet_size 64k\n"
+	                   "max_inflight 10\n"
+	                   "max_queued_messages 0\n"
+	                   "max_keepalive 60\n"
+	                   "max_topic_length 200\n"
+	                   "max_topic_levels 8\n"
+	                   "max_subscriptions_per_client 5\n"
+	                   "\tmax_connections   77  \n";
+	assert_int_equal(load(&c, text), 0);
+	assert_int_equal(c.listener_count, 2);
+	assert_int_equal(c.listeners[0].kind, BW_LISTEN_MQTT);
+	assert_string_equal(c.listeners[0].tenant, "acme");
+	assert_true(c.listeners[0].allow_anonymous);
+	assert_string_equal(c.listeners[0].addr_text, "127.0.0.1:1883");
+	const struct sockaddr_in *a = (const struct sockaddr_in *)&c.listeners[0].addr;
+	assert_int_equal(a->sin_family, AF_INET);
+	assert_int_equal(ntohs(a->sin_port), 1883);
+	assert_int_equal(ntohl(a->sin_addr.s_addr), 0x7F000001);
+	assert_int_equal(c.listeners[1].kind, BW_LISTEN_HTTP);
+	assert_string_equal(c.listeners[1].tenant, "default");
+	assert_false(c.listeners[1].allow_anonymous);
+	assert_int_equal(c.workers, 2);
+	assert_string_equal(c.state_dir, "/tmp/bw state");
+	assert_int_equal(c.log_level, BW_LOG_DEBUG);
+	assert_int_equal(c.log_format, BW_LOG_JSON);
+	assert_int_equal(c.max_packet_size, 65536);
+	assert_int_equal(c.max_inflight, 10);
+	assert_int_equal(c.max_queued_messages, 0);
+	assert_int_equal(c.max_keepalive, 60);
+	assert_int_equal(c.max_topic_length, 200);
+	assert_int_equal(c.max_topic_levels, 8);
+	assert_int_equal(c.max_subscriptions_per_client, 5);
+	assert_int_equal(c.max_connections, 77);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+}
+
+static void test_sizes(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "max_packet_size 2m"), 0);
+	assert_int_equal(c.max_packet_size, 2u << 20);
+	assert_int_equal(load(&c, "max_packet_size 1MiB"), 0);
+	assert_int_equal(c.max_packet_size, 1u << 20);
+	assert_int_equal(load(&c, "max_packet_size 16KB"), 0);
+	assert_int_equal(c.max_packet_size, 16u << 10);
+	assert_int_equal(load(&c, "max_packet_size 268435460"), 0);
+	expect_error("max_packet_size 268435461",
+	             "test.conf:1: max_packet_size: 268435461 is out of range");
+	expect_error("max_packet_size 1g", "out of range");
+	expect_error("max_packet_size 15", "out of range (16..268435460 bytes)");
+	expect_error("max_packet_size 12x", "is not a size");
+	expect_error("max_packet_size 99999999999999999999999", "is not a size");
+	expect_error("max_inflight 1k", "is not a whole number");
+}
+
+static void test_listen_forms(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "listen mqtt [::1]:0\nlisten mqtt *:1884\n"), 0);
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&c.listeners[0].addr;
+	assert_int_equal(a6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(a6->sin6_port), 0);
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&c.listeners[1].addr;
+	assert_int_equal(a4->sin_addr.s_addr, htonl(INADDR_ANY));
+	assert_int_equal(ntohs(a4->sin_port), 1884);
+
+	expect_error("listen mqtt", "test.conf:1: listen: expected `KIND ADDR:PORT");
+	expect_error("listen mqtts 127.0.0.1:8883", "unknown listener kind 'mqtts'");
+	expect_error("listen mqtt 127.0.0.1", "'127.0.0.1' is not ADDR:PORT");
+	expect_error("listen mqtt 127.0.0.1:65536", "is not ADDR:PORT");
+	expect_error("listen mqtt 127.0.0.1:-1", "is not ADDR:PORT");
+	expect_error("listen mqtt 300.0.0.1:1", "is not ADDR:PORT");
+	expect_error("listen mqtt [::1:1", "is not ADDR:PORT");
+	expect_error("listen mqtt localhost:1", "is not ADDR:PORT");
+	expect_error("listen mqtt 127.0.0.1:1 tenant=Acme", "tenant 'Acme' is not a DNS label");
+	expect_error("listen mqtt 127.0.0.1:1 allow_anonymous=maybe",
+	             "allow_anonymous must be true or false");
+	expect_error("listen mqtt 127.0.0.1:1 colour=red", "unknown option 'colour'");
+	expect_error("listen mqtt 127.0.0.1:1 tenant", "option 'tenant' is not NAME=VALUE");
+	expect_error("listen http 127.0.0.1:1 tenant=acme", "unknown option 'tenant' for a http");
+
+	char many[2048] = "";
+	for (int i = 0; i <= BW_CONFIG_LISTENERS_MAX; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+		         "listen mqtt 127.0.0.1:%d\n", 2000 + i);
+	expect_error(many, "test.conf:17: listen: more than 16 listeners");
+}
+
+static void test_file_errors_name_line_and_key(void **state)
+{
+	expect_error("workers 1\n\n# x\nbogus 1\n", "test.conf:4: bogus: unknown key");
+	expect_error("workers\n", "test.conf:1: workers: needs a value");
+	expect_error("workers 1\nworkers 2\n", "test.conf:2: workers: already set on line 1");
+	expect_error("workers 257", "test.conf:1: workers: 257 is out of range (0..256 threads)");
+	expect_error("log_level loud", "log_level: 'loud' is not one of the allowed values");
+	expect_error("log_format xml", "log_format: 'xml' is not one");
+	expect_error("max_inflight 0", "max_inflight: 0 is out of range (1..65535 messages)");
+	expect_error("max_inflight 65536", "out of range");
+	expect_error("max_keepalive -5", "is not a whole number");
+
+	char longline[5000];
+	memset(longline, 'a', sizeof(longline) - 1);
+	longline[sizeof(longline) - 1] = 0;
+	expect_error(longline, "test.conf:1: (line): longer than 4096 bytes");
+}
+
+static void test_hash_inside_a_value_is_kept(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "state_dir /tmp/a#b # comment"), 0);
+	assert_string_equal(c.state_dir, "/tmp/a#b");
+}
+
+static void test_load_file(void **state)
+{
+	struct bw_config c;
+	char path[] = "/tmp/bw-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char text[] = "listen mqtt 127.0.0.1:1883\nmax_inflight nine\n";
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	bw_config_defaults(&c);
+	assert_int_equal(bw_config_load_file(&c, path, err, sizeof(err)), -1);
+	char want[128];
+	snprintf(want, sizeof(want), "%s:2: max_inflight: 'nine' is not a whole number", path);
+	assert_string_equal(err, want);
+
+	/* A NUL byte means this is not a config file. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, "workers 1\n\0x", 12), 12);
+	close(fd);
+	assert_int_equal(bw_config_load_file(&c, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "NUL byte"));
+	unlink(path);
+
+	assert_int_equal(bw_config_load_file(&c, "/nonexistent/bulwark.conf", err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err,
+	                    "/nonexistent/bulwark.conf: cannot open: No such file or directory");
+}
+
+static void test_environment(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nmax_inflight 5\n"), 0);
+	char *env[] = { "PATH=/bin", "BULWARK_MAX_INFLIGHT= 9 ",
+		        "BULWARK_LISTEN=mqtt 127.0.0.1:1; http 127.0.0.1:2", "BULWARKX=1", NULL };
+	assert_int_equal(bw_config_load_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.max_inflight, 9);
+	assert_int_equal(c.listener_count, 2);
+	assert_string_equal(c.listeners[0].addr_text, "127.0.0.1:1");
+	assert_int_equal(c.listeners[1].kind, BW_LISTEN_HTTP);
+
+	char *typo[] = { "BULWARK_MAX_INFLGHT=3", NULL };
+	assert_int_equal(bw_config_load_env(&c, typo, err, sizeof(err)), -1);
+	assert_string_equal(err, "environment BULWARK_MAX_INFLGHT: max_inflght: unknown key");
+	char *bad[] = { "BULWARK_WORKERS=many", NULL };
+	assert_int_equal(bw_config_load_env(&c, bad, err, sizeof(err)), -1);
+	assert_string_equal(err,
+	                    "environment BULWARK_WORKERS: workers: 'many' is not a whole number");
+}
+
+static void test_set(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nworkers 1\n"), 0);
+	assert_int_equal(bw_config_set(&c, "workers=3", err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(bw_config_set(&c, "listen=mqtt 127.0.0.1:7", err, sizeof(err)), 0);
+	assert_int_equal(bw_config_set(&c, "listen=http 127.0.0.1:8", err, sizeof(err)), 0);
+	assert_int_equal(c.listener_count, 2);
+	assert_string_equal(c.listeners[0].addr_text, "127.0.0.1:7");
+
+	assert_int_equal(bw_config_set(&c, "workers", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set workers: expected key=value");
+	assert_int_equal(bw_config_set(&c, "wrkers=1", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set wrkers: unknown key");
+	assert_int_equal(bw_config_set(&c, "max_topic_levels=0", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set max_topic_levels: 0 is out of range (1..1024 levels)");
+	assert_int_equal(bw_config_set(&c, "state_dir=", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set state_dir: needs a value");
+}
+
+static void test_validate_needs_an_mqtt_listener(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "listen http 127.0.0.1:9100"), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no MQTT listener"));
+}
+
+static void test_describe_lists_every_key(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	bw_config_describe(f);
+	fclose(f);
+	const char *names[] = { "listen",           "workers",
+		                "state_dir",        "log_level",
+		                "log_format",       "max_packet_size",
+		                "max_inflight",     "max_queued_messages",
+		                "max_keepalive",    "max_topic_length",
+		                "max_topic_levels", "max_subscriptions_per_client",
+		                "max_connections" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strstr(text, names[i]))
+			fail_msg("describe lacks %s", names[i]);
+	}
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_file_errors_name_line_and_key),
+		cmocka_unit_test(test_hash_inside_a_value_is_kept),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_environment),
+		cmocka_unit_test(test_set),
+		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
+		cmocka_unit_test(test_describe_lists_every_key),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
