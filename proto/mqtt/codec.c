@@ -9,16 +9,10 @@
 #include "proto/mqtt/props.h"
 #include "proto/mqtt/topic.h"
 #include "proto/mqtt/utf8.h"
+#include "proto/mqtt/wire.h"
 
 #include <errno.h>
 #include <string.h>
-
-#define FAIL(rc, msg)                                                                              \
-	do {                                                                                       \
-		if (why)                                                                           \
-			*why = (msg);                                                              \
-		return -(rc);                                                                      \
-	} while (0)
 
 /* ---- variable byte integers ------------------------------------------- */
 
@@ -111,7 +105,7 @@ static bool rd_u16(struct rd *r, uint16_t *v)
 {
 	if (left(r) < 2)
 		return false;
-	*v = (uint16_t)(r->b[r->off] << 8 | r->b[r->off + 1]);
+	*v = get16(r->b + r->off);
 	r->off += 2;
 	return true;
 }
@@ -563,7 +557,7 @@ bool bw_codec_next_sub(const struct bw_subscribe *s, uint8_t version, uint32_t *
 	if (*off >= s->entries.len)
 		return false;
 	const uint8_t *b = s->entries.p + *off;
-	uint16_t n = (uint16_t)(b[0] << 8 | b[1]);
+	uint16_t n = get16(b);
 	uint8_t o = b[2 + n];
 
 	e->filter.p = b + 2;
@@ -587,25 +581,10 @@ bool bw_codec_next_unsub(const struct bw_unsubscribe *u, uint32_t *off, struct b
 	if (*off >= u->entries.len)
 		return false;
 	const uint8_t *b = u->entries.p + *off;
-	filter->len = (uint16_t)(b[0] << 8 | b[1]);
+	filter->len = get16(b);
 	filter->p = b + 2;
 	*off += 2u + filter->len;
 	return true;
-}
-
-static uint8_t *put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-	return b + 2;
-}
-
-static uint8_t *put_lp(uint8_t *b, const uint8_t *s, uint32_t n)
-{
-	b = put16(b, (uint16_t)n);
-	if (n)
-		memcpy(b, s, n);
-	return b + n;
 }
 
 int bw_codec_put_sub(uint8_t *buf, size_t cap, uint32_t *len, const struct bw_sub_entry *e,

@@ -7,6 +7,7 @@
 
 #include "proto/mqtt/codec.h"
 #include "proto/mqtt/utf8.h"
+#include "proto/mqtt/wire.h"
 
 #include <errno.h>
 #include <string.h>
@@ -87,16 +88,6 @@ const char *bw_prop_name(uint8_t id)
 	return props[id].name;
 }
 
-static inline uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static inline uint32_t get32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
 /*
  * Reads a two-byte-length-prefixed field at buf[*off..len). Returns false
  * when it runs past len.
@@ -113,13 +104,6 @@ static bool get_lp(const uint8_t *buf, uint32_t len, uint32_t *off, const uint8_
 	*off += 2 + l;
 	return true;
 }
-
-#define FAIL(rc, msg)                                                                              \
-	do {                                                                                       \
-		if (why)                                                                           \
-			*why = (msg);                                                              \
-		return -(rc);                                                                      \
-	} while (0)
 
 /* Checks a 0/1 byte property. */
 static int bool_prop(uint8_t v, const char **why)
@@ -398,21 +382,6 @@ uint32_t bw_props_size(const struct bw_props *p)
 	return n + p->raw.len;
 }
 
-static uint8_t *put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-	return b + 2;
-}
-
-static uint8_t *put_lp(uint8_t *b, const uint8_t *s, uint32_t n)
-{
-	b = put16(b, (uint16_t)n);
-	if (n)
-		memcpy(b, s, n);
-	return b + n;
-}
-
 uint32_t bw_props_encode(const struct bw_props *p, uint8_t *buf)
 {
 	uint32_t n = bw_props_encode_head(p, buf);
@@ -474,8 +443,7 @@ uint32_t bw_props_encode_head(const struct bw_props *p, uint8_t *buf)
 			             : id == BW_PROP_SESSION_EXPIRY ? p->session_expiry
 			             : id == BW_PROP_WILL_DELAY     ? p->will_delay
 			                                            : p->max_packet_size;
-			b = put16(b, (uint16_t)(v >> 16));
-			b = put16(b, (uint16_t)v);
+			b = put32(b, v);
 			break;
 		}
 		case BW_PROP_SUBSCRIPTION_ID:
