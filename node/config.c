@@ -56,6 +56,8 @@ static const struct key_def keys[] = {
 	  "error, warn, info or debug" },
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, BW_LOG_TEXT, "text", NULL, log_formats,
 	  "text or json (one object a line)" },
+	{ "log_file", K_PATH, OFF(log_file), 0, 0, 0, "", NULL, NULL,
+	  "file the log is appended to (reopened on SIGHUP); unset: standard error" },
 	{ "max_packet_size", K_SIZE, OFF(max_packet_size), 16, 268435460u, 1048576, NULL, "bytes",
 	  NULL, "largest packet accepted from or sent to a client" },
 	{ "max_inflight", K_UINT, OFF(max_inflight), 1, 65535, 64, NULL, "messages", NULL,

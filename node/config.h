@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "node/log.h"
+
 #define BW_CONFIG_LISTENERS_MAX 16
 #define BW_CONFIG_NAME_MAX      64
 #define BW_CONFIG_PATH_MAX      256
@@ -37,25 +39,14 @@ struct bw_listener_config {
 	bool allow_anonymous;
 };
 
-enum bw_log_format {
-	BW_LOG_TEXT,
-	BW_LOG_JSON,
-};
-
-enum bw_log_level {
-	BW_LOG_ERROR,
-	BW_LOG_WARN,
-	BW_LOG_INFO,
-	BW_LOG_DEBUG,
-};
-
 struct bw_config {
 	struct bw_listener_config listeners[BW_CONFIG_LISTENERS_MAX];
 	uint32_t listener_count;
 	uint32_t workers; /* 0: one per online CPU */
 	char state_dir[BW_CONFIG_PATH_MAX];
-	uint32_t log_level;  /* enum bw_log_level */
-	uint32_t log_format; /* enum bw_log_format */
+	uint32_t log_level;                /* enum bw_log_level */
+	uint32_t log_format;               /* enum bw_log_format */
+	char log_file[BW_CONFIG_PATH_MAX]; /* empty: standard error */
 	uint32_t max_packet_size;
 	uint32_t max_inflight;
 	uint32_t max_queued_messages;

@@ -46,6 +46,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.state_dir, "/var/lib/bulwark");
 	assert_int_equal(c.log_level, BW_LOG_INFO);
 	assert_int_equal(c.log_format, BW_LOG_TEXT);
+	assert_string_equal(c.log_file, "");
 	assert_int_equal(c.max_packet_size, 1048576);
 	assert_int_equal(c.max_inflight, 64);
 	assert_int_equal(c.max_queued_messages, 1000);
@@ -67,6 +68,7 @@ static void test_every_key(void **state)
 	                   "state_dir /tmp/bw state\n"
 	                   "log_level debug\r\n"
 	                   "log_format json\n"
+	                   "log_file /var/log/bulwark.log\n"
 	                   "max_packet_size 64k\n"
 	                   "max_inflight 10\n"
 	                   "max_queued_messages 0\n"
@@ -92,6 +94,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c.state_dir, "/tmp/bw state");
 	assert_int_equal(c.log_level, BW_LOG_DEBUG);
 	assert_int_equal(c.log_format, BW_LOG_JSON);
+	assert_string_equal(c.log_file, "/var/log/bulwark.log");
 	assert_int_equal(c.max_packet_size, 65536);
 	assert_int_equal(c.max_inflight, 10);
 	assert_int_equal(c.max_queued_messages, 0);
