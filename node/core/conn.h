@@ -1,0 +1,121 @@
+/*
+ * The MQTT protocol engine of one client connection, without I/O: the
+ * worker feeds it received bytes (bw_conn_input) and sends what it queues
+ * on its output queue; everything the connection needs from the broker
+ * (authentication, sessions, routing, subscriptions, retained messages,
+ * time) it asks through struct bw_conn_ops. So the whole MQTT behaviour of
+ * a connection is testable by feeding bytes and reading bytes.
+ *
+ * States: AWAIT_CONNECT (only CONNECT is accepted), CONNECTED, CLOSING
+ * (nothing more is read; the output queue drains, then the worker closes
+ * the socket). A protocol violation queues the right DISCONNECT (5.0) and
+ * moves to CLOSING; bw_conn_input() then returns -EPROTO.
+ */
+#ifndef BW_CORE_CONN_H
+#define BW_CORE_CONN_H
+
+#include "node/core/outq.h"
+#include "node/core/session.h"
+#include "proto/mqtt/mqtt_types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bw_conn;
+struct bw_msg;
+
+/* Longest client identifier accepted (5.0: 0x85; 3.1.1: return code 2). */
+#define BW_CLIENT_ID_MAX 256
+
+enum bw_conn_state {
+	BW_CONN_AWAIT_CONNECT,
+	BW_CONN_CONNECTED,
+	BW_CONN_CLOSING,
+};
+
+/* Limits and what the node announces; from the node's configuration. */
+struct bw_conn_limits {
+	uint32_t max_packet_size;
+	uint16_t max_keepalive;   /* seconds; longer requests are capped */
+	uint16_t receive_max;     /* QoS 1/2 PUBLISHes a client may have unacknowledged */
+	uint16_t topic_alias_max; /* aliases a client may define */
+	uint16_t max_topic_length;
+	uint16_t max_topic_levels;
+	uint32_t max_subscriptions; /* a session */
+	struct bw_outq_limits outq;
+};
+
+/*
+ * The broker as a connection sees it. Every callback gets the ops' ctx and
+ * the connection. Return conventions are per callback.
+ */
+struct bw_conn_ops {
+	void *ctx;
+	uint64_t (*now_ms)(void *ctx);
+	/*
+	 * A CONNECT passed the codec and the node's limits. Authenticates
+	 * and attaches a session (bw_conn_attach). Returns 0, or the MQTT 5
+	 * reason code to refuse with (the connection maps it to 3.1.1).
+	 */
+	int (*connect)(void *ctx, struct bw_conn *c, const struct bw_connect *pkt);
+	/* An application message to route (the callee takes a reference). */
+	void (*publish)(void *ctx, struct bw_conn *c, struct bw_msg *m);
+	/*
+	 * Adds or replaces a subscription (the filter is valid and within
+	 * limits). Returns the granted QoS (0..2), or a negative reason code.
+	 */
+	int (*subscribe)(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e,
+	                 uint32_t sub_id);
+	/* Returns 0, or -BW_RC_NO_SUBSCRIPTION_EXISTED. */
+	int (*unsubscribe)(void *ctx, struct bw_conn *c, struct bw_str filter);
+	/*
+	 * The connection ends. send_will: abnormal end (or 5.0 DISCONNECT
+	 * 0x04): the will, if any, must be published (after its delay).
+	 */
+	void (*closed)(void *ctx, struct bw_conn *c, bool send_will);
+};
+
+/* A new connection, or NULL when out of memory. */
+struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw_conn_ops *ops,
+                            void *user);
+
+/* Frees it (and its output queue). The session is detached, not freed. */
+void bw_conn_free(struct bw_conn **c);
+
+/*
+ * Feeds received bytes. Whole packets are handled straight from `data`;
+ * only a trailing partial packet is copied. Returns 0, or -EPROTO when the
+ * connection is now CLOSING (a DISCONNECT may have been queued), -ENOMEM.
+ */
+int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len);
+
+/*
+ * Binds the session (called from ops->connect). session_present is what
+ * CONNACK says.
+ */
+void bw_conn_attach(struct bw_conn *c, struct bw_session *s, bool session_present);
+
+/*
+ * Offers a delivery to the connection's session and sends what the window
+ * allows. Returns 0, or -ENOBUFS when the session's queue refused it.
+ */
+int bw_conn_deliver(struct bw_conn *c, const struct bw_delivery *d);
+
+/* Sends more once the output queue drained below its soft limit. */
+void bw_conn_resume(struct bw_conn *c);
+
+/* Ends the connection from the broker's side with a 5.0 reason code. */
+void bw_conn_kick(struct bw_conn *c, uint8_t reason);
+
+/* Accessors for the worker and the broker. */
+enum bw_conn_state bw_conn_state(const struct bw_conn *c);
+struct bw_outq *bw_conn_outq(struct bw_conn *c);
+uint8_t bw_conn_version(const struct bw_conn *c);
+struct bw_str bw_conn_client_id(const struct bw_conn *c);
+struct bw_session *bw_conn_session(const struct bw_conn *c);
+void *bw_conn_user(const struct bw_conn *c);
+/* When the connection must have heard from its client (keep alive x 1.5). */
+uint64_t bw_conn_deadline_ms(const struct bw_conn *c);
+
+#endif

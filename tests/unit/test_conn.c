@@ -1,0 +1,796 @@
+/*
+ * The connection protocol engine, driven like a worker drives it: bytes in
+ * (built with the codec), bytes out of the output queue (decoded with the
+ * codec), and a fake broker behind struct bw_conn_ops that records what the
+ * connection asked of it. Covers CONNECT in both versions, PINGREQ,
+ * SUBSCRIBE codes, PUBLISH at every QoS with duplicates and topic aliases,
+ * refusals, Receive Maximum, deliveries with the client's window and
+ * Maximum Packet Size, redelivery on reconnect, and wills on every kind of
+ * end.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "node/core/conn.h"
+#include "node/core/msg.h"
+#include "proto/mqtt/codec.h"
+#include "proto/mqtt/props.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#define S(lit) ((struct bw_str){ (const uint8_t *)(lit), (uint16_t)(sizeof(lit) - 1) })
+
+/* ---- a fake broker -------------------------------------------------------- */
+
+struct env {
+	uint64_t now;
+	struct bw_session *session; /* survives connections, like a persistent one */
+	bool session_present;
+	int connect_rc;
+	int connects, publishes, subscribes, unsubscribes, closes;
+	bool last_will;
+	struct bw_msg *last_pub;
+	uint32_t last_sub_id;
+	int sub_rc;
+};
+
+static uint64_t env_now(void *ctx)
+{
+	return ((struct env *)ctx)->now;
+}
+
+static int env_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
+{
+	struct env *e = ctx;
+	e->connects++;
+	if (e->connect_rc)
+		return e->connect_rc;
+	if (!e->session) {
+		struct bw_session_limits lim = { .inflight_max = 16,
+			                         .inbound_max = 2,
+			                         .queue_max = 100 };
+		e->session = bw_session_new(&lim);
+	}
+	bw_conn_attach(c, e->session, e->session_present);
+	return 0;
+}
+
+static void env_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
+{
+	struct env *e = ctx;
+	e->publishes++;
+	bw_msg_unref(&e->last_pub);
+	e->last_pub = bw_msg_ref(m);
+}
+
+static int env_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *en,
+                         uint32_t sub_id)
+{
+	struct env *e = ctx;
+	e->subscribes++;
+	e->last_sub_id = sub_id;
+	return e->sub_rc ? e->sub_rc : en->qos;
+}
+
+static int env_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
+{
+	struct env *e = ctx;
+	e->unsubscribes++;
+	return f.len == 1 && f.p[0] == 'x' ? -BW_RC_NO_SUBSCRIPTION_EXISTED : 0;
+}
+
+static void env_closed(void *ctx, struct bw_conn *c, bool send_will)
+{
+	struct env *e = ctx;
+	e->closes++;
+	e->last_will = send_will;
+}
+
+static struct env env;
+static struct bw_conn *conn;
+
+static const struct bw_conn_limits limits = {
+	.max_packet_size = 4096,
+	.max_keepalive = 600,
+	.receive_max = 2,
+	.topic_alias_max = 4,
+	.max_topic_length = 64,
+	.max_topic_levels = 4,
+	.max_subscriptions = 10,
+	.outq = { .soft_bytes = 1 << 20, .hard_bytes = 2 << 20 },
+};
+
+static struct bw_conn *new_conn(void)
+{
+	static const struct bw_conn_ops ops = {
+		.ctx = &env,
+		.now_ms = env_now,
+		.connect = env_connect,
+		.publish = env_publish,
+		.subscribe = env_subscribe,
+		.unsubscribe = env_unsubscribe,
+		.closed = env_closed,
+	};
+	struct bw_conn *c = bw_conn_new(&limits, &ops, NULL);
+	assert_non_null(c);
+	return c;
+}
+
+static int setup(void **state)
+{
+	memset(&env, 0, sizeof(env));
+	env.now = 1000;
+	conn = new_conn();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	bw_conn_free(&conn);
+	bw_msg_unref(&env.last_pub);
+	bw_session_free(&env.session);
+	return 0;
+}
+
+/* ---- bytes in, packets out ------------------------------------------------ */
+
+static int feed(struct bw_conn *c, const struct bw_packet *p, uint8_t version)
+{
+	uint8_t buf[8192];
+	int n = bw_codec_encode(p, version, buf, sizeof(buf));
+	assert_true(n > 0);
+	return bw_conn_input(c, buf, (size_t)n);
+}
+
+static uint8_t out[65536];
+static size_t out_len, out_off;
+
+/* Drains the output queue into out[]. */
+static void drain(struct bw_conn *c)
+{
+	struct iovec iov[64];
+	struct bw_outq *q = bw_conn_outq(c);
+	out_len = out_off = 0;
+	size_t n;
+	while ((n = bw_outq_iov(q, iov, 64)) > 0) {
+		size_t total = 0;
+		for (size_t i = 0; i < n; i++) {
+			assert_true(out_len + iov[i].iov_len <= sizeof(out));
+			memcpy(out + out_len, iov[i].iov_base, iov[i].iov_len);
+			out_len += iov[i].iov_len;
+			total += iov[i].iov_len;
+		}
+		bw_outq_consume(q, total);
+	}
+}
+
+/* The next packet of out[] (the views point into out). False at the end. */
+static bool next_packet(uint8_t version, struct bw_packet *p)
+{
+	struct bw_frame f;
+	if (out_off == out_len)
+		return false;
+	assert_int_equal(
+	        bw_codec_frame(out + out_off, out_len - out_off, BW_PACKET_SIZE_MAX, &f, NULL), 0);
+	assert_int_equal(bw_codec_decode(out + out_off, f.size, version, p, NULL), 0);
+	out_off += f.size;
+	return true;
+}
+
+static void expect(uint8_t version, uint8_t type, struct bw_packet *p)
+{
+	assert_true(next_packet(version, p));
+	if (p->type != type)
+		fail_msg("got %s, expected %s", bw_packet_name(p->type), bw_packet_name(type));
+}
+
+static void connect_as(uint8_t version, const char *client_id, uint16_t keep_alive)
+{
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.keep_alive = keep_alive;
+	p.connect.client_id.p = (const uint8_t *)client_id;
+	p.connect.client_id.len = (uint16_t)strlen(client_id);
+	assert_int_equal(feed(conn, &p, version), 0);
+	drain(conn);
+	expect(version, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, 0);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+}
+
+/* ---- CONNECT --------------------------------------------------------------- */
+
+static void test_connect_311(void **state)
+{
+	connect_as(BW_MQTT_311, "dev-1", 60);
+	assert_int_equal(env.connects, 1);
+	assert_int_equal(bw_conn_version(conn), BW_MQTT_311);
+	assert_memory_equal(bw_conn_client_id(conn).p, "dev-1", 5);
+	assert_int_equal(bw_conn_deadline_ms(conn), 1000 + 90000); /* keep alive x 1.5 */
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+}
+
+static void test_connect_5_assigns_id_and_caps_keep_alive(void **state)
+{
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.keep_alive = 0; /* none asked: the server sets one */
+	assert_int_equal(feed(conn, &p, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	const struct bw_props *pr = &p.connack.props;
+	assert_true(pr->has & BW_PROP_BIT(BW_PROP_ASSIGNED_CLIENT_ID));
+	assert_int_equal(pr->assigned_client_id.len, 27);
+	assert_memory_equal(pr->assigned_client_id.p, "bw-", 3);
+	assert_memory_equal(pr->assigned_client_id.p, bw_conn_client_id(conn).p, 27);
+	assert_true(pr->has & BW_PROP_BIT(BW_PROP_SERVER_KEEP_ALIVE));
+	assert_int_equal(pr->server_keep_alive, 600);
+	assert_int_equal(pr->receive_max, 2);
+	assert_int_equal(pr->max_packet_size, 4096);
+	assert_int_equal(pr->topic_alias_max, 4);
+}
+
+static void test_connect_refusals(void **state)
+{
+	struct bw_packet p = { .type = BW_CONNECT };
+	/* 3.1.1: an empty client id needs a clean session. */
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_CONNACK_311_ID_REJECTED);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	assert_int_equal(env.connects, 0);
+
+	/* The broker refuses: 5.0 gets its reason code, 3.1.1 the mapped one. */
+	bw_conn_free(&conn);
+	conn = new_conn();
+	env.connect_rc = BW_RC_BAD_USERNAME_PASSWORD;
+	p = (struct bw_packet){ .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.client_id = S("x");
+	assert_int_equal(feed(conn, &p, BW_MQTT_5), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_RC_BAD_USERNAME_PASSWORD);
+
+	bw_conn_free(&conn);
+	conn = new_conn();
+	p = (struct bw_packet){ .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.client_id = S("x");
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_CONNACK_311_BAD_USER_PASS);
+
+	/* 3.1.1 keep alive beyond the maximum. */
+	bw_conn_free(&conn);
+	conn = new_conn();
+	env.connect_rc = 0;
+	p = (struct bw_packet){ .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.client_id = S("x");
+	p.connect.keep_alive = 601;
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+	assert_int_equal(env.connects, 2);
+}
+
+static void test_first_packet_must_be_connect(void **state)
+{
+	struct bw_packet p = { .type = BW_PINGREQ };
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+}
+
+static void test_unsupported_version_gets_311_connack(void **state)
+{
+	/* CONNECT "MQTT" level 6. */
+	const uint8_t bytes[] = { 0x10, 0x0D, 0x00, 0x04, 'M',  'Q',  'T', 'T',
+		                  0x06, 0x02, 0x00, 0x3C, 0x00, 0x01, 'x' };
+	assert_int_equal(bw_conn_input(conn, bytes, sizeof(bytes)), -EPROTO);
+	drain(conn);
+	struct bw_packet p;
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_CONNACK_311_BAD_VERSION);
+}
+
+static void test_malformed_5_connect_is_told_why(void **state)
+{
+	/* A 5.0 CONNECT with the reserved flag set. */
+	const uint8_t bytes[] = { 0x10, 0x0E, 0x00, 0x04, 'M',  'Q',  'T',  'T',
+		                  0x05, 0x03, 0x00, 0x3C, 0x00, 0x00, 0x01, 'x' };
+	assert_int_equal(bw_conn_input(conn, bytes, sizeof(bytes)), -EPROTO);
+	drain(conn);
+	struct bw_packet p;
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_RC_MALFORMED);
+	assert_true(p.connack.props.has & BW_PROP_BIT(BW_PROP_REASON_STRING));
+}
+
+static void test_connect_byte_by_byte(void **state)
+{
+	struct bw_packet p = { .type = BW_CONNECT };
+	uint8_t buf[64];
+	p.connect.clean_start = true;
+	p.connect.client_id = S("slow");
+	int n = bw_codec_encode(&p, BW_MQTT_5, buf, sizeof(buf));
+	for (int i = 0; i < n; i++)
+		assert_int_equal(bw_conn_input(conn, buf + i, 1), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(env.connects, 1);
+}
+
+static void test_second_connect_is_a_protocol_error(void **state)
+{
+	connect_as(BW_MQTT_5, "a", 10);
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.client_id = S("a");
+	assert_int_equal(feed(conn, &p, BW_MQTT_5), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_PROTOCOL_ERROR);
+	assert_int_equal(env.closes, 1);
+	assert_true(env.last_will);
+}
+
+static void test_ping(void **state)
+{
+	connect_as(BW_MQTT_311, "p", 10);
+	env.now = 5000;
+	struct bw_packet p = { .type = BW_PINGREQ };
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), 0);
+	drain(conn);
+	expect(BW_MQTT_311, BW_PINGRESP, &p);
+	assert_int_equal(bw_conn_deadline_ms(conn), 5000 + 15000);
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------ */
+
+static void subscribe(uint8_t version, uint32_t sub_id, const char *const *filters, size_t n,
+                      struct bw_packet *ack)
+{
+	uint8_t entries[512];
+	uint32_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bw_sub_entry e = { .qos = 1 };
+		e.filter.p = (const uint8_t *)filters[i];
+		e.filter.len = (uint16_t)strlen(filters[i]);
+		assert_int_equal(bw_codec_put_sub(entries, sizeof(entries), &len, &e, version), 0);
+	}
+	struct bw_packet p = { .type = BW_SUBSCRIBE };
+	p.subscribe.packet_id = 7;
+	p.subscribe.entries.p = entries;
+	p.subscribe.entries.len = len;
+	if (sub_id) {
+		p.subscribe.props.has = BW_PROP_BIT(BW_PROP_SUBSCRIPTION_ID);
+		p.subscribe.props.sub_id = sub_id;
+	}
+	assert_int_equal(feed(conn, &p, version), 0);
+	drain(conn);
+	expect(version, BW_SUBACK, ack);
+	assert_int_equal(ack->suback.packet_id, 7);
+}
+
+static void test_subscribe_codes(void **state)
+{
+	static const char *const f[] = { "a/+", "a/#/b", "a/b/c/d/e", "ok" };
+	struct bw_packet ack;
+
+	connect_as(BW_MQTT_5, "s", 10);
+	subscribe(BW_MQTT_5, 42, f, 4, &ack);
+	assert_int_equal(ack.suback.codes.len, 4);
+	assert_int_equal(ack.suback.codes.p[0], 1);
+	assert_int_equal(ack.suback.codes.p[1], BW_RC_TOPIC_FILTER_INVALID);
+	assert_int_equal(ack.suback.codes.p[2], BW_RC_TOPIC_FILTER_INVALID); /* too deep */
+	assert_int_equal(ack.suback.codes.p[3], 1);
+	assert_int_equal(env.subscribes, 2);
+	assert_int_equal(env.last_sub_id, 42);
+
+	env.sub_rc = -BW_RC_NOT_AUTHORIZED;
+	subscribe(BW_MQTT_5, 0, f, 1, &ack);
+	assert_int_equal(ack.suback.codes.p[0], BW_RC_NOT_AUTHORIZED);
+}
+
+static void test_subscribe_codes_311(void **state)
+{
+	static const char *const f[] = { "a/#/b", "a" };
+	struct bw_packet ack;
+
+	connect_as(BW_MQTT_311, "s", 10);
+	subscribe(BW_MQTT_311, 0, f, 2, &ack);
+	assert_int_equal(ack.suback.codes.p[0], 0x80);
+	assert_int_equal(ack.suback.codes.p[1], 1);
+}
+
+static void test_unsubscribe_codes(void **state)
+{
+	connect_as(BW_MQTT_5, "u", 10);
+	uint8_t entries[64];
+	uint32_t len = 0;
+	bw_codec_put_unsub(entries, sizeof(entries), &len, S("a/b"));
+	bw_codec_put_unsub(entries, sizeof(entries), &len, S("x"));
+	bw_codec_put_unsub(entries, sizeof(entries), &len, S("a/#/c"));
+	struct bw_packet p = { .type = BW_UNSUBSCRIBE };
+	p.unsubscribe.packet_id = 9;
+	p.unsubscribe.entries.p = entries;
+	p.unsubscribe.entries.len = len;
+	assert_int_equal(feed(conn, &p, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_UNSUBACK, &p);
+	assert_int_equal(p.suback.codes.len, 3);
+	assert_int_equal(p.suback.codes.p[0], 0);
+	assert_int_equal(p.suback.codes.p[1], BW_RC_NO_SUBSCRIPTION_EXISTED);
+	assert_int_equal(p.suback.codes.p[2], BW_RC_TOPIC_FILTER_INVALID);
+	assert_int_equal(env.unsubscribes, 2);
+}
+
+/* ---- PUBLISH from the client ------------------------------------------------ */
+
+static int publish(uint8_t version, const char *topic, uint8_t qos, uint16_t id, bool dup,
+                   uint16_t alias)
+{
+	struct bw_packet p = { .type = BW_PUBLISH };
+	p.publish.topic.p = (const uint8_t *)topic;
+	p.publish.topic.len = (uint16_t)strlen(topic);
+	p.publish.qos = qos;
+	p.publish.packet_id = id;
+	p.publish.dup = dup;
+	p.publish.payload.p = (const uint8_t *)"hello";
+	p.publish.payload.len = 5;
+	if (alias) {
+		p.publish.props.has = BW_PROP_BIT(BW_PROP_TOPIC_ALIAS);
+		p.publish.props.topic_alias = alias;
+	}
+	int rc = feed(conn, &p, version);
+	drain(conn);
+	return rc;
+}
+
+static void test_publish_qos0_and_1(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_311, "pub", 10);
+	assert_int_equal(publish(BW_MQTT_311, "a/b", 0, 0, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(env.publishes, 1);
+	assert_memory_equal(env.last_pub->topic.p, "a/b", 3);
+	assert_memory_equal(env.last_pub->payload.p, "hello", 5);
+
+	assert_int_equal(publish(BW_MQTT_311, "a/b", 1, 5, false, 0), 0);
+	expect(BW_MQTT_311, BW_PUBACK, &p);
+	assert_int_equal(p.ack.packet_id, 5);
+	assert_int_equal(env.publishes, 2);
+	assert_int_equal(env.last_pub->qos, 1);
+}
+
+static void test_publish_qos2_exactly_once(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "q2", 10);
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 3, false, 0), 0);
+	expect(BW_MQTT_5, BW_PUBREC, &p);
+	/* The client did not see PUBREC and sends again with DUP. */
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 3, true, 0), 0);
+	expect(BW_MQTT_5, BW_PUBREC, &p);
+	assert_int_equal(env.publishes, 1);
+
+	struct bw_packet rel = { .type = BW_PUBREL };
+	rel.ack.packet_id = 3;
+	assert_int_equal(feed(conn, &rel, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBCOMP, &p);
+	assert_int_equal(p.ack.code, 0);
+	/* A PUBREL for nothing: 5.0 says so. */
+	assert_int_equal(feed(conn, &rel, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBCOMP, &p);
+	assert_int_equal(p.ack.code, BW_RC_PACKET_ID_NOT_FOUND);
+	/* After the release the same id is a new message. */
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 3, false, 0), 0);
+	assert_int_equal(env.publishes, 2);
+}
+
+static void test_receive_maximum_exceeded(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "rm", 10);
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 1, false, 0), 0);
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 2, false, 0), 0);
+	assert_int_equal(publish(BW_MQTT_5, "a", 2, 3, false, 0), -EPROTO);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_RECEIVE_MAX_EXCEEDED);
+	assert_int_equal(env.publishes, 2);
+}
+
+static void test_topic_aliases(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "al", 10);
+	assert_int_equal(publish(BW_MQTT_5, "x/y", 0, 0, false, 2), 0);
+	assert_int_equal(publish(BW_MQTT_5, "", 0, 0, false, 2), 0);
+	assert_int_equal(env.publishes, 2);
+	assert_int_equal(env.last_pub->topic.len, 3);
+	assert_memory_equal(env.last_pub->topic.p, "x/y", 3);
+	/* Redefined. */
+	assert_int_equal(publish(BW_MQTT_5, "z", 0, 0, false, 2), 0);
+	assert_int_equal(publish(BW_MQTT_5, "", 0, 0, false, 2), 0);
+	assert_memory_equal(env.last_pub->topic.p, "z", 1);
+	/* Never defined. */
+	assert_int_equal(publish(BW_MQTT_5, "", 0, 0, false, 3), -EPROTO);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_PROTOCOL_ERROR);
+}
+
+static void test_topic_alias_above_maximum(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "al", 10);
+	assert_int_equal(publish(BW_MQTT_5, "x", 0, 0, false, 5), -EPROTO);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_TOPIC_ALIAS_INVALID);
+}
+
+static void test_publish_refusals(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "r", 10);
+	assert_int_equal(publish(BW_MQTT_5, "$SYS/x", 1, 1, false, 0), 0);
+	expect(BW_MQTT_5, BW_PUBACK, &p);
+	assert_int_equal(p.ack.code, BW_RC_NOT_AUTHORIZED);
+	assert_int_equal(publish(BW_MQTT_5, "a/b/c/d/e", 2, 2, false, 0), 0);
+	expect(BW_MQTT_5, BW_PUBREC, &p);
+	assert_int_equal(p.ack.code, BW_RC_TOPIC_NAME_INVALID);
+	assert_int_equal(env.publishes, 0);
+
+	/* Payload Format Indicator 1 with a payload that is not UTF-8. */
+	struct bw_packet bad = { .type = BW_PUBLISH };
+	bad.publish.topic = S("t");
+	bad.publish.qos = 1;
+	bad.publish.packet_id = 3;
+	bad.publish.payload.p = (const uint8_t *)"\xff";
+	bad.publish.payload.len = 1;
+	bad.publish.props.has = BW_PROP_BIT(BW_PROP_PAYLOAD_FORMAT);
+	bad.publish.props.payload_format = 1;
+	assert_int_equal(feed(conn, &bad, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBACK, &p);
+	assert_int_equal(p.ack.code, BW_RC_PAYLOAD_FORMAT_INVALID);
+	assert_int_equal(env.publishes, 0);
+}
+
+static void test_oversized_packet(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "big", 10);
+	/* A PUBLISH header announcing 5000 bytes, over the 4096 limit. */
+	const uint8_t head[] = { 0x30, 0x88, 0x27, 0x00, 0x01, 't' };
+	assert_int_equal(bw_conn_input(conn, head, sizeof(head)), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_PACKET_TOO_LARGE);
+}
+
+/* ---- deliveries to the client ---------------------------------------------- */
+
+static struct bw_delivery delivery(struct bw_msg *m, uint8_t qos)
+{
+	struct bw_delivery d = { .msg = m, .qos = qos };
+	return d;
+}
+
+static void test_delivery_window_and_acks(void **state)
+{
+	struct bw_packet p;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.clean_start = true;
+	c.connect.client_id = S("sub");
+	c.connect.props.has = BW_PROP_BIT(BW_PROP_RECEIVE_MAX);
+	c.connect.props.receive_max = 1; /* the client takes one at a time */
+	assert_int_equal(feed(conn, &c, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+
+	struct bw_msg *m = bw_msg_new("t/1", 3, NULL, "abc", 3, 1, false, env.now);
+	struct bw_delivery d = delivery(m, 1);
+	d.n_sub_ids = 2;
+	d.sub_ids[0] = 5;
+	d.sub_ids[1] = 900;
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBLISH, &p);
+	assert_int_equal(p.publish.packet_id, 1);
+	assert_int_equal(p.publish.qos, 1);
+	assert_memory_equal(p.publish.topic.p, "t/1", 3);
+	assert_memory_equal(p.publish.payload.p, "abc", 3);
+	assert_int_equal(p.publish.props.sub_id_count, 2);
+	uint32_t off = 0, id;
+	assert_true(bw_props_next_sub_id(&p.publish.props, &off, &id));
+	assert_int_equal(id, 5);
+	assert_true(bw_props_next_sub_id(&p.publish.props, &off, &id));
+	assert_int_equal(id, 900);
+	assert_false(next_packet(BW_MQTT_5, &p)); /* the second waits for the window */
+
+	struct bw_packet ack = { .type = BW_PUBACK };
+	ack.ack.packet_id = 1;
+	assert_int_equal(feed(conn, &ack, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBLISH, &p);
+	assert_int_equal(p.publish.packet_id, 2);
+	bw_msg_unref(&m);
+}
+
+static void test_delivery_respects_client_max_packet_size(void **state)
+{
+	struct bw_packet p;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.clean_start = true;
+	c.connect.client_id = S("small");
+	c.connect.props.has = BW_PROP_BIT(BW_PROP_MAX_PACKET_SIZE);
+	c.connect.props.max_packet_size = 32;
+	assert_int_equal(feed(conn, &c, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+
+	char big[64];
+	memset(big, 'x', sizeof(big));
+	struct bw_msg *m = bw_msg_new("t", 1, NULL, big, sizeof(big), 0, false, env.now);
+	struct bw_msg *small = bw_msg_new("t", 1, NULL, "ok", 2, 0, false, env.now);
+	struct bw_delivery d = delivery(m, 0);
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	d = delivery(small, 0);
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBLISH, &p);
+	assert_memory_equal(p.publish.payload.p, "ok", 2); /* the big one was dropped */
+	assert_false(next_packet(BW_MQTT_5, &p));
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+	bw_msg_unref(&small);
+}
+
+static void test_expired_messages_are_not_sent(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "exp", 10);
+	struct bw_props props = { .has = BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY),
+		                  .message_expiry = 10 };
+	struct bw_msg *m = bw_msg_new("t", 1, &props, "x", 1, 0, false, env.now);
+	env.now += 4000;
+	struct bw_delivery d = delivery(m, 0);
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBLISH, &p);
+	assert_int_equal(p.publish.props.message_expiry, 6); /* what remains */
+	env.now += 7000;
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	bw_msg_unref(&m);
+}
+
+static void test_redelivery_on_reconnect(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_311, "persist", 10);
+	struct bw_msg *m1 = bw_msg_new("a", 1, NULL, "1", 1, 1, false, env.now);
+	struct bw_msg *m2 = bw_msg_new("b", 1, NULL, "2", 1, 2, false, env.now);
+	struct bw_delivery d = delivery(m1, 1);
+	bw_conn_deliver(conn, &d);
+	d = delivery(m2, 2);
+	bw_conn_deliver(conn, &d);
+	drain(conn);
+	expect(BW_MQTT_311, BW_PUBLISH, &p);
+	expect(BW_MQTT_311, BW_PUBLISH, &p);
+	/* The client acknowledges the QoS 2 PUBLISH, then the network fails. */
+	struct bw_packet rec = { .type = BW_PUBREC };
+	rec.ack.packet_id = 2;
+	assert_int_equal(feed(conn, &rec, BW_MQTT_311), 0);
+	drain(conn);
+	expect(BW_MQTT_311, BW_PUBREL, &p);
+	bw_conn_free(&conn);
+
+	/* The same session on a new connection: PUBLISH again with DUP, PUBREL again. */
+	conn = new_conn();
+	env.session_present = true;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.client_id = S("persist");
+	assert_int_equal(feed(conn, &c, BW_MQTT_311), 0);
+	drain(conn);
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	assert_true(p.connack.session_present);
+	expect(BW_MQTT_311, BW_PUBLISH, &p);
+	assert_true(p.publish.dup);
+	assert_int_equal(p.publish.packet_id, 1);
+	expect(BW_MQTT_311, BW_PUBREL, &p);
+	assert_int_equal(p.ack.packet_id, 2);
+	bw_msg_unref(&m1);
+	bw_msg_unref(&m2);
+}
+
+/* ---- endings and wills ------------------------------------------------------- */
+
+static void test_normal_disconnect_drops_the_will(void **state)
+{
+	connect_as(BW_MQTT_311, "w", 10);
+	struct bw_packet p = { .type = BW_DISCONNECT };
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+	assert_int_equal(env.closes, 1);
+	assert_false(env.last_will);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	/* Nothing is read after DISCONNECT. */
+	p.type = BW_PINGREQ;
+	assert_int_equal(feed(conn, &p, BW_MQTT_311), -EPROTO);
+}
+
+static void test_disconnect_with_will(void **state)
+{
+	connect_as(BW_MQTT_5, "w", 10);
+	struct bw_packet p = { .type = BW_DISCONNECT };
+	p.disconnect.code = BW_RC_DISCONNECT_WITH_WILL;
+	assert_int_equal(feed(conn, &p, BW_MQTT_5), -EPROTO);
+	assert_true(env.last_will);
+}
+
+static void test_kick_and_protocol_errors_send_the_will(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "k", 10);
+	bw_conn_kick(conn, BW_RC_SESSION_TAKEN_OVER);
+	drain(conn);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_SESSION_TAKEN_OVER);
+	assert_int_equal(env.closes, 1);
+	assert_true(env.last_will);
+	bw_conn_kick(conn, BW_RC_SERVER_SHUTTING_DOWN); /* once is enough */
+	assert_int_equal(env.closes, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_connect_311, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_5_assigns_id_and_caps_keep_alive,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_packet_must_be_connect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_version_gets_311_connack, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_5_connect_is_told_why, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_connect_byte_by_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_connect_is_a_protocol_error, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscribe_codes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscribe_codes_311, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsubscribe_codes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_qos0_and_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_qos2_exactly_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receive_maximum_exceeded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_aliases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_alias_above_maximum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_packet, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delivery_window_and_acks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delivery_respects_client_max_packet_size,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expired_messages_are_not_sent, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_redelivery_on_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_normal_disconnect_drops_the_will, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_with_will, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kick_and_protocol_errors_send_the_will, setup,
+		                                teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
