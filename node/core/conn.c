@@ -457,6 +457,23 @@ static int on_ack(struct bw_conn *c, uint8_t type, const struct bw_ack *a)
 
 /* ---- SUBSCRIBE and UNSUBSCRIBE ------------------------------------------- */
 
+/*
+ * Sends a SUBACK or UNSUBACK carrying codes[0..n), then frees codes unless
+ * it is the caller's stack buffer `small`. Returns send_packet()'s result.
+ */
+static int send_codes(struct bw_conn *c, uint8_t type, uint16_t packet_id, uint8_t *codes,
+                      uint32_t n, const uint8_t *small)
+{
+	struct bw_packet p = { .type = type };
+	p.suback.packet_id = packet_id;
+	p.suback.codes.p = codes;
+	p.suback.codes.len = n;
+	int rc = send_packet(c, &p);
+	if (codes != small)
+		free(codes);
+	return rc;
+}
+
 static int on_subscribe(struct bw_conn *c, const struct bw_subscribe *s)
 {
 	uint8_t small[64];
@@ -475,14 +492,7 @@ static int on_subscribe(struct bw_conn *c, const struct bw_subscribe *s)
 		/* 3.1.1 has a single failure code. */
 		codes[i++] = rc >= 0 ? (uint8_t)rc : c->version == BW_MQTT_5 ? (uint8_t)-rc : 0x80;
 	}
-	struct bw_packet p = { .type = BW_SUBACK };
-	p.suback.packet_id = s->packet_id;
-	p.suback.codes.p = codes;
-	p.suback.codes.len = i;
-	int rc = send_packet(c, &p);
-	if (codes != small)
-		free(codes);
-	if (rc)
+	if (send_codes(c, BW_SUBACK, s->packet_id, codes, i, small))
 		return fail(c, BW_RC_UNSPECIFIED, NULL);
 	flush(c); /* retained messages queued by the broker */
 	return 0;
@@ -502,14 +512,9 @@ static int on_unsubscribe(struct bw_conn *c, const struct bw_unsubscribe *u)
 			rc = c->ops.unsubscribe(c->ops.ctx, c, f);
 		codes[i++] = (uint8_t)-rc;
 	}
-	struct bw_packet p = { .type = BW_UNSUBACK };
-	p.suback.packet_id = u->packet_id;
-	p.suback.codes.p = codes;
-	p.suback.codes.len = i;
-	int rc = send_packet(c, &p);
-	if (codes != small)
-		free(codes);
-	return rc ? fail(c, BW_RC_UNSPECIFIED, NULL) : 0;
+	if (send_codes(c, BW_UNSUBACK, u->packet_id, codes, i, small))
+		return fail(c, BW_RC_UNSPECIFIED, NULL);
+	return 0;
 }
 
 /* ---- DISCONNECT and the rest --------------------------------------------- */

@@ -42,7 +42,6 @@ struct bw_conn_limits {
 	uint16_t topic_alias_max; /* aliases a client may define */
 	uint16_t max_topic_length;
 	uint16_t max_topic_levels;
-	uint32_t max_subscriptions; /* a session */
 	struct bw_outq_limits outq;
 };
 
@@ -63,7 +62,9 @@ struct bw_conn_ops {
 	void (*publish)(void *ctx, struct bw_conn *c, struct bw_msg *m);
 	/*
 	 * Adds or replaces a subscription (the filter is valid and within
-	 * limits). Returns the granted QoS (0..2), or a negative reason code.
+	 * the topic limits). Returns the granted QoS (0..2), or a negative
+	 * reason code (e.g. -BW_RC_QUOTA_EXCEEDED past the subscriptions a
+	 * session may hold, which the broker counts).
 	 */
 	int (*subscribe)(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e,
 	                 uint32_t sub_id);

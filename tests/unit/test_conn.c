@@ -101,7 +101,6 @@ static const struct bw_conn_limits limits = {
 	.topic_alias_max = 4,
 	.max_topic_length = 64,
 	.max_topic_levels = 4,
-	.max_subscriptions = 10,
 	.outq = { .soft_bytes = 1 << 20, .hard_bytes = 2 << 20 },
 };
 
