@@ -494,6 +494,8 @@ static int on_subscribe(struct bw_conn *c, const struct bw_subscribe *s)
 	}
 	if (send_codes(c, BW_SUBACK, s->packet_id, codes, i, small))
 		return fail(c, BW_RC_UNSPECIFIED, NULL);
+	if (c->ops.subscribed)
+		c->ops.subscribed(c->ops.ctx, c);
 	flush(c); /* retained messages queued by the broker */
 	return 0;
 }

@@ -68,6 +68,12 @@ struct bw_conn_ops {
 	 */
 	int (*subscribe)(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e,
 	                 uint32_t sub_id);
+	/*
+	 * Called once the SUBACK is queued (may be NULL): the broker sends
+	 * the retained messages the new subscriptions asked for, so they
+	 * follow the SUBACK.
+	 */
+	void (*subscribed)(void *ctx, struct bw_conn *c);
 	/* Returns 0, or -BW_RC_NO_SUBSCRIPTION_EXISTED. */
 	int (*unsubscribe)(void *ctx, struct bw_conn *c, struct bw_str filter);
 	/*

@@ -27,6 +27,7 @@ struct bw_session {
 	uint32_t in_cap, in_len;
 
 	uint16_t next_id;
+	void *owner;
 };
 
 struct bw_session *bw_session_new(const struct bw_session_limits *limits)
@@ -284,4 +285,14 @@ int bw_session_inbound_release(struct bw_session *s, uint16_t packet_id)
 const struct bw_session_stats *bw_session_stats(const struct bw_session *s)
 {
 	return &s->stats;
+}
+
+void bw_session_set_owner(struct bw_session *s, void *owner)
+{
+	s->owner = owner;
+}
+
+void *bw_session_owner(const struct bw_session *s)
+{
+	return s->owner;
 }

@@ -136,4 +136,8 @@ int bw_session_inbound_release(struct bw_session *s, uint16_t packet_id);
 /* Counters for metrics. */
 const struct bw_session_stats *bw_session_stats(const struct bw_session *s);
 
+/* The broker's record this state belongs to (NULL until set). */
+void bw_session_set_owner(struct bw_session *s, void *owner);
+void *bw_session_owner(const struct bw_session *s);
+
 #endif

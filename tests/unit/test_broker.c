@@ -1,0 +1,516 @@
+/*
+ * The broker of one worker, end to end without sockets: clients are
+ * connection engines fed with encoded packets, their output decoded. Covers
+ * anonymous policy (fail closed), routing with wildcards and overlapping
+ * subscriptions, retained set/replace/clear and delivery after SUBACK by
+ * Retain Handling, wills (abnormal end, normal end, delay, resume cancels),
+ * session takeover, persistent sessions queueing while offline, session
+ * expiry, shared subscriptions round-robin, and no-local.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "node/core/broker.h"
+#include "node/core/msg.h"
+#include "proto/mqtt/codec.h"
+#include "proto/mqtt/props.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+
+static uint64_t clock_ms = 1000;
+
+static uint64_t fake_now(void)
+{
+	return clock_ms;
+}
+
+static void wants_send(void *user)
+{
+}
+
+static const struct bw_conn_limits limits = {
+	.max_packet_size = 65536,
+	.max_keepalive = 600,
+	.receive_max = 16,
+	.topic_alias_max = 8,
+	.max_topic_length = 256,
+	.max_topic_levels = 16,
+	.outq = { .soft_bytes = 1 << 20, .hard_bytes = 2 << 20 },
+};
+
+static struct bw_listener_config listeners[2];
+static struct bw_broker *broker;
+
+static int setup(void **state)
+{
+	memset(listeners, 0, sizeof(listeners));
+	strcpy(listeners[0].tenant, "default");
+	listeners[0].allow_anonymous = true;
+	strcpy(listeners[1].tenant, "default"); /* a listener without anonymous */
+	struct bw_broker_config cfg = {
+		.listeners = listeners,
+		.n_listeners = 2,
+		.max_inflight = 16,
+		.max_queued_messages = 100,
+		.max_subscriptions = 8,
+		.max_topic_levels = 16,
+		.retained_max = 100,
+		.retained_bytes_max = 1 << 20,
+		.filters_max = 1000,
+		.now_ms = fake_now,
+		.wants_send = wants_send,
+	};
+	clock_ms = 1000;
+	broker = bw_broker_new(&cfg);
+	return broker ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	bw_broker_free(&broker);
+	return 0;
+}
+
+/* ---- a client ------------------------------------------------------------ */
+
+struct client {
+	struct bw_conn *c;
+	uint8_t version;
+	bool present; /* CONNACK's session present */
+	uint8_t out[65536];
+	size_t len, off;
+};
+
+static void send_pkt(struct client *cl, const struct bw_packet *p)
+{
+	uint8_t buf[4096];
+	int n = bw_codec_encode(p, cl->version, buf, sizeof(buf));
+	assert_true(n > 0);
+	bw_conn_input(cl->c, buf, (size_t)n);
+}
+
+static void drain(struct client *cl)
+{
+	struct iovec iov[64];
+	struct bw_outq *q = bw_conn_outq(cl->c);
+	size_t n;
+	cl->len = cl->off = 0;
+	while ((n = bw_outq_iov(q, iov, 64)) > 0) {
+		size_t total = 0;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(cl->out + cl->len, iov[i].iov_base, iov[i].iov_len);
+			cl->len += iov[i].iov_len;
+			total += iov[i].iov_len;
+		}
+		bw_outq_consume(q, total);
+	}
+}
+
+/* Next packet received; type 0 when none. */
+static struct bw_packet recv_pkt(struct client *cl)
+{
+	struct bw_packet p = { 0 };
+	struct bw_frame f;
+	if (cl->off == cl->len)
+		drain(cl);
+	if (cl->off == cl->len)
+		return p;
+	assert_int_equal(
+	        bw_codec_frame(cl->out + cl->off, cl->len - cl->off, BW_PACKET_SIZE_MAX, &f, NULL),
+	        0);
+	assert_int_equal(bw_codec_decode(cl->out + cl->off, f.size, cl->version, &p, NULL), 0);
+	cl->off += f.size;
+	return p;
+}
+
+static struct bw_packet expect(struct client *cl, uint8_t type)
+{
+	struct bw_packet p = recv_pkt(cl);
+	if (p.type != type)
+		fail_msg("got %s, expected %s", p.type ? bw_packet_name(p.type) : "nothing",
+		         bw_packet_name(type));
+	return p;
+}
+
+static void expect_nothing(struct client *cl)
+{
+	struct bw_packet p = recv_pkt(cl);
+	if (p.type)
+		fail_msg("unexpected %s", bw_packet_name(p.type));
+}
+
+struct opts {
+	uint8_t version;
+	bool persistent;
+	uint32_t expiry; /* 5.0 Session Expiry Interval */
+	const char *will_topic;
+	uint32_t will_delay;
+	uint32_t listener;
+	bool with_user;
+	uint8_t expect_code;
+};
+
+static struct client *connect_client(const char *id, struct opts o)
+{
+	static struct client pool[8];
+	static int next;
+	struct client *cl = &pool[next++ % 8];
+	memset(cl, 0, sizeof(*cl));
+	cl->version = o.version ? o.version : BW_MQTT_5;
+	cl->c = bw_conn_new(&limits, bw_broker_ops(broker, o.listener), cl);
+	assert_non_null(cl->c);
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.clean_start = !o.persistent;
+	p.connect.keep_alive = 60;
+	p.connect.client_id.p = (const uint8_t *)id;
+	p.connect.client_id.len = (uint16_t)strlen(id);
+	if (o.expiry) {
+		p.connect.props.has |= BW_PROP_BIT(BW_PROP_SESSION_EXPIRY);
+		p.connect.props.session_expiry = o.expiry;
+	}
+	if (o.will_topic) {
+		p.connect.will = true;
+		p.connect.will_topic.p = (const uint8_t *)o.will_topic;
+		p.connect.will_topic.len = (uint16_t)strlen(o.will_topic);
+		p.connect.will_payload.p = (const uint8_t *)"gone";
+		p.connect.will_payload.len = 4;
+		if (o.will_delay) {
+			p.connect.will_props.has = BW_PROP_BIT(BW_PROP_WILL_DELAY);
+			p.connect.will_props.will_delay = o.will_delay;
+		}
+	}
+	if (o.with_user) {
+		p.connect.has_username = p.connect.has_password = true;
+		p.connect.username.p = (const uint8_t *)"u";
+		p.connect.username.len = 1;
+	}
+	send_pkt(cl, &p);
+	p = expect(cl, BW_CONNACK);
+	assert_int_equal(p.connack.code, o.expect_code);
+	cl->present = p.connack.session_present;
+	return cl;
+}
+
+static void subscribe(struct client *cl, const char *filter, uint8_t qos, uint8_t rh,
+                      uint32_t sub_id, bool no_local)
+{
+	uint8_t e[256];
+	uint32_t len = 0;
+	struct bw_sub_entry en = { .qos = qos, .retain_handling = rh, .no_local = no_local };
+	en.filter.p = (const uint8_t *)filter;
+	en.filter.len = (uint16_t)strlen(filter);
+	bw_codec_put_sub(e, sizeof(e), &len, &en, cl->version);
+	struct bw_packet p = { .type = BW_SUBSCRIBE };
+	p.subscribe.packet_id = 1;
+	p.subscribe.entries.p = e;
+	p.subscribe.entries.len = len;
+	if (sub_id) {
+		p.subscribe.props.has = BW_PROP_BIT(BW_PROP_SUBSCRIPTION_ID);
+		p.subscribe.props.sub_id = sub_id;
+	}
+	send_pkt(cl, &p);
+	p = expect(cl, BW_SUBACK);
+	assert_int_equal(p.suback.codes.p[0], qos);
+}
+
+static void publish(struct client *cl, const char *topic, const char *payload, uint8_t qos,
+                    bool retain)
+{
+	static uint16_t id = 1;
+	struct bw_packet p = { .type = BW_PUBLISH };
+	p.publish.topic.p = (const uint8_t *)topic;
+	p.publish.topic.len = (uint16_t)strlen(topic);
+	p.publish.payload.p = (const uint8_t *)payload;
+	p.publish.payload.len = (uint32_t)strlen(payload);
+	p.publish.qos = qos;
+	p.publish.retain = retain;
+	p.publish.packet_id = qos ? id++ : 0;
+	send_pkt(cl, &p);
+	if (qos == 1)
+		expect(cl, BW_PUBACK);
+}
+
+static void expect_publish(struct client *cl, const char *topic, const char *payload)
+{
+	struct bw_packet p = expect(cl, BW_PUBLISH);
+	if (p.publish.topic.len != strlen(topic) ||
+	    memcmp(p.publish.topic.p, topic, p.publish.topic.len) != 0 ||
+	    p.publish.payload.len != strlen(payload) ||
+	    memcmp(p.publish.payload.p, payload, p.publish.payload.len) != 0)
+		fail_msg("got %.*s '%.*s', expected %s '%s'", p.publish.topic.len,
+		         (const char *)p.publish.topic.p, (int)p.publish.payload.len,
+		         (const char *)p.publish.payload.p, topic, payload);
+}
+
+static void disconnect(struct client *cl, bool abnormal)
+{
+	if (!abnormal) {
+		struct bw_packet p = { .type = BW_DISCONNECT };
+		send_pkt(cl, &p);
+	} else {
+		bw_conn_kick(cl->c, BW_RC_UNSPECIFIED); /* the worker's view of a lost peer */
+	}
+	bw_conn_free(&cl->c);
+}
+
+/* ---- cases ----------------------------------------------------------------- */
+
+static void test_anonymous_policy_fails_closed(void **state)
+{
+	struct client *a = connect_client(
+	        "a", (struct opts){ .listener = 1, .expect_code = BW_RC_NOT_AUTHORIZED });
+	bw_conn_free(&a->c);
+	struct client *b =
+	        connect_client("b", (struct opts){ .with_user = true,
+	                                           .expect_code = BW_RC_BAD_USERNAME_PASSWORD });
+	bw_conn_free(&b->c);
+	struct client *c =
+	        connect_client("c", (struct opts){ .version = BW_MQTT_311,
+	                                           .listener = 1,
+	                                           .expect_code = BW_CONNACK_311_NOT_AUTHORIZED });
+	bw_conn_free(&c->c);
+}
+
+static void test_routing_and_overlap(void **state)
+{
+	struct client *s1 = connect_client("s1", (struct opts){ 0 });
+	struct client *s2 = connect_client("s2", (struct opts){ .version = BW_MQTT_311 });
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	subscribe(s1, "a/+", 0, 0, 1, false);
+	subscribe(s1, "a/#", 1, 0, 2, false);
+	subscribe(s2, "+/b", 1, 0, 0, false);
+	publish(p, "a/b", "hi", 1, false);
+	struct bw_packet m = expect(s1, BW_PUBLISH);
+	assert_int_equal(m.publish.qos, 1);                /* the highest granted */
+	assert_int_equal(m.publish.props.sub_id_count, 2); /* both identifiers */
+	expect_nothing(s1);                                /* one copy */
+	expect_publish(s2, "a/b", "hi");
+	expect_nothing(p);
+	publish(p, "x/y", "none", 0, false);
+	expect_nothing(s1);
+	expect_nothing(s2);
+	disconnect(s1, false);
+	disconnect(s2, false);
+	disconnect(p, false);
+}
+
+static void test_retained_messages(void **state)
+{
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	publish(p, "r/1", "v1", 1, true);
+	publish(p, "r/1", "v2", 0, true); /* replaces */
+	publish(p, "r/2", "w", 0, true);
+	publish(p, "r/2", "", 0, true); /* clears */
+
+	struct client *s = connect_client("s", (struct opts){ 0 });
+	subscribe(s, "r/#", 1, 0, 0, false); /* SUBACK first, then the retained */
+	struct bw_packet m = expect(s, BW_PUBLISH);
+	assert_true(m.publish.retain);
+	assert_int_equal(m.publish.qos, 0);
+	assert_memory_equal(m.publish.payload.p, "v2", 2);
+	expect_nothing(s);
+	subscribe(s, "r/#", 1, 1, 0, false); /* exists already: none with handling 1 */
+	expect_nothing(s);
+	subscribe(s, "r/+", 1, 2, 0, false); /* handling 2: never */
+	expect_nothing(s);
+	/* A live publish is not flagged retained unless Retain As Published. */
+	publish(p, "r/1", "v3", 0, true);
+	m = expect(s, BW_PUBLISH);
+	assert_false(m.publish.retain);
+	expect_nothing(s);
+	disconnect(s, false);
+	disconnect(p, false);
+}
+
+static void test_wills(void **state)
+{
+	struct client *w = connect_client("w", (struct opts){ 0 });
+	subscribe(w, "will/#", 0, 0, 0, false);
+	struct client *a = connect_client("a", (struct opts){ .will_topic = "will/a" });
+	disconnect(a, true);
+	expect_nothing(w); /* published by the next tick, not inside the close */
+	bw_broker_tick(broker, clock_ms + 1);
+	expect_publish(w, "will/a", "gone");
+
+	struct client *b = connect_client("b", (struct opts){ .will_topic = "will/b" });
+	disconnect(b, false); /* a normal DISCONNECT discards it */
+	bw_broker_tick(broker, clock_ms + 10);
+	expect_nothing(w);
+
+	/* A delayed will is cancelled by a reconnect to the session. */
+	struct client *c = connect_client("c", (struct opts){ .will_topic = "will/c",
+	                                                      .will_delay = 5,
+	                                                      .expiry = 60,
+	                                                      .persistent = true });
+	disconnect(c, true);
+	clock_ms += 1000;
+	bw_broker_tick(broker, clock_ms);
+	expect_nothing(w);
+	c = connect_client("c", (struct opts){ .persistent = true, .expiry = 60 });
+	clock_ms += 10000;
+	bw_broker_tick(broker, clock_ms);
+	expect_nothing(w);
+	disconnect(c, false);
+
+	/* Not cancelled: it goes out once the delay has passed. */
+	struct client *d = connect_client(
+	        "d", (struct opts){ .will_topic = "will/d", .will_delay = 5, .expiry = 60 });
+	disconnect(d, true);
+	clock_ms += 4000;
+	bw_broker_tick(broker, clock_ms);
+	expect_nothing(w);
+	clock_ms += 2000;
+	bw_broker_tick(broker, clock_ms);
+	expect_publish(w, "will/d", "gone");
+	disconnect(w, false);
+}
+
+static void test_takeover(void **state)
+{
+	struct client *a = connect_client("x", (struct opts){ .persistent = true, .expiry = 60 });
+	subscribe(a, "t", 1, 0, 0, false);
+	struct client *b = connect_client("x", (struct opts){ .persistent = true, .expiry = 60 });
+	struct bw_packet d = expect(a, BW_DISCONNECT);
+	assert_int_equal(d.disconnect.code, BW_RC_SESSION_TAKEN_OVER);
+	assert_int_equal(bw_conn_state(a->c), BW_CONN_CLOSING);
+	bw_conn_free(&a->c);
+	/* The subscription came along with the session. */
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	publish(p, "t", "m", 0, false);
+	expect_publish(b, "t", "m");
+	disconnect(b, false);
+	disconnect(p, false);
+}
+
+static void test_persistent_session_queues_while_offline(void **state)
+{
+	struct client *s = connect_client("q", (struct opts){ .persistent = true, .expiry = 60 });
+	subscribe(s, "q/#", 1, 0, 0, false);
+	disconnect(s, false);
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	publish(p, "q/1", "one", 1, false);
+	publish(p, "q/2", "two", 1, false);
+	publish(p, "q/3", "zero", 0, false); /* QoS 0 is not kept for offline sessions */
+	s = connect_client("q", (struct opts){ .persistent = true, .expiry = 60 });
+	assert_true(s->present);
+	expect_publish(s, "q/1", "one");
+	expect_publish(s, "q/2", "two");
+	expect_nothing(s);
+	disconnect(s, false);
+	disconnect(p, false);
+}
+
+static void test_session_expiry_and_clean_start(void **state)
+{
+	struct client *s = connect_client("e", (struct opts){ .persistent = true, .expiry = 2 });
+	subscribe(s, "e", 1, 0, 0, false);
+	disconnect(s, false);
+	clock_ms += 1000;
+	bw_broker_tick(broker, clock_ms);
+	s = connect_client("e", (struct opts){ .persistent = true, .expiry = 2 });
+	assert_true(s->present); /* within the interval */
+	disconnect(s, false);
+	clock_ms += 3000;
+	bw_broker_tick(broker, clock_ms);
+	s = connect_client("e", (struct opts){ .persistent = true, .expiry = 2 });
+	assert_false(s->present); /* expired */
+	disconnect(s, false);
+
+	/* 3.1.1: clean session 0 keeps it; clean session 1 drops it. */
+	s = connect_client("k", (struct opts){ .version = BW_MQTT_311, .persistent = true });
+	disconnect(s, true);
+	bw_broker_tick(broker, clock_ms + 100000);
+	s = connect_client("k", (struct opts){ .version = BW_MQTT_311, .persistent = true });
+	assert_true(s->present);
+	disconnect(s, false);
+	s = connect_client("k", (struct opts){ .version = BW_MQTT_311 });
+	assert_false(s->present);
+	disconnect(s, false);
+}
+
+static void test_shared_subscriptions_round_robin(void **state)
+{
+	struct client *m[3];
+	int got[3] = { 0 };
+	m[0] = connect_client("m0", (struct opts){ 0 });
+	m[1] = connect_client("m1", (struct opts){ 0 });
+	m[2] = connect_client("m2", (struct opts){ .version = BW_MQTT_311 });
+	for (int i = 0; i < 3; i++)
+		subscribe(m[i], "$share/g/s/#", 0, 0, 0, false);
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	for (int i = 0; i < 9; i++)
+		publish(p, "s/x", "m", 0, false);
+	for (int i = 0; i < 3; i++) {
+		while (recv_pkt(m[i]).type == BW_PUBLISH)
+			got[i]++;
+	}
+	assert_int_equal(got[0], 3);
+	assert_int_equal(got[1], 3);
+	assert_int_equal(got[2], 3);
+	for (int i = 0; i < 3; i++)
+		disconnect(m[i], false);
+	disconnect(p, false);
+}
+
+static void test_no_local(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ 0 });
+	struct client *b = connect_client("b", (struct opts){ 0 });
+	subscribe(a, "n", 0, 0, 0, true);
+	subscribe(b, "n", 0, 0, 0, false);
+	publish(a, "n", "self", 0, false);
+	expect_nothing(a);
+	expect_publish(b, "n", "self");
+	disconnect(a, false);
+	disconnect(b, false);
+}
+
+static void test_subscription_limit(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ 0 });
+	char f[16];
+	for (int i = 0; i < 8; i++) {
+		snprintf(f, sizeof(f), "f/%d", i);
+		subscribe(a, f, 0, 0, 0, false);
+	}
+	uint8_t e[32];
+	uint32_t len = 0;
+	struct bw_sub_entry en = { .filter = { (const uint8_t *)"f/9", 3 } };
+	bw_codec_put_sub(e, sizeof(e), &len, &en, BW_MQTT_5);
+	struct bw_packet p = { .type = BW_SUBSCRIBE };
+	p.subscribe.packet_id = 2;
+	p.subscribe.entries.p = e;
+	p.subscribe.entries.len = len;
+	send_pkt(a, &p);
+	p = expect(a, BW_SUBACK);
+	assert_int_equal(p.suback.codes.p[0], BW_RC_QUOTA_EXCEEDED);
+	subscribe(a, "f/0", 1, 0, 0, false); /* replacing one is fine */
+	disconnect(a, false);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_anonymous_policy_fails_closed, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_routing_and_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retained_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wills, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persistent_session_queues_while_offline, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_session_expiry_and_clean_start, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_shared_subscriptions_round_robin, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
