@@ -65,7 +65,8 @@ static const struct key_def keys[] = {
 	{ "max_queued_messages", K_UINT, OFF(max_queued_messages), 0, 10000000, 1000, NULL,
 	  "messages", NULL, "messages queued for a session beyond its inflight window" },
 	{ "max_keepalive", K_UINT, OFF(max_keepalive), 1, 65535, 3600, NULL, "seconds", NULL,
-	  "longest keep alive a client may ask for; longer requests are capped" },
+	  "longest keep alive a client may ask for: 5.0 requests above it are capped (Server Keep "
+	  "Alive), 3.1.1 ones refused" },
 	{ "max_topic_length", K_UINT, OFF(max_topic_length), 1, 65535, 1024, NULL, "bytes", NULL,
 	  "longest topic name or filter" },
 	{ "max_topic_levels", K_UINT, OFF(max_topic_levels), 1, 1024, 32, NULL, "levels", NULL,

@@ -1,25 +1,46 @@
 /*
- * The `bulwark` node executable. This build answers --help and --version;
- * serving MQTT arrives with the broker core (node/core, node/io).
+ * The `bulwark` node executable: reads the configuration (file, then
+ * BULWARK_* environment variables, then --set), starts the broker and its
+ * worker, and waits for signals: SIGHUP reopens the log, SIGTERM and SIGINT
+ * stop the node (MQTT 5 clients are told 0x8B) and exit 0.
+ *
+ * Exit codes: 0 clean stop, 1 the node could not start (configuration,
+ * io_uring, listeners), 2 usage error.
  */
 #include "bw_version.h"
+#include "node/config.h"
+#include "node/core/broker.h"
 #include "node/io/features.h"
+#include "node/log.h"
+#include "node/worker.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+extern char **environ;
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: bulwark [--help] [--version]\n"
-	             "\n"
-	             "Bulwark MQTT broker node.\n"
-	             "\n"
-	             "  -h, --help     show this help and exit\n"
-	             "  -V, --version  show the version, libraries and io_uring support, and exit\n"
-	             "\n"
-	             "This build holds the MQTT codec and the build system; the broker core\n"
-	             "(listeners, sessions, `-c FILE`) is not in it yet, so the node does not\n"
-	             "serve MQTT. See README.md.\n");
+	fprintf(out,
+	        "usage: bulwark [-c FILE] [--set KEY=VALUE]... [--check-config]\n"
+	        "       bulwark --help-config | --version | --help\n"
+	        "\n"
+	        "Bulwark MQTT broker node.\n"
+	        "\n"
+	        "  -c, --config FILE   read the configuration from FILE (`key value` lines)\n"
+	        "  --set KEY=VALUE     set one key, after the file and BULWARK_<KEY> variables\n"
+	        "  --check-config      check the configuration and exit\n"
+	        "  --help-config       list every configuration key with its default and exit\n"
+	        "  -V, --version       show the version, libraries and io_uring support\n"
+	        "  -h, --help          show this help\n"
+	        "\n"
+	        "See docs/configuration.md. SIGHUP reopens the log file; SIGTERM stops the "
+	        "node.\n");
 }
 
 static int version(void)
@@ -42,6 +63,64 @@ static int version(void)
 	return 0;
 }
 
+/* ---- glue between the worker and the broker ----------------------------- */
+
+static const struct bw_listener_config *listeners_base;
+
+static const struct bw_conn_ops *ops_for(void *arg, const struct bw_listener_config *l)
+{
+	return bw_broker_ops(arg, (uint32_t)(l - listeners_base));
+}
+
+static void tick(void *arg, uint64_t now_ms)
+{
+	bw_broker_tick(arg, now_ms);
+}
+
+static size_t metrics(void *arg, char *buf, size_t cap)
+{
+	return bw_broker_metrics(arg, buf, cap);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int load_config(int argc, char **argv, struct bw_config *cfg, bool *check_only)
+{
+	char err[BW_CONFIG_ERROR_MAX];
+	const char *file = NULL;
+
+	bw_config_defaults(cfg);
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			file = argv[++i];
+		else if (!strcmp(argv[i], "--set") && i + 1 < argc)
+			i++; /* applied below, after the file and the environment */
+		else if (!strcmp(argv[i], "--check-config"))
+			*check_only = true;
+		else {
+			fprintf(stderr, "bulwark: unknown or incomplete argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((file && bw_config_load_file(cfg, file, err, sizeof(err))) ||
+	    bw_config_load_env(cfg, environ, err, sizeof(err))) {
+		fprintf(stderr, "bulwark: %s\n", err);
+		return 1;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--set") && bw_config_set(cfg, argv[++i], err, sizeof(err))) {
+			fprintf(stderr, "bulwark: %s\n", err);
+			return 1;
+		}
+	}
+	if (bw_config_validate(cfg, err, sizeof(err))) {
+		fprintf(stderr, "bulwark: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")))
@@ -50,8 +129,121 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc > 1)
-		fprintf(stderr, "bulwark: unknown argument '%s'\n", argv[1]);
-	usage(stderr);
-	return 2;
+	if (argc == 2 && !strcmp(argv[1], "--help-config")) {
+		bw_config_describe(stdout);
+		return 0;
+	}
+
+	static struct bw_config cfg;
+	bool check_only = false;
+	int rc = load_config(argc, argv, &cfg, &check_only);
+	if (rc)
+		return rc;
+	if (check_only) {
+		printf("configuration ok: %u listeners\n", cfg.listener_count);
+		return 0;
+	}
+
+	rc = bw_log_open(cfg.log_level, cfg.log_format, cfg.log_file);
+	if (rc) {
+		fprintf(stderr, "bulwark: log_file %s: %s\n", cfg.log_file, strerror(-rc));
+		return 1;
+	}
+	struct bw_io_features feat;
+	bw_io_features_probe(&feat);
+	if (!bw_io_features_sufficient(&feat)) {
+		bw_log_error("io_uring on kernel %s lacks what the node needs (Linux 6.0+): see "
+		             "bulwark --version",
+		             feat.kernel);
+		return 1;
+	}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t want = cfg.workers ? cfg.workers : (uint32_t)(cpus > 0 ? cpus : 1);
+	if (want > 1)
+		bw_log_warn("workers %u: this version runs one worker; routing between workers is "
+		            "not built yet",
+		            want);
+
+	/* Signals go to this thread only: block them before threads start. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	listeners_base = cfg.listeners;
+	struct bw_broker_config bc = {
+		.listeners = cfg.listeners,
+		.n_listeners = cfg.listener_count,
+		.max_inflight = (uint16_t)cfg.max_inflight,
+		.max_queued_messages = cfg.max_queued_messages,
+		.max_subscriptions = cfg.max_subscriptions_per_client,
+		.max_topic_levels = cfg.max_topic_levels,
+		.retained_max = 1000000,
+		.retained_bytes_max = 1ull << 30,
+		.filters_max = 1000000,
+		.now_ms = bw_worker_now_ms,
+		.wants_send = bw_worker_wants_send,
+	};
+	struct bw_broker *broker = bw_broker_new(&bc);
+	if (!broker) {
+		bw_log_error("cannot create the broker: %s", strerror(errno));
+		return 1;
+	}
+	struct bw_worker_config wc = {
+		.listeners = cfg.listeners,
+		.n_listeners = cfg.listener_count,
+		.conn_limits = {
+			.max_packet_size = cfg.max_packet_size,
+			.max_keepalive = (uint16_t)cfg.max_keepalive,
+			.receive_max = (uint16_t)cfg.max_inflight,
+			.topic_alias_max = 64,
+			.max_topic_length = (uint16_t)(cfg.max_topic_length > 65535 ? 65535
+										   : cfg.max_topic_length),
+			.max_topic_levels = (uint16_t)cfg.max_topic_levels,
+			.outq = { .soft_bytes = 1u << 20, .hard_bytes = 16u << 20 },
+		},
+		.max_connections = cfg.max_connections,
+		.ops_for = ops_for,
+		.ops_arg = broker,
+		.tick = tick,
+		.metrics = metrics,
+	};
+	struct bw_worker *worker;
+	rc = bw_worker_start(&worker, &wc);
+	if (rc) {
+		bw_log_error("cannot start: %s", strerror(-rc));
+		bw_broker_free(&broker);
+		return 1;
+	}
+	for (uint32_t i = 0; i < cfg.listener_count; i++) {
+		const struct bw_listener_config *l = &cfg.listeners[i];
+		bw_log_info("listening: %s %s (port %u)%s",
+		            l->kind == BW_LISTEN_MQTT ? "mqtt" : "http", l->addr_text,
+		            bw_worker_port(worker, i),
+		            l->kind == BW_LISTEN_MQTT && l->allow_anonymous
+		                    ? ", anonymous clients allowed: for trying Bulwark out only"
+		                    : "");
+	}
+	bw_log_info("bulwark %s (%s) started", BW_VERSION, BW_GIT_COMMIT);
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			int r = bw_log_reopen();
+			bw_log_info("SIGHUP: log reopened%s%s", r ? ": " : "",
+			            r ? strerror(-r) : "");
+			continue;
+		}
+		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	bw_worker_stop(&worker);
+	bw_broker_free(&broker);
+	bw_log_info("stopped");
+	return 0;
 }

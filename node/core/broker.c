@@ -233,7 +233,9 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 		d.retain = md->retain_as_published && m->retain;
 		d.n_sub_ids =
 		        md->n_sub_ids > BW_DELIVERY_SUB_IDS ? BW_DELIVERY_SUB_IDS : md->n_sub_ids;
-		memcpy(d.sub_ids, bw_match_sub_ids(&b->match, md), d.n_sub_ids * sizeof(uint32_t));
+		if (d.n_sub_ids) /* the id array is NULL while no delivery had ids */
+			memcpy(d.sub_ids, bw_match_sub_ids(&b->match, md),
+			       d.n_sub_ids * sizeof(uint32_t));
 		deliver(b, md->subscriber, &d);
 	}
 }

@@ -283,6 +283,35 @@ static void test_describe_lists_every_key(void **state)
 	free(text);
 }
 
+/* docs/configuration.md has a table row for every key bw_config_describe() knows. */
+static void test_documentation_lists_every_key(void **state)
+{
+	char *text = NULL, *doc = NULL;
+	size_t len = 0, dlen = 0;
+	FILE *f = open_memstream(&text, &len);
+	bw_config_describe(f);
+	fclose(f);
+	FILE *d = fopen(BW_SOURCE_DIR "/docs/configuration.md", "r");
+	assert_non_null(d);
+	FILE *m = open_memstream(&doc, &dlen);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), d)) > 0)
+		fwrite(buf, 1, n, m);
+	fclose(d);
+	fclose(m);
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char key[64], row[80];
+		if (line[0] == ' ' || sscanf(line, "%63s", key) != 1)
+			continue;
+		snprintf(row, sizeof(row), "| `%s` |", key);
+		if (!strstr(doc, row))
+			fail_msg("docs/configuration.md lacks a row for %s", key);
+	}
+	free(text);
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
 		cmocka_unit_test(test_describe_lists_every_key),
+		cmocka_unit_test(test_documentation_lists_every_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,829 @@
+/*
+ * The worker: one thread, one ring, its listeners and its clients. Every
+ * completion callback only updates its client and marks it dirty; the loop
+ * then walks the dirty list after each bw_ring_run() and does the work:
+ * start a send, parse HTTP, close a drained CLOSING connection, free a
+ * closed one once none of its operations is in flight. So no client is
+ * freed from inside a callback, and output the broker queues on any
+ * connection during a batch (fan-out) goes out in the same pass.
+ */
+#include "node/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node/core/outq.h"
+#include "node/io/ring.h"
+#include "node/log.h"
+#include "node/net/http.h"
+
+#define TICK_MS           100u
+#define BACKLOG           4096
+#define SEND_IOV          64
+#define HTTP_MAX_CLIENTS  64u
+#define HTTP_IDLE_MS      10000u
+#define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
+#define STOP_FLUSH_MS     1000u
+#define METRICS_CAP       (256u * 1024u)
+
+struct bw_worker;
+
+struct listener {
+	struct bw_op accept;
+	struct bw_worker *w;
+	const struct bw_listener_config *cfg;
+	const struct bw_conn_ops *ops;
+	int fd;
+	uint16_t port;
+	bool armed;
+};
+
+struct client {
+	struct bw_op recv, send, close;
+	struct bw_worker *w;
+	struct listener *l;
+	int fd;
+	bool http;
+	bool closing; /* the socket is being (or was) closed */
+	bool recv_armed;
+	bool send_inflight;
+	bool dirty;
+	bool close_sent;   /* close(2) went to the ring: never close fd again */
+	unsigned inflight; /* ops whose final completion is outstanding */
+	struct bw_conn *conn;
+	struct iovec iov[SEND_IOV];
+	struct msghdr msg;
+	uint64_t accepted_ms;
+	uint64_t active_ms;                     /* HTTP: when the last request came */
+	uint64_t closing_since_ms;              /* MQTT: when the sweep first saw it CLOSING */
+	struct client *prev, *next;             /* all clients */
+	struct client *dirty_prev, *dirty_next; /* the dirty list */
+	/* HTTP only. */
+	char *hbuf; /* BW_HTTP_HEAD_MAX bytes */
+	size_t hlen;
+	char *out;
+	size_t out_len, out_off;
+	bool close_after; /* close once `out` is sent */
+};
+
+struct bw_worker {
+	struct bw_worker_config cfg;
+	struct bw_ring ring;
+	bool ring_ok;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool started; /* the handshake: start_rc is set */
+	int start_rc;
+	atomic_bool stop;
+	atomic_bool woken; /* bw_worker_stop() is done with the ring */
+	bool stopping;     /* the thread's own view */
+	struct listener *listeners;
+	struct client *clients; /* all */
+	struct client *dirty;   /* head of the dirty list */
+	uint32_t n_mqtt, n_http;
+	struct bw_op tick;
+	bool tick_armed;
+	struct bw_worker_stats stats;
+};
+
+uint64_t bw_worker_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w)
+{
+	return &w->stats;
+}
+
+uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i)
+{
+	if (!w || i >= w->cfg.n_listeners)
+		return 0;
+	return w->listeners[i].port;
+}
+
+/* ---- the dirty list ------------------------------------------------------ */
+
+static void mark_dirty(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_prev = NULL;
+	c->dirty_next = w->dirty;
+	if (w->dirty)
+		w->dirty->dirty_prev = c;
+	w->dirty = c;
+}
+
+static struct client *pop_dirty(struct bw_worker *w)
+{
+	struct client *c = w->dirty;
+
+	if (!c)
+		return NULL;
+	w->dirty = c->dirty_next;
+	if (w->dirty)
+		w->dirty->dirty_prev = NULL;
+	c->dirty = false;
+	c->dirty_next = c->dirty_prev = NULL;
+	return c;
+}
+
+void bw_worker_wants_send(void *conn_user)
+{
+	struct client *c = conn_user;
+
+	if (c && !c->closing)
+		mark_dirty(c);
+}
+
+/* ---- closing and freeing -------------------------------------------------- */
+
+static void on_close(struct bw_op *op, int32_t res, uint32_t flags)
+{
+	struct client *c = BW_CONTAINER_OF(op, struct client, close);
+
+	(void)flags;
+	if (res < 0)
+		bw_log_debug("worker: close fd %d: %s", c->fd, strerror(-res));
+	c->fd = -1;
+	c->inflight--;
+	mark_dirty(c);
+}
+
+/*
+ * Starts closing c's socket: a CONNECTED MQTT connection is kicked first
+ * (an abnormal end: the broker publishes the will), the receive is
+ * cancelled, shutdown(2) ends any send, and close(2) goes through the ring.
+ * c is freed later, from the loop, once nothing of it is in flight.
+ */
+static void client_close(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	if (c->closing)
+		return;
+	if (c->conn && bw_conn_state(c->conn) == BW_CONN_CONNECTED)
+		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
+	c->closing = true;
+	if (c->http)
+		w->n_http--;
+	else
+		w->stats.connections = --w->n_mqtt;
+	bw_log_debug("worker: closing fd %d", c->fd);
+	if (c->recv_armed)
+		(void)bw_ring_cancel(&w->ring, &c->recv);
+	(void)shutdown(c->fd, SHUT_RDWR);
+	if (bw_ring_close(&w->ring, &c->close, c->fd) == 0) {
+		c->inflight++;
+		c->close_sent = true;
+	} else {
+		close(c->fd);
+		c->fd = -1;
+	}
+	mark_dirty(c);
+}
+
+static void client_free(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->fd >= 0 && !c->close_sent)
+		close(c->fd);
+	bw_conn_free(&c->conn);
+	free(c->hbuf);
+	free(c->out);
+	free(c);
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static int arm_recv(struct client *c)
+{
+	int rc = bw_ring_recv(&c->w->ring, &c->recv, c->fd);
+
+	if (rc == 0) {
+		c->recv_armed = true;
+		c->inflight++;
+	}
+	return rc;
+}
+
+static void http_input(struct client *c, const uint8_t *p, size_t n)
+{
+	size_t room = BW_HTTP_HEAD_MAX - c->hlen;
+
+	/* Past the bound the parser sees a full buffer and answers 431. */
+	if (n > room)
+		n = room;
+	memcpy(c->hbuf + c->hlen, p, n);
+	c->hlen += n;
+}
+
+static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
+{
+	struct client *c = BW_CONTAINER_OF(op, struct client, recv);
+	struct bw_worker *w = c->w;
+	int bid = bw_ring_cqe_bid(flags);
+
+	if (!(flags & IORING_CQE_F_MORE)) {
+		c->recv_armed = false;
+		c->inflight--;
+	}
+	if (bid >= 0) {
+		if (res > 0 && !c->closing) {
+			const uint8_t *p = bw_ring_buf(&w->ring, (uint16_t)bid);
+			if (c->http) {
+				http_input(c, p, (size_t)res);
+			} else {
+				int rc = bw_conn_input(c->conn, p, (size_t)res);
+				if (rc == -ENOMEM) {
+					bw_log_warn("worker: fd %d: out of memory", c->fd);
+					client_close(c);
+				}
+			}
+		}
+		bw_ring_buf_put(&w->ring, (uint16_t)bid);
+	}
+	mark_dirty(c);
+	if (c->closing || res == -ECANCELED)
+		return;
+	if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+		if (res < 0)
+			bw_log_debug("worker: recv fd %d: %s", c->fd, strerror(-res));
+		else
+			bw_log_debug("worker: fd %d: peer closed", c->fd);
+		client_close(c);
+		return;
+	}
+	/* -ENOBUFS: the buffers just put are published before the re-arm. */
+	if (!c->recv_armed && arm_recv(c) < 0)
+		client_close(c);
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void on_send(struct bw_op *op, int32_t res, uint32_t flags)
+{
+	struct client *c = BW_CONTAINER_OF(op, struct client, send);
+
+	(void)flags;
+	c->send_inflight = false;
+	c->inflight--;
+	mark_dirty(c);
+	if (c->closing)
+		return;
+	if (res < 0) {
+		bw_log_debug("worker: send fd %d: %s", c->fd, strerror(-res));
+		client_close(c);
+		return;
+	}
+	if (c->http) {
+		c->out_off += (size_t)res;
+		return;
+	}
+	struct bw_outq *q = bw_conn_outq(c->conn);
+	bool was_over = bw_outq_over_soft(q);
+	bw_outq_consume(q, (size_t)res);
+	if (was_over && !bw_outq_over_soft(q))
+		bw_conn_resume(c->conn);
+}
+
+static void start_send(struct client *c, size_t n_iov)
+{
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = n_iov;
+	if (bw_ring_sendmsg(&c->w->ring, &c->send, c->fd, &c->msg) == 0) {
+		c->send_inflight = true;
+		c->inflight++;
+	} else {
+		/* No SQE now: try again after the next batch. */
+		mark_dirty(c);
+	}
+}
+
+/* What an MQTT connection needs after activity: send, or close once drained. */
+static void mqtt_after(struct client *c)
+{
+	struct bw_outq *q = bw_conn_outq(c->conn);
+
+	if (c->send_inflight)
+		return;
+	if (bw_outq_bytes(q) > 0) {
+		size_t n = bw_outq_iov(q, c->iov, SEND_IOV);
+		start_send(c, n);
+	} else if (bw_conn_state(c->conn) == BW_CONN_CLOSING) {
+		client_close(c);
+	}
+}
+
+/* ---- HTTP ----------------------------------------------------------------- */
+
+static bool path_is(const struct bw_http_request *req, const char *s)
+{
+	size_t n = strlen(s);
+	return req->path_len == n && memcmp(req->path, s, n) == 0;
+}
+
+/* Builds the response to req (NULL: an error status) in c->out. */
+static int http_respond(struct client *c, const struct bw_http_request *req, int status)
+{
+	struct bw_worker *w = c->w;
+	const char *type = "text/plain; charset=utf-8";
+	bool head_only = req && req->method == BW_HTTP_HEAD;
+	bool keep = req && req->keep_alive;
+	char *body = malloc(METRICS_CAP);
+	size_t blen = 0;
+
+	if (!body)
+		return -ENOMEM;
+	if (req) {
+		if (path_is(req, "/healthz")) {
+			status = 200;
+			blen = (size_t)snprintf(body, METRICS_CAP, "ok\n");
+		} else if (path_is(req, "/readyz")) {
+			bool ok = !w->cfg.ready || w->cfg.ready(w->cfg.ops_arg);
+			status = ok ? 200 : 503;
+			blen = (size_t)snprintf(body, METRICS_CAP, ok ? "ready\n" : "not ready\n");
+		} else if (path_is(req, "/metrics")) {
+			status = 200;
+			type = "text/plain; version=0.0.4";
+			if (w->cfg.metrics)
+				blen = w->cfg.metrics(w->cfg.ops_arg, body, METRICS_CAP / 2);
+			if (blen > METRICS_CAP / 2)
+				blen = METRICS_CAP / 2;
+			int n = snprintf(body + blen, METRICS_CAP - blen,
+			                 "# TYPE bulwark_connections gauge\n"
+			                 "bulwark_connections %llu\n"
+			                 "# TYPE bulwark_connections_refused_total counter\n"
+			                 "bulwark_connections_refused_total %llu\n"
+			                 "# TYPE bulwark_keepalive_timeouts_total counter\n"
+			                 "bulwark_keepalive_timeouts_total %llu\n",
+			                 (unsigned long long)w->stats.connections,
+			                 (unsigned long long)w->stats.refused,
+			                 (unsigned long long)w->stats.keepalive_timeouts);
+			if (n > 0)
+				blen += (size_t)n;
+		} else {
+			status = 404;
+			blen = (size_t)snprintf(body, METRICS_CAP, "not found\n");
+		}
+	} else {
+		blen = (size_t)snprintf(body, METRICS_CAP, "%s\n", bw_http_reason(status));
+	}
+	char head[512];
+	int hl = bw_http_head(head, sizeof(head), status, type, blen, keep);
+	if (hl < 0) {
+		free(body);
+		return hl;
+	}
+	size_t total = (size_t)hl + (head_only ? 0 : blen);
+	free(c->out);
+	c->out = malloc(total);
+	if (!c->out) {
+		free(body);
+		return -ENOMEM;
+	}
+	memcpy(c->out, head, (size_t)hl);
+	if (!head_only)
+		memcpy(c->out + hl, body, blen);
+	free(body);
+	c->out_len = total;
+	c->out_off = 0;
+	c->close_after = !keep;
+	w->stats.http_requests++;
+	return 0;
+}
+
+static void http_after(struct client *c)
+{
+	if (c->send_inflight)
+		return;
+	if (c->out && c->out_off < c->out_len) {
+		c->iov[0].iov_base = c->out + c->out_off;
+		c->iov[0].iov_len = c->out_len - c->out_off;
+		start_send(c, 1);
+		return;
+	}
+	if (c->out) {
+		free(c->out);
+		c->out = NULL;
+		if (c->close_after) {
+			client_close(c);
+			return;
+		}
+	}
+	if (c->hlen == 0)
+		return;
+	struct bw_http_request req;
+	int rc = bw_http_parse(c->hbuf, c->hlen, &req);
+	if (rc == BW_HTTP_AGAIN && c->hlen < BW_HTTP_HEAD_MAX)
+		return;
+	if (rc == BW_HTTP_AGAIN)
+		rc = -431;
+	if (rc == 0) {
+		memmove(c->hbuf, c->hbuf + req.size, c->hlen - req.size);
+		c->hlen -= req.size;
+		c->active_ms = bw_worker_now_ms();
+		rc = http_respond(c, &req, 0);
+	} else {
+		rc = http_respond(c, NULL, -rc);
+	}
+	if (rc < 0) {
+		bw_log_warn("worker: http fd %d: %s", c->fd, strerror(-rc));
+		client_close(c);
+		return;
+	}
+	http_after(c); /* starts the send */
+}
+
+/* ---- the loop's pass over dirty clients ------------------------------------ */
+
+static void flush_dirty(struct bw_worker *w)
+{
+	struct client *c;
+
+	while ((c = pop_dirty(w))) {
+		if (c->closing) {
+			if (c->inflight == 0)
+				client_free(c);
+			continue;
+		}
+		if (c->http)
+			http_after(c);
+		else
+			mqtt_after(c);
+	}
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static int arm_accept(struct listener *l)
+{
+	int rc = bw_ring_accept(&l->w->ring, &l->accept, l->fd);
+
+	l->armed = rc == 0;
+	return rc;
+}
+
+static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
+{
+	struct listener *l = BW_CONTAINER_OF(op, struct listener, accept);
+	struct bw_worker *w = l->w;
+
+	if (!(flags & IORING_CQE_F_MORE)) {
+		l->armed = false;
+		if (!w->stopping && arm_accept(l) < 0)
+			bw_log_warn("worker: %s: cannot re-arm accept", l->cfg->addr_text);
+	}
+	if (res < 0) {
+		if (res != -ECANCELED)
+			bw_log_warn("worker: accept on %s: %s", l->cfg->addr_text, strerror(-res));
+		return;
+	}
+	int fd = res;
+	bool http = l->cfg->kind == BW_LISTEN_HTTP;
+	if (w->stopping || (http && w->n_http >= HTTP_MAX_CLIENTS) ||
+	    (!http && w->cfg.max_connections && w->n_mqtt >= w->cfg.max_connections)) {
+		if (!http)
+			w->stats.refused++;
+		bw_log_debug("worker: %s: refused fd %d", l->cfg->addr_text, fd);
+		close(fd);
+		return;
+	}
+	struct client *c = calloc(1, sizeof(*c));
+	if (c && http)
+		c->hbuf = malloc(BW_HTTP_HEAD_MAX);
+	else if (c)
+		c->conn = bw_conn_new(&w->cfg.conn_limits, l->ops, c);
+	if (!c || (http ? !c->hbuf : !c->conn)) {
+		bw_log_warn("worker: %s: out of memory at accept", l->cfg->addr_text);
+		if (c) {
+			free(c->hbuf);
+			free(c);
+		}
+		close(fd);
+		return;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = w;
+	c->l = l;
+	c->fd = fd;
+	c->http = http;
+	c->recv.done = on_recv;
+	c->send.done = on_send;
+	c->close.done = on_close;
+	c->accepted_ms = c->active_ms = bw_worker_now_ms();
+	c->next = w->clients;
+	if (w->clients)
+		w->clients->prev = c;
+	w->clients = c;
+	if (http)
+		w->n_http++;
+	else
+		w->stats.connections = ++w->n_mqtt;
+	bw_log_debug("worker: %s: accepted fd %d", l->cfg->addr_text, fd);
+	if (arm_recv(c) < 0)
+		client_close(c);
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void sweep(struct bw_worker *w, uint64_t now)
+{
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (c->closing)
+			continue;
+		if (c->http) {
+			if (now - c->active_ms > HTTP_IDLE_MS && !c->send_inflight)
+				client_close(c);
+			continue;
+		}
+		enum bw_conn_state st = bw_conn_state(c->conn);
+		uint64_t deadline = bw_conn_deadline_ms(c->conn);
+		if (st == BW_CONN_AWAIT_CONNECT &&
+		    now - c->accepted_ms > w->cfg.connect_timeout_ms) {
+			w->stats.connect_timeouts++;
+			bw_log_debug("worker: fd %d: no CONNECT in time", c->fd);
+			client_close(c);
+		} else if (st == BW_CONN_CONNECTED && deadline && now > deadline) {
+			w->stats.keepalive_timeouts++;
+			bw_log_debug("worker: fd %d: keep alive timeout", c->fd);
+			bw_conn_kick(c->conn, BW_RC_KEEPALIVE_TIMEOUT);
+			mark_dirty(c);
+		} else if (st == BW_CONN_CLOSING) {
+			/* A peer that never drains what we queued is cut off. */
+			if (!c->closing_since_ms)
+				c->closing_since_ms = now;
+			else if (now - c->closing_since_ms > CLOSING_LINGER_MS)
+				client_close(c);
+		}
+	}
+}
+
+static void on_tick(struct bw_op *op, int32_t res, uint32_t flags)
+{
+	struct bw_worker *w = BW_CONTAINER_OF(op, struct bw_worker, tick);
+	uint64_t now = bw_worker_now_ms();
+
+	(void)res;
+	(void)flags;
+	w->tick_armed = false;
+	if (w->stopping)
+		return;
+	if (w->cfg.tick)
+		w->cfg.tick(w->cfg.ops_arg, now);
+	sweep(w, now);
+	w->tick_armed = bw_ring_timeout(&w->ring, &w->tick, TICK_MS) == 0;
+}
+
+/* ---- the thread ----------------------------------------------------------- */
+
+static int open_listener(struct listener *l)
+{
+	const struct bw_listener_config *lc = l->cfg;
+	int one = 1;
+	int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&lc->addr, lc->addr_len) < 0 ||
+	    listen(fd, BACKLOG) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			l->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			l->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	l->fd = fd;
+	return 0;
+}
+
+static void close_listeners(struct bw_worker *w)
+{
+	for (uint32_t i = 0; i < w->cfg.n_listeners; i++) {
+		struct listener *l = &w->listeners[i];
+		if (l->armed)
+			(void)bw_ring_cancel(&w->ring, &l->accept);
+		if (l->fd >= 0) {
+			/* shutdown(2) ends the multishot accept too. */
+			(void)shutdown(l->fd, SHUT_RDWR);
+			close(l->fd);
+			l->fd = -1;
+		}
+	}
+}
+
+/* Opens the ring and the listeners; 0 or -errno. */
+static int setup(struct bw_worker *w)
+{
+	int rc = bw_ring_init(&w->ring, NULL);
+
+	if (rc < 0)
+		return rc;
+	w->ring_ok = true;
+	for (uint32_t i = 0; i < w->cfg.n_listeners; i++) {
+		struct listener *l = &w->listeners[i];
+		rc = open_listener(l);
+		if (rc < 0) {
+			bw_log_error("worker: cannot listen on %s: %s", l->cfg->addr_text,
+			             strerror(-rc));
+			return rc;
+		}
+	}
+	for (uint32_t i = 0; i < w->cfg.n_listeners; i++) {
+		rc = arm_accept(&w->listeners[i]);
+		if (rc < 0)
+			return rc;
+	}
+	w->tick.done = on_tick;
+	rc = bw_ring_timeout(&w->ring, &w->tick, TICK_MS);
+	w->tick_armed = rc == 0;
+	return rc;
+}
+
+static void run_for(struct bw_worker *w, uint64_t ms, bool until_empty)
+{
+	uint64_t end = bw_worker_now_ms() + ms;
+
+	for (;;) {
+		uint64_t now = bw_worker_now_ms();
+		if (now >= end || (until_empty && !w->clients))
+			return;
+		int rc = bw_ring_run(&w->ring, (int)(end - now));
+		flush_dirty(w);
+		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+			bw_log_warn("worker: ring: %s", strerror(-rc));
+			return;
+		}
+	}
+}
+
+/* Kicks everyone, flushes for at most STOP_FLUSH_MS, closes the rest. */
+static void shutdown_clients(struct bw_worker *w)
+{
+	w->stopping = true;
+	if (w->tick_armed)
+		(void)bw_ring_cancel(&w->ring, &w->tick);
+	close_listeners(w);
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (c->closing)
+			continue;
+		if (c->http)
+			client_close(c);
+		else if (bw_conn_state(c->conn) != BW_CONN_CLOSING)
+			bw_conn_kick(c->conn, BW_RC_SERVER_SHUTTING_DOWN);
+		mark_dirty(c);
+	}
+	flush_dirty(w);
+	run_for(w, STOP_FLUSH_MS, true);
+	for (struct client *c = w->clients; c; c = c->next)
+		client_close(c);
+	flush_dirty(w);
+	run_for(w, STOP_FLUSH_MS, true);
+}
+
+static void *worker_main(void *arg)
+{
+	struct bw_worker *w = arg;
+	int rc = setup(w);
+
+	pthread_mutex_lock(&w->mu);
+	w->start_rc = rc;
+	w->started = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (rc < 0)
+		goto out;
+	while (!atomic_load(&w->stop)) {
+		rc = bw_ring_run(&w->ring, -1);
+		flush_dirty(w);
+		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+			bw_log_error("worker: ring: %s", strerror(-rc));
+			break;
+		}
+	}
+	shutdown_clients(w);
+	/*
+	 * Keep the ring (its eventfd) alive until bw_worker_stop()'s wake has
+	 * been written: 1. the stopper sets stop, 2. this thread sees it (or a
+	 * ring error ended the loop) and winds down, 3. the stopper wakes the
+	 * ring, which must still exist, 4. it sets woken.
+	 */
+	while (!atomic_load(&w->woken))
+		usleep(10000);
+out:
+	close_listeners(w);
+	if (w->ring_ok)
+		bw_ring_exit(&w->ring);
+	/* What the ring's exit abandoned: no callback will come for it. */
+	while (w->clients)
+		client_free(w->clients);
+	bw_outq_cache_trim();
+	return NULL;
+}
+
+int bw_worker_start(struct bw_worker **out, const struct bw_worker_config *cfg)
+{
+	struct bw_worker *w = calloc(1, sizeof(*w));
+	int rc;
+
+	*out = NULL;
+	if (!w)
+		return -ENOMEM;
+	w->cfg = *cfg;
+	if (!w->cfg.connect_timeout_ms)
+		w->cfg.connect_timeout_ms = 10000;
+	w->listeners = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*w->listeners));
+	if (!w->listeners) {
+		free(w);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < cfg->n_listeners; i++) {
+		struct listener *l = &w->listeners[i];
+		l->w = w;
+		l->cfg = &cfg->listeners[i];
+		l->fd = -1;
+		l->accept.done = on_accept;
+		if (l->cfg->kind == BW_LISTEN_MQTT) {
+			l->ops = cfg->ops_for ? cfg->ops_for(cfg->ops_arg, l->cfg) : NULL;
+			if (!l->ops) {
+				free(w->listeners);
+				free(w);
+				return -EINVAL;
+			}
+		}
+	}
+	atomic_init(&w->stop, false);
+	atomic_init(&w->woken, false);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	rc = -pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc == 0) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->started)
+			pthread_cond_wait(&w->cv, &w->mu);
+		rc = w->start_rc;
+		pthread_mutex_unlock(&w->mu);
+		if (rc < 0)
+			pthread_join(w->thread, NULL);
+	}
+	if (rc < 0) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		free(w->listeners);
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+void bw_worker_stop(struct bw_worker **wp)
+{
+	struct bw_worker *w = *wp;
+
+	if (!w)
+		return;
+	*wp = NULL;
+	atomic_store(&w->stop, true);
+	(void)bw_ring_wake(&w->ring);
+	atomic_store(&w->woken, true);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w->listeners);
+	free(w);
+}

@@ -1,0 +1,79 @@
+/*
+ * A worker: one thread running one bw_ring that serves a set of listeners.
+ * It accepts MQTT connections and drives each one's protocol engine
+ * (struct bw_conn) with multishot receives into provided buffers and one
+ * sendmsg in flight a socket; it enforces the connect timeout and keep
+ * alive, calls the broker's timer hook every 100 ms, and serves the HTTP
+ * probes (/healthz, /readyz, /metrics) on HTTP listeners. Everything a
+ * worker owns is touched only by its thread, except bw_worker_stop().
+ */
+#ifndef BW_NODE_WORKER_H
+#define BW_NODE_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/config.h"
+#include "node/core/conn.h"
+
+struct bw_worker;
+
+struct bw_worker_config {
+	const struct bw_listener_config *listeners; /* the caller's; must outlive the worker */
+	uint32_t n_listeners;
+	struct bw_conn_limits conn_limits;
+	uint32_t max_connections;    /* MQTT connections at once; 0: no limit */
+	uint32_t connect_timeout_ms; /* CONNECT must arrive within; 0: 10000 */
+	/* The broker's ops for connections on listener l (MQTT only). */
+	const struct bw_conn_ops *(*ops_for)(void *arg, const struct bw_listener_config *l);
+	void *ops_arg;
+	/* Every 100 ms, on the worker's thread, for the broker's timers. May be NULL. */
+	void (*tick)(void *arg, uint64_t now_ms);
+	/* Prometheus text for GET /metrics into buf[0..cap); returns its length. May be NULL. */
+	size_t (*metrics)(void *arg, char *buf, size_t cap);
+	/* Whether /readyz answers 200. NULL: always ready. */
+	bool (*ready)(void *arg);
+};
+
+/*
+ * Starts a worker thread, which binds every listener (SO_REUSEADDR,
+ * SO_REUSEPORT, backlog 4096) before this returns. Returns 0 with *out
+ * set (free it with bw_worker_stop()), or -errno: from socket/bind/listen
+ * (e.g. -EADDRINUSE), from the ring's set-up, or from pthread_create. The
+ * config is copied; the listeners array is not.
+ */
+int bw_worker_start(struct bw_worker **out, const struct bw_worker_config *cfg);
+
+/*
+ * From another thread: tells every MQTT client the server is shutting down
+ * (5.0 DISCONNECT 0x8B), flushes output for at most a second, closes every
+ * socket, joins the thread and frees *w (NULL: nothing). *w is NULLed.
+ */
+void bw_worker_stop(struct bw_worker **w);
+
+/* The bound port of listener i (host order), or 0 when i is out of range. */
+uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i);
+
+/*
+ * The broker queued output on a connection outside that connection's own
+ * callbacks (fan-out): conn_user is bw_conn_user() of it. Marks it so its
+ * worker sends once the current batch of completions has been handled.
+ * Call only on the connection's worker thread.
+ */
+void bw_worker_wants_send(void *conn_user);
+
+/* CLOCK_MONOTONIC in milliseconds: the clock the worker's timers use. */
+uint64_t bw_worker_now_ms(void);
+
+/* Counters, read on the worker's thread (e.g. from the metrics hook). */
+struct bw_worker_stats {
+	uint64_t connections;        /* MQTT connections open (a gauge) */
+	uint64_t refused;            /* closed at accept: over max_connections */
+	uint64_t keepalive_timeouts; /* kicked for silence past keep alive x 1.5 */
+	uint64_t connect_timeouts;   /* closed without CONNECT in time */
+	uint64_t http_requests;
+};
+const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w);
+
+#endif
