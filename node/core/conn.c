@@ -18,11 +18,18 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* A topic alias the client defined (MQTT 5.0 3.3.2.3.4). */
+/* A topic alias the client defined (MQTT 5.0 3.3.2.3.4), or one we did. */
 struct alias {
 	uint8_t *topic;
 	uint16_t len;
 };
+
+/*
+ * Aliases we assign on PUBLISHes to the client, at most this many whatever
+ * its Topic Alias Maximum: the lookup is a scan, and a connection should
+ * not cost more than a few KiB for them.
+ */
+#define OUT_ALIASES_MAX 32
 
 struct bw_conn {
 	struct bw_conn_limits lim;
@@ -41,8 +48,10 @@ struct bw_conn {
 	struct bw_session *session;
 	char client_id[BW_CLIENT_ID_MAX + 1];
 	uint16_t client_id_len;
-	struct alias *aliases; /* [lim.topic_alias_max], allocated on first use */
-	uint8_t *in;           /* partial packet carried between receives */
+	struct alias *aliases;     /* [lim.topic_alias_max], allocated on first use */
+	struct alias *out_aliases; /* [out_alias_cap], allocated on first use */
+	uint16_t out_alias_cap, out_alias_used;
+	uint8_t *in; /* partial packet carried between receives */
 	size_t in_len, in_cap;
 };
 
@@ -77,6 +86,11 @@ void bw_conn_free(struct bw_conn **cp)
 		for (uint32_t i = 0; i < c->lim.topic_alias_max; i++)
 			free(c->aliases[i].topic);
 		free(c->aliases);
+	}
+	if (c->out_aliases) {
+		for (uint32_t i = 0; i < c->out_alias_used; i++)
+			free(c->out_aliases[i].topic);
+		free(c->out_aliases);
 	}
 	bw_outq_clear(&c->outq);
 	free(c->in);
@@ -277,6 +291,8 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 			c->client_max_packet = p->max_packet_size;
 		if (p->has & BW_PROP_BIT(BW_PROP_TOPIC_ALIAS_MAX))
 			c->client_alias_max = p->topic_alias_max;
+		c->out_alias_cap = c->client_alias_max < OUT_ALIASES_MAX ? c->client_alias_max
+		                                                         : OUT_ALIASES_MAX;
 		c->problem_info = !(p->has & BW_PROP_BIT(BW_PROP_REQUEST_PROBLEM_INFO)) ||
 		                  p->request_problem_info;
 	}
@@ -676,11 +692,53 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
  * Encodes one delivery. The message is dropped (not sent) when it expired
  * or is larger than the client's Maximum Packet Size ([MQTT-3.1.2-25]).
  */
+/*
+ * The alias for a topic we send to the client: *known when the client has
+ * it already (send an empty topic), else a free slot to define (send the
+ * topic too). 0 when there is none to use. Assigning is first come, first
+ * served until the slots run out; the slot is only taken by
+ * commit_alias(), once the PUBLISH is queued.
+ */
+static uint16_t out_alias(struct bw_conn *c, struct bw_str topic, bool *known)
+{
+	*known = false;
+	for (uint16_t i = 0; i < c->out_alias_used; i++) {
+		const struct alias *a = &c->out_aliases[i];
+		if (a->len == topic.len && !memcmp(a->topic, topic.p, topic.len)) {
+			*known = true;
+			return (uint16_t)(i + 1);
+		}
+	}
+	return c->out_alias_used < c->out_alias_cap ? (uint16_t)(c->out_alias_used + 1) : 0;
+}
+
+static void commit_alias(struct bw_conn *c, struct bw_str topic)
+{
+	if (!c->out_aliases &&
+	    !(c->out_aliases = calloc(c->out_alias_cap, sizeof(*c->out_aliases))))
+		return;
+	uint8_t *t = malloc(topic.len);
+	if (!t)
+		return;
+	memcpy(t, topic.p, topic.len);
+	c->out_aliases[c->out_alias_used].topic = t;
+	c->out_aliases[c->out_alias_used].len = topic.len;
+	c->out_alias_used++;
+}
+
+/*
+ * Encodes one delivery. The message is dropped (not sent) when it expired
+ * or is larger than the client's Maximum Packet Size ([MQTT-3.1.2-25]).
+ * Where the client accepts topic aliases, repeated topics go out as an
+ * alias and an empty topic name.
+ */
 static void send_publish(struct bw_conn *c, const struct bw_delivery *d, uint16_t packet_id,
                          bool dup)
 {
 	struct bw_props per = { 0 };
 	uint32_t remaining;
+	bool known = false;
+	uint16_t alias = 0;
 
 	if (!bw_msg_remaining_expiry(d->msg, now(c), &remaining))
 		return;
@@ -693,13 +751,21 @@ static void send_publish(struct bw_conn *c, const struct bw_delivery *d, uint16_
 			per.sub_ids = d->sub_ids;
 			per.sub_id_count = d->n_sub_ids;
 		}
+		if (c->out_alias_cap && (alias = out_alias(c, d->msg->topic, &known))) {
+			per.has |= BW_PROP_BIT(BW_PROP_TOPIC_ALIAS);
+			per.topic_alias = alias;
+		}
 	}
-	size_t size = bw_outq_publish_size(d->msg, c->version, d->qos, &per, false);
+	size_t size = bw_outq_publish_size(d->msg, c->version, d->qos, &per, known);
 	if (size > c->client_max_packet)
 		return;
 	if (bw_outq_push_publish(&c->outq, d->msg, c->version, d->qos, packet_id, dup, d->retain,
-	                         &per, false))
+	                         &per, known)) {
 		fail(c, BW_RC_UNSPECIFIED, "output queue full");
+		return;
+	}
+	if (alias && !known)
+		commit_alias(c, d->msg->topic);
 }
 
 /* Sends what the session's window allows, stopping above the soft limit. */

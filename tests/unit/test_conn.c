@@ -676,6 +676,55 @@ static void test_expired_messages_are_not_sent(void **state)
 	bw_msg_unref(&m);
 }
 
+static void test_broker_assigned_topic_aliases(void **state)
+{
+	struct bw_packet p;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.clean_start = true;
+	c.connect.client_id = S("alias");
+	c.connect.props.has = BW_PROP_BIT(BW_PROP_TOPIC_ALIAS_MAX);
+	c.connect.props.topic_alias_max = 2;
+	assert_int_equal(feed(conn, &c, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+
+	static const char *const topics[] = { "long/topic/a", "long/topic/b", "long/topic/c",
+		                              "long/topic/a", "long/topic/c" };
+	/* Expected: alias defined, defined, none left, reused, still none. */
+	static const uint16_t alias[] = { 1, 2, 0, 1, 0 };
+	static const bool empty[] = { false, false, false, true, false };
+	for (int i = 0; i < 5; i++) {
+		struct bw_msg *m =
+		        bw_msg_new(topics[i], strlen(topics[i]), NULL, "x", 1, 0, false, env.now);
+		struct bw_delivery d = delivery(m, 0);
+		assert_int_equal(bw_conn_deliver(conn, &d), 0);
+		bw_msg_unref(&m);
+		drain(conn);
+		expect(BW_MQTT_5, BW_PUBLISH, &p);
+		bool has = p.publish.props.has & BW_PROP_BIT(BW_PROP_TOPIC_ALIAS);
+		assert_int_equal(has ? p.publish.props.topic_alias : 0, alias[i]);
+		assert_int_equal(p.publish.topic.len == 0, empty[i]);
+		if (!empty[i])
+			assert_memory_equal(p.publish.topic.p, topics[i], strlen(topics[i]));
+	}
+}
+
+static void test_no_topic_aliases_unless_the_client_allows_them(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "plain", 10);
+	for (int i = 0; i < 2; i++) {
+		struct bw_msg *m = bw_msg_new("t", 1, NULL, "x", 1, 0, false, env.now);
+		struct bw_delivery d = delivery(m, 0);
+		bw_conn_deliver(conn, &d);
+		bw_msg_unref(&m);
+		drain(conn);
+		expect(BW_MQTT_5, BW_PUBLISH, &p);
+		assert_false(p.publish.props.has & BW_PROP_BIT(BW_PROP_TOPIC_ALIAS));
+		assert_int_equal(p.publish.topic.len, 1);
+	}
+}
+
 static void test_redelivery_on_reconnect(void **state)
 {
 	struct bw_packet p;
@@ -784,6 +833,10 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_messages_are_not_sent, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_broker_assigned_topic_aliases, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_no_topic_aliases_unless_the_client_allows_them,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redelivery_on_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_normal_disconnect_drops_the_will, setup,
 		                                teardown),
