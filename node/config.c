@@ -73,6 +73,8 @@ static const struct key_def keys[] = {
 	  "most '/'-separated levels in a topic name or filter" },
 	{ "max_subscriptions_per_client", K_UINT, OFF(max_subscriptions_per_client), 1, 1000000,
 	  100, NULL, "subscriptions", NULL, "subscriptions one session may hold" },
+	{ "sys_interval", K_UINT, OFF(sys_interval), 0, 86400, 10, NULL, "seconds", NULL,
+	  "how often each tenant's $SYS/broker/... statistics are published; 0: never" },
 	{ "max_connections", K_UINT, OFF(max_connections), 1, 10000000, 1000000, NULL,
 	  "connections", NULL, "client connections the node accepts in all" },
 };

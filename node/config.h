@@ -55,6 +55,7 @@ struct bw_config {
 	uint32_t max_topic_levels;
 	uint32_t max_subscriptions_per_client;
 	uint32_t max_connections;
+	uint32_t sys_interval;   /* seconds; 0: no $SYS statistics */
 	bool listeners_from_set; /* a --set listen has replaced the listeners */
 };
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -173,6 +174,23 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/*
+	 * Every client is a file descriptor, and the usual soft limit (1024) is
+	 * far below max_connections: take all the hard limit allows. Running
+	 * with the soft limit still works, for fewer clients.
+	 */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile))
+			bw_log_warn("cannot raise the open files limit to %llu: %s",
+			            (unsigned long long)nofile.rlim_max, strerror(errno));
+		if (getrlimit(RLIMIT_NOFILE, &nofile) == 0)
+			bw_log_info("open files limit: %llu", (unsigned long long)nofile.rlim_cur);
+	} else {
+		bw_log_warn("cannot read the open files limit: %s", strerror(errno));
+	}
+
 	listeners_base = cfg.listeners;
 	struct bw_broker_config bc = {
 		.listeners = cfg.listeners,
@@ -184,6 +202,8 @@ int main(int argc, char **argv)
 		.retained_max = 1000000,
 		.retained_bytes_max = 1ull << 30,
 		.filters_max = 1000000,
+		.sys_interval_ms = cfg.sys_interval * 1000,
+		.version = BW_VERSION,
 		.now_ms = bw_worker_now_ms,
 		.wants_send = bw_worker_wants_send,
 	};

@@ -15,6 +15,7 @@
 #include "proto/mqtt/topic.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,8 @@ struct bw_broker {
 	struct listener_ctx *lctx;
 	struct bw_conn_ops *ops; /* one a listener, ctx = &lctx[i] */
 	struct sess *timed;      /* head of the timed list */
-	struct bw_match match;   /* reused by every route */
+	uint64_t started_ms, next_sys_ms;
+	struct bw_match match; /* reused by every route */
 };
 
 static uint64_t hash_id(const uint8_t *p, size_t n)
@@ -511,6 +513,8 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 	if (!b->lctx || !b->ops)
 		goto fail;
 	bw_match_init(&b->match, UINT32_MAX);
+	b->started_ms = cfg->now_ms();
+	b->next_sys_ms = b->started_ms + cfg->sys_interval_ms;
 	for (uint32_t i = 0; i < cfg->n_listeners; i++) {
 		struct listener_ctx *l = &b->lctx[i];
 		l->b = b;
@@ -566,8 +570,64 @@ const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener)
 	return listener < b->cfg.n_listeners ? &b->ops[listener] : NULL;
 }
 
+/* Publishes one $SYS value as a retained message of the tenant. */
+static void sys_publish(struct bw_broker *b, struct tenant *t, const char *topic, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+static void sys_publish(struct bw_broker *b, struct tenant *t, const char *topic, const char *fmt,
+                        ...)
+{
+	char value[128];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	struct bw_msg *m = bw_msg_new(topic, strlen(topic), NULL, value,
+	                              (size_t)n < sizeof(value) ? (size_t)n : sizeof(value) - 1, 0,
+	                              true, b->cfg.now_ms());
+	if (!m)
+		return;
+	m->tenant = t;
+	publish(b, t, m, NULL);
+	t->msgs_in--; /* the broker's own messages are not traffic */
+	bw_msg_unref(&m);
+}
+
+/*
+ * $SYS/broker/... for each tenant, about that tenant only: a client of one
+ * tenant sees no other's numbers.
+ */
+static void sys_stats(struct bw_broker *b, uint64_t now)
+{
+	for (struct tenant *t = b->tenants; t; t = t->next) {
+		struct bw_retained_stats rs;
+		struct bw_sub_index_stats ss;
+		bw_retained_stats(t->retained, &rs);
+		bw_sub_index_stats(t->index, &ss);
+		sys_publish(b, t, "$SYS/broker/version", "bulwark %s", b->cfg.version);
+		sys_publish(b, t, "$SYS/broker/uptime", "%llu seconds",
+		            (unsigned long long)((now - b->started_ms) / 1000));
+		sys_publish(b, t, "$SYS/broker/clients/connected", "%u", t->n_connected);
+		sys_publish(b, t, "$SYS/broker/sessions/count", "%u", t->n_sessions);
+		sys_publish(b, t, "$SYS/broker/subscriptions/count", "%u", ss.subs);
+		sys_publish(b, t, "$SYS/broker/retained messages/count", "%u", rs.count);
+		sys_publish(b, t, "$SYS/broker/messages/received", "%llu",
+		            (unsigned long long)t->msgs_in);
+		sys_publish(b, t, "$SYS/broker/messages/sent", "%llu",
+		            (unsigned long long)t->msgs_out);
+		sys_publish(b, t, "$SYS/broker/messages/dropped", "%llu",
+		            (unsigned long long)t->dropped);
+	}
+}
+
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
+	if (b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
+		b->next_sys_ms = now + b->cfg.sys_interval_ms;
+		sys_stats(b, now);
+	}
 	for (struct sess *s = b->timed, *next; s; s = next) {
 		next = s->tnext;
 		if (s->conn)

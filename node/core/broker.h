@@ -35,6 +35,8 @@ struct bw_broker_config {
 	uint32_t retained_max;       /* a tenant */
 	uint64_t retained_bytes_max; /* a tenant */
 	uint32_t filters_max;        /* distinct filters a tenant */
+	uint32_t sys_interval_ms;    /* $SYS/broker/... statistics; 0: none */
+	const char *version;         /* for $SYS/broker/version */
 	uint64_t (*now_ms)(void);
 	/* Called when a connection has new output (fan-out from another one). */
 	void (*wants_send)(void *conn_user);
@@ -49,7 +51,10 @@ void bw_broker_free(struct bw_broker **b);
 /* The connection operations for clients of MQTT listener i. */
 const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener);
 
-/* Fires due wills and ends expired sessions; call often (every 100 ms). */
+/*
+ * Fires due wills, ends expired sessions and publishes the $SYS statistics
+ * when they are due; call often (every 100 ms).
+ */
 void bw_broker_tick(struct bw_broker *b, uint64_t now_ms);
 
 /* Prometheus text of the broker's counters into buf; returns its length. */

@@ -46,6 +46,7 @@ static const struct bw_conn_limits limits = {
 
 static struct bw_listener_config listeners[2];
 static struct bw_broker *broker;
+static uint32_t sys_interval_ms; /* set by setup_sys */
 
 static int setup(void **state)
 {
@@ -63,6 +64,8 @@ static int setup(void **state)
 		.retained_max = 100,
 		.retained_bytes_max = 1 << 20,
 		.filters_max = 1000,
+		.sys_interval_ms = sys_interval_ms,
+		.version = "test",
 		.now_ms = fake_now,
 		.wants_send = wants_send,
 	};
@@ -74,7 +77,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	bw_broker_free(&broker);
+	sys_interval_ms = 0;
 	return 0;
+}
+
+static int setup_sys(void **state)
+{
+	sys_interval_ms = 1000;
+	return setup(state);
 }
 
 /* ---- a client ------------------------------------------------------------ */
@@ -494,6 +504,28 @@ static void test_subscription_limit(void **state)
 	disconnect(a, false);
 }
 
+static void test_sys_statistics_per_tenant(void **state)
+{
+	struct client *s = connect_client("s", (struct opts){ 0 });
+	struct client *all = connect_client("all", (struct opts){ 0 });
+	subscribe(s, "$SYS/broker/clients/connected", 0, 0, 0, false);
+	subscribe(all, "#", 0, 0, 0, false);
+	bw_broker_tick(broker, clock_ms + 500);
+	expect_nothing(s); /* not due yet */
+	clock_ms += 1000;
+	bw_broker_tick(broker, clock_ms);
+	struct bw_packet m = expect(s, BW_PUBLISH);
+	assert_int_equal(m.publish.payload.len, 1);
+	assert_memory_equal(m.publish.payload.p, "2", 1);
+	expect_nothing(s);
+	expect_nothing(all); /* '#' does not match '$' topics */
+	/* Retained: a late subscriber gets the last value at once. */
+	subscribe(all, "$SYS/broker/version", 0, 0, 0, false);
+	expect_publish(all, "$SYS/broker/version", "bulwark test");
+	disconnect(s, false);
+	disconnect(all, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +543,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sys_statistics_per_tenant, setup_sys,
+		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,7 +275,7 @@ static void test_describe_lists_every_key(void **state)
 		                "max_inflight",     "max_queued_messages",
 		                "max_keepalive",    "max_topic_length",
 		                "max_topic_levels", "max_subscriptions_per_client",
-		                "max_connections" };
+		                "max_connections",  "sys_interval" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!strstr(text, names[i]))
 			fail_msg("describe lacks %s", names[i]);
