@@ -19,6 +19,8 @@ import tempfile
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 BIN = sys.argv[1]
 TIMEOUT = 10
@@ -131,6 +133,148 @@ def will_on_abrupt_close(port):
     return ack, got
 
 
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def lp(b):
+    return len(b).to_bytes(2, "big") + b
+
+
+def raw_connect(port, client_id, keep_alive, will_topic=None, will_delay=0,
+                session_expiry=0, clean=True, version=5):
+    """A raw CONNECT (with a will); returns the socket after CONNACK."""
+    flags = (0x02 if clean else 0) | (0x04 if will_topic else 0)
+    var = lp(b"MQTT") + bytes([version, flags]) + keep_alive.to_bytes(2, "big")
+    if version == 5:
+        props = b"\x11" + session_expiry.to_bytes(4, "big") if session_expiry else b""
+        var += varint(len(props)) + props
+    payload = lp(client_id)
+    if will_topic:
+        if version == 5:
+            wprops = b"\x18" + will_delay.to_bytes(4, "big") if will_delay else b""
+            payload += varint(len(wprops)) + wprops
+        payload += lp(will_topic) + lp(b"bye")
+    body = var + payload
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(b"\x10" + varint(len(body)) + body)
+    ack = s.recv(64)
+    if not ack.startswith(b"\x20") or ack[3] != 0:
+        raise RuntimeError(f"CONNACK {ack!r}")
+    return s
+
+
+class Watcher:
+    """A paho subscriber collecting (topic, payload, properties)."""
+
+    def __init__(self, port, filt, client_id, version=mqtt.MQTTv5, qos=1):
+        self.got = []
+        self.c = mqtt.Client(client_id=client_id, protocol=version)
+        self.c.on_message = lambda c, u, m: self.got.append(
+            (m.topic, m.payload, getattr(m, "properties", None)))
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        subscribed = []
+        self.c.on_subscribe = lambda *a: subscribed.append(1)
+        self.c.subscribe(filt, qos=qos)
+        wait_for(lambda: subscribed)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def wait_for(cond, seconds=TIMEOUT):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def will_on_keepalive_timeout(port):
+    w = Watcher(port, "ka/#", "ka-watch")
+    s = raw_connect(port, b"ka-client", 1, b"ka/will", version=4)
+    got = wait_for(lambda: w.got, 6)  # due at 1.5 s, published by the next tick
+    s.close()
+    w.close()
+    return got and w.got[0][1] == b"bye"
+
+
+def will_delay_cancelled_by_reconnect(port):
+    w = Watcher(port, "wd/#", "wd-watch")
+    s = raw_connect(port, b"wd-client", 60, b"wd/will", will_delay=2, session_expiry=60,
+                    clean=False)
+    s.close()  # abrupt: the will waits 2 s
+    time.sleep(0.5)
+    s = raw_connect(port, b"wd-client", 60, session_expiry=60, clean=False)
+    time.sleep(3)
+    cancelled = not w.got
+    s.close()  # abrupt again, now without a will
+    time.sleep(0.3)
+    w.close()
+    return cancelled
+
+
+def message_expiry(port):
+    """A persistent offline subscriber gets the unexpired message only."""
+    sub = mqtt.Client(client_id="exp-sub", protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 60
+    sub.connect("127.0.0.1", port, clean_start=False, properties=props)
+    sub.loop_start()
+    done = []
+    sub.on_subscribe = lambda *a: done.append(1)
+    sub.subscribe("exp/#", qos=1)
+    wait_for(lambda: done)
+    sub.loop_stop()
+    sub.disconnect()
+    pub = mqtt.Client(client_id="exp-pub", protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    for topic, expiry in (("exp/short", 1), ("exp/long", 60)):
+        pp = Properties(PacketTypes.PUBLISH)
+        pp.MessageExpiryInterval = expiry
+        pub.publish(topic, b"m", qos=1, properties=pp).wait_for_publish(TIMEOUT)
+    pub.loop_stop()
+    pub.disconnect()
+    time.sleep(2.2)
+    got = []
+    sub = mqtt.Client(client_id="exp-sub", protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.append((m.topic, m.properties))
+    sub.connect("127.0.0.1", port, clean_start=False, properties=props)
+    sub.loop_start()
+    wait_for(lambda: got, 3)
+    time.sleep(0.3)
+    sub.loop_stop()
+    sub.disconnect()
+    topics = [t for t, _ in got]
+    remaining = getattr(got[0][1], "MessageExpiryInterval", None) if got else None
+    return topics == ["exp/long"] and remaining is not None and remaining <= 58, (topics, remaining)
+
+
+def shared_balancing(port):
+    members = [Watcher(port, "$share/g/sh/#", f"sh-{i}", qos=0) for i in range(3)]
+    pub = mqtt.Client(client_id="sh-pub", protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    for i in range(30):
+        pub.publish("sh/x", f"{i}", qos=1).wait_for_publish(TIMEOUT)
+    wait_for(lambda: sum(len(m.got) for m in members) >= 30)
+    counts = [len(m.got) for m in members]
+    pub.loop_stop()
+    pub.disconnect()
+    for m in members:
+        m.close()
+    return counts == [10, 10, 10], counts
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         proc, ports, log = start_node(tmp)
@@ -157,6 +301,14 @@ def main():
             check("anonymous refused where the listener does not allow it",
                   r.returncode != 0 and b"authori" in (r.stderr + r.stdout).lower(),
                   (r.stderr + r.stdout).decode(errors="replace"))
+            check("will published on a keep-alive timeout", will_on_keepalive_timeout(anon))
+            check("a reconnect within the will delay cancels the will",
+                  will_delay_cancelled_by_reconnect(anon))
+            ok, detail = message_expiry(anon)
+            check("message expiry: expired dropped, remaining interval forwarded", ok,
+                  str(detail))
+            ok, counts = shared_balancing(anon)
+            check("shared subscription: 30 messages, 10 to each of 3 members", ok, str(counts))
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=TIMEOUT)
             conn.request("GET", "/healthz")
             resp = conn.getresponse()
