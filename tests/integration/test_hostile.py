@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import node  # noqa: E402  (tests/integration/node.py)
+
 BIN = sys.argv[1]
 TIMEOUT = 10
 CONNECT_TIMEOUT_S = 10  # fixed in the node (worker.c); not configurable here
@@ -42,25 +45,9 @@ def check(name, cond, detail=""):
 
 
 def start_node(tmp):
-    log = os.path.join(tmp, "node.log")
-    args = [BIN, "--set", "listen=mqtt 127.0.0.1:0 allow_anonymous=true",
-            "--set", "listen=http 127.0.0.1:0",
-            "--set", f"max_packet_size={MAX_PACKET}",
-            "--set", "log_level=debug", "--set", "log_file=" + log]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    ports = []
-    deadline = time.time() + TIMEOUT
-    while time.time() < deadline and len(ports) < 2:
-        if os.path.exists(log):
-            with open(log) as f:
-                ports = [int(p) for p in re.findall(r"listening: \w+ \S+ \(port (\d+)\)", f.read())]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    if len(ports) < 2:
-        print(proc.stdout.read().decode(errors="replace") if proc.poll() is not None else "")
-        raise SystemExit("node did not start")
-    return proc, ports, log
+    return node.start_node(BIN, tmp, ["listen=mqtt 127.0.0.1:0 allow_anonymous=true",
+                                   "listen=http 127.0.0.1:0",
+                                   f"max_packet_size={MAX_PACKET}"])
 
 
 # ---- raw MQTT 3.1.1 -------------------------------------------------------

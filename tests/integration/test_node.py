@@ -10,13 +10,15 @@ bounded. Usage: test_node.py BULWARK_BINARY
 """
 import http.client
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import node  # noqa: E402  (tests/integration/node.py)
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -39,25 +41,8 @@ def check(name, cond, detail=""):
 
 
 def start_node(tmp):
-    log = os.path.join(tmp, "node.log")
-    args = [BIN, "--set", "listen=mqtt 127.0.0.1:0 allow_anonymous=true",
-            "--set", "listen=mqtt 127.0.0.1:0",
-            "--set", "listen=http 127.0.0.1:0",
-            "--set", "log_level=debug", "--set", "log_file=" + log]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    ports = []
-    deadline = time.time() + TIMEOUT
-    while time.time() < deadline and len(ports) < 3:
-        if os.path.exists(log):
-            with open(log) as f:
-                ports = [int(p) for p in re.findall(r"listening: \w+ \S+ \(port (\d+)\)", f.read())]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    if len(ports) < 3:
-        print(proc.stdout.read().decode(errors="replace") if proc.poll() is not None else "")
-        raise SystemExit("node did not start")
-    return proc, ports, log
+    return node.start_node(BIN, tmp, ["listen=mqtt 127.0.0.1:0 allow_anonymous=true",
+                                   "listen=mqtt 127.0.0.1:0", "listen=http 127.0.0.1:0"])
 
 
 def sub_then_pub(port, version, qos, filt, topic, message, retain_first=False):

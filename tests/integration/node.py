@@ -1,0 +1,36 @@
+"""Shared by the integration tests: starting a node and checking results.
+
+start_node() runs the bulwark binary with the given `--set` settings plus a
+debug log in tmp, and returns once the log names every listener's port
+(listeners on port 0 get ephemeral ones), or exits the test.
+"""
+import os
+import re
+import subprocess
+import time
+
+TIMEOUT = 10
+
+
+def start_node(binary, tmp, settings):
+    """Starts the node with `--set` for each of settings; returns (proc, ports, log)."""
+    log = os.path.join(tmp, "node.log")
+    args = [binary]
+    for s in settings + ["log_level=debug", "log_file=" + log]:
+        args += ["--set", s]
+    want = sum(1 for s in settings if s.startswith("listen="))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ports = []
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and len(ports) < want:
+        if os.path.exists(log):
+            with open(log) as f:
+                ports = [int(p) for p in
+                         re.findall(r"listening: \w+ \S+ \(port (\d+)\)", f.read())]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if len(ports) < want:
+        print(proc.stdout.read().decode(errors="replace") if proc.poll() is not None else "")
+        raise SystemExit("node did not start")
+    return proc, ports, log
