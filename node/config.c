@@ -73,6 +73,18 @@ static const struct key_def keys[] = {
 	  "most '/'-separated levels in a topic name or filter" },
 	{ "max_subscriptions_per_client", K_UINT, OFF(max_subscriptions_per_client), 1, 1000000,
 	  100, NULL, "subscriptions", NULL, "subscriptions one session may hold" },
+	{ "max_topic_aliases", K_UINT, OFF(max_topic_aliases), 0, 65535, 64, NULL, "aliases", NULL,
+	  "Topic Alias Maximum announced to 5.0 clients (aliases they may define)" },
+	{ "output_queue_soft", K_SIZE, OFF(output_queue_soft), 4096, 1u << 30, 1u << 20, NULL,
+	  "bytes", NULL,
+	  "output queued for a client above which no more is taken from its session" },
+	{ "output_queue_hard", K_SIZE, OFF(output_queue_hard), 4096, 1u << 30, 16u << 20, NULL,
+	  "bytes", NULL,
+	  "output queued for a client above which it is disconnected (slow consumer)" },
+	{ "max_retained_messages", K_UINT, OFF(max_retained_messages), 0, 100000000, 1000000, NULL,
+	  "messages", NULL, "retained messages a tenant may hold" },
+	{ "max_retained_bytes", K_SIZE, OFF(max_retained_bytes), 0, 4095u << 20, 1u << 30, NULL,
+	  "bytes", NULL, "bytes of retained messages a tenant may hold" },
 	{ "sys_interval", K_UINT, OFF(sys_interval), 0, 86400, 10, NULL, "seconds", NULL,
 	  "how often each tenant's $SYS/broker/... statistics are published; 0: never" },
 	{ "max_connections", K_UINT, OFF(max_connections), 1, 10000000, 1000000, NULL,
@@ -490,6 +502,11 @@ int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t
 
 int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 {
+	if (c->output_queue_soft > c->output_queue_hard) {
+		snprintf(err, err_len, "output_queue_soft: %u is above output_queue_hard (%u)",
+		         c->output_queue_soft, c->output_queue_hard);
+		return -1;
+	}
 	bool mqtt = false;
 	for (uint32_t i = 0; i < c->listener_count; i++)
 		mqtt |= c->listeners[i].kind == BW_LISTEN_MQTT;

@@ -55,7 +55,12 @@ struct bw_config {
 	uint32_t max_topic_levels;
 	uint32_t max_subscriptions_per_client;
 	uint32_t max_connections;
-	uint32_t sys_interval;   /* seconds; 0: no $SYS statistics */
+	uint32_t sys_interval; /* seconds; 0: no $SYS statistics */
+	uint32_t max_topic_aliases;
+	uint32_t output_queue_soft;
+	uint32_t output_queue_hard;
+	uint32_t max_retained_messages;
+	uint32_t max_retained_bytes;
 	bool listeners_from_set; /* a --set listen has replaced the listeners */
 };
 

@@ -254,6 +254,25 @@ static void test_set(void **state)
 	assert_string_equal(err, "--set state_dir: needs a value");
 }
 
+static void test_validate_output_queue_limits(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1\noutput_queue_soft 2m\n"
+	                          "output_queue_hard 1m\n"),
+	                 0);
+	assert_int_equal(c.output_queue_soft, 2u << 20);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "output_queue_soft: 2097152 is above output_queue_hard"));
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1\nmax_topic_aliases 0\n"
+	                          "max_retained_messages 5\nmax_retained_bytes 4095m\n"),
+	                 0);
+	assert_int_equal(c.max_topic_aliases, 0);
+	assert_int_equal(c.max_retained_messages, 5);
+	assert_int_equal(c.max_retained_bytes, 4095u << 20);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+	expect_error("max_retained_bytes 4g", "out of range");
+}
+
 static void test_validate_needs_an_mqtt_listener(void **state)
 {
 	struct bw_config c;
@@ -324,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_environment),
 		cmocka_unit_test(test_set),
+		cmocka_unit_test(test_validate_output_queue_limits),
 		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
 		cmocka_unit_test(test_describe_lists_every_key),
 		cmocka_unit_test(test_documentation_lists_every_key),
