@@ -77,7 +77,8 @@ static const struct key_def keys[] = {
 	  "Topic Alias Maximum announced to 5.0 clients (aliases they may define)" },
 	{ "output_queue_soft", K_SIZE, OFF(output_queue_soft), 4096, 1u << 30, 1u << 20, NULL,
 	  "bytes", NULL,
-	  "output queued for a client above which no more is taken from its session" },
+	  "output queued for a client above which no more is taken from its session, and the "
+	  "publishers feeding it are paused (as they are when its session queue is half full)" },
 	{ "output_queue_hard", K_SIZE, OFF(output_queue_hard), 4096, 1u << 30, 16u << 20, NULL,
 	  "bytes", NULL,
 	  "output queued for a client above which it is disconnected (slow consumer)" },

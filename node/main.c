@@ -78,6 +78,11 @@ static void tick(void *arg, uint64_t now_ms)
 	bw_broker_tick(arg, now_ms);
 }
 
+static bool congested(void *arg)
+{
+	return bw_broker_congested(arg);
+}
+
 static size_t metrics(void *arg, char *buf, size_t cap)
 {
 	return bw_broker_metrics(arg, buf, cap);
@@ -206,6 +211,7 @@ int main(int argc, char **argv)
 		.version = BW_VERSION,
 		.now_ms = bw_worker_now_ms,
 		.wants_send = bw_worker_wants_send,
+		.pause = bw_worker_pause,
 	};
 	struct bw_broker *broker = bw_broker_new(&bc);
 	if (!broker) {
@@ -230,6 +236,7 @@ int main(int argc, char **argv)
 		.ops_arg = broker,
 		.tick = tick,
 		.metrics = metrics,
+		.congested = congested,
 	};
 	struct bw_worker *worker;
 	rc = bw_worker_start(&worker, &wc);

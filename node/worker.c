@@ -55,6 +55,7 @@ struct client {
 	bool http;
 	bool closing; /* the socket is being (or was) closed */
 	bool recv_armed;
+	bool paused; /* not reading: it fed a congested subscriber */
 	bool send_inflight;
 	bool dirty;
 	bool close_sent;   /* close(2) went to the ring: never close fd again */
@@ -91,6 +92,7 @@ struct bw_worker {
 	struct client *clients; /* all */
 	struct client *dirty;   /* head of the dirty list */
 	uint32_t n_mqtt, n_http;
+	uint32_t n_paused;
 	struct bw_op tick;
 	bool tick_armed;
 	struct bw_worker_stats stats;
@@ -279,8 +281,40 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 		return;
 	}
 	/* -ENOBUFS: the buffers just put are published before the re-arm. */
-	if (!c->recv_armed && arm_recv(c) < 0)
+	if (!c->recv_armed && !c->paused && arm_recv(c) < 0)
 		client_close(c);
+}
+
+void bw_worker_pause(void *conn_user)
+{
+	struct client *c = conn_user;
+
+	if (c->paused || c->closing)
+		return;
+	c->paused = true;
+	c->w->n_paused++;
+	c->w->stats.pauses++;
+	/* The multishot recv ends with -ECANCELED and is not re-armed. */
+	if (c->recv_armed)
+		bw_ring_cancel(&c->w->ring, &c->recv);
+}
+
+/* Reads paused connections again once no subscriber is congested. */
+static void resume_paused(struct bw_worker *w)
+{
+	if (!w->n_paused || (w->cfg.congested && w->cfg.congested(w->cfg.ops_arg)))
+		return;
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (!c->paused)
+			continue;
+		c->paused = false;
+		if (c->closing)
+			continue;
+		bw_conn_touch(c->conn);
+		if (!c->recv_armed && arm_recv(c) < 0)
+			client_close(c);
+	}
+	w->n_paused = 0;
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -381,10 +415,13 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 			                 "# TYPE bulwark_connections_refused_total counter\n"
 			                 "bulwark_connections_refused_total %llu\n"
 			                 "# TYPE bulwark_keepalive_timeouts_total counter\n"
-			                 "bulwark_keepalive_timeouts_total %llu\n",
+			                 "bulwark_keepalive_timeouts_total %llu\n"
+			                 "# TYPE bulwark_publisher_pauses_total counter\n"
+			                 "bulwark_publisher_pauses_total %llu\n",
 			                 (unsigned long long)w->stats.connections,
 			                 (unsigned long long)w->stats.refused,
-			                 (unsigned long long)w->stats.keepalive_timeouts);
+			                 (unsigned long long)w->stats.keepalive_timeouts,
+			                 (unsigned long long)w->stats.pauses);
 			if (n > 0)
 				blen += (size_t)n;
 		} else {
@@ -477,6 +514,7 @@ static void flush_dirty(struct bw_worker *w)
 		else
 			mqtt_after(c);
 	}
+	resume_paused(w);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -570,7 +608,7 @@ static void sweep(struct bw_worker *w, uint64_t now)
 			w->stats.connect_timeouts++;
 			bw_log_debug("worker: fd %d: no CONNECT in time", c->fd);
 			client_close(c);
-		} else if (st == BW_CONN_CONNECTED && deadline && now > deadline) {
+		} else if (st == BW_CONN_CONNECTED && deadline && now > deadline && !c->paused) {
 			w->stats.keepalive_timeouts++;
 			bw_log_debug("worker: fd %d: keep alive timeout", c->fd);
 			bw_conn_kick(c->conn, BW_RC_KEEPALIVE_TIMEOUT);

@@ -32,6 +32,11 @@ struct bw_worker_config {
 	void (*tick)(void *arg, uint64_t now_ms);
 	/* Prometheus text for GET /metrics into buf[0..cap); returns its length. May be NULL. */
 	size_t (*metrics)(void *arg, char *buf, size_t cap);
+	/*
+	 * Whether a subscriber is still congested (see bw_worker_pause()).
+	 * NULL: connections are never paused.
+	 */
+	bool (*congested)(void *arg);
 	/* Whether /readyz answers 200. NULL: always ready. */
 	bool (*ready)(void *arg);
 };
@@ -64,6 +69,15 @@ uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i);
 void bw_worker_wants_send(void *conn_user);
 
 /* CLOCK_MONOTONIC in milliseconds: the clock the worker's timers use. */
+/*
+ * Stops reading the connection whose bw_conn user pointer is conn_user (a
+ * publisher feeding a congested subscriber), on the connection's own
+ * worker thread, so TCP pushes back on the client. Paused connections
+ * resume together once cfg->congested says nothing is congested; their
+ * keep alive does not run while the worker is not reading them.
+ */
+void bw_worker_pause(void *conn_user);
+
 uint64_t bw_worker_now_ms(void);
 
 /* Counters, read on the worker's thread (e.g. from the metrics hook). */
@@ -73,6 +87,7 @@ struct bw_worker_stats {
 	uint64_t keepalive_timeouts; /* kicked for silence past keep alive x 1.5 */
 	uint64_t connect_timeouts;   /* closed without CONNECT in time */
 	uint64_t http_requests;
+	uint64_t pauses; /* publishers paused for a congested subscriber */
 };
 const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w);
 

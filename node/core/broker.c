@@ -35,6 +35,8 @@ struct sess {
 	struct sess *hnext;         /* tenant's client-id table */
 	struct sess *tnext, *tprev; /* broker's timed list */
 	bool timed;
+	bool congested; /* on the broker\'s congested list */
+	struct sess *cnext;
 	uint64_t hash;
 	struct bw_session *state;
 	struct bw_conn *conn; /* NULL while offline */
@@ -71,6 +73,8 @@ struct bw_broker {
 	struct listener_ctx *lctx;
 	struct bw_conn_ops *ops; /* one a listener, ctx = &lctx[i] */
 	struct sess *timed;      /* head of the timed list */
+	struct sess *congested;  /* subscribers found congested, see bw_broker_congested() */
+	bool pressure;           /* the current publish fed a congested subscriber */
 	uint64_t started_ms, next_sys_ms;
 	struct bw_match match; /* reused by every route */
 };
@@ -204,6 +208,14 @@ static void timed_del(struct bw_broker *b, struct sess *s)
 
 /* ---- routing -------------------------------------------------------------- */
 
+/* A connected subscriber that should slow its publishers down. */
+static bool is_congested(const struct bw_broker *b, const struct sess *s)
+{
+	uint32_t q = b->cfg.max_queued_messages;
+	return s->conn && (bw_outq_over_soft(bw_conn_outq(s->conn)) ||
+	                   (q > 0 && bw_session_queued(s->state) >= (q + 1) / 2));
+}
+
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
 {
 	if (s->conn) {
@@ -211,6 +223,14 @@ static void deliver(struct bw_broker *b, struct sess *s, const struct bw_deliver
 			s->t->dropped++;
 		b->cfg.wants_send(bw_conn_user(s->conn));
 		s->t->msgs_out++;
+		if (s->conn && is_congested(b, s)) {
+			b->pressure = true;
+			if (!s->congested) {
+				s->congested = true;
+				s->cnext = b->congested;
+				b->congested = s;
+			}
+		}
 	} else if (d->qos > 0) {
 		/* Offline persistent sessions queue QoS 1/2; QoS 0 is not kept. */
 		if (bw_session_enqueue(s->state, d))
@@ -288,6 +308,12 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 		free(p);
 	}
 	timed_del(b, s);
+	if (s->congested) {
+		struct sess **cp = &b->congested;
+		while (*cp != s)
+			cp = &(*cp)->cnext;
+		*cp = s->cnext;
+	}
 	struct sess **pp = &t->tab[s->hash & t->tab_mask];
 	while (*pp != s)
 		pp = &(*pp)->hnext;
@@ -379,7 +405,10 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 	struct sess *s = owner(c);
 	m->tenant = l->t;
 	m->publisher = s;
+	l->b->pressure = false;
 	publish(l->b, l->t, m, s);
+	if (l->b->pressure && l->b->cfg.pause)
+		l->b->cfg.pause(bw_conn_user(c));
 }
 
 static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e, uint32_t sub_id)
@@ -641,6 +670,20 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now)
 		if (!s->will && !s->expires_at)
 			timed_del(b, s);
 	}
+}
+
+bool bw_broker_congested(struct bw_broker *b)
+{
+	for (struct sess **pp = &b->congested; *pp;) {
+		struct sess *s = *pp;
+		if (is_congested(b, s)) {
+			pp = &s->cnext;
+		} else {
+			s->congested = false;
+			*pp = s->cnext;
+		}
+	}
+	return b->congested != NULL;
 }
 
 size_t bw_broker_metrics(struct bw_broker *b, char *buf, size_t cap)

@@ -20,6 +20,7 @@
 #include "node/config.h"
 #include "node/core/conn.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,13 @@ struct bw_broker_config {
 	uint64_t (*now_ms)(void);
 	/* Called when a connection has new output (fan-out from another one). */
 	void (*wants_send)(void *conn_user);
+	/*
+	 * Called when a publisher fed a congested subscriber (its output
+	 * queue above the soft limit, or its session queue half full): the
+	 * worker stops reading that publisher until bw_broker_congested()
+	 * says no subscriber is congested any more. May be NULL.
+	 */
+	void (*pause)(void *conn_user);
 };
 
 /* A broker for the configured listeners, or NULL (errno set). */
@@ -56,6 +64,13 @@ const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener);
  * when they are due; call often (every 100 ms).
  */
 void bw_broker_tick(struct bw_broker *b, uint64_t now_ms);
+
+/*
+ * Whether a connected subscriber is still congested. Walks only the
+ * subscribers found congested since the last call and forgets those that
+ * drained (or went away), so it is cheap to call after every send.
+ */
+bool bw_broker_congested(struct bw_broker *b);
 
 /* Prometheus text of the broker's counters into buf; returns its length. */
 size_t bw_broker_metrics(struct bw_broker *b, char *buf, size_t cap);

@@ -302,7 +302,9 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		return refuse(c, (uint8_t)rc, NULL);
 	if (!c->session)
 		return refuse(c, BW_RC_UNSPECIFIED, "no session");
-	uint16_t window = c->client_receive_max;
+	/* The client's Receive Maximum, within the node's max_inflight. */
+	uint16_t window = c->client_receive_max < c->lim.receive_max ? c->client_receive_max
+	                                                             : c->lim.receive_max;
 	bw_session_set_inflight_max(c->session, window);
 
 	struct bw_packet ack = { .type = BW_CONNACK };
@@ -804,6 +806,11 @@ int bw_conn_deliver(struct bw_conn *c, const struct bw_delivery *d)
 		return rc;
 	flush(c);
 	return 0;
+}
+
+void bw_conn_touch(struct bw_conn *c)
+{
+	c->last_rx_ms = now(c);
 }
 
 void bw_conn_resume(struct bw_conn *c)

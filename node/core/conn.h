@@ -109,6 +109,13 @@ void bw_conn_attach(struct bw_conn *c, struct bw_session *s, bool session_presen
  */
 int bw_conn_deliver(struct bw_conn *c, const struct bw_delivery *d);
 
+/*
+ * Counts now as heard from the client: the worker calls it when it resumes
+ * reading a connection it had paused, so the pause does not count against
+ * the client's keep alive.
+ */
+void bw_conn_touch(struct bw_conn *c);
+
 /* Sends more once the output queue drained below its soft limit. */
 void bw_conn_resume(struct bw_conn *c);
 

@@ -10,6 +10,7 @@ bounded. Usage: test_node.py BULWARK_BINARY
 """
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -260,6 +261,76 @@ def shared_balancing(port):
     return counts == [10, 10, 10], counts
 
 
+def read_packets(sock, buf):
+    """Reads what is available and splits whole packets off buf (a bytearray)."""
+    data = sock.recv(65536)
+    if not data:
+        raise EOFError
+    buf += data
+    out = []
+    while len(buf) >= 2:
+        n, mul, i = 0, 1, 1
+        while True:
+            if i >= len(buf):
+                return out
+            b = buf[i]
+            n += (b & 0x7F) * mul
+            mul *= 128
+            i += 1
+            if not b & 0x80:
+                break
+        if len(buf) < i + n:
+            return out
+        out.append((buf[0], bytes(buf[i:i + n])))
+        del buf[:i + n]
+    return out
+
+
+def no_loss_with_a_slow_subscriber(port, count=3000, window=100):
+    """QoS 1 into a subscriber that stops reading for a while: with the
+    default limits the publisher is paused instead of messages dropped."""
+    sub = raw_connect(port, b"slow-sub", 60, version=4)
+    sub.sendall(b"\x82" + varint(2 + 2 + 4 + 1) + b"\x00\x01" + lp(b"bp/#") + b"\x01")
+    buf = bytearray()
+    while not any(t >> 4 == 9 for t, _ in read_packets(sub, buf)):
+        pass
+    pub = raw_connect(port, b"fast-pub", 60, version=4)
+    pub.setblocking(False)
+    sent = acked = 0
+    pbuf = bytearray()
+    got = set()
+    slow_until = time.time() + 1.0
+    deadline = time.time() + 30
+    sub.setblocking(False)
+    while (acked < count or len(got) < count) and time.time() < deadline:
+        while sent < count and sent - acked < window:
+            body = lp(b"bp/x") + ((sent % 65535) + 1).to_bytes(2, "big") + f"{sent}".encode()
+            try:
+                pub.send(b"\x32" + varint(len(body)) + body)
+            except BlockingIOError:
+                break
+            sent += 1
+        try:
+            acked += sum(1 for t, _ in read_packets(pub, pbuf) if t >> 4 == 4)
+        except BlockingIOError:
+            pass
+        if time.time() > slow_until:
+            try:
+                for t, body in read_packets(sub, buf):
+                    if t >> 4 != 3:
+                        continue
+                    tl = int.from_bytes(body[:2], "big")
+                    pid = body[2 + tl:4 + tl]
+                    got.add(body[4 + tl:])
+                    sub.send(b"\x40\x02" + pid)
+            except BlockingIOError:
+                pass
+        time.sleep(0.001)
+    pub.close()
+    sub.close()
+    return acked == count and len(got) == count, (sent, acked, len(got))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         proc, ports, log = start_node(tmp)
@@ -294,6 +365,9 @@ def main():
                   str(detail))
             ok, counts = shared_balancing(anon)
             check("shared subscription: 30 messages, 10 to each of 3 members", ok, str(counts))
+            ok, detail = no_loss_with_a_slow_subscriber(anon)
+            check("QoS 1 into a slow subscriber: publisher paused, nothing dropped", ok,
+                  str(detail))
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=TIMEOUT)
             conn.request("GET", "/healthz")
             resp = conn.getresponse()
@@ -304,6 +378,13 @@ def main():
             body = resp.read().decode()
             check("GET /metrics", resp.status == 200 and
                   'bulwark_tenant_messages_in_total{tenant="default"}' in body, body[:300])
+            pauses = re.search(r"bulwark_publisher_pauses_total (\d+)", body)
+            dropped = re.search(r'bulwark_tenant_messages_dropped_total\{tenant="default"\} (\d+)',
+                                body)
+            check("metrics: the publisher was paused and nothing was dropped",
+                  pauses and int(pauses.group(1)) > 0 and dropped and
+                  int(dropped.group(1)) == 0, f"{pauses and pauses.group(0)} "
+                  f"{dropped and dropped.group(0)}")
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -34,6 +34,15 @@ static void wants_send(void *user)
 {
 }
 
+static int pauses;
+static void *paused_user;
+
+static void on_pause(void *user)
+{
+	pauses++;
+	paused_user = user;
+}
+
 static const struct bw_conn_limits limits = {
 	.max_packet_size = 65536,
 	.max_keepalive = 600,
@@ -68,7 +77,10 @@ static int setup(void **state)
 		.version = "test",
 		.now_ms = fake_now,
 		.wants_send = wants_send,
+		.pause = on_pause,
 	};
+	pauses = 0;
+	paused_user = NULL;
 	clock_ms = 1000;
 	broker = bw_broker_new(&cfg);
 	return broker ? 0 : -1;
@@ -526,6 +538,48 @@ static void test_sys_statistics_per_tenant(void **state)
 	disconnect(all, false);
 }
 
+static void test_publisher_paused_for_a_congested_subscriber(void **state)
+{
+	/* The window is min(the client's 65535, the node's 16); the queue
+	 * holds 100, and half of it counts as congested. */
+	struct client *s = connect_client("slow", (struct opts){ 0 });
+	struct client *p = connect_client("fast", (struct opts){ 0 });
+	subscribe(s, "c", 1, 0, 0, false);
+	for (int i = 0; i < 60; i++)
+		publish(p, "c", "m", 1, false);
+	assert_int_equal(pauses, 0); /* 16 inflight + 44 queued: not yet */
+	assert_false(bw_broker_congested(broker));
+	for (int i = 0; i < 10; i++)
+		publish(p, "c", "m", 1, false);
+	assert_true(pauses > 0);
+	assert_ptr_equal(paused_user, p);
+	assert_true(bw_broker_congested(broker));
+	/* The subscriber takes and acknowledges what is inflight: the queue
+	 * moves into the window and drops below half. */
+	for (int i = 0; i < 16; i++) {
+		struct bw_packet m = expect(s, BW_PUBLISH);
+		struct bw_packet ack = { .type = BW_PUBACK };
+		ack.ack.packet_id = m.publish.packet_id;
+		send_pkt(s, &ack);
+	}
+	assert_false(bw_broker_congested(broker));
+	disconnect(s, false);
+	disconnect(p, false);
+}
+
+static void test_an_offline_subscriber_pauses_nobody(void **state)
+{
+	struct client *s = connect_client("off", (struct opts){ .persistent = true, .expiry = 60 });
+	subscribe(s, "o", 1, 0, 0, false);
+	disconnect(s, false);
+	struct client *p = connect_client("pub", (struct opts){ 0 });
+	for (int i = 0; i < 120; i++)
+		publish(p, "o", "m", 1, false);
+	assert_int_equal(pauses, 0);
+	assert_false(bw_broker_congested(broker));
+	disconnect(p, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -544,6 +598,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sys_statistics_per_tenant, setup_sys,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_publisher_paused_for_a_congested_subscriber,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_offline_subscriber_pauses_nobody, setup,
 		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
