@@ -206,6 +206,8 @@ static void client_free(struct client *c)
 {
 	struct bw_worker *w = c->w;
 
+	if (c->paused)
+		w->n_paused--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -270,8 +272,15 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 		bw_ring_buf_put(&w->ring, (uint16_t)bid);
 	}
 	mark_dirty(c);
-	if (c->closing || res == -ECANCELED)
+	if (c->closing)
 		return;
+	if (res == -ECANCELED) {
+		/* The cancel of a pause; if the client was resumed before it
+		 * completed, reading starts again here. */
+		if (!c->paused && !c->recv_armed && arm_recv(c) < 0)
+			client_close(c);
+		return;
+	}
 	if (res == 0 || (res < 0 && res != -ENOBUFS)) {
 		if (res < 0)
 			bw_log_debug("worker: recv fd %d: %s", c->fd, strerror(-res));
@@ -294,6 +303,8 @@ void bw_worker_pause(void *conn_user)
 	c->paused = true;
 	c->w->n_paused++;
 	c->w->stats.pauses++;
+	/* Stop mid-buffer: the rest of what was received waits in the conn. */
+	bw_conn_hold(c->conn);
 	/* The multishot recv ends with -ECANCELED and is not re-armed. */
 	if (c->recv_armed)
 		bw_ring_cancel(&c->w->ring, &c->recv);
@@ -304,17 +315,23 @@ static void resume_paused(struct bw_worker *w)
 {
 	if (!w->n_paused || (w->cfg.congested && w->cfg.congested(w->cfg.ops_arg)))
 		return;
-	for (struct client *c = w->clients; c; c = c->next) {
+	for (struct client *c = w->clients; c && w->n_paused; c = c->next) {
 		if (!c->paused)
 			continue;
 		c->paused = false;
+		w->n_paused--;
 		if (c->closing)
 			continue;
 		bw_conn_touch(c->conn);
-		if (!c->recv_armed && arm_recv(c) < 0)
+		/* What was kept is handled first; it may pause the client again. */
+		if (bw_conn_release(c->conn) == -ENOMEM) {
+			client_close(c);
+			continue;
+		}
+		mark_dirty(c);
+		if (!c->paused && !c->recv_armed && arm_recv(c) < 0)
 			client_close(c);
 	}
-	w->n_paused = 0;
 }
 
 /* ---- sending -------------------------------------------------------------- */

@@ -208,12 +208,23 @@ static void timed_del(struct bw_broker *b, struct sess *s)
 
 /* ---- routing -------------------------------------------------------------- */
 
-/* A connected subscriber that should slow its publishers down. */
+/*
+ * A connected subscriber that should slow its publishers down: its output
+ * above the soft limit or its session queue half full. Once congested it
+ * stays so until it has drained to half the soft limit and a quarter of
+ * the queue, so paused publishers do not flap between pause and resume.
+ */
 static bool is_congested(const struct bw_broker *b, const struct sess *s)
 {
-	uint32_t q = b->cfg.max_queued_messages;
-	return s->conn && (bw_outq_over_soft(bw_conn_outq(s->conn)) ||
-	                   (q > 0 && bw_session_queued(s->state) >= (q + 1) / 2));
+	if (!s->conn)
+		return false;
+	const struct bw_outq *q = bw_conn_outq(s->conn);
+	size_t soft = q->lim.soft_bytes;
+	uint32_t max = b->cfg.max_queued_messages, queued = bw_session_queued(s->state);
+	if (s->congested)
+		return (soft && bw_outq_bytes(q) > soft / 2) ||
+		       (max > 0 && queued >= (max + 3) / 4);
+	return bw_outq_over_soft(q) || (max > 0 && queued >= (max + 1) / 2);
 }
 
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)

@@ -39,6 +39,7 @@ struct bw_conn {
 	uint8_t version;
 	bool session_present;
 	bool problem_info; /* 5.0 Request Problem Information */
+	bool held;         /* bw_conn_hold(): keep input unhandled */
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;
@@ -595,7 +596,7 @@ static long handle(struct bw_conn *c, const uint8_t *buf, size_t len)
 {
 	size_t off = 0;
 
-	while (off < len && c->state != BW_CONN_CLOSING) {
+	while (off < len && c->state != BW_CONN_CLOSING && !c->held) {
 		struct bw_frame f = { 0 };
 		const char *why = NULL;
 		int rc = bw_codec_frame(buf + off, len - off, c->lim.max_packet_size, &f, &why);
@@ -672,7 +673,8 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 		c->in = n;
 		c->in_cap = cap;
 	}
-	memcpy(c->in + c->in_len, data, len);
+	if (len)
+		memcpy(c->in + c->in_len, data, len);
 	c->in_len = need;
 	long used = handle(c, c->in, c->in_len);
 	if (used < 0)
@@ -806,6 +808,19 @@ int bw_conn_deliver(struct bw_conn *c, const struct bw_delivery *d)
 		return rc;
 	flush(c);
 	return 0;
+}
+
+void bw_conn_hold(struct bw_conn *c)
+{
+	c->held = true;
+}
+
+int bw_conn_release(struct bw_conn *c)
+{
+	c->held = false;
+	if (c->in_len == 0 || c->state == BW_CONN_CLOSING)
+		return 0;
+	return bw_conn_input(c, NULL, 0);
 }
 
 void bw_conn_touch(struct bw_conn *c)

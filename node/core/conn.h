@@ -116,6 +116,15 @@ int bw_conn_deliver(struct bw_conn *c, const struct bw_delivery *d);
  */
 void bw_conn_touch(struct bw_conn *c);
 
+/*
+ * Holds input: bw_conn_input() stops after the packet it is handling and
+ * keeps the rest (the worker pauses a publisher this way, mid-buffer).
+ * bw_conn_release() handles what was kept (it may hold again) and returns
+ * like bw_conn_input().
+ */
+void bw_conn_hold(struct bw_conn *c);
+int bw_conn_release(struct bw_conn *c);
+
 /* Sends more once the output queue drained below its soft limit. */
 void bw_conn_resume(struct bw_conn *c);
 
