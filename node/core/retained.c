@@ -142,18 +142,12 @@ static void node_prune(struct bw_retained *r, struct rnode *n)
 	}
 }
 
-static size_t level_end(const uint8_t *f, size_t len, size_t s)
-{
-	const uint8_t *slash = s < len ? memchr(f + s, '/', len - s) : NULL;
-	return slash ? (size_t)(slash - f) : len;
-}
-
 static struct rnode *path_find(const struct bw_retained *r, const uint8_t *t, size_t len)
 {
 	struct rnode *n = r->root;
 
 	for (size_t s = 0; s <= len && n;) {
-		size_t e = level_end(t, len, s);
+		size_t e = bw_topic_level_end(t, len, s);
 		n = child_find(r, n, t + s, e - s);
 		s = e + 1;
 	}
@@ -183,7 +177,7 @@ int bw_retained_set(struct bw_retained *r, const uint8_t *topic, size_t len, voi
 	if (!n) {
 		n = r->root;
 		for (size_t s = 0; s <= len;) {
-			size_t e = level_end(topic, len, s);
+			size_t e = bw_topic_level_end(topic, len, s);
 			struct rnode *c = child_get(r, n, topic + s, e - s);
 			if (!c) {
 				node_prune(r, n);
@@ -272,7 +266,7 @@ static int walk_node(struct walk *w, struct rnode *n, size_t s, size_t plen)
 
 	if (s > w->len)
 		return n->msg ? w->visit(w->arg, w->r->path, plen, n->msg) : 0;
-	size_t e = level_end(w->filter, w->len, s);
+	size_t e = bw_topic_level_end(w->filter, w->len, s);
 	const uint8_t *lvl = w->filter + s;
 	size_t ll = e - s;
 	if (ll == 1 && lvl[0] == '#') {

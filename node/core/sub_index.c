@@ -223,20 +223,13 @@ static void node_prune(struct bw_sub_index *idx, struct node *n)
 	}
 }
 
-/* Length of the level starting at f[s] (up to the next '/' or the end). */
-static size_t level_end(const uint8_t *f, size_t len, size_t s)
-{
-	const uint8_t *slash = s < len ? memchr(f + s, '/', len - s) : NULL;
-	return slash ? (size_t)(slash - f) : len;
-}
-
 /* The node of a plain filter, or NULL when it has none. */
 static struct node *path_find(const struct bw_sub_index *idx, const uint8_t *f, size_t len)
 {
 	struct node *n = idx->root;
 
 	for (size_t s = 0; s <= len && n;) {
-		size_t e = level_end(f, len, s);
+		size_t e = bw_topic_level_end(f, len, s);
 		n = child_find(idx, n, f + s, e - s);
 		s = e + 1;
 	}
@@ -249,7 +242,7 @@ static struct node *path_get(struct bw_sub_index *idx, const uint8_t *f, size_t 
 	struct node *n = idx->root;
 
 	for (size_t s = 0; s <= len;) {
-		size_t e = level_end(f, len, s);
+		size_t e = bw_topic_level_end(f, len, s);
 		struct node *c = child_get(idx, n, f + s, e - s);
 		if (!c) {
 			node_prune(idx, n);
@@ -722,7 +715,7 @@ static void walk_node(struct walk *w, struct node *n, size_t s, bool root_dollar
 		return;
 	if (n->hash && !root_dollar)
 		collect(w, n->hash);
-	size_t e = level_end(w->topic, w->len, s);
+	size_t e = bw_topic_level_end(w->topic, w->len, s);
 	const uint8_t *lvl = w->topic + s;
 	size_t ll = e - s;
 	/* A name never holds '+' or '#'; do not let a bad one reach those nodes twice. */

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Returns 0, or -BW_RC_TOPIC_NAME_INVALID. */
 int bw_topic_name_check(const uint8_t *name, size_t len);
@@ -37,6 +38,16 @@ struct bw_topic_share {
  * Call after bw_topic_filter_check() accepted the filter.
  */
 bool bw_topic_share_split(const uint8_t *filter, size_t len, struct bw_topic_share *share);
+
+/*
+ * End of the level that starts at topic[s]: the index of the next '/' or
+ * len. For walking a topic or filter level by level.
+ */
+static inline size_t bw_topic_level_end(const uint8_t *topic, size_t len, size_t s)
+{
+	const uint8_t *slash = s < len ? memchr(topic + s, '/', len - s) : NULL;
+	return slash ? (size_t)(slash - topic) : len;
+}
 
 /* Number of levels ("a/b" is 2, "/" is 2, "a" is 1). len must be > 0. */
 size_t bw_topic_levels(const uint8_t *topic, size_t len);
