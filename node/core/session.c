@@ -28,7 +28,15 @@ struct bw_session {
 
 	uint16_t next_id;
 	void *owner;
+	uint64_t *used; /* packet ids in use, once the window passes SCAN_MAX */
 };
+
+/*
+ * Up to this many deliveries inflight, a packet id is checked against the
+ * window by a scan; past it the session keeps an 8 KiB bitmap of the ids in
+ * use, so a client with a large Receive Maximum costs O(1) a delivery.
+ */
+#define SCAN_MAX 64
 
 struct bw_session *bw_session_new(const struct bw_session_limits *limits)
 {
@@ -51,6 +59,7 @@ void bw_session_free(struct bw_session **sp)
 	}
 	for (uint32_t i = 0; i < s->q_len; i++)
 		bw_msg_unref(&s->q[(s->q_head + i) & (s->q_cap - 1)].msg);
+	free(s->used);
 	free(s->win);
 	free(s->q);
 	free(s->inbound);
@@ -135,8 +144,20 @@ static void compact(struct bw_session *s)
 	s->win_len = out;
 }
 
+static void mark_id(struct bw_session *s, uint16_t id, bool in_use)
+{
+	if (!s->used)
+		return;
+	if (in_use)
+		s->used[id >> 6] |= UINT64_C(1) << (id & 63);
+	else
+		s->used[id >> 6] &= ~(UINT64_C(1) << (id & 63));
+}
+
 static bool id_in_use(const struct bw_session *s, uint16_t id)
 {
+	if (s->used)
+		return s->used[id >> 6] >> (id & 63) & 1;
 	for (uint32_t i = 0; i < s->win_len; i++) {
 		const struct bw_inflight *f = win_at(s, i);
 		if (f->d.msg && f->packet_id == id)
@@ -148,6 +169,13 @@ static bool id_in_use(const struct bw_session *s, uint16_t id)
 /* The next free packet id; the window is below 65535 entries, so one exists. */
 static uint16_t alloc_id(struct bw_session *s)
 {
+	if (!s->used && s->win_live >= SCAN_MAX && (s->used = calloc(1024, sizeof(uint64_t)))) {
+		for (uint32_t i = 0; i < s->win_len; i++) {
+			const struct bw_inflight *f = win_at(s, i);
+			if (f->d.msg)
+				mark_id(s, f->packet_id, true);
+		}
+	}
 	for (;;) {
 		uint16_t id = s->next_id;
 		s->next_id = id == UINT16_MAX ? 1 : (uint16_t)(id + 1);
@@ -182,6 +210,7 @@ bool bw_session_next(struct bw_session *s, uint64_t now_ms, struct bw_delivery *
 	struct bw_inflight *f = win_at(s, s->win_len);
 	f->d = *d; /* the queue's reference passes to the window */
 	f->packet_id = alloc_id(s);
+	mark_id(s, f->packet_id, true);
 	f->state = BW_INFLIGHT_PUBLISHED;
 	f->sent_at_ms = now_ms;
 	s->win_len++;
@@ -204,6 +233,7 @@ static struct bw_inflight *find(struct bw_session *s, uint16_t id)
 /* Completes f, then pops the holes at the head of the window. */
 static void complete(struct bw_session *s, struct bw_inflight *f)
 {
+	mark_id(s, f->packet_id, false);
 	bw_msg_unref(&f->d.msg);
 	s->win_live--;
 	while (s->win_len > 0 && s->win[s->win_head].d.msg == NULL) {

@@ -17,7 +17,8 @@
  * `inbound_max` (the Receive Maximum we announce). Acknowledgements are
  * looked up from the oldest inflight delivery, which costs O(1) when
  * clients acknowledge in order, as they nearly always do, and O(window) at
- * worst.
+ * worst. Packet ids are allocated in O(1): a scan of a small window, an
+ * 8 KiB bitmap of the ids in use once more than 64 are inflight.
  */
 #ifndef BW_CORE_SESSION_H
 #define BW_CORE_SESSION_H

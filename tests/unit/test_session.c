@@ -231,6 +231,46 @@ static void test_packet_ids_wrap_and_skip_in_use(void **state)
 	bw_msg_unref(&m);
 }
 
+/* The same past SCAN_MAX (64) inflight, where a bitmap tracks the ids. */
+static void test_packet_ids_with_a_large_window(void **state)
+{
+	struct bw_session *s = session(1000, 100000, false);
+	struct bw_msg *m = msg(1);
+	struct bw_delivery d;
+	const struct bw_inflight *f;
+
+	/* Ids 1..200 stay inflight. */
+	for (uint32_t i = 1; i <= 200; i++) {
+		offer(s, m, 1);
+		assert_true(bw_session_next(s, 0, &d, &f));
+		assert_int_equal(f->packet_id, i);
+	}
+	/* Round the counter once, completing each new one at once. */
+	for (uint32_t i = 201; i <= 65535; i++) {
+		offer(s, m, 1);
+		assert_true(bw_session_next(s, 0, &d, &f));
+		assert_int_equal(f->packet_id, i);
+		assert_int_equal(bw_session_puback(s, f->packet_id), 0);
+	}
+	offer(s, m, 1);
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_int_equal(f->packet_id, 201); /* 1..200 are still in use */
+	/* A completed id is free again. */
+	assert_int_equal(bw_session_puback(s, 7), 0);
+	for (uint32_t i = 202; i <= 65535; i++) {
+		offer(s, m, 1);
+		assert_true(bw_session_next(s, 0, &d, &f));
+		assert_int_equal(bw_session_puback(s, f->packet_id), 0);
+	}
+	offer(s, m, 1);
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_int_equal(f->packet_id, 7);
+	assert_int_equal(bw_session_inflight(s), 201);
+	bw_session_free(&s);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+}
+
 static void test_inbound_qos2(void **state)
 {
 	struct bw_session *s = session(1, 1, false); /* inbound_max 4 */
@@ -282,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_queue_bound_refuse_new),
 		cmocka_unit_test(test_queue_bound_drop_oldest),
 		cmocka_unit_test(test_packet_ids_wrap_and_skip_in_use),
+		cmocka_unit_test(test_packet_ids_with_a_large_window),
 		cmocka_unit_test(test_inbound_qos2),
 		cmocka_unit_test(test_smaller_window_keeps_what_is_inflight),
 	};
