@@ -361,7 +361,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 
 	struct bw_msg *will = NULL;
 	if (pkt->will) {
-		if (pkt->will_topic.len >= 4 && !memcmp(pkt->will_topic.p, "$SYS", 4))
+		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len))
 			return BW_RC_NOT_AUTHORIZED;
 		will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
 		                  v5 ? &pkt->will_props : NULL, pkt->will_payload.p,

@@ -414,8 +414,7 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 	if (!topic_within_limits(c, pub->topic.p, pub->topic.len))
 		return refuse_publish(c, pub, BW_RC_TOPIC_NAME_INVALID,
 		                      "topic too long or too deep");
-	if (pub->topic.len >= 4 && memcmp(pub->topic.p, "$SYS", 4) == 0 &&
-	    (pub->topic.len == 4 || pub->topic.p[4] == '/'))
+	if (bw_topic_is_sys(pub->topic.p, pub->topic.len))
 		return refuse_publish(c, pub, BW_RC_NOT_AUTHORIZED, "$SYS is the broker's");
 	if (pub->props.payload_format == 1 && !bw_utf8_valid(pub->payload.p, pub->payload.len))
 		return refuse_publish(c, pub, BW_RC_PAYLOAD_FORMAT_INVALID,

@@ -49,6 +49,12 @@ static inline size_t bw_topic_level_end(const uint8_t *topic, size_t len, size_t
 	return slash ? (size_t)(slash - topic) : len;
 }
 
+/* True when the name is "$SYS" or under "$SYS/": the broker's own topics. */
+static inline bool bw_topic_is_sys(const uint8_t *name, size_t len)
+{
+	return len >= 4 && memcmp(name, "$SYS", 4) == 0 && (len == 4 || name[4] == '/');
+}
+
 /* Number of levels ("a/b" is 2, "/" is 2, "a" is 1). len must be > 0. */
 size_t bw_topic_levels(const uint8_t *topic, size_t len);
 

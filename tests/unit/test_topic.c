@@ -166,6 +166,16 @@ static void levels_are(int line, const char *t, size_t expect)
 		         expect);
 }
 
+static void test_is_sys(void **state)
+{
+	assert_true(bw_topic_is_sys(U("$SYS"), 4));
+	assert_true(bw_topic_is_sys(U("$SYS/broker/uptime"), 18));
+	assert_false(bw_topic_is_sys(U("$SYSX/a"), 7));
+	assert_false(bw_topic_is_sys(U("$SY"), 3));
+	assert_false(bw_topic_is_sys(U("a/$SYS"), 6));
+	assert_false(bw_topic_is_sys(U("$aws/things"), 11));
+}
+
 static void test_levels(void **state)
 {
 	(void)state;
@@ -438,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_share_split),   cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_has_wildcard),  cmocka_unit_test(test_match_table),
 		cmocka_unit_test(test_match_lengths), cmocka_unit_test(test_match_brute_force),
+		cmocka_unit_test(test_is_sys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
