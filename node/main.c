@@ -15,6 +15,7 @@
 #include "node/worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,9 +65,14 @@ static int version(void)
 	return 0;
 }
 
-/* ---- glue between the worker and the broker ----------------------------- */
+/* ---- glue between the workers, their brokers and the hub ----------------- */
 
 static const struct bw_listener_config *listeners_base;
+static struct bw_hub *hub;
+static struct bw_broker **brokers;
+static struct bw_worker **workers;
+static uint32_t n_workers;
+static _Atomic uint32_t node_connections;
 
 static const struct bw_conn_ops *ops_for(void *arg, const struct bw_listener_config *l)
 {
@@ -85,7 +91,81 @@ static bool congested(void *arg)
 
 static size_t metrics(void *arg, char *buf, size_t cap)
 {
-	return bw_broker_metrics(arg, buf, cap);
+	(void)arg;
+	size_t n = bw_broker_metrics(hub, buf, cap);
+	return n + bw_worker_metrics(workers, n_workers, buf + n, cap - n);
+}
+
+static void mail(void *arg, uintptr_t letter)
+{
+	bw_broker_mail(arg, letter);
+}
+
+static void shutdown_broker(void *arg)
+{
+	bw_broker_shutdown(arg);
+}
+
+/* Undelivered letters when the hub goes: messages are dropped, sockets closed. */
+static void drop_letter(void *arg, uintptr_t letter)
+{
+	(void)arg;
+	if (bw_letter_tag(letter) == BW_LETTER_CONN) {
+		int *fd = bw_letter_ptr(letter); /* the letter starts with the socket */
+		close(*fd);
+		free(fd);
+		return;
+	}
+	bw_broker_mail_drop(letter);
+}
+
+/* The distinct tenants the listeners name, for the hub. */
+static uint32_t listener_tenants(const struct bw_config *cfg, const char **names)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < cfg->listener_count; i++) {
+		const char *t = cfg->listeners[i].tenant;
+		uint32_t k = 0;
+		while (k < n && strcmp(names[k], t))
+			k++;
+		if (k == n)
+			names[n++] = t;
+	}
+	if (n == 0)
+		names[n++] = "default";
+	return n;
+}
+
+/*
+ * Listeners on port 0 got an ephemeral port from worker 0's bind; the other
+ * workers must bind that same port (SO_REUSEPORT), not one of their own.
+ */
+static void pin_ports(struct bw_config *cfg, const struct bw_worker *first)
+{
+	for (uint32_t i = 0; i < cfg->listener_count; i++) {
+		struct bw_listener_config *l = &cfg->listeners[i];
+		uint16_t port = htons(bw_worker_port(first, i));
+		if (l->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&l->addr)->sin_port = port;
+		else if (l->addr.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&l->addr)->sin6_port = port;
+	}
+}
+
+/* Stops every worker that started (they wait for each other), frees all. */
+static void stop_all(void)
+{
+	for (uint32_t i = 0; i < n_workers; i++) {
+		if (workers[i])
+			bw_worker_request_stop(workers[i]);
+	}
+	for (uint32_t i = 0; i < n_workers; i++)
+		bw_worker_stop(&workers[i]);
+	for (uint32_t i = 0; i < n_workers; i++)
+		bw_broker_free(&brokers[i]);
+	bw_hub_free(&hub, drop_letter, NULL);
+	free(workers);
+	free(brokers);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -164,11 +244,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	uint32_t want = cfg.workers ? cfg.workers : (uint32_t)(cpus > 0 ? cpus : 1);
-	if (want > 1)
-		bw_log_warn("workers %u: this version runs one worker; routing between workers is "
-		            "not built yet",
-		            want);
+	n_workers = cfg.workers ? cfg.workers : (uint32_t)(cpus > 0 ? cpus : 1);
+	if (n_workers > BW_HUB_WORKERS_MAX)
+		n_workers = BW_HUB_WORKERS_MAX;
 
 	/* Signals go to this thread only: block them before threads start. */
 	sigset_t sigs;
@@ -197,6 +275,23 @@ int main(int argc, char **argv)
 	}
 
 	listeners_base = cfg.listeners;
+	const char *tenants[BW_CONFIG_LISTENERS_MAX + 1];
+	struct bw_hub_config hc = {
+		.n_workers = n_workers,
+		.tenant = tenants,
+		.n_tenants = listener_tenants(&cfg, tenants),
+		.retained = { .count_max = cfg.max_retained_messages,
+		              .bytes_max = cfg.max_retained_bytes,
+		              .levels_max = cfg.max_topic_levels },
+		.wake = bw_worker_wake_peer,
+	};
+	hub = bw_hub_new(&hc);
+	brokers = calloc(n_workers, sizeof(*brokers));
+	workers = calloc(n_workers, sizeof(*workers));
+	if (!hub || !brokers || !workers) {
+		bw_log_error("cannot create the node: %s", strerror(errno));
+		return 1;
+	}
 	struct bw_broker_config bc = {
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
@@ -204,20 +299,14 @@ int main(int argc, char **argv)
 		.max_queued_messages = cfg.max_queued_messages,
 		.max_subscriptions = cfg.max_subscriptions_per_client,
 		.max_topic_levels = cfg.max_topic_levels,
-		.retained_max = cfg.max_retained_messages,
-		.retained_bytes_max = cfg.max_retained_bytes,
 		.filters_max = 1000000,
+		.hub = hub,
 		.sys_interval_ms = cfg.sys_interval * 1000,
 		.version = BW_VERSION,
 		.now_ms = bw_worker_now_ms,
 		.wants_send = bw_worker_wants_send,
 		.pause = bw_worker_pause,
 	};
-	struct bw_broker *broker = bw_broker_new(&bc);
-	if (!broker) {
-		bw_log_error("cannot create the broker: %s", strerror(errno));
-		return 1;
-	}
 	struct bw_worker_config wc = {
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
@@ -232,29 +321,42 @@ int main(int argc, char **argv)
 			.outq = { .soft_bytes = cfg.output_queue_soft, .hard_bytes = cfg.output_queue_hard },
 		},
 		.max_connections = cfg.max_connections,
+		.node_connections = &node_connections,
 		.ops_for = ops_for,
-		.ops_arg = broker,
 		.tick = tick,
 		.metrics = metrics,
 		.congested = congested,
+		.hub = hub,
+		.mail = mail,
+		.shutdown = shutdown_broker,
 	};
-	struct bw_worker *worker;
-	rc = bw_worker_start(&worker, &wc);
-	if (rc) {
-		bw_log_error("cannot start: %s", strerror(-rc));
-		bw_broker_free(&broker);
-		return 1;
+	for (uint32_t i = 0; i < n_workers; i++) {
+		bc.worker = wc.index = i;
+		if (!(brokers[i] = bw_broker_new(&bc))) {
+			bw_log_error("cannot create the broker: %s", strerror(errno));
+			stop_all();
+			return 1;
+		}
+		wc.ops_arg = brokers[i];
+		rc = bw_worker_start(&workers[i], &wc);
+		if (rc) {
+			bw_log_error("cannot start worker %u: %s", i, strerror(-rc));
+			stop_all();
+			return 1;
+		}
+		if (i == 0)
+			pin_ports(&cfg, workers[0]);
 	}
 	for (uint32_t i = 0; i < cfg.listener_count; i++) {
 		const struct bw_listener_config *l = &cfg.listeners[i];
 		bw_log_info("listening: %s %s (port %u)%s",
 		            l->kind == BW_LISTEN_MQTT ? "mqtt" : "http", l->addr_text,
-		            bw_worker_port(worker, i),
+		            bw_worker_port(workers[0], i),
 		            l->kind == BW_LISTEN_MQTT && l->allow_anonymous
 		                    ? ", anonymous clients allowed: for trying Bulwark out only"
 		                    : "");
 	}
-	bw_log_info("bulwark %s (%s) started", BW_VERSION, BW_GIT_COMMIT);
+	bw_log_info("bulwark %s (%s) started: %u workers", BW_VERSION, BW_GIT_COMMIT, n_workers);
 
 	for (;;) {
 		int sig;
@@ -269,8 +371,7 @@ int main(int argc, char **argv)
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
-	bw_worker_stop(&worker);
-	bw_broker_free(&broker);
+	stop_all();
 	bw_log_info("stopped");
 	return 0;
 }

@@ -10,6 +10,8 @@
 #include "node/worker.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -34,6 +36,7 @@
 #define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
 #define STOP_FLUSH_MS     1000u
 #define METRICS_CAP       (256u * 1024u)
+#define MAIL_BATCH        256u /* letters taken a pass */
 
 struct bw_worker;
 
@@ -56,6 +59,7 @@ struct client {
 	bool closing; /* the socket is being (or was) closed */
 	bool recv_armed;
 	bool paused; /* not reading: it fed a congested subscriber */
+	bool moving; /* being handed to its client id's worker */
 	bool send_inflight;
 	bool dirty;
 	bool close_sent;   /* close(2) went to the ring: never close fd again */
@@ -95,7 +99,17 @@ struct bw_worker {
 	uint32_t n_paused;
 	struct bw_op tick;
 	bool tick_armed;
+	bool mail_left; /* the last take filled its batch */
 	struct bw_worker_stats stats;
+};
+
+/* A connection handed to another worker: its socket and what it sent. */
+struct conn_letter {
+	int fd;
+	uint32_t listener;
+	uint64_t accepted_ms;
+	size_t len;
+	uint8_t data[];
 };
 
 uint64_t bw_worker_now_ms(void)
@@ -108,6 +122,63 @@ uint64_t bw_worker_now_ms(void)
 const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w)
 {
 	return &w->stats;
+}
+
+/* Appends to buf[*len..cap); false once it is full. */
+static bool appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static bool appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	if (r < 0 || (size_t)r >= cap - *len)
+		return false;
+	*len += (size_t)r;
+	return true;
+}
+
+size_t bw_worker_metrics(struct bw_worker *const *w, uint32_t n, char *buf, size_t cap)
+{
+	static const struct {
+		const char *name, *type; /* name without the bulwark_ prefix */
+		size_t off;
+	} m[] = {
+		{ "connections", "gauge", offsetof(struct bw_worker_stats, connections) },
+		{ "connections_refused_total", "counter",
+		  offsetof(struct bw_worker_stats, refused) },
+		{ "connections_moved_total", "counter", offsetof(struct bw_worker_stats, moved) },
+		{ "keepalive_timeouts_total", "counter",
+		  offsetof(struct bw_worker_stats, keepalive_timeouts) },
+		{ "connect_timeouts_total", "counter",
+		  offsetof(struct bw_worker_stats, connect_timeouts) },
+		{ "publisher_pauses_total", "counter", offsetof(struct bw_worker_stats, pauses) },
+		{ "http_requests_total", "counter",
+		  offsetof(struct bw_worker_stats, http_requests) },
+	};
+	size_t len = 0;
+
+	/* The node's totals, then the same a worker (bulwark_worker_...{worker="i"}). */
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		uint64_t v[BW_HUB_WORKERS_MAX], sum = 0;
+		for (uint32_t i = 0; i < n && i < BW_HUB_WORKERS_MAX; i++) {
+			const char *p = (const char *)&w[i]->stats + m[k].off;
+			v[i] = atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
+			sum += v[i];
+		}
+		if (!appendf(buf, cap, &len, "# TYPE bulwark_%s %s\nbulwark_%s %llu\n", m[k].name,
+		             m[k].type, m[k].name, (unsigned long long)sum) ||
+		    !appendf(buf, cap, &len, "# TYPE bulwark_worker_%s %s\n", m[k].name, m[k].type))
+			return len;
+		for (uint32_t i = 0; i < n && i < BW_HUB_WORKERS_MAX; i++) {
+			if (!appendf(buf, cap, &len, "bulwark_worker_%s{worker=\"%u\"} %llu\n",
+			             m[k].name, i, (unsigned long long)v[i]))
+				return len;
+		}
+	}
+	return len;
 }
 
 uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i)
@@ -184,10 +255,13 @@ static void client_close(struct client *c)
 	if (c->conn && bw_conn_state(c->conn) == BW_CONN_CONNECTED)
 		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
 	c->closing = true;
-	if (c->http)
+	if (c->http) {
 		w->n_http--;
-	else
-		w->stats.connections = --w->n_mqtt;
+	} else {
+		bw_stat_set(&w->stats.connections, --w->n_mqtt);
+		if (w->cfg.node_connections)
+			atomic_fetch_sub(w->cfg.node_connections, 1);
+	}
 	bw_log_debug("worker: closing fd %d", c->fd);
 	if (c->recv_armed)
 		(void)bw_ring_cancel(&w->ring, &c->recv);
@@ -202,6 +276,7 @@ static void client_close(struct client *c)
 	mark_dirty(c);
 }
 
+/* Frees c, whose socket is open unless it was closed or handed over (fd -1). */
 static void client_free(struct client *c)
 {
 	struct bw_worker *w = c->w;
@@ -266,6 +341,11 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 				if (rc == -ENOMEM) {
 					bw_log_warn("worker: fd %d: out of memory", c->fd);
 					client_close(c);
+				} else if (!c->moving && bw_conn_moving(c->conn) >= 0) {
+					/* Reading stops here; see hand_over(). */
+					c->moving = true;
+					if (c->recv_armed)
+						bw_ring_cancel(&w->ring, &c->recv);
 				}
 			}
 		}
@@ -277,7 +357,7 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 	if (res == -ECANCELED) {
 		/* The cancel of a pause; if the client was resumed before it
 		 * completed, reading starts again here. */
-		if (!c->paused && !c->recv_armed && arm_recv(c) < 0)
+		if (!c->paused && !c->moving && !c->recv_armed && arm_recv(c) < 0)
 			client_close(c);
 		return;
 	}
@@ -290,7 +370,7 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 		return;
 	}
 	/* -ENOBUFS: the buffers just put are published before the re-arm. */
-	if (!c->recv_armed && !c->paused && arm_recv(c) < 0)
+	if (!c->recv_armed && !c->paused && !c->moving && arm_recv(c) < 0)
 		client_close(c);
 }
 
@@ -302,7 +382,7 @@ void bw_worker_pause(void *conn_user)
 		return;
 	c->paused = true;
 	c->w->n_paused++;
-	c->w->stats.pauses++;
+	bw_stat_add(&c->w->stats.pauses, 1);
 	/* Stop mid-buffer: the rest of what was received waits in the conn. */
 	bw_conn_hold(c->conn);
 	/* The multishot recv ends with -ECANCELED and is not re-armed. */
@@ -313,7 +393,8 @@ void bw_worker_pause(void *conn_user)
 /* Reads paused connections again once no subscriber is congested. */
 static void resume_paused(struct bw_worker *w)
 {
-	if (!w->n_paused || (w->cfg.congested && w->cfg.congested(w->cfg.ops_arg)))
+	if (!w->n_paused || (w->cfg.congested && w->cfg.congested(w->cfg.ops_arg)) ||
+	    (w->cfg.hub && bw_hub_backlog(w->cfg.hub, w->cfg.index)))
 		return;
 	for (struct client *c = w->clients; c && w->n_paused; c = c->next) {
 		if (!c->paused)
@@ -376,6 +457,70 @@ static void start_send(struct client *c, size_t n_iov)
 	}
 }
 
+static struct client *client_new(struct bw_worker *w, struct listener *l, int fd,
+                                 uint64_t accepted_ms);
+
+/*
+ * Hands a moving connection to its client id's worker once its receive has
+ * ended: the socket and the bytes from its CONNECT on go in one letter, and
+ * c is freed without closing the socket. The receiver's new connection is
+ * pinned, so it is never moved twice.
+ */
+static void hand_over(struct client *c)
+{
+	struct bw_worker *w = c->w;
+	uint8_t *data;
+	size_t len;
+	int to = bw_conn_moving(c->conn);
+
+	bw_conn_take_input(c->conn, &data, &len);
+	struct conn_letter *cl = malloc(sizeof(*cl) + len);
+	if (!cl || bw_hub_post(w->cfg.hub, w->cfg.index, (uint32_t)to,
+	                       bw_letter(cl, BW_LETTER_CONN)) < 0) {
+		bw_log_warn("worker: fd %d: out of memory moving it to worker %d", c->fd, to);
+		free(cl);
+		free(data);
+		client_close(c);
+		return;
+	}
+	cl->fd = c->fd;
+	cl->listener = (uint32_t)(c->l - w->listeners);
+	cl->accepted_ms = c->accepted_ms;
+	cl->len = len;
+	if (len)
+		memcpy(cl->data, data, len);
+	free(data);
+	bw_log_debug("worker: fd %d moves to worker %d", c->fd, to);
+	bw_stat_add(&w->stats.moved, 1);
+	bw_stat_set(&w->stats.connections, --w->n_mqtt);
+	c->fd = -1;
+	c->closing = true; /* nothing of it is in flight: the loop frees it */
+	mark_dirty(c);
+}
+
+/* A connection another worker handed over (see hand_over()). */
+static void take_over(struct bw_worker *w, struct conn_letter *cl)
+{
+	struct listener *l = cl->listener < w->cfg.n_listeners ? &w->listeners[cl->listener] : NULL;
+	struct client *c = NULL;
+
+	if (!w->stopping && l && l->ops)
+		c = client_new(w, l, cl->fd, cl->accepted_ms);
+	else
+		close(cl->fd);
+	if (!c && w->cfg.node_connections)
+		atomic_fetch_sub(w->cfg.node_connections, 1);
+	if (c) {
+		bw_conn_pin(c->conn);
+		if (bw_conn_input(c->conn, cl->data, cl->len) == -ENOMEM)
+			client_close(c);
+		else if (arm_recv(c) < 0)
+			client_close(c);
+		mark_dirty(c);
+	}
+	free(cl);
+}
+
 /* What an MQTT connection needs after activity: send, or close once drained. */
 static void mqtt_after(struct client *c)
 {
@@ -383,6 +528,11 @@ static void mqtt_after(struct client *c)
 
 	if (c->send_inflight)
 		return;
+	if (c->moving) {
+		if (!c->recv_armed && !c->closing)
+			hand_over(c);
+		return;
+	}
 	if (bw_outq_bytes(q) > 0) {
 		size_t n = bw_outq_iov(q, c->iov, SEND_IOV);
 		start_send(c, n);
@@ -423,24 +573,9 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 			status = 200;
 			type = "text/plain; version=0.0.4";
 			if (w->cfg.metrics)
-				blen = w->cfg.metrics(w->cfg.ops_arg, body, METRICS_CAP / 2);
-			if (blen > METRICS_CAP / 2)
-				blen = METRICS_CAP / 2;
-			int n = snprintf(body + blen, METRICS_CAP - blen,
-			                 "# TYPE bulwark_connections gauge\n"
-			                 "bulwark_connections %llu\n"
-			                 "# TYPE bulwark_connections_refused_total counter\n"
-			                 "bulwark_connections_refused_total %llu\n"
-			                 "# TYPE bulwark_keepalive_timeouts_total counter\n"
-			                 "bulwark_keepalive_timeouts_total %llu\n"
-			                 "# TYPE bulwark_publisher_pauses_total counter\n"
-			                 "bulwark_publisher_pauses_total %llu\n",
-			                 (unsigned long long)w->stats.connections,
-			                 (unsigned long long)w->stats.refused,
-			                 (unsigned long long)w->stats.keepalive_timeouts,
-			                 (unsigned long long)w->stats.pauses);
-			if (n > 0)
-				blen += (size_t)n;
+				blen = w->cfg.metrics(w->cfg.ops_arg, body, METRICS_CAP);
+			if (blen > METRICS_CAP)
+				blen = METRICS_CAP;
 		} else {
 			status = 404;
 			blen = (size_t)snprintf(body, METRICS_CAP, "not found\n");
@@ -468,7 +603,7 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 	c->out_len = total;
 	c->out_off = 0;
 	c->close_after = !keep;
-	w->stats.http_requests++;
+	bw_stat_add(&w->stats.http_requests, 1);
 	return 0;
 }
 
@@ -531,7 +666,42 @@ static void flush_dirty(struct bw_worker *w)
 		else
 			mqtt_after(c);
 	}
+}
+
+/*
+ * Takes up to a batch of letters from the other workers, unless a local
+ * subscriber is congested: then they wait in the rings, the senders'
+ * overflow grows and their publishers are paused, so back pressure crosses
+ * workers too.
+ */
+static void take_mail(struct bw_worker *w)
+{
+	uintptr_t v[MAIL_BATCH];
+
+	w->mail_left = false;
+	if (!w->cfg.hub || (w->cfg.congested && w->cfg.congested(w->cfg.ops_arg)))
+		return;
+	uint32_t n = bw_hub_take(w->cfg.hub, w->cfg.index, v, MAIL_BATCH);
+	for (uint32_t i = 0; i < n; i++) {
+		if (bw_letter_tag(v[i]) == BW_LETTER_CONN)
+			take_over(w, bw_letter_ptr(v[i]));
+		else
+			w->cfg.mail(w->cfg.ops_arg, v[i]);
+	}
+	w->mail_left = n == MAIL_BATCH;
+}
+
+/* The work after each batch of completions. Returns how long the ring may wait. */
+static int pass(struct bw_worker *w)
+{
+	flush_dirty(w);
+	take_mail(w);
+	flush_dirty(w);
+	size_t backlog = w->cfg.hub ? bw_hub_flush(w->cfg.hub, w->cfg.index) : 0;
 	resume_paused(w);
+	if (w->mail_left)
+		return 0;
+	return backlog ? 1 : -1; /* overflow: retry soon */
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -542,6 +712,67 @@ static int arm_accept(struct listener *l)
 
 	l->armed = rc == 0;
 	return rc;
+}
+
+/*
+ * A client for socket fd of listener l, on the clients list, not yet
+ * reading; NULL when out of memory (fd is then closed).
+ */
+static struct client *client_new(struct bw_worker *w, struct listener *l, int fd,
+                                 uint64_t accepted_ms)
+{
+	bool http = l->cfg->kind == BW_LISTEN_HTTP;
+	struct client *c = calloc(1, sizeof(*c));
+	if (c && http)
+		c->hbuf = malloc(BW_HTTP_HEAD_MAX);
+	else if (c)
+		c->conn = bw_conn_new(&w->cfg.conn_limits, l->ops, c);
+	if (!c || (http ? !c->hbuf : !c->conn)) {
+		bw_log_warn("worker: %s: out of memory for a client", l->cfg->addr_text);
+		if (c) {
+			free(c->hbuf);
+			free(c);
+		}
+		close(fd);
+		return NULL;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = w;
+	c->l = l;
+	c->fd = fd;
+	c->http = http;
+	c->recv.done = on_recv;
+	c->send.done = on_send;
+	c->close.done = on_close;
+	c->accepted_ms = accepted_ms;
+	c->active_ms = bw_worker_now_ms();
+	c->next = w->clients;
+	if (w->clients)
+		w->clients->prev = c;
+	w->clients = c;
+	if (http)
+		w->n_http++;
+	else
+		bw_stat_set(&w->stats.connections, ++w->n_mqtt);
+	return c;
+}
+
+/*
+ * Counts a new MQTT connection against max_connections (node-wide when the
+ * workers share a counter); false when it is over.
+ */
+static bool count_in(struct bw_worker *w)
+{
+	uint32_t max = w->cfg.max_connections;
+	_Atomic uint32_t *node = w->cfg.node_connections;
+
+	if (!node)
+		return !max || w->n_mqtt < max;
+	if (atomic_fetch_add(node, 1) < max || !max)
+		return true;
+	atomic_fetch_sub(node, 1);
+	return false;
 }
 
 static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
@@ -561,46 +792,16 @@ static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
 	}
 	int fd = res;
 	bool http = l->cfg->kind == BW_LISTEN_HTTP;
-	if (w->stopping || (http && w->n_http >= HTTP_MAX_CLIENTS) ||
-	    (!http && w->cfg.max_connections && w->n_mqtt >= w->cfg.max_connections)) {
+	if (w->stopping || (http && w->n_http >= HTTP_MAX_CLIENTS) || (!http && !count_in(w))) {
 		if (!http)
-			w->stats.refused++;
+			bw_stat_add(&w->stats.refused, 1);
 		bw_log_debug("worker: %s: refused fd %d", l->cfg->addr_text, fd);
 		close(fd);
 		return;
 	}
-	struct client *c = calloc(1, sizeof(*c));
-	if (c && http)
-		c->hbuf = malloc(BW_HTTP_HEAD_MAX);
-	else if (c)
-		c->conn = bw_conn_new(&w->cfg.conn_limits, l->ops, c);
-	if (!c || (http ? !c->hbuf : !c->conn)) {
-		bw_log_warn("worker: %s: out of memory at accept", l->cfg->addr_text);
-		if (c) {
-			free(c->hbuf);
-			free(c);
-		}
-		close(fd);
+	struct client *c = client_new(w, l, fd, bw_worker_now_ms());
+	if (!c)
 		return;
-	}
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->w = w;
-	c->l = l;
-	c->fd = fd;
-	c->http = http;
-	c->recv.done = on_recv;
-	c->send.done = on_send;
-	c->close.done = on_close;
-	c->accepted_ms = c->active_ms = bw_worker_now_ms();
-	c->next = w->clients;
-	if (w->clients)
-		w->clients->prev = c;
-	w->clients = c;
-	if (http)
-		w->n_http++;
-	else
-		w->stats.connections = ++w->n_mqtt;
 	bw_log_debug("worker: %s: accepted fd %d", l->cfg->addr_text, fd);
 	if (arm_recv(c) < 0)
 		client_close(c);
@@ -622,11 +823,11 @@ static void sweep(struct bw_worker *w, uint64_t now)
 		uint64_t deadline = bw_conn_deadline_ms(c->conn);
 		if (st == BW_CONN_AWAIT_CONNECT &&
 		    now - c->accepted_ms > w->cfg.connect_timeout_ms) {
-			w->stats.connect_timeouts++;
+			bw_stat_add(&w->stats.connect_timeouts, 1);
 			bw_log_debug("worker: fd %d: no CONNECT in time", c->fd);
 			client_close(c);
 		} else if (st == BW_CONN_CONNECTED && deadline && now > deadline && !c->paused) {
-			w->stats.keepalive_timeouts++;
+			bw_stat_add(&w->stats.keepalive_timeouts, 1);
 			bw_log_debug("worker: fd %d: keep alive timeout", c->fd);
 			bw_conn_kick(c->conn, BW_RC_KEEPALIVE_TIMEOUT);
 			mark_dirty(c);
@@ -726,7 +927,16 @@ static int setup(struct bw_worker *w)
 	w->tick.done = on_tick;
 	rc = bw_ring_timeout(&w->ring, &w->tick, TICK_MS);
 	w->tick_armed = rc == 0;
+	if (rc == 0 && w->cfg.hub)
+		bw_hub_attach(w->cfg.hub, w->cfg.index, w);
 	return rc;
+}
+
+void bw_worker_wake_peer(void *from, void *to)
+{
+	struct bw_worker *f = from, *t = to;
+
+	(void)bw_ring_msg(&f->ring, &t->ring, 0);
 }
 
 static void run_for(struct bw_worker *w, uint64_t ms, bool until_empty)
@@ -737,8 +947,8 @@ static void run_for(struct bw_worker *w, uint64_t ms, bool until_empty)
 		uint64_t now = bw_worker_now_ms();
 		if (now >= end || (until_empty && !w->clients))
 			return;
-		int rc = bw_ring_run(&w->ring, (int)(end - now));
-		flush_dirty(w);
+		int wait = pass(w);
+		int rc = bw_ring_run(&w->ring, wait >= 0 ? wait : (int)(end - now));
 		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
 			bw_log_warn("worker: ring: %s", strerror(-rc));
 			return;
@@ -762,12 +972,37 @@ static void shutdown_clients(struct bw_worker *w)
 			bw_conn_kick(c->conn, BW_RC_SERVER_SHUTTING_DOWN);
 		mark_dirty(c);
 	}
-	flush_dirty(w);
 	run_for(w, STOP_FLUSH_MS, true);
 	for (struct client *c = w->clients; c; c = c->next)
 		client_close(c);
-	flush_dirty(w);
 	run_for(w, STOP_FLUSH_MS, true);
+	pass(w);
+}
+
+/*
+ * The node stops: the broker's last publishes (wills) go out to the other
+ * workers, everyone waits for everyone, then takes what mail is left (into
+ * offline sessions). After the hub quiesced nobody posts or wakes.
+ */
+static void shutdown_mail(struct bw_worker *w)
+{
+	uintptr_t v[MAIL_BATCH];
+	uint32_t n;
+
+	if (w->cfg.shutdown)
+		w->cfg.shutdown(w->cfg.ops_arg);
+	if (!w->cfg.hub)
+		return;
+	bw_hub_flush(w->cfg.hub, w->cfg.index);
+	bw_hub_quiesce(w->cfg.hub, w->cfg.index);
+	while ((n = bw_hub_take(w->cfg.hub, w->cfg.index, v, MAIL_BATCH)) > 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			if (bw_letter_tag(v[i]) == BW_LETTER_CONN)
+				take_over(w, bw_letter_ptr(v[i])); /* closes it: stopping */
+			else
+				w->cfg.mail(w->cfg.ops_arg, v[i]);
+		}
+	}
 }
 
 static void *worker_main(void *arg)
@@ -783,14 +1018,14 @@ static void *worker_main(void *arg)
 	if (rc < 0)
 		goto out;
 	while (!atomic_load(&w->stop)) {
-		rc = bw_ring_run(&w->ring, -1);
-		flush_dirty(w);
+		rc = bw_ring_run(&w->ring, pass(w));
 		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
 			bw_log_error("worker: ring: %s", strerror(-rc));
 			break;
 		}
 	}
 	shutdown_clients(w);
+	shutdown_mail(w);
 	/*
 	 * Keep the ring (its eventfd) alive until bw_worker_stop()'s wake has
 	 * been written: 1. the stopper sets stop, 2. this thread sees it (or a
@@ -866,6 +1101,14 @@ int bw_worker_start(struct bw_worker **out, const struct bw_worker_config *cfg)
 	return 0;
 }
 
+void bw_worker_request_stop(struct bw_worker *w)
+{
+	if (atomic_exchange(&w->stop, true))
+		return;
+	(void)bw_ring_wake(&w->ring);
+	atomic_store(&w->woken, true);
+}
+
 void bw_worker_stop(struct bw_worker **wp)
 {
 	struct bw_worker *w = *wp;
@@ -873,9 +1116,7 @@ void bw_worker_stop(struct bw_worker **wp)
 	if (!w)
 		return;
 	*wp = NULL;
-	atomic_store(&w->stop, true);
-	(void)bw_ring_wake(&w->ring);
-	atomic_store(&w->woken, true);
+	bw_worker_request_stop(w);
 	pthread_join(w->thread, NULL);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);

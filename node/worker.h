@@ -16,6 +16,7 @@
 
 #include "node/config.h"
 #include "node/core/conn.h"
+#include "node/core/hub.h"
 
 struct bw_worker;
 
@@ -23,7 +24,9 @@ struct bw_worker_config {
 	const struct bw_listener_config *listeners; /* the caller's; must outlive the worker */
 	uint32_t n_listeners;
 	struct bw_conn_limits conn_limits;
-	uint32_t max_connections;    /* MQTT connections at once; 0: no limit */
+	uint32_t max_connections; /* MQTT connections at once; 0: no limit */
+	/* The node's count of them, shared by its workers; NULL: this worker's alone. */
+	_Atomic uint32_t *node_connections;
 	uint32_t connect_timeout_ms; /* CONNECT must arrive within; 0: 10000 */
 	/* The broker's ops for connections on listener l (MQTT only). */
 	const struct bw_conn_ops *(*ops_for)(void *arg, const struct bw_listener_config *l);
@@ -39,6 +42,19 @@ struct bw_worker_config {
 	bool (*congested)(void *arg);
 	/* Whether /readyz answers 200. NULL: always ready. */
 	bool (*ready)(void *arg);
+	/*
+	 * The node's hub and this worker's index in it. NULL: a worker alone,
+	 * which takes no mail and moves no connection.
+	 */
+	struct bw_hub *hub;
+	uint32_t index;
+	/* A letter another worker posted for the broker (not BW_LETTER_CONN). */
+	void (*mail)(void *arg, uintptr_t letter);
+	/*
+	 * Once the node stops and this worker's clients are closed, before
+	 * the hub quiesces: the broker publishes its wills. May be NULL.
+	 */
+	void (*shutdown)(void *arg);
 };
 
 /*
@@ -54,8 +70,19 @@ int bw_worker_start(struct bw_worker **out, const struct bw_worker_config *cfg);
  * From another thread: tells every MQTT client the server is shutting down
  * (5.0 DISCONNECT 0x8B), flushes output for at most a second, closes every
  * socket, joins the thread and frees *w (NULL: nothing). *w is NULLed.
+ * Workers sharing a hub wait for each other while stopping: request the
+ * stop of all of them first (bw_worker_request_stop), then stop each.
  */
 void bw_worker_stop(struct bw_worker **w);
+
+/* From another thread: starts the stop without waiting for it. */
+void bw_worker_request_stop(struct bw_worker *w);
+
+/*
+ * The hub's wake hook: from and to are workers (their peer pointers). On
+ * from's thread, sends one msg_ring to to's ring.
+ */
+void bw_worker_wake_peer(void *from, void *to);
 
 /* The bound port of listener i (host order), or 0 when i is out of range. */
 uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i);
@@ -68,7 +95,6 @@ uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i);
  */
 void bw_worker_wants_send(void *conn_user);
 
-/* CLOCK_MONOTONIC in milliseconds: the clock the worker's timers use. */
 /*
  * Stops reading the connection whose bw_conn user pointer is conn_user (a
  * publisher feeding a congested subscriber), on the connection's own
@@ -78,17 +104,25 @@ void bw_worker_wants_send(void *conn_user);
  */
 void bw_worker_pause(void *conn_user);
 
+/* CLOCK_MONOTONIC in milliseconds: the clock the worker's timers use. */
 uint64_t bw_worker_now_ms(void);
 
-/* Counters, read on the worker's thread (e.g. from the metrics hook). */
+/* Counters: written by the worker's thread only, readable from any thread. */
 struct bw_worker_stats {
-	uint64_t connections;        /* MQTT connections open (a gauge) */
-	uint64_t refused;            /* closed at accept: over max_connections */
-	uint64_t keepalive_timeouts; /* kicked for silence past keep alive x 1.5 */
-	uint64_t connect_timeouts;   /* closed without CONNECT in time */
-	uint64_t http_requests;
-	uint64_t pauses; /* publishers paused for a congested subscriber */
+	_Atomic uint64_t connections;        /* MQTT connections open (a gauge) */
+	_Atomic uint64_t refused;            /* closed at accept: over max_connections */
+	_Atomic uint64_t keepalive_timeouts; /* kicked for silence past keep alive x 1.5 */
+	_Atomic uint64_t connect_timeouts;   /* closed without CONNECT in time */
+	_Atomic uint64_t http_requests;
+	_Atomic uint64_t pauses; /* publishers paused for a congested subscriber */
+	_Atomic uint64_t moved;  /* connections handed to their client id's worker */
 };
 const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w);
+
+/*
+ * Prometheus text of the workers' counters: node totals and a series a
+ * worker. Returns its length.
+ */
+size_t bw_worker_metrics(struct bw_worker *const *w, uint32_t n, char *buf, size_t cap);
 
 #endif

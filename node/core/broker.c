@@ -4,6 +4,12 @@
  * (will delay, session expiry) sit on one list that the tick walks, so the
  * cost of a tick grows with sessions waiting for something, not with all
  * sessions.
+ *
+ * Each tenant has two indexes here: `index`, this worker's subscriptions
+ * (subscribers are sessions), and `replica`, the node's interest (the
+ * subscribers are workers, as WORKER_KEY(i, member)). Every filter event of
+ * `index` is applied to this worker's replica at once and posted to the
+ * other workers' replicas through the hub.
  */
 #include "node/core/broker.h"
 
@@ -21,6 +27,13 @@
 #include <string.h>
 
 #define NEVER UINT32_MAX /* a session expiry interval that never elapses */
+/*
+ * Replica keys: worker i's plain interest is member 0; its share group
+ * members are 1..n, one key each, so a group's round-robin over keys
+ * weighs each worker by its members.
+ */
+#define WORKER_KEY(i, member) ((void *)((((uintptr_t)(member) << 8) | (i)) + 1))
+#define KEY_WORKER(k)         ((uint32_t)(((uintptr_t)(k)-1) & 0xff))
 
 struct pending_retained {
 	struct pending_retained *next;
@@ -35,7 +48,9 @@ struct sess {
 	struct sess *hnext;         /* tenant's client-id table */
 	struct sess *tnext, *tprev; /* broker's timed list */
 	bool timed;
-	bool congested; /* on the broker\'s congested list */
+	bool congested; /* on the broker's congested list */
+	bool stalled;   /* congested for too long: no longer holds publishers back */
+	uint64_t congested_ms;
 	struct sess *cnext;
 	uint64_t hash;
 	struct bw_session *state;
@@ -52,13 +67,20 @@ struct sess {
 };
 
 struct tenant {
-	struct tenant *next;
-	struct bw_sub_index *index;
-	struct bw_retained *retained;
+	uint32_t id; /* the hub's */
+	struct bw_tenant_stats *stats;
+	struct bw_sub_index *index;   /* this worker's subscriptions */
+	struct bw_sub_index *replica; /* the node's interest: which workers want what */
 	struct sess **tab;
-	uint32_t tab_mask, n_sessions, n_connected;
-	uint64_t msgs_in, msgs_out, dropped;
-	char name[BW_CONFIG_NAME_MAX];
+	uint32_t tab_mask;
+};
+
+/* A share group delivery for another worker. */
+struct share_letter {
+	struct bw_msg *msg; /* one reference */
+	uint8_t hops;       /* workers it was passed on by, when the member had left */
+	uint16_t len;
+	uint8_t filter[]; /* "$share/{group}/{filter}" */
 };
 
 struct listener_ctx {
@@ -69,14 +91,21 @@ struct listener_ctx {
 
 struct bw_broker {
 	struct bw_broker_config cfg;
-	struct tenant *tenants;
+	struct bw_hub *hub;
+	uint32_t self;          /* worker index */
+	struct tenant *tenants; /* [bw_hub_tenants()], by id */
+	uint32_t n_tenants;
 	struct listener_ctx *lctx;
 	struct bw_conn_ops *ops; /* one a listener, ctx = &lctx[i] */
 	struct sess *timed;      /* head of the timed list */
 	struct sess *congested;  /* subscribers found congested, see bw_broker_congested() */
 	bool pressure;           /* the current publish fed a congested subscriber */
 	uint64_t started_ms, next_sys_ms;
-	struct bw_match match; /* reused by every route */
+	struct bw_match match;  /* local routing, reused */
+	struct bw_match rmatch; /* the replica's answer, reused */
+	struct bw_match pmatch; /* the replica's pick for a share group whose member left */
+	struct bw_msg **rv;     /* retained messages for a new subscription */
+	size_t rv_cap;
 };
 
 static uint64_t hash_id(const uint8_t *p, size_t n)
@@ -87,42 +116,21 @@ static uint64_t hash_id(const uint8_t *p, size_t n)
 	return h;
 }
 
-static void release_msg(void *arg, void *msg)
+static int tenant_init(struct bw_broker *b, struct tenant *t, uint32_t id)
 {
-	struct bw_msg *m = msg;
-	bw_msg_unref(&m);
-}
-
-static struct tenant *tenant_get(struct bw_broker *b, const char *name)
-{
-	for (struct tenant *t = b->tenants; t; t = t->next) {
-		if (!strcmp(t->name, name))
-			return t;
-	}
-	struct tenant *t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	snprintf(t->name, sizeof(t->name), "%s", name);
 	struct bw_sub_index_limits il = { .filters_max = b->cfg.filters_max,
 		                          .subs_max = b->cfg.filters_max * 4,
 		                          .levels_max = b->cfg.max_topic_levels };
-	struct bw_retained_limits rl = { .count_max = b->cfg.retained_max,
-		                         .bytes_max = b->cfg.retained_bytes_max,
-		                         .levels_max = b->cfg.max_topic_levels };
+	struct bw_sub_index_limits rl = il;
+	/* One entry a (filter, worker): as many as filters over all workers. */
+	rl.subs_max = b->cfg.filters_max * bw_hub_workers(b->hub);
+	t->id = id;
+	t->stats = bw_hub_stats(b->hub, id, b->self);
 	t->index = bw_sub_index_new(&il);
-	t->retained = bw_retained_new(&rl, release_msg, NULL);
+	t->replica = bw_sub_index_new(&rl);
 	t->tab_mask = 63;
 	t->tab = calloc(t->tab_mask + 1, sizeof(*t->tab));
-	if (!t->index || !t->retained || !t->tab) {
-		bw_sub_index_free(&t->index);
-		bw_retained_free(&t->retained);
-		free(t->tab);
-		free(t);
-		return NULL;
-	}
-	t->next = b->tenants;
-	b->tenants = t;
-	return t;
+	return t->index && t->replica && t->tab ? 0 : -ENOMEM;
 }
 
 /* ---- sessions by client id ---------------------------------------------- */
@@ -173,11 +181,12 @@ static struct sess *sess_new(struct bw_broker *b, struct tenant *t, struct bw_st
 	memcpy(s->id, id.p, id.len);
 	s->id_len = id.len;
 	s->hash = hash_id(id.p, id.len);
-	if (t->n_sessions > t->tab_mask)
+	uint64_t n = atomic_load_explicit(&t->stats->sessions, memory_order_relaxed);
+	if (n > t->tab_mask)
 		tab_grow(t);
 	s->hnext = t->tab[s->hash & t->tab_mask];
 	t->tab[s->hash & t->tab_mask] = s;
-	t->n_sessions++;
+	bw_stat_add(&t->stats->sessions, 1);
 	return s;
 }
 
@@ -206,6 +215,79 @@ static void timed_del(struct bw_broker *b, struct sess *s)
 	s->timed = false;
 }
 
+/* ---- the node's interest ---------------------------------------------------- */
+
+/* Applies one interest event to this worker's replica of tenant. */
+static void replica_apply(struct bw_broker *b, uint32_t worker, uint32_t tenant, bool add,
+                          uint32_t member, const uint8_t *filter, size_t len)
+{
+	void *key = WORKER_KEY(worker, member);
+	struct tenant *t = tenant < b->n_tenants ? &b->tenants[tenant] : NULL;
+	if (!t)
+		return;
+	if (!add) {
+		bw_sub_index_remove(t->replica, filter, len, key, NULL);
+		return;
+	}
+	static const struct bw_sub_opts any = { .qos = 2 };
+	int rc = bw_sub_index_add(t->replica, filter, len, key, &any, NULL);
+	if (rc < 0) {
+		/* Publishes to this filter will not reach that worker from here. */
+		bw_stat_add(&t->stats->dropped, 1);
+		bw_log_error("tenant %s: interest of worker %u in '%.*s' lost: %s",
+		             bw_hub_tenant_name(b->hub, tenant), worker, (int)len,
+		             (const char *)filter, strerror(-rc));
+	}
+}
+
+static void on_interest(void *arg, uint32_t from, uint32_t tenant, bool add, uint32_t member,
+                        const uint8_t *filter, size_t len)
+{
+	replica_apply(arg, from, tenant, add, member, filter, len);
+}
+
+/* Catches up with what the other workers subscribed and unsubscribed. */
+static void interest_sync(struct bw_broker *b)
+{
+	bw_hub_interest_take(b->hub, b->self, on_interest, b);
+}
+
+/*
+ * This worker's interest in filter started (add) or ended (member: see
+ * bw_hub_interest_post()): every other worker's replica, then its own.
+ * 0, or -ENOMEM for an add nobody was told of.
+ */
+static int interest_change(struct bw_broker *b, struct tenant *t, bool add, uint32_t member,
+                           const uint8_t *filter, size_t len)
+{
+	int rc = bw_hub_interest_post(b->hub, b->self, t->id, add, member, filter, len);
+	if (rc < 0 && add)
+		return rc;
+	if (rc < 0) /* an end not told: the others forward a little in vain */
+		bw_log_warn("tenant %s: end of interest in '%.*s' not told: %s",
+		            bw_hub_tenant_name(b->hub, t->id), (int)len, (const char *)filter,
+		            strerror(-rc));
+	replica_apply(b, b->self, t->id, add, member, filter, len);
+	return 0;
+}
+
+static bool is_shared(const uint8_t *filter, size_t len)
+{
+	struct bw_topic_share sh;
+	return bw_topic_share_split(filter, len, &sh);
+}
+
+struct gone_ctx {
+	struct bw_broker *b;
+	struct tenant *t;
+};
+
+static void on_filter_gone(void *arg, const uint8_t *filter, size_t len, uint32_t left)
+{
+	struct gone_ctx *g = arg;
+	interest_change(g->b, g->t, false, is_shared(filter, len) ? left + 1 : 0, filter, len);
+}
+
 /* ---- routing -------------------------------------------------------------- */
 
 /*
@@ -229,15 +311,22 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
 {
+	struct bw_tenant_stats *st = s->t->stats;
+
 	if (s->conn) {
 		if (bw_conn_deliver(s->conn, d))
-			s->t->dropped++;
+			bw_stat_add(&st->dropped, 1);
 		b->cfg.wants_send(bw_conn_user(s->conn));
-		s->t->msgs_out++;
-		if (s->conn && is_congested(b, s)) {
+		bw_stat_add(&st->msgs_out, 1);
+		if (!s->conn)
+			return; /* cut off: over the hard limit */
+		if (!is_congested(b, s)) {
+			s->stalled = false;
+		} else if (!s->stalled) {
 			b->pressure = true;
 			if (!s->congested) {
 				s->congested = true;
+				s->congested_ms = b->cfg.now_ms();
 				s->cnext = b->congested;
 				b->congested = s;
 			}
@@ -245,19 +334,13 @@ static void deliver(struct bw_broker *b, struct sess *s, const struct bw_deliver
 	} else if (d->qos > 0) {
 		/* Offline persistent sessions queue QoS 1/2; QoS 0 is not kept. */
 		if (bw_session_enqueue(s->state, d))
-			s->t->dropped++;
+			bw_stat_add(&st->dropped, 1);
 	}
 }
 
-/* Routes m (with its retain flag) to the subscribers of its tenant. */
-static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
+/* Delivers the match results in b->match of message m. */
+static void deliver_matched(struct bw_broker *b, struct bw_msg *m)
 {
-	int n = bw_sub_index_match(t->index, m->topic.p, m->topic.len, publisher, &b->match);
-	if (n < 0) {
-		t->dropped++;
-		return;
-	}
-	t->dropped += b->match.dropped;
 	for (uint32_t i = 0; i < b->match.n; i++) {
 		const struct bw_match_delivery *md = &b->match.v[i];
 		struct bw_delivery d = { .msg = m };
@@ -273,26 +356,146 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 	}
 }
 
+/* Routes m to this worker's plain subscriptions. */
+static void route_local(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
+                        const void *publisher)
+{
+	b->match.plain_only = true;
+	int n = bw_sub_index_match(t->index, m->topic.p, m->topic.len, publisher, &b->match);
+	if (n < 0) {
+		bw_stat_add(&t->stats->dropped, 1);
+		return;
+	}
+	bw_stat_add(&t->stats->dropped, b->match.dropped);
+	deliver_matched(b, m);
+}
+
+static void post(struct bw_broker *b, struct tenant *t, uint32_t to, uintptr_t letter)
+{
+	if (bw_hub_post(b->hub, b->self, to, letter) == 0)
+		return;
+	bw_stat_add(&t->stats->dropped, 1);
+	bw_broker_mail_drop(letter);
+}
+
+static void post_share(struct bw_broker *b, struct tenant *t, uint32_t to, struct bw_msg *m,
+                       const uint8_t *filter, size_t len, uint8_t hops)
+{
+	struct share_letter *l = malloc(sizeof(*l) + len);
+	if (!l) {
+		bw_stat_add(&t->stats->dropped, 1);
+		return;
+	}
+	l->msg = bw_msg_ref(m);
+	l->hops = hops;
+	l->len = (uint16_t)len;
+	memcpy(l->filter, filter, len);
+	post(b, t, to, bw_letter(l, BW_LETTER_SHARE));
+}
+
+/*
+ * A share group's delivery the node picked this worker for: the group's
+ * next member here gets it. When the last member here has just left, the
+ * node picks again (at most once a worker), so the group still gets it.
+ */
+static void route_share(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
+                        const uint8_t *filter, size_t len, uint8_t hops)
+{
+	int n = bw_sub_index_pick(t->index, filter, len, &b->match);
+	if (n > 0) {
+		deliver_matched(b, m);
+		return;
+	}
+	if (n == 0 && hops < bw_hub_workers(b->hub) &&
+	    bw_sub_index_pick(t->replica, filter, len, &b->pmatch) > 0) {
+		uint32_t w = KEY_WORKER(b->pmatch.v[0].subscriber);
+		if (w != b->self) {
+			post_share(b, t, w, m, filter, len, (uint8_t)(hops + 1));
+			return;
+		}
+	}
+	bw_stat_add(&t->stats->dropped, 1);
+}
+
+/*
+ * Routes m (with its retain flag) to the subscribers of its tenant on
+ * every worker: the replica says which workers want it (and which worker
+ * each matching share group's next member is on).
+ */
+static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
+{
+	interest_sync(b);
+	int n = bw_sub_index_match(t->replica, m->topic.p, m->topic.len, NULL, &b->rmatch);
+	if (n < 0) {
+		bw_stat_add(&t->stats->dropped, 1);
+		return;
+	}
+	for (uint32_t i = 0; i < b->rmatch.n; i++) {
+		const struct bw_match_delivery *md = &b->rmatch.v[i];
+		uint32_t w = KEY_WORKER(md->subscriber);
+		if (md->shared) {
+			size_t len;
+			const uint8_t *f = bw_sub_index_group_filter(t->replica, md->group, &len);
+			if (w == b->self)
+				route_share(b, t, m, f, len, 0);
+			else
+				post_share(b, t, w, m, f, len, 0);
+		} else if (w == b->self) {
+			route_local(b, t, m, publisher);
+		} else {
+			post(b, t, w, bw_letter(bw_msg_ref(m), BW_LETTER_MSG));
+		}
+	}
+	if (bw_hub_backlog(b->hub, b->self))
+		b->pressure = true;
+}
+
+void bw_broker_mail(struct bw_broker *b, uintptr_t letter)
+{
+	struct bw_msg *m;
+	if (bw_letter_tag(letter) == BW_LETTER_MSG) {
+		m = bw_letter_ptr(letter);
+		if (m->tenant < b->n_tenants)
+			route_local(b, &b->tenants[m->tenant], m, NULL);
+		bw_msg_unref(&m);
+		return;
+	}
+	struct share_letter *l = bw_letter_ptr(letter);
+	m = l->msg;
+	if (m->tenant < b->n_tenants) {
+		interest_sync(b);
+		route_share(b, &b->tenants[m->tenant], m, l->filter, l->len, l->hops);
+	}
+	bw_msg_unref(&l->msg);
+	free(l);
+}
+
+void bw_broker_mail_drop(uintptr_t letter)
+{
+	if (bw_letter_tag(letter) == BW_LETTER_MSG) {
+		struct bw_msg *m = bw_letter_ptr(letter);
+		bw_msg_unref(&m);
+	} else if (bw_letter_tag(letter) == BW_LETTER_SHARE) {
+		struct share_letter *l = bw_letter_ptr(letter);
+		bw_msg_unref(&l->msg);
+		free(l);
+	}
+}
+
 /* An application message enters the tenant: retained state, then routing. */
 static void publish(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
 {
-	t->msgs_in++;
+	bw_stat_add(&t->stats->msgs_in, 1);
 	if (m->retain) {
-		if (m->payload.len == 0) {
-			/* [MQTT-3.3.1-6]: an empty retained message clears the topic. */
-			bw_retained_clear(t->retained, m->topic.p, m->topic.len);
-		} else {
-			size_t size = m->topic.len + m->props.len + m->payload.len;
-			int rc = bw_retained_set(t->retained, m->topic.p, m->topic.len,
-			                         bw_msg_ref(m), size);
-			if (rc < 0) {
-				struct bw_msg *mine = m;
-				bw_msg_unref(&mine); /* the reference it did not take */
-				t->dropped++;
-				bw_log_warn("tenant %s: retained message for '%.*s' refused (%s)",
-				            t->name, (int)m->topic.len, (const char *)m->topic.p,
-				            rc == -EDQUOT ? "retained quota" : strerror(-rc));
-			}
+		/* [MQTT-3.3.1-6]: an empty retained message clears the topic. */
+		int rc = bw_hub_retained_put(b->hub, t->id, m->topic.p, m->topic.len,
+		                             m->payload.len ? m : NULL);
+		if (rc < 0) {
+			bw_stat_add(&t->stats->dropped, 1);
+			bw_log_warn("tenant %s: retained message for '%.*s' refused (%s)",
+			            bw_hub_tenant_name(b->hub, t->id), (int)m->topic.len,
+			            (const char *)m->topic.p,
+			            rc == -EDQUOT ? "retained quota" : strerror(-rc));
 		}
 	}
 	route(b, t, m, publisher);
@@ -312,8 +515,10 @@ static void send_will(struct bw_broker *b, struct sess *s)
 static void sess_end(struct bw_broker *b, struct sess *s)
 {
 	struct tenant *t = s->t;
+	struct gone_ctx g = { b, t };
 	send_will(b, s);
-	bw_sub_index_remove_all(t->index, s, NULL, NULL);
+	uint32_t n = bw_sub_index_remove_all(t->index, s, on_filter_gone, &g);
+	bw_stat_add(&t->stats->subscriptions, -(int64_t)n);
 	for (struct pending_retained *p = s->pending, *next; p; p = next) {
 		next = p->next;
 		free(p);
@@ -329,7 +534,7 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 	while (*pp != s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
-	t->n_sessions--;
+	bw_stat_add(&t->stats->sessions, -1);
 	bw_session_free(&s->state);
 	free(s);
 }
@@ -344,6 +549,13 @@ static struct sess *owner(struct bw_conn *c)
 static uint64_t now_ms(void *ctx)
 {
 	return ((struct listener_ctx *)ctx)->b->cfg.now_ms();
+}
+
+static int op_place(void *ctx, struct bw_str client_id)
+{
+	struct listener_ctx *l = ctx;
+	uint32_t home = bw_hub_home(l->b->hub, l->t->id, client_id.p, client_id.len);
+	return home == l->b->self ? -1 : (int)home;
 }
 
 static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
@@ -369,6 +581,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		                  b->cfg.now_ms());
 		if (!will)
 			return BW_RC_UNSPECIFIED;
+		will->tenant = t->id;
 	}
 	uint32_t expiry = 0;
 	if (v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)))
@@ -405,7 +618,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	s->expiry_s = expiry;
 	s->will = will;
 	s->will_delay_s = v5 ? pkt->will_props.will_delay : 0;
-	t->n_connected++;
+	bw_stat_add(&t->stats->connected, 1);
 	bw_conn_attach(c, s->state, present);
 	return 0;
 }
@@ -414,7 +627,7 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 {
 	struct listener_ctx *l = ctx;
 	struct sess *s = owner(c);
-	m->tenant = l->t;
+	m->tenant = l->t->id;
 	m->publisher = s;
 	l->b->pressure = false;
 	publish(l->b, l->t, m, s);
@@ -425,21 +638,33 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e, uint32_t sub_id)
 {
 	struct listener_ctx *l = ctx;
+	struct tenant *t = l->t;
 	struct sess *s = owner(c);
 	struct bw_sub_opts o = { .qos = e->qos,
 		                 .no_local = e->no_local,
 		                 .retain_as_published = e->retain_as_published,
 		                 .retain_handling = e->retain_handling,
 		                 .sub_id = sub_id };
-	bool fresh_filter;
-	int rc = bw_sub_index_add(l->t->index, e->filter.p, e->filter.len, s, &o, &fresh_filter);
+	bool fresh_filter, gone;
+	struct bw_topic_share share;
+	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
+	int rc = bw_sub_index_add(t->index, e->filter.p, e->filter.len, s, &o, &fresh_filter);
 	if (rc == 0 && s->n_subs >= l->b->cfg.max_subscriptions) {
-		bw_sub_index_remove(l->t->index, e->filter.p, e->filter.len, s, &fresh_filter);
+		bw_sub_index_remove(t->index, e->filter.p, e->filter.len, s, &gone);
 		return -BW_RC_QUOTA_EXCEEDED;
+	}
+	if (rc == 0 && (shared || fresh_filter)) {
+		uint32_t member =
+		        shared ? bw_sub_index_count(t->index, e->filter.p, e->filter.len) : 0;
+		if (interest_change(l->b, t, true, member, e->filter.p, e->filter.len) < 0) {
+			bw_sub_index_remove(t->index, e->filter.p, e->filter.len, s, &gone);
+			return -BW_RC_UNSPECIFIED;
+		}
 	}
 	switch (rc) {
 	case 0:
 		s->n_subs++;
+		bw_stat_add(&t->stats->subscriptions, 1);
 		break;
 	case 1:
 		break;
@@ -451,10 +676,8 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	default:
 		return -BW_RC_UNSPECIFIED;
 	}
-	struct bw_topic_share share;
-	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
 	/* [MQTT-3.8.4-4]: retained messages per Retain Handling; none for
-	 * shared subscriptions ([MQTT-3.8.4-?] 4.8.2). */
+	 * shared subscriptions (MQTT 5.0 4.8.2). */
 	if (!shared && (e->retain_handling == 0 || (e->retain_handling == 1 && rc == 0))) {
 		struct pending_retained *p = malloc(sizeof(*p) + e->filter.len);
 		if (p) {
@@ -469,36 +692,31 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	return e->qos;
 }
 
-struct retained_visit {
-	struct bw_broker *b;
-	struct sess *s;
-	const struct pending_retained *p;
-};
-
-static int visit_retained(void *arg, const uint8_t *topic, size_t len, void *msg)
-{
-	struct retained_visit *v = arg;
-	struct bw_msg *m = msg;
-	struct bw_delivery d = { .msg = m, .retain = true };
-	d.qos = m->qos < v->p->granted ? m->qos : v->p->granted;
-	if (v->p->sub_id) {
-		d.n_sub_ids = 1;
-		d.sub_ids[0] = v->p->sub_id;
-	}
-	deliver(v->b, v->s, &d);
-	return 0;
-}
-
 static void op_subscribed(void *ctx, struct bw_conn *c)
 {
 	struct listener_ctx *l = ctx;
+	struct bw_broker *b = l->b;
 	struct sess *s = owner(c);
 	struct pending_retained *p = s->pending;
 	s->pending = NULL;
 	while (p) {
 		struct pending_retained *next = p->next;
-		struct retained_visit v = { l->b, s, p };
-		bw_retained_match(l->t->retained, p->filter, p->len, visit_retained, &v);
+		size_t n = 0;
+		if (bw_hub_retained_get(b->hub, l->t->id, p->filter, p->len, &b->rv, &n,
+		                        &b->rv_cap) < 0)
+			bw_stat_add(&l->t->stats->dropped, 1);
+		for (size_t i = 0; i < n; i++) {
+			struct bw_msg *m = b->rv[i];
+			struct bw_delivery d = { .msg = m, .retain = true };
+			d.qos = m->qos < p->granted ? m->qos : p->granted;
+			if (p->sub_id) {
+				d.n_sub_ids = 1;
+				d.sub_ids[0] = p->sub_id;
+			}
+			if (s->conn) /* a hard limit may cut it off mid-way */
+				deliver(b, s, &d);
+			bw_msg_unref(&b->rv[i]);
+		}
 		free(p);
 		p = next;
 	}
@@ -511,7 +729,13 @@ static int op_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
 	bool gone;
 	if (bw_sub_index_remove(l->t->index, f.p, f.len, s, &gone))
 		return -BW_RC_NO_SUBSCRIPTION_EXISTED;
+	if (is_shared(f.p, f.len))
+		interest_change(l->b, l->t, false, bw_sub_index_count(l->t->index, f.p, f.len) + 1,
+		                f.p, f.len);
+	else if (gone)
+		interest_change(l->b, l->t, false, 0, f.p, f.len);
 	s->n_subs--;
+	bw_stat_add(&l->t->stats->subscriptions, -1);
 	return 0;
 }
 
@@ -529,7 +753,7 @@ static void op_closed(void *ctx, struct bw_conn *c, bool with_will)
 		return;
 	uint64_t now = b->cfg.now_ms();
 	s->conn = NULL;
-	l->t->n_connected--;
+	bw_stat_add(&l->t->stats->connected, -1);
 	if (!with_will)
 		bw_msg_unref(&s->will);
 	if (s->will)
@@ -548,22 +772,38 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 	if (!b)
 		return NULL;
 	b->cfg = *cfg;
+	b->hub = cfg->hub;
+	b->self = cfg->worker;
+	b->n_tenants = bw_hub_tenants(b->hub);
+	b->tenants = calloc(b->n_tenants, sizeof(*b->tenants));
 	b->lctx = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*b->lctx));
 	b->ops = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*b->ops));
-	if (!b->lctx || !b->ops)
+	if (!b->tenants || !b->lctx || !b->ops)
 		goto fail;
+	for (uint32_t i = 0; i < b->n_tenants; i++) {
+		if (tenant_init(b, &b->tenants[i], i))
+			goto fail;
+	}
 	bw_match_init(&b->match, UINT32_MAX);
+	bw_match_init(&b->rmatch, UINT32_MAX);
+	bw_match_init(&b->pmatch, 1);
 	b->started_ms = cfg->now_ms();
 	b->next_sys_ms = b->started_ms + cfg->sys_interval_ms;
 	for (uint32_t i = 0; i < cfg->n_listeners; i++) {
 		struct listener_ctx *l = &b->lctx[i];
+		int id = bw_hub_tenant_find(b->hub, cfg->listeners[i].tenant);
+		if (id < 0) {
+			bw_broker_free(&b);
+			errno = ENOENT;
+			return NULL;
+		}
 		l->b = b;
 		l->allow_anonymous = cfg->listeners[i].allow_anonymous;
-		if (!(l->t = tenant_get(b, cfg->listeners[i].tenant)))
-			goto fail;
+		l->t = &b->tenants[id];
 		b->ops[i] = (struct bw_conn_ops){
 			.ctx = l,
 			.now_ms = now_ms,
+			.place = op_place,
 			.connect = op_connect,
 			.publish = op_publish,
 			.subscribe = op_subscribe,
@@ -579,26 +819,62 @@ fail:
 	return NULL;
 }
 
+static void end_sessions(struct bw_broker *b)
+{
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; t->tab && i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i], *next; s; s = next) {
+				next = s->hnext;
+				sess_end(b, s);
+			}
+		}
+	}
+}
+
+void bw_broker_shutdown(struct bw_broker *b)
+{
+	for (struct sess *s = b->timed, *next; s; s = next) {
+		next = s->tnext;
+		send_will(b, s);
+	}
+	/* A session expiry of 0 ends with the connection; others wait for the snapshot. */
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i], *next; s; s = next) {
+				next = s->hnext;
+				if (!s->conn && s->expiry_s == 0)
+					sess_end(b, s);
+			}
+		}
+	}
+}
+
 void bw_broker_free(struct bw_broker **bp)
 {
 	struct bw_broker *b = *bp;
 	if (!b)
 		return;
-	for (struct tenant *t = b->tenants, *tn; t; t = tn) {
-		tn = t->next;
-		for (uint32_t i = 0; i <= t->tab_mask; i++) {
-			for (struct sess *s = t->tab[i], *next; s; s = next) {
-				next = s->hnext;
-				bw_msg_unref(&s->will); /* a node going away sends no wills here */
-				sess_end(b, s);
-			}
+	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; t->tab && i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i]; s; s = s->hnext)
+				bw_msg_unref(&s->will); /* see bw_broker_shutdown() */
 		}
-		bw_sub_index_free(&t->index);
-		bw_retained_free(&t->retained);
-		free(t->tab);
-		free(t);
 	}
+	end_sessions(b);
+	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		bw_sub_index_free(&t->index);
+		bw_sub_index_free(&t->replica);
+		free(t->tab);
+	}
+	free(b->rv); /* holds no references between calls */
+	free(b->tenants);
 	bw_match_fini(&b->match);
+	bw_match_fini(&b->rmatch);
+	bw_match_fini(&b->pmatch);
 	free(b->lctx);
 	free(b->ops);
 	free(b);
@@ -629,42 +905,46 @@ static void sys_publish(struct bw_broker *b, struct tenant *t, const char *topic
 	                              true, b->cfg.now_ms());
 	if (!m)
 		return;
-	m->tenant = t;
+	m->tenant = t->id;
 	publish(b, t, m, NULL);
-	t->msgs_in--; /* the broker's own messages are not traffic */
+	bw_stat_add(&t->stats->msgs_in, -1); /* the broker's own messages are not traffic */
 	bw_msg_unref(&m);
 }
 
 /*
- * $SYS/broker/... for each tenant, about that tenant only: a client of one
- * tenant sees no other's numbers.
+ * $SYS/broker/... for each tenant, about that tenant only (a client of one
+ * tenant sees no other's numbers), summed over the node's workers; worker
+ * 0 publishes them.
  */
 static void sys_stats(struct bw_broker *b, uint64_t now)
 {
-	for (struct tenant *t = b->tenants; t; t = t->next) {
-		struct bw_retained_stats rs;
-		struct bw_sub_index_stats ss;
-		bw_retained_stats(t->retained, &rs);
-		bw_sub_index_stats(t->index, &ss);
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		struct bw_tenant_totals tt;
+		bw_hub_totals(b->hub, t->id, &tt);
 		sys_publish(b, t, "$SYS/broker/version", "bulwark %s", b->cfg.version);
 		sys_publish(b, t, "$SYS/broker/uptime", "%llu seconds",
 		            (unsigned long long)((now - b->started_ms) / 1000));
-		sys_publish(b, t, "$SYS/broker/clients/connected", "%u", t->n_connected);
-		sys_publish(b, t, "$SYS/broker/sessions/count", "%u", t->n_sessions);
-		sys_publish(b, t, "$SYS/broker/subscriptions/count", "%u", ss.subs);
-		sys_publish(b, t, "$SYS/broker/retained messages/count", "%u", rs.count);
+		sys_publish(b, t, "$SYS/broker/clients/connected", "%llu",
+		            (unsigned long long)tt.connected);
+		sys_publish(b, t, "$SYS/broker/sessions/count", "%llu",
+		            (unsigned long long)tt.sessions);
+		sys_publish(b, t, "$SYS/broker/subscriptions/count", "%llu",
+		            (unsigned long long)tt.subscriptions);
+		sys_publish(b, t, "$SYS/broker/retained messages/count", "%u", tt.retained);
 		sys_publish(b, t, "$SYS/broker/messages/received", "%llu",
-		            (unsigned long long)t->msgs_in);
+		            (unsigned long long)tt.msgs_in);
 		sys_publish(b, t, "$SYS/broker/messages/sent", "%llu",
-		            (unsigned long long)t->msgs_out);
+		            (unsigned long long)tt.msgs_out);
 		sys_publish(b, t, "$SYS/broker/messages/dropped", "%llu",
-		            (unsigned long long)t->dropped);
+		            (unsigned long long)tt.dropped);
 	}
 }
 
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
-	if (b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
+	interest_sync(b);
+	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
 		b->next_sys_ms = now + b->cfg.sys_interval_ms;
 		sys_stats(b, now);
 	}
@@ -685,41 +965,53 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now)
 
 bool bw_broker_congested(struct bw_broker *b)
 {
+	uint64_t now = b->congested ? b->cfg.now_ms() : 0;
 	for (struct sess **pp = &b->congested; *pp;) {
 		struct sess *s = *pp;
-		if (is_congested(b, s)) {
+		bool still = is_congested(b, s);
+		if (still && now - s->congested_ms > BW_BROKER_STALL_MS) {
+			s->stalled = true;
+			bw_log_warn("tenant %s: client '%.*s' stalled: congested for over %u ms, "
+			            "publishers no longer wait for it",
+			            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id,
+			            BW_BROKER_STALL_MS);
+			still = false;
+		}
+		if (still) {
 			pp = &s->cnext;
 		} else {
 			s->congested = false;
 			*pp = s->cnext;
 		}
 	}
-	return b->congested != NULL;
+	return b->congested != NULL || bw_hub_backlog(b->hub, b->self) > 0;
 }
 
-size_t bw_broker_metrics(struct bw_broker *b, char *buf, size_t cap)
+size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)
 {
 	size_t n = 0;
-	for (struct tenant *t = b->tenants; t && n < cap; t = t->next) {
-		struct bw_retained_stats rs;
-		struct bw_sub_index_stats ss;
-		bw_retained_stats(t->retained, &rs);
-		bw_sub_index_stats(t->index, &ss);
-		int k = snprintf(buf + n, cap - n,
-		                 "bulwark_tenant_connections{tenant=\"%s\"} %u\n"
-		                 "bulwark_tenant_sessions{tenant=\"%s\"} %u\n"
-		                 "bulwark_tenant_subscriptions{tenant=\"%s\"} %u\n"
-		                 "bulwark_tenant_retained_messages{tenant=\"%s\"} %u\n"
-		                 "bulwark_tenant_messages_in_total{tenant=\"%s\"} %llu\n"
-		                 "bulwark_tenant_messages_out_total{tenant=\"%s\"} %llu\n"
-		                 "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n",
-		                 t->name, t->n_connected, t->name, t->n_sessions, t->name, ss.subs,
-		                 t->name, rs.count, t->name, (unsigned long long)t->msgs_in,
-		                 t->name, (unsigned long long)t->msgs_out, t->name,
-		                 (unsigned long long)t->dropped);
-		if (k < 0 || (size_t)k >= cap - n)
+	for (uint32_t k = 0; k < bw_hub_tenants(h) && n < cap; k++) {
+		struct bw_tenant_totals tt;
+		const char *name = bw_hub_tenant_name(h, k);
+		bw_hub_totals(h, k, &tt);
+		int r = snprintf(
+		        buf + n, cap - n,
+		        "bulwark_tenant_connections{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_sessions{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_subscriptions{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_retained_messages{tenant=\"%s\"} %u\n"
+		        "bulwark_tenant_retained_bytes{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_messages_in_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_messages_out_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n",
+		        name, (unsigned long long)tt.connected, name,
+		        (unsigned long long)tt.sessions, name, (unsigned long long)tt.subscriptions,
+		        name, tt.retained, name, (unsigned long long)tt.retained_bytes, name,
+		        (unsigned long long)tt.msgs_in, name, (unsigned long long)tt.msgs_out, name,
+		        (unsigned long long)tt.dropped);
+		if (r < 0 || (size_t)r >= cap - n)
 			break;
-		n += (size_t)k;
+		n += (size_t)r;
 	}
 	return n;
 }

@@ -5,9 +5,14 @@
  * routing of publishes to subscribers, and the struct bw_conn_ops that
  * connections use. It is not thread-safe: it lives on its worker's thread.
  *
- * This is the single-worker stage of the design in docs/architecture.md:
- * routing across workers (node interest replicas, message passing) builds
- * on it, one broker a worker.
+ * A node runs one broker a worker. They share a struct bw_hub (hub.h): a
+ * publish is matched against the worker's replica of the node's interest
+ * (which workers want which filters), routed to local subscribers here and
+ * posted once to each other interested worker, whose broker routes it with
+ * bw_broker_mail(). Share groups are decided at node level: the replica
+ * picks a worker, that worker's index picks the member. Sessions live on
+ * their client id's home worker (bw_hub_home()); a connection that arrives
+ * elsewhere is moved there before its CONNECT is handled (ops->place).
  *
  * Authentication is not in it yet: a listener with allow_anonymous=true
  * takes clients without credentials, and every other client is refused
@@ -19,6 +24,7 @@
 
 #include "node/config.h"
 #include "node/core/conn.h"
+#include "node/core/hub.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,11 +39,11 @@ struct bw_broker_config {
 	uint32_t max_queued_messages; /* a session */
 	uint32_t max_subscriptions;   /* a session */
 	uint32_t max_topic_levels;
-	uint32_t retained_max;       /* a tenant */
-	uint64_t retained_bytes_max; /* a tenant */
-	uint32_t filters_max;        /* distinct filters a tenant */
-	uint32_t sys_interval_ms;    /* $SYS/broker/... statistics; 0: none */
-	const char *version;         /* for $SYS/broker/version */
+	uint32_t filters_max;     /* distinct filters a tenant */
+	struct bw_hub *hub;       /* shared with the node's other brokers */
+	uint32_t worker;          /* this broker's worker index in the hub */
+	uint32_t sys_interval_ms; /* $SYS/broker/... statistics; 0: none */
+	const char *version;      /* for $SYS/broker/version */
 	uint64_t (*now_ms)(void);
 	/* Called when a connection has new output (fan-out from another one). */
 	void (*wants_send)(void *conn_user);
@@ -50,11 +56,33 @@ struct bw_broker_config {
 	void (*pause)(void *conn_user);
 };
 
-/* A broker for the configured listeners, or NULL (errno set). */
+/*
+ * A broker for the configured listeners, or NULL (errno: ENOMEM, or
+ * ENOENT for a listener whose tenant the hub does not know).
+ */
 struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg);
 
-/* Frees every session, message and index; NULLs *b. */
+/*
+ * Frees every session, message and index; NULLs *b. Wills still waiting
+ * are dropped: bw_broker_shutdown() first publishes what must go out.
+ */
 void bw_broker_free(struct bw_broker **b);
+
+/*
+ * The node is stopping and its clients were closed: publishes every will
+ * now (delays are cut short, as the session's server is going away) and
+ * ends the clean sessions. Persistent sessions stay for the snapshot.
+ */
+void bw_broker_shutdown(struct bw_broker *b);
+
+/*
+ * Routes a letter another worker posted to this one (BW_LETTER_MSG or
+ * BW_LETTER_SHARE), consuming it.
+ */
+void bw_broker_mail(struct bw_broker *b, uintptr_t letter);
+
+/* Frees a letter without routing it (the node is going away). */
+void bw_broker_mail_drop(uintptr_t letter);
 
 /* The connection operations for clients of MQTT listener i. */
 const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener);
@@ -66,13 +94,21 @@ const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener);
 void bw_broker_tick(struct bw_broker *b, uint64_t now_ms);
 
 /*
- * Whether a connected subscriber is still congested. Walks only the
- * subscribers found congested since the last call and forgets those that
- * drained (or went away), so it is cheap to call after every send.
+ * Whether a connected subscriber is still congested, or letters to other
+ * workers wait in this worker's overflow. Walks only the subscribers found
+ * congested since the last call and forgets those that drained (or went
+ * away), so it is cheap to call after every send. A subscriber congested
+ * for longer than BW_BROKER_STALL_MS is deemed stalled (a client that
+ * stopped acknowledging, say): it no longer holds publishers back, and its
+ * session queue overflows by its policy instead, counted.
  */
+#define BW_BROKER_STALL_MS 5000
 bool bw_broker_congested(struct bw_broker *b);
 
-/* Prometheus text of the broker's counters into buf; returns its length. */
-size_t bw_broker_metrics(struct bw_broker *b, char *buf, size_t cap);
+/*
+ * Prometheus text of every tenant's counters, summed over the hub's
+ * workers, into buf; returns its length.
+ */
+size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap);
 
 #endif

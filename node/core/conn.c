@@ -40,6 +40,8 @@ struct bw_conn {
 	bool session_present;
 	bool problem_info; /* 5.0 Request Problem Information */
 	bool held;         /* bw_conn_hold(): keep input unhandled */
+	bool pinned;       /* bw_conn_pin(): never move */
+	int move_to;       /* bw_conn_moving() */
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;
@@ -71,6 +73,7 @@ struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw
 	c->ops = *ops;
 	c->user = user;
 	c->state = BW_CONN_AWAIT_CONNECT;
+	c->move_to = -1;
 	c->client_receive_max = UINT16_MAX;
 	c->client_max_packet = BW_PACKET_SIZE_MAX;
 	bw_outq_init(&c->outq, &limits->outq);
@@ -261,7 +264,13 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		if (!v5 && !pkt->clean_start)
 			return refuse(c, BW_RC_CLIENT_ID_INVALID,
 			              "empty client identifier needs a clean session");
-		assign_client_id(c);
+		/* An id that belongs on this worker, so its session can stay here. */
+		for (int i = 0; i < 1024; i++) {
+			assign_client_id(c);
+			if (c->pinned || !c->ops.place ||
+			    c->ops.place(c->ops.ctx, bw_conn_client_id(c)) < 0)
+				break;
+		}
 	} else {
 		memcpy(c->client_id, pkt->client_id.p, pkt->client_id.len);
 		c->client_id_len = pkt->client_id.len;
@@ -629,6 +638,17 @@ static long handle(struct bw_conn *c, const uint8_t *buf, size_t len)
 			}
 			return fail(c, (uint8_t)-rc, why);
 		}
+		if (pkt.type == BW_CONNECT && c->state == BW_CONN_AWAIT_CONNECT && !c->pinned &&
+		    c->ops.place && pkt.connect.client_id.len > 0 &&
+		    pkt.connect.client_id.len <= BW_CLIENT_ID_MAX) {
+			int to = c->ops.place(c->ops.ctx, pkt.connect.client_id);
+			if (to >= 0) {
+				/* Moves: the CONNECT stays unhandled, and so does the rest. */
+				c->move_to = to;
+				c->held = true;
+				break;
+			}
+		}
 		off += f.size;
 		rc = dispatch(c, &pkt);
 		if (rc < 0)
@@ -816,10 +836,30 @@ void bw_conn_hold(struct bw_conn *c)
 
 int bw_conn_release(struct bw_conn *c)
 {
+	if (c->move_to >= 0)
+		return 0; /* held until the worker moves it */
 	c->held = false;
 	if (c->in_len == 0 || c->state == BW_CONN_CLOSING)
 		return 0;
 	return bw_conn_input(c, NULL, 0);
+}
+
+int bw_conn_moving(const struct bw_conn *c)
+{
+	return c->move_to;
+}
+
+void bw_conn_take_input(struct bw_conn *c, uint8_t **data, size_t *len)
+{
+	*data = c->in;
+	*len = c->in_len;
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
+void bw_conn_pin(struct bw_conn *c)
+{
+	c->pinned = true;
 }
 
 void bw_conn_touch(struct bw_conn *c)

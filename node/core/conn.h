@@ -53,6 +53,14 @@ struct bw_conn_ops {
 	void *ctx;
 	uint64_t (*now_ms)(void *ctx);
 	/*
+	 * Which worker a client id belongs on: -1 this one, else the index
+	 * of the worker the connection must move to before its CONNECT is
+	 * handled (see bw_conn_moving()). May be NULL: always here. For a
+	 * client without an id, the connection assigns ids until one
+	 * belongs here.
+	 */
+	int (*place)(void *ctx, struct bw_str client_id);
+	/*
 	 * A CONNECT passed the codec and the node's limits. Authenticates
 	 * and attaches a session (bw_conn_attach). Returns 0, or the MQTT 5
 	 * reason code to refuse with (the connection maps it to 3.1.1).
@@ -124,6 +132,21 @@ void bw_conn_touch(struct bw_conn *c);
  */
 void bw_conn_hold(struct bw_conn *c);
 int bw_conn_release(struct bw_conn *c);
+
+/*
+ * The worker the connection must move to, or -1. A moving connection holds
+ * its CONNECT and everything received after it unhandled, and handles
+ * nothing more: the worker stops reading, takes the bytes with
+ * bw_conn_take_input() and passes them with the socket to that worker,
+ * whose new connection (pinned) handles them.
+ */
+int bw_conn_moving(const struct bw_conn *c);
+
+/* Hands over the unhandled input; the caller frees *data. */
+void bw_conn_take_input(struct bw_conn *c, uint8_t **data, size_t *len);
+
+/* Handles the CONNECT here whatever ops->place says (a moved connection). */
+void bw_conn_pin(struct bw_conn *c);
 
 /* Sends more once the output queue drained below its soft limit. */
 void bw_conn_resume(struct bw_conn *c);

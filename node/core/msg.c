@@ -74,7 +74,7 @@ struct bw_msg *bw_msg_new(const void *topic, size_t topic_len, const struct bw_p
 	m->qos = qos;
 	m->retain = retain;
 	m->expires_at_ms = 0;
-	m->tenant = NULL;
+	m->tenant = 0;
 	m->publisher = NULL;
 
 	uint8_t *b = m->data;

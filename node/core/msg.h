@@ -31,17 +31,17 @@
 #include "proto/mqtt/mqtt_types.h"
 
 /*
- * Fields are read-only once the message has been shared. tenant and
- * publisher are set by the creator right after construction (they start
- * NULL) and are not owned: the tenant must outlive its messages, and
- * publisher is only compared (no-local), never dereferenced.
+ * Fields are read-only once the message has been shared. tenant (the hub's
+ * tenant id) and publisher are set by the creator right after construction
+ * (they start 0 and NULL); publisher is not owned, only compared
+ * (no-local), never dereferenced.
  */
 struct bw_msg {
 	atomic_uint refs;       /* private: use bw_msg_ref() / bw_msg_unref() */
 	uint8_t qos;            /* as published: 0, 1 or 2 */
 	bool retain;            /* as published */
 	uint64_t expires_at_ms; /* absolute monotonic deadline; 0: never */
-	void *tenant;
+	uint32_t tenant;
 	const void *publisher;
 	struct bw_str topic;   /* NUL-terminated (not counted in len) */
 	struct bw_bin props;   /* shared property bytes; empty for none */

@@ -56,6 +56,7 @@ struct entry {
 
 struct group {
 	struct group *next; /* in node->groups */
+	struct node *node;
 	struct entry *members;
 	struct entry *rr; /* the member the next publish goes to; NULL: the first */
 	uint32_t n_members;
@@ -419,6 +420,7 @@ int bw_sub_index_add(struct bw_sub_index *idx, const uint8_t *filter, size_t len
 			goto undo_path;
 		memcpy(g->name, sh.group, sh.group_len);
 		g->name_len = (uint32_t)sh.group_len;
+		g->node = n;
 		g->next = n->groups;
 		n->groups = g;
 		idx->st.groups++;
@@ -552,16 +554,35 @@ uint32_t bw_sub_index_remove_all(struct bw_sub_index *idx, void *subscriber, bw_
 
 	while (!last) {
 		struct entry *e = s->entries;
-		bool going = e->group ? e->group->n_members == 1 : e->node->n_subs == 1;
-		size_t flen = going && gone ? filter_string(idx, e->node, e->group) : 0;
+		uint32_t left = (e->group ? e->group->n_members : e->node->n_subs) - 1;
+		bool tell = gone && (left == 0 || e->group);
+		size_t flen = tell ? filter_string(idx, e->node, e->group) : 0;
 
 		last = s->n == 1; /* entry_remove frees s with its last entry */
 		entry_remove(idx, e);
 		removed++;
-		if (going && gone)
-			gone(arg, idx->scratch, flen);
+		if (tell)
+			gone(arg, idx->scratch, flen, left);
 	}
 	return removed;
+}
+
+uint32_t bw_sub_index_count(struct bw_sub_index *idx, const uint8_t *filter, size_t len)
+{
+	struct bw_topic_share sh;
+	const uint8_t *f;
+	size_t flen;
+
+	if (bw_topic_filter_check(filter, len) != 0)
+		return 0;
+	bool shared = filter_parse(filter, len, &f, &flen, &sh);
+	struct node *n = path_find(idx, f, flen);
+	if (!n)
+		return 0;
+	if (!shared)
+		return n->n_subs;
+	struct group *g = group_find(n, sh.group, sh.group_len);
+	return g ? g->n_members : 0;
 }
 
 void bw_sub_index_stats(const struct bw_sub_index *idx, struct bw_sub_index_stats *st)
@@ -618,6 +639,7 @@ static struct bw_match_delivery *delivery_new(struct walk *w, struct entry *e)
 	d->qos = e->opts.qos;
 	d->retain_as_published = e->opts.retain_as_published;
 	d->shared = e->group != NULL;
+	d->group = e->group;
 	d->n_sub_ids = 0;
 	d->sub_ids_at = 0;
 	return d;
@@ -681,6 +703,18 @@ static void deliver_plain(struct walk *w, struct entry *e)
 	sub_id_add(w, d, e->opts.sub_id);
 }
 
+/* The next member of g gets a delivery. */
+static void pick(struct walk *w, struct group *g)
+{
+	struct entry *e = g->rr ? g->rr : g->members;
+	struct bw_match_delivery *d;
+
+	g->rr = e->next;
+	d = delivery_new(w, e);
+	if (d)
+		sub_id_add(w, d, e->opts.sub_id);
+}
+
 /* Every subscription of n matches: plain ones and one member a group. */
 static void collect(struct walk *w, struct node *n)
 {
@@ -689,14 +723,10 @@ static void collect(struct walk *w, struct node *n)
 			continue;
 		deliver_plain(w, e);
 	}
-	for (struct group *g = n->groups; g && !w->err; g = g->next) {
-		struct entry *e = g->rr ? g->rr : g->members;
-		struct bw_match_delivery *d;
-		g->rr = e->next;
-		d = delivery_new(w, e);
-		if (d)
-			sub_id_add(w, d, e->opts.sub_id);
-	}
+	if (w->m->plain_only)
+		return;
+	for (struct group *g = n->groups; g && !w->err; g = g->next)
+		pick(w, g);
 }
 
 /*
@@ -728,15 +758,47 @@ static void walk_node(struct walk *w, struct node *n, size_t s, bool root_dollar
 		walk_node(w, n->plus, e + 1, false);
 }
 
+static void match_reset(struct bw_match *out)
+{
+	out->n = 0;
+	out->ids_used = 0;
+	out->dropped = 0;
+	out->sub_ids_dropped = 0;
+}
+
+int bw_sub_index_pick(struct bw_sub_index *idx, const uint8_t *filter, size_t len,
+                      struct bw_match *out)
+{
+	struct walk w = { idx, filter, len, NULL, out, 0 };
+	struct bw_topic_share sh;
+	const uint8_t *f;
+	size_t flen;
+
+	match_reset(out);
+	if (bw_topic_filter_check(filter, len) != 0 || !filter_parse(filter, len, &f, &flen, &sh))
+		return 0;
+	struct node *n = path_find(idx, f, flen);
+	struct group *g = n ? group_find(n, sh.group, sh.group_len) : NULL;
+	if (!g)
+		return 0;
+	pick(&w, g);
+	return w.err ? w.err : (int)out->n;
+}
+
+const uint8_t *bw_sub_index_group_filter(struct bw_sub_index *idx, const void *group, size_t *len)
+{
+	const struct group *g = group;
+
+	*len = filter_string(idx, g->node, g);
+	return idx->scratch;
+}
+
 int bw_sub_index_match(struct bw_sub_index *idx, const uint8_t *topic, size_t len,
                        const void *publisher, struct bw_match *out)
 {
 	struct walk w = { idx, topic, len, publisher, out, 0 };
 
-	out->n = 0;
-	out->ids_used = 0;
-	out->dropped = 0;
-	out->sub_ids_dropped = 0;
+	match_reset(out);
 	if (len == 0)
 		return 0;
 	idx->gen++;

@@ -60,6 +60,7 @@ struct bw_match_delivery {
 	bool retain_as_published; /* any matching subscription has it */
 	bool shared;              /* chosen member of a share group */
 	uint8_t n_sub_ids;
+	const void *group;   /* shared: the group, for bw_sub_index_group_filter(); else NULL */
 	uint32_t sub_ids_at; /* the ids are bw_match.sub_ids[sub_ids_at ..) */
 };
 
@@ -76,6 +77,7 @@ struct bw_match {
 	struct bw_match_delivery *v;
 	uint32_t n, cap;
 	uint32_t max;      /* hard cap on n */
+	bool plain_only;   /* set by the caller: leave share groups out of matches */
 	uint32_t *sub_ids; /* BW_MATCH_SUB_IDS slots a delivery that has ids */
 	uint32_t ids_used, ids_cap;
 	uint32_t dropped;         /* this match: deliveries lost to the cap */
@@ -128,10 +130,12 @@ int bw_sub_index_remove(struct bw_sub_index *idx, const uint8_t *filter, size_t 
                         void *subscriber, bool *filter_gone);
 
 /*
- * Called once for each filter a bw_sub_index_remove_all() left unused. The
- * bytes are valid during the call only; the callback must not touch idx.
+ * Called by bw_sub_index_remove_all() for each subscription it removed that
+ * left its filter unused (left == 0) or that was a share group member
+ * (left: the members the group still has). The bytes are the full filter,
+ * valid during the call only; the callback must not touch idx.
  */
-typedef void (*bw_sub_gone_fn)(void *arg, const uint8_t *filter, size_t len);
+typedef void (*bw_sub_gone_fn)(void *arg, const uint8_t *filter, size_t len, uint32_t left);
 
 /*
  * Removes every subscription of subscriber (a session ended), in time
@@ -151,6 +155,27 @@ uint32_t bw_sub_index_remove_all(struct bw_sub_index *idx, void *subscriber, bw_
  */
 int bw_sub_index_match(struct bw_sub_index *idx, const uint8_t *topic, size_t len,
                        const void *publisher, struct bw_match *out);
+
+/*
+ * Picks the next member (round-robin) of the share group named by the full
+ * filter "$share/{group}/{filter}" into out, which it empties first.
+ * Returns 1, 0 when the index has no such group, or -ENOMEM.
+ */
+int bw_sub_index_pick(struct bw_sub_index *idx, const uint8_t *filter, size_t len,
+                      struct bw_match *out);
+
+/*
+ * The full filter ("$share/{group}/{filter}") of the group of a shared
+ * delivery from the last match: *len bytes, valid until the index is
+ * changed or asked for another filter.
+ */
+const uint8_t *bw_sub_index_group_filter(struct bw_sub_index *idx, const void *group, size_t *len);
+
+/*
+ * Subscriptions on the full filter: a share group's members for
+ * "$share/{group}/{filter}", else the plain subscriptions to filter.
+ */
+uint32_t bw_sub_index_count(struct bw_sub_index *idx, const uint8_t *filter, size_t len);
 
 /* Counts for metrics. */
 void bw_sub_index_stats(const struct bw_sub_index *idx, struct bw_sub_index_stats *st);

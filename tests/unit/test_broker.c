@@ -54,6 +54,7 @@ static const struct bw_conn_limits limits = {
 };
 
 static struct bw_listener_config listeners[2];
+static struct bw_hub *hub;
 static struct bw_broker *broker;
 static uint32_t sys_interval_ms; /* set by setup_sys */
 
@@ -63,6 +64,13 @@ static int setup(void **state)
 	strcpy(listeners[0].tenant, "default");
 	listeners[0].allow_anonymous = true;
 	strcpy(listeners[1].tenant, "default"); /* a listener without anonymous */
+	static const char *const tenants[] = { "default" };
+	struct bw_hub_config hc = {
+		.n_workers = 1, .tenant = tenants, .n_tenants = 1, .retained = { 100, 1 << 20, 16 }
+	};
+	hub = bw_hub_new(&hc);
+	if (!hub)
+		return -1;
 	struct bw_broker_config cfg = {
 		.listeners = listeners,
 		.n_listeners = 2,
@@ -70,9 +78,8 @@ static int setup(void **state)
 		.max_queued_messages = 100,
 		.max_subscriptions = 8,
 		.max_topic_levels = 16,
-		.retained_max = 100,
-		.retained_bytes_max = 1 << 20,
 		.filters_max = 1000,
+		.hub = hub,
 		.sys_interval_ms = sys_interval_ms,
 		.version = "test",
 		.now_ms = fake_now,
@@ -89,6 +96,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	bw_broker_free(&broker);
+	bw_hub_free(&hub, NULL, NULL);
 	sys_interval_ms = 0;
 	return 0;
 }

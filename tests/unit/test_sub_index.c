@@ -440,10 +440,12 @@ struct gone_log {
 	int n;
 };
 
-static void on_gone(void *arg, const uint8_t *filter, size_t len)
+static void on_gone(void *arg, const uint8_t *filter, size_t len, uint32_t left)
 {
 	struct gone_log *g = arg;
 
+	if (left > 0)
+		return; /* a share group member; the group lives on */
 	assert_true(g->n < 16 && len < 32);
 	memcpy(g->f[g->n], filter, len);
 	g->f[g->n++][len] = 0;

@@ -118,17 +118,20 @@ static void fake_tick(void *arg, uint64_t now_ms)
 	atomic_fetch_add(&fake.ticks, 1);
 }
 
+static struct bw_worker *worker;
+
 static size_t fake_metrics(void *arg, char *buf, size_t cap)
 {
 	(void)arg;
 	int n = snprintf(buf, cap, "fake_metric 7\n");
-	return n > 0 ? (size_t)n : 0;
+	if (n < 0)
+		return 0;
+	return (size_t)n + bw_worker_metrics(&worker, 1, buf + n, cap - (size_t)n);
 }
 
 /* ---- the worker under test ------------------------------------------------- */
 
 static struct bw_listener_config listeners[2];
-static struct bw_worker *worker;
 
 static void listener_at(struct bw_listener_config *l, enum bw_listener_kind kind, uint16_t port)
 {
