@@ -395,23 +395,42 @@ static void post_share(struct bw_broker *b, struct tenant *t, uint32_t to, struc
 
 /*
  * A share group's delivery the node picked this worker for: the group's
- * next member here gets it. When the last member here has just left, the
- * node picks again (at most once a worker), so the group still gets it.
+ * next connected member here gets it. When none here is connected (the
+ * last one just left, say), the node picks again, another worker (at most
+ * once a worker); failing that an offline member's session queues it.
  */
 static void route_share(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
                         const uint8_t *filter, size_t len, uint8_t hops)
 {
-	int n = bw_sub_index_pick(t->index, filter, len, &b->match);
-	if (n > 0) {
-		deliver_matched(b, m);
-		return;
+	uint32_t n = bw_sub_index_count(t->index, filter, len);
+	struct sess *offline = NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (bw_sub_index_pick(t->index, filter, len, &b->match) <= 0)
+			break;
+		struct sess *s = b->match.v[0].subscriber;
+		if (s->conn) {
+			deliver_matched(b, m);
+			return;
+		}
+		offline = offline ? offline : s;
 	}
-	if (n == 0 && hops < bw_hub_workers(b->hub) &&
-	    bw_sub_index_pick(t->replica, filter, len, &b->pmatch) > 0) {
+	n = hops < bw_hub_workers(b->hub) ? bw_sub_index_count(t->replica, filter, len) : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (bw_sub_index_pick(t->replica, filter, len, &b->pmatch) <= 0)
+			break;
 		uint32_t w = KEY_WORKER(b->pmatch.v[0].subscriber);
 		if (w != b->self) {
 			post_share(b, t, w, m, filter, len, (uint8_t)(hops + 1));
 			return;
+		}
+	}
+	if (offline) {
+		/* Picks again for that member's own options, then queues. */
+		while (bw_sub_index_pick(t->index, filter, len, &b->match) > 0) {
+			if (b->match.v[0].subscriber == offline) {
+				deliver_matched(b, m);
+				return;
+			}
 		}
 	}
 	bw_stat_add(&t->stats->dropped, 1);

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -54,8 +55,11 @@ static const struct bw_conn_limits limits = {
 };
 
 static struct bw_listener_config listeners[2];
+#define WORKERS_MAX 3
 static struct bw_hub *hub;
-static struct bw_broker *broker;
+static struct bw_broker *brokers[WORKERS_MAX];
+static uint32_t n_workers = 1;
+static struct bw_broker *broker; /* brokers[0] */
 static uint32_t sys_interval_ms; /* set by setup_sys */
 
 static int setup(void **state)
@@ -65,9 +69,10 @@ static int setup(void **state)
 	listeners[0].allow_anonymous = true;
 	strcpy(listeners[1].tenant, "default"); /* a listener without anonymous */
 	static const char *const tenants[] = { "default" };
-	struct bw_hub_config hc = {
-		.n_workers = 1, .tenant = tenants, .n_tenants = 1, .retained = { 100, 1 << 20, 16 }
-	};
+	struct bw_hub_config hc = { .n_workers = n_workers,
+		                    .tenant = tenants,
+		                    .n_tenants = 1,
+		                    .retained = { 100, 1 << 20, 16 } };
 	hub = bw_hub_new(&hc);
 	if (!hub)
 		return -1;
@@ -89,15 +94,23 @@ static int setup(void **state)
 	pauses = 0;
 	paused_user = NULL;
 	clock_ms = 1000;
-	broker = bw_broker_new(&cfg);
-	return broker ? 0 : -1;
+	for (uint32_t i = 0; i < n_workers; i++) {
+		cfg.worker = i;
+		if (!(brokers[i] = bw_broker_new(&cfg)))
+			return -1;
+	}
+	broker = brokers[0];
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	bw_broker_free(&broker);
+	for (uint32_t i = 0; i < n_workers; i++)
+		bw_broker_free(&brokers[i]);
+	broker = NULL;
 	bw_hub_free(&hub, NULL, NULL);
 	sys_interval_ms = 0;
+	n_workers = 1;
 	return 0;
 }
 
@@ -105,6 +118,42 @@ static int setup_sys(void **state)
 {
 	sys_interval_ms = 1000;
 	return setup(state);
+}
+
+static int setup_node(void **state)
+{
+	n_workers = WORKERS_MAX;
+	return setup(state);
+}
+
+/* Hands every letter the workers posted to its broker, until none is left. */
+static void pump(void)
+{
+	for (bool any = true; any;) {
+		any = false;
+		for (uint32_t i = 0; i < n_workers; i++)
+			bw_hub_flush(hub, i);
+		for (uint32_t i = 0; i < n_workers; i++) {
+			uintptr_t l;
+			while (bw_hub_take(hub, i, &l, 1) == 1) {
+				bw_broker_mail(brokers[i], l);
+				any = true;
+			}
+		}
+	}
+}
+
+/* A client id ("prefix-N") whose home is worker w. */
+static const char *id_on(uint32_t w, const char *prefix)
+{
+	static char ids[16][32];
+	static int next;
+	char *id = ids[next++ % 16];
+	for (int n = 0;; n++) {
+		snprintf(id, 32, "%s-%d", prefix, n);
+		if (bw_hub_home(hub, 0, id, strlen(id)) == w)
+			return id;
+	}
 }
 
 /* ---- a client ------------------------------------------------------------ */
@@ -182,6 +231,7 @@ struct opts {
 	const char *will_topic;
 	uint32_t will_delay;
 	uint32_t listener;
+	uint32_t worker; /* whose broker the connection is on */
 	bool with_user;
 	uint8_t expect_code;
 };
@@ -193,7 +243,7 @@ static struct client *connect_client(const char *id, struct opts o)
 	struct client *cl = &pool[next++ % 8];
 	memset(cl, 0, sizeof(*cl));
 	cl->version = o.version ? o.version : BW_MQTT_5;
-	cl->c = bw_conn_new(&limits, bw_broker_ops(broker, o.listener), cl);
+	cl->c = bw_conn_new(&limits, bw_broker_ops(brokers[o.worker], o.listener), cl);
 	assert_non_null(cl->c);
 	struct bw_packet p = { .type = BW_CONNECT };
 	p.connect.clean_start = !o.persistent;
@@ -591,6 +641,174 @@ static void test_an_offline_subscriber_pauses_nobody(void **state)
 	disconnect(p, false);
 }
 
+/* ---- a node of three workers ---------------------------------------------- */
+
+static struct client *on(uint32_t w, const char *prefix)
+{
+	return connect_client(id_on(w, prefix), (struct opts){ .worker = w });
+}
+
+static void test_node_routes_between_workers(void **state)
+{
+	struct client *s1 = on(1, "s1"), *s2 = on(2, "s2"), *s0 = on(0, "s0");
+	subscribe(s1, "a/+", 1, 0, 0, false);
+	subscribe(s2, "a/#", 1, 0, 0, false);
+	subscribe(s0, "a/b", 0, 0, 0, false);
+	struct client *p = on(0, "p");
+	publish(p, "a/b", "m1", 1, false);
+	expect_publish(s0, "a/b", "m1"); /* local: at once */
+	expect_nothing(s1);              /* the others: once they take their mail */
+	pump();
+	expect_publish(s1, "a/b", "m1");
+	expect_publish(s2, "a/b", "m1");
+	expect_nothing(s1);
+	expect_nothing(s2);
+
+	/* A subscription is in force for a publish right after its SUBACK,
+	 * before any mail was taken: the interest inbox is read at route time. */
+	struct client *s3 = on(1, "s3");
+	subscribe(s3, "z", 0, 0, 0, false);
+	publish(p, "z", "m2", 0, false);
+	pump();
+	expect_publish(s3, "z", "m2");
+
+	/* Unsubscribed on worker 1 (its last "a/+"): worker 1 gets nothing more. */
+	struct bw_packet u = { .type = BW_UNSUBSCRIBE };
+	uint8_t e[16];
+	uint32_t len = 0;
+	bw_codec_put_unsub(e, sizeof(e), &len, (struct bw_str){ (const uint8_t *)"a/+", 3 });
+	u.unsubscribe.packet_id = 2;
+	u.unsubscribe.entries.p = e;
+	u.unsubscribe.entries.len = len;
+	send_pkt(s1, &u);
+	expect(s1, BW_UNSUBACK);
+	publish(p, "a/c", "m3", 0, false);
+	pump();
+	expect_nothing(s1);
+	expect_publish(s2, "a/c", "m3");
+	assert_int_equal(bw_hub_backlog(hub, 0), 0);
+	disconnect(s0, false);
+	disconnect(s1, false);
+	disconnect(s2, false);
+	disconnect(s3, false);
+	disconnect(p, false);
+}
+
+static void test_node_share_groups_weigh_members(void **state)
+{
+	struct client *m[3] = { on(1, "m"), on(1, "n"), on(2, "o") };
+	int got[3] = { 0 };
+	for (int i = 0; i < 3; i++)
+		subscribe(m[i], "$share/g/s/#", 1, 0, 0, false);
+	struct client *p = on(0, "p");
+	for (int i = 0; i < 30; i++)
+		publish(p, "s/x", "m", 1, false);
+	pump();
+	for (int i = 0; i < 3; i++) {
+		struct bw_packet r;
+		while ((r = recv_pkt(m[i])).type == BW_PUBLISH) {
+			got[i]++;
+			struct bw_packet ack = { .type = BW_PUBACK };
+			ack.ack.packet_id = r.publish.packet_id;
+			send_pkt(m[i], &ack);
+		}
+	}
+	/* Two members on worker 1, one on worker 2: 10 each, not 7/8/15. */
+	assert_int_equal(got[0], 10);
+	assert_int_equal(got[1], 10);
+	assert_int_equal(got[2], 10);
+
+	/* One of worker 1's members leaves: once its session ended (a tick),
+	 * the other two split evenly. */
+	disconnect(m[0], false);
+	bw_broker_tick(brokers[1], clock_ms + 1);
+	got[1] = got[2] = 0;
+	for (int i = 0; i < 20; i++)
+		publish(p, "s/x", "m", 0, false);
+	pump();
+	for (int i = 1; i < 3; i++) {
+		while (recv_pkt(m[i]).type == BW_PUBLISH)
+			got[i]++;
+	}
+	assert_int_equal(got[1], 10);
+	assert_int_equal(got[2], 10);
+	disconnect(m[1], false);
+	disconnect(m[2], false);
+	disconnect(p, false);
+}
+
+static void test_node_share_delivery_follows_a_member_that_moved(void **state)
+{
+	struct client *a = on(1, "a");
+	subscribe(a, "$share/g/t", 1, 0, 0, false);
+	struct client *p = on(0, "p");
+	publish(p, "t", "m", 1, false); /* a letter to worker 1 is on its way */
+	disconnect(a, false);           /* worker 1's member leaves */
+	struct client *b = on(2, "b");  /* and one joins on worker 2 */
+	subscribe(b, "$share/g/t", 1, 0, 0, false);
+	pump();
+	expect_publish(b, "t", "m"); /* worker 1 passed it on */
+	expect_nothing(b);
+	disconnect(b, false);
+	disconnect(p, false);
+}
+
+static void test_node_retained_and_wills_cross_workers(void **state)
+{
+	struct client *p = on(0, "p");
+	publish(p, "r/1", "kept", 1, true);
+	struct client *s = on(2, "s");
+	subscribe(s, "r/#", 1, 0, 0, false);
+	expect_publish(s, "r/1", "kept"); /* retained: shared by the node */
+
+	struct client *w =
+	        connect_client(id_on(1, "w"), (struct opts){ .worker = 1, .will_topic = "r/will" });
+	disconnect(w, true);
+	bw_broker_tick(brokers[1], clock_ms + 1);
+	pump();
+	expect_publish(s, "r/will", "gone");
+	disconnect(s, false);
+	disconnect(p, false);
+}
+
+static void test_node_connection_moves_to_its_home_worker(void **state)
+{
+	const char *id = id_on(2, "far");
+	struct client *cl = connect_client("x", (struct opts){ 0 }); /* for its buffers */
+	bw_conn_free(&cl->c);
+	cl->c = bw_conn_new(&limits, bw_broker_ops(brokers[0], 0), cl);
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.keep_alive = 60;
+	p.connect.client_id.p = (const uint8_t *)id;
+	p.connect.client_id.len = (uint16_t)strlen(id);
+	send_pkt(cl, &p);
+	struct bw_packet sub = { .type = BW_PINGREQ }; /* pipelined behind the CONNECT */
+	send_pkt(cl, &sub);
+	expect_nothing(cl);
+	assert_int_equal(bw_conn_moving(cl->c), 2);
+	assert_int_equal(bw_conn_state(cl->c), BW_CONN_AWAIT_CONNECT);
+	uint8_t *data;
+	size_t len;
+	bw_conn_take_input(cl->c, &data, &len);
+	bw_conn_free(&cl->c);
+	/* Worker 2 takes the bytes over: CONNACK, then the PINGRESP. */
+	cl->c = bw_conn_new(&limits, bw_broker_ops(brokers[2], 0), cl);
+	bw_conn_pin(cl->c);
+	assert_int_equal(bw_conn_input(cl->c, data, len), 0);
+	free(data);
+	expect(cl, BW_CONNACK);
+	expect(cl, BW_PINGRESP);
+	disconnect(cl, false);
+
+	/* A client without an id gets one whose home is where it connected. */
+	struct client *anon = connect_client("", (struct opts){ .worker = 1 });
+	struct bw_str aid = bw_conn_client_id(anon->c);
+	assert_true(aid.len > 0);
+	assert_int_equal(bw_hub_home(hub, 0, aid.p, aid.len), 1);
+	disconnect(anon, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +830,16 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_paused_for_a_congested_subscriber,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_routes_between_workers, setup_node,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_node_share_groups_weigh_members, setup_node,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_node_share_delivery_follows_a_member_that_moved, setup_node, teardown),
+		cmocka_unit_test_setup_teardown(test_node_retained_and_wills_cross_workers,
+		                                setup_node, teardown),
+		cmocka_unit_test_setup_teardown(test_node_connection_moves_to_its_home_worker,
+		                                setup_node, teardown),
 		cmocka_unit_test_setup_teardown(test_an_offline_subscriber_pauses_nobody, setup,
 		                                teardown),
 	};
