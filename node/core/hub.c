@@ -84,6 +84,13 @@ static void release_retained(void *arg, void *msg)
 	bw_msg_unref(&m);
 }
 
+/* size bytes on a cache line of their own, or NULL. */
+static void *line_alloc(size_t size)
+{
+	void *p;
+	return posix_memalign(&p, 64, size) == 0 ? p : NULL;
+}
+
 static struct ring *ring_of(const struct bw_hub *h, uint32_t from, uint32_t to)
 {
 	return h->rings[(size_t)from * h->n_workers + to];
@@ -117,7 +124,7 @@ struct bw_hub *bw_hub_new(const struct bw_hub_config *cfg)
 		h->n_tenants++;
 		t->name = strdup(cfg->tenant[i]);
 		t->retained = bw_retained_new(&cfg->retained, release_retained, NULL);
-		t->stats = aligned_alloc(64, cfg->n_workers * sizeof(*t->stats));
+		t->stats = line_alloc(cfg->n_workers * sizeof(*t->stats));
 		if (!t->name || !t->retained || !t->stats)
 			goto fail;
 		memset(t->stats, 0, cfg->n_workers * sizeof(*t->stats));
@@ -134,7 +141,7 @@ struct bw_hub *bw_hub_new(const struct bw_hub_config *cfg)
 		for (uint32_t j = 0; j < cfg->n_workers; j++) {
 			if (i == j)
 				continue;
-			struct ring *r = aligned_alloc(64, sizeof(*r) + slots * sizeof(uintptr_t));
+			struct ring *r = line_alloc(sizeof(*r) + slots * sizeof(uintptr_t));
 			if (!r)
 				goto fail;
 			memset(r, 0, sizeof(*r));
