@@ -475,21 +475,23 @@ static void hand_over(struct client *c)
 
 	bw_conn_take_input(c->conn, &data, &len);
 	struct conn_letter *cl = malloc(sizeof(*cl) + len);
+	if (cl) {
+		/* Filled in before the post publishes it to the other thread. */
+		cl->fd = c->fd;
+		cl->listener = (uint32_t)(c->l - w->listeners);
+		cl->accepted_ms = c->accepted_ms;
+		cl->len = len;
+		if (len)
+			memcpy(cl->data, data, len);
+	}
+	free(data);
 	if (!cl || bw_hub_post(w->cfg.hub, w->cfg.index, (uint32_t)to,
 	                       bw_letter(cl, BW_LETTER_CONN)) < 0) {
 		bw_log_warn("worker: fd %d: out of memory moving it to worker %d", c->fd, to);
 		free(cl);
-		free(data);
 		client_close(c);
 		return;
 	}
-	cl->fd = c->fd;
-	cl->listener = (uint32_t)(c->l - w->listeners);
-	cl->accepted_ms = c->accepted_ms;
-	cl->len = len;
-	if (len)
-		memcpy(cl->data, data, len);
-	free(data);
 	bw_log_debug("worker: fd %d moves to worker %d", c->fd, to);
 	bw_stat_add(&w->stats.moved, 1);
 	bw_stat_set(&w->stats.connections, --w->n_mqtt);

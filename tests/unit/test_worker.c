@@ -119,14 +119,16 @@ static void fake_tick(void *arg, uint64_t now_ms)
 }
 
 static struct bw_worker *worker;
+static struct bw_worker *_Atomic worker_seen; /* for the worker's own thread */
 
 static size_t fake_metrics(void *arg, char *buf, size_t cap)
 {
+	struct bw_worker *w = atomic_load(&worker_seen);
 	(void)arg;
 	int n = snprintf(buf, cap, "fake_metric 7\n");
-	if (n < 0)
+	if (n < 0 || !w)
 		return 0;
-	return (size_t)n + bw_worker_metrics(&worker, 1, buf + n, cap - (size_t)n);
+	return (size_t)n + bw_worker_metrics(&w, 1, buf + n, cap - (size_t)n);
 }
 
 /* ---- the worker under test ------------------------------------------------- */
@@ -174,7 +176,9 @@ static int start(uint32_t max_connections)
 	listener_at(&listeners[0], BW_LISTEN_MQTT, 0);
 	listener_at(&listeners[1], BW_LISTEN_HTTP, 0);
 	struct bw_worker_config cfg = worker_config(max_connections);
-	return bw_worker_start(&worker, &cfg);
+	int rc = bw_worker_start(&worker, &cfg);
+	atomic_store(&worker_seen, worker);
+	return rc;
 }
 
 static int setup(void **state)
