@@ -10,6 +10,7 @@
 #include "bw_version.h"
 #include "node/config.h"
 #include "node/core/broker.h"
+#include "node/core/snapshot.h"
 #include "node/io/features.h"
 #include "node/log.h"
 #include "node/worker.h"
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -152,20 +154,55 @@ static void pin_ports(struct bw_config *cfg, const struct bw_worker *first)
 	}
 }
 
-/* Stops every worker that started (they wait for each other), frees all. */
-static void stop_all(void)
+/*
+ * Stops every worker that started (they wait for each other), saves the
+ * snapshot into state_dir (when save_dir is not NULL), frees all. Returns
+ * 0, or 1 when the snapshot could not be saved.
+ */
+static int stop_all(const char *save_dir)
 {
+	int rc = 0;
 	for (uint32_t i = 0; i < n_workers; i++) {
 		if (workers[i])
 			bw_worker_request_stop(workers[i]);
 	}
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_worker_stop(&workers[i]);
+	if (save_dir) {
+		struct bw_snapshot_counts n;
+		char err[512];
+		if (bw_snapshot_save(save_dir, hub, brokers, &n, err, sizeof(err)) < 0) {
+			bw_log_error("snapshot not saved: %s", err);
+			rc = 1;
+		} else {
+			bw_log_info("snapshot saved: %llu sessions, %llu retained messages",
+			            (unsigned long long)n.sessions, (unsigned long long)n.retained);
+		}
+	}
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
 	free(workers);
 	free(brokers);
+	return rc;
+}
+
+/* Creates dir (and its parents) when missing; 0 or -errno. */
+static int make_dir(const char *dir)
+{
+	char p[BW_CONFIG_PATH_MAX];
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -331,17 +368,37 @@ int main(int argc, char **argv)
 		.shutdown = shutdown_broker,
 	};
 	for (uint32_t i = 0; i < n_workers; i++) {
-		bc.worker = wc.index = i;
+		bc.worker = i;
 		if (!(brokers[i] = bw_broker_new(&bc))) {
 			bw_log_error("cannot create the broker: %s", strerror(errno));
-			stop_all();
+			stop_all(NULL);
 			return 1;
 		}
+	}
+	struct bw_snapshot_counts loaded;
+	char err[512];
+	if ((rc = make_dir(cfg.state_dir)) < 0) {
+		bw_log_error("state_dir %s: %s", cfg.state_dir, strerror(-rc));
+		stop_all(NULL);
+		return 1;
+	}
+	if (bw_snapshot_load(cfg.state_dir, hub, brokers, &loaded, err, sizeof(err)) < 0) {
+		bw_log_error("snapshot not loaded: %s; the node does not start rather than lose "
+		             "it (move the file aside to start empty)",
+		             err);
+		stop_all(NULL);
+		return 1;
+	}
+	bw_log_info("snapshot loaded from %s: %llu sessions, %llu retained messages, %llu skipped",
+	            cfg.state_dir, (unsigned long long)loaded.sessions,
+	            (unsigned long long)loaded.retained, (unsigned long long)loaded.skipped);
+	for (uint32_t i = 0; i < n_workers; i++) {
+		wc.index = i;
 		wc.ops_arg = brokers[i];
 		rc = bw_worker_start(&workers[i], &wc);
 		if (rc) {
 			bw_log_error("cannot start worker %u: %s", i, strerror(-rc));
-			stop_all();
+			stop_all(NULL);
 			return 1;
 		}
 		if (i == 0)
@@ -371,7 +428,7 @@ int main(int argc, char **argv)
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
-	stop_all();
+	rc = stop_all(cfg.state_dir);
 	bw_log_info("stopped");
-	return 0;
+	return rc;
 }

@@ -59,7 +59,8 @@ struct sess {
 	uint64_t expires_at;  /* offline: when it ends (0: no deadline) */
 	struct bw_msg *will;
 	uint32_t will_delay_s;
-	uint64_t will_at; /* offline: when the will goes out (0: not due) */
+	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
+	uint64_t will_at;       /* offline: when the will goes out (0: not due) */
 	uint32_t n_subs;
 	struct pending_retained *pending;
 	uint16_t id_len;
@@ -525,6 +526,12 @@ static void send_will(struct bw_broker *b, struct sess *s)
 {
 	if (!s->will)
 		return;
+	/* Only the session holds the will until now, so it may still change:
+	 * its expiry starts when it is published, not at CONNECT. */
+	if (s->will_expiry_s) {
+		uint64_t at = b->cfg.now_ms() + (uint64_t)s->will_expiry_s * 1000;
+		s->will->expires_at_ms = at ? at : 1;
+	}
 	publish(b, s->t, s->will, NULL);
 	bw_msg_unref(&s->will);
 	s->will_at = 0;
@@ -637,6 +644,9 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	s->expiry_s = expiry;
 	s->will = will;
 	s->will_delay_s = v5 ? pkt->will_props.will_delay : 0;
+	s->will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
+	                           ? pkt->will_props.message_expiry
+	                           : 0;
 	bw_stat_add(&t->stats->connected, 1);
 	bw_conn_attach(c, s->state, present);
 	return 0;
@@ -853,9 +863,15 @@ static void end_sessions(struct bw_broker *b)
 
 void bw_broker_shutdown(struct bw_broker *b)
 {
+	/*
+	 * The server closed every connection: wills without a delay go out
+	 * now, and so do those of sessions that end with their connection. A
+	 * delayed will of a session the snapshot keeps waits in it.
+	 */
 	for (struct sess *s = b->timed, *next; s; s = next) {
 		next = s->tnext;
-		send_will(b, s);
+		if (s->will && (s->will_delay_s == 0 || s->expiry_s == 0))
+			send_will(b, s);
 	}
 	/* A session expiry of 0 ends with the connection; others wait for the snapshot. */
 	for (uint32_t k = 0; k < b->n_tenants; k++) {
@@ -1004,6 +1020,93 @@ bool bw_broker_congested(struct bw_broker *b)
 		}
 	}
 	return b->congested != NULL || bw_hub_backlog(b->hub, b->self) > 0;
+}
+
+/* ---- snapshots -------------------------------------------------------------- */
+
+int bw_broker_sessions(struct bw_broker *b, int (*fn)(void *arg, const struct bw_session_info *s),
+                       void *arg)
+{
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
+				if (s->expiry_s == 0)
+					continue;
+				struct bw_session_info si = {
+					.tenant = t->id,
+					.client_id = { (const uint8_t *)s->id, s->id_len },
+					.expiry_s = s->expiry_s,
+					.expires_at_ms = s->conn ? 0 : s->expires_at,
+					.will = s->will,
+					.will_delay_s = s->will_delay_s,
+					.will_expiry_s = s->will_expiry_s,
+					.will_at_ms = s->conn ? 0 : s->will_at,
+					.state = s->state,
+					.handle = s,
+				};
+				int rc = fn(arg, &si);
+				if (rc)
+					return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+int bw_broker_session_subs(struct bw_broker *b, const struct bw_session_info *si, bw_sub_each_fn fn,
+                           void *arg)
+{
+	struct sess *s = si->handle;
+	(void)b;
+	return bw_sub_index_each(s->t->index, s, fn, arg);
+}
+
+struct bw_session *bw_broker_session_restore(struct bw_broker *b, const struct bw_session_info *si)
+{
+	struct tenant *t = si->tenant < b->n_tenants ? &b->tenants[si->tenant] : NULL;
+	if (!t || sess_find(t, si->client_id)) {
+		errno = EEXIST;
+		return NULL;
+	}
+	struct sess *s = sess_new(b, t, si->client_id);
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->expiry_s = si->expiry_s;
+	s->expires_at = si->expires_at_ms;
+	s->will = si->will ? bw_msg_ref(si->will) : NULL;
+	s->will_delay_s = si->will_delay_s;
+	s->will_expiry_s = si->will_expiry_s;
+	s->will_at = si->will ? si->will_at_ms : 0;
+	if (s->will || s->expires_at)
+		timed_add(b, s);
+	return s->state;
+}
+
+int bw_broker_sub_restore(struct bw_broker *b, struct bw_session *state, const uint8_t *filter,
+                          size_t len, const struct bw_sub_opts *o)
+{
+	struct sess *s = bw_session_owner(state);
+	struct tenant *t = s->t;
+	bool fresh;
+	int rc = bw_sub_index_add(t->index, filter, len, s, o, &fresh);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return 0;
+	bool shared = is_shared(filter, len);
+	if (shared || fresh) {
+		uint32_t member = shared ? bw_sub_index_count(t->index, filter, len) : 0;
+		if (interest_change(b, t, true, member, filter, len) < 0) {
+			bw_sub_index_remove(t->index, filter, len, s, &fresh);
+			return -ENOMEM;
+		}
+	}
+	s->n_subs++;
+	bw_stat_add(&t->stats->subscriptions, 1);
+	return 0;
 }
 
 size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)

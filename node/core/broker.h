@@ -25,6 +25,7 @@
 #include "node/config.h"
 #include "node/core/conn.h"
 #include "node/core/hub.h"
+#include "node/core/sub_index.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,9 +70,10 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg);
 void bw_broker_free(struct bw_broker **b);
 
 /*
- * The node is stopping and its clients were closed: publishes every will
- * now (delays are cut short, as the session's server is going away) and
- * ends the clean sessions. Persistent sessions stay for the snapshot.
+ * The node is stopping and its clients were closed: publishes the wills
+ * that are due (no delay, or their session ends with the connection) and
+ * ends the sessions whose expiry is 0. Persistent sessions, with any
+ * delayed will, stay for the snapshot.
  */
 void bw_broker_shutdown(struct bw_broker *b);
 
@@ -104,6 +106,45 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now_ms);
  */
 #define BW_BROKER_STALL_MS 5000
 bool bw_broker_congested(struct bw_broker *b);
+
+/* ---- snapshots (node/core/snapshot.c) ---------------------------------- */
+
+/* A persistent session as a snapshot saves and restores it. */
+struct bw_session_info {
+	uint32_t tenant;
+	struct bw_str client_id;
+	uint32_t expiry_s;      /* Session Expiry Interval; UINT32_MAX: never */
+	uint64_t expires_at_ms; /* offline: when it ends; 0: no deadline */
+	struct bw_msg *will;    /* NULL: none */
+	uint32_t will_delay_s;
+	uint32_t will_expiry_s; /* the will's Message Expiry Interval; 0: none */
+	uint64_t will_at_ms;    /* offline: when the will goes out; 0: not due */
+	struct bw_session *state;
+	void *handle; /* the broker's */
+};
+
+/*
+ * Calls fn for each persistent session (expiry above 0, connected or
+ * not) until it returns non-zero, which is returned.
+ */
+int bw_broker_sessions(struct bw_broker *b, int (*fn)(void *arg, const struct bw_session_info *s),
+                       void *arg);
+
+/* Walks the subscriptions of a session from bw_broker_sessions(). */
+int bw_broker_session_subs(struct bw_broker *b, const struct bw_session_info *s, bw_sub_each_fn fn,
+                           void *arg);
+
+/*
+ * Restores an offline session (its home must be this worker; no session
+ * of that client id may exist): takes a reference to si->will. Returns the
+ * session state to refill (inflight, queue), or NULL (errno EEXIST,
+ * ENOMEM).
+ */
+struct bw_session *bw_broker_session_restore(struct bw_broker *b, const struct bw_session_info *si);
+
+/* Restores one subscription of a restored session; 0 or -errno. */
+int bw_broker_sub_restore(struct bw_broker *b, struct bw_session *state, const uint8_t *filter,
+                          size_t len, const struct bw_sub_opts *o);
 
 /*
  * Prometheus text of every tenant's counters, summed over the hub's

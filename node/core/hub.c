@@ -502,6 +502,16 @@ int bw_hub_retained_get(struct bw_hub *h, uint32_t tenant, const uint8_t *filter
 	return rc == -ENOMEM ? rc : c.count;
 }
 
+int bw_hub_retained_each(struct bw_hub *h, uint32_t tenant, bw_retained_visit_fn visit, void *arg)
+{
+	struct tenant *t = &h->tenants[tenant];
+
+	pthread_mutex_lock(&t->mu);
+	int rc = bw_retained_each(t->retained, visit, arg);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
 /* ---- counters -------------------------------------------------------------------- */
 
 struct bw_tenant_stats *bw_hub_stats(struct bw_hub *h, uint32_t tenant, uint32_t worker)

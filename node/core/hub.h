@@ -198,6 +198,9 @@ int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic,
 int bw_hub_retained_get(struct bw_hub *h, uint32_t tenant, const uint8_t *filter, size_t len,
                         struct bw_msg ***v, size_t *n, size_t *cap);
 
+/* Visits every retained message of tenant under its lock (snapshots). */
+int bw_hub_retained_each(struct bw_hub *h, uint32_t tenant, bw_retained_visit_fn visit, void *arg);
+
 /* ---- counters -------------------------------------------------------------------- */
 
 struct bw_tenant_stats *bw_hub_stats(struct bw_hub *h, uint32_t tenant, uint32_t worker);

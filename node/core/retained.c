@@ -304,6 +304,13 @@ int bw_retained_match(struct bw_retained *r, const uint8_t *filter, size_t len,
 	return walk_node(&w, r->root, 0, 0);
 }
 
+int bw_retained_each(struct bw_retained *r, bw_retained_visit_fn visit, void *arg)
+{
+	struct walk w = { r, NULL, 0, visit, arg };
+
+	return walk_subtree(&w, r->root, 0);
+}
+
 void bw_retained_stats(const struct bw_retained *r, struct bw_retained_stats *st)
 {
 	*st = r->st;

@@ -86,6 +86,9 @@ typedef int (*bw_retained_visit_fn)(void *arg, const uint8_t *topic, size_t len,
 int bw_retained_match(struct bw_retained *r, const uint8_t *filter, size_t len,
                       bw_retained_visit_fn visit, void *arg);
 
+/* Visits every retained message, '$' topics included (for snapshots). */
+int bw_retained_each(struct bw_retained *r, bw_retained_visit_fn visit, void *arg);
+
 /* Counts for metrics. */
 void bw_retained_stats(const struct bw_retained *r, struct bw_retained_stats *st);
 

@@ -312,6 +312,54 @@ int bw_session_inbound_release(struct bw_session *s, uint16_t packet_id)
 	return -ENOENT;
 }
 
+const struct bw_delivery *bw_session_queued_at(const struct bw_session *s, uint32_t i)
+{
+	return i < s->q_len ? &s->q[(s->q_head + i) & (s->q_cap - 1)] : NULL;
+}
+
+uint32_t bw_session_inbound_ids(const struct bw_session *s, const uint16_t **ids)
+{
+	*ids = s->inbound;
+	return s->in_len;
+}
+
+uint16_t bw_session_next_id(const struct bw_session *s)
+{
+	return s->next_id;
+}
+
+int bw_session_restore(struct bw_session *s, const struct bw_delivery *d, uint16_t packet_id,
+                       uint8_t state, uint64_t sent_at_ms, uint16_t next_id)
+{
+	if (next_id)
+		s->next_id = next_id;
+	if (!d)
+		return 0;
+	if (d->qos == 0 || packet_id == 0 || state > BW_INFLIGHT_RELEASED ||
+	    (state == BW_INFLIGHT_RELEASED && d->qos != 2) || id_in_use(s, packet_id))
+		return -EINVAL;
+	if (s->win_len == s->win_cap &&
+	    ring_grow((void **)&s->win, sizeof(*s->win), &s->win_cap, &s->win_head, s->win_len))
+		return -ENOMEM;
+	struct bw_inflight *f = win_at(s, s->win_len);
+	f->d = *d;
+	bw_msg_ref(f->d.msg);
+	f->packet_id = packet_id;
+	f->state = state;
+	f->sent_at_ms = sent_at_ms;
+	s->win_len++;
+	s->win_live++;
+	if (!s->used && s->win_live >= SCAN_MAX && (s->used = calloc(1024, sizeof(uint64_t)))) {
+		for (uint32_t i = 0; i < s->win_len; i++) {
+			const struct bw_inflight *g = win_at(s, i);
+			if (g->d.msg)
+				mark_id(s, g->packet_id, true);
+		}
+	}
+	mark_id(s, packet_id, true);
+	return 0;
+}
+
 const struct bw_session_stats *bw_session_stats(const struct bw_session *s)
 {
 	return &s->stats;

@@ -134,6 +134,26 @@ int bw_session_inbound_qos2(struct bw_session *s, uint16_t packet_id);
 /* PUBREL: forgets packet_id. Returns 0 or -ENOENT. */
 int bw_session_inbound_release(struct bw_session *s, uint16_t packet_id);
 
+/* For snapshots: the i-th queued delivery (oldest first), or NULL. */
+const struct bw_delivery *bw_session_queued_at(const struct bw_session *s, uint32_t i);
+
+/* For snapshots: the inbound QoS 2 packet ids (*ids, unordered); returns their count. */
+uint32_t bw_session_inbound_ids(const struct bw_session *s, const uint16_t **ids);
+
+/* For snapshots: the packet id the next allocation tries first. */
+uint16_t bw_session_next_id(const struct bw_session *s);
+
+/*
+ * From a snapshot: puts a delivery (QoS 1/2, taking a reference) in the
+ * window with its exact packet id and state, after those restored before,
+ * and sets the next packet id when next_id is not 0 (d may be NULL for
+ * that alone). Returns 0, -EINVAL (QoS 0, id 0 or in use, RELEASED for
+ * QoS 1) or -ENOMEM. The window may exceed inflight_max by what was
+ * inflight: it drains as the client acknowledges.
+ */
+int bw_session_restore(struct bw_session *s, const struct bw_delivery *d, uint16_t packet_id,
+                       uint8_t state, uint64_t sent_at_ms, uint16_t next_id);
+
 /* Counters for metrics. */
 const struct bw_session_stats *bw_session_stats(const struct bw_session *s);
 

@@ -567,6 +567,19 @@ uint32_t bw_sub_index_remove_all(struct bw_sub_index *idx, void *subscriber, bw_
 	return removed;
 }
 
+int bw_sub_index_each(struct bw_sub_index *idx, void *subscriber, bw_sub_each_fn fn, void *arg)
+{
+	struct subscriber *s = subscriber_find(idx, subscriber);
+	int rc;
+
+	for (struct entry *e = s ? s->entries : NULL; e; e = e->sub_next) {
+		size_t len = filter_string(idx, e->node, e->group);
+		if ((rc = fn(arg, idx->scratch, len, &e->opts)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 uint32_t bw_sub_index_count(struct bw_sub_index *idx, const uint8_t *filter, size_t len)
 {
 	struct bw_topic_share sh;

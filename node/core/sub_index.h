@@ -172,6 +172,15 @@ int bw_sub_index_pick(struct bw_sub_index *idx, const uint8_t *filter, size_t le
 const uint8_t *bw_sub_index_group_filter(struct bw_sub_index *idx, const void *group, size_t *len);
 
 /*
+ * Calls fn for each subscription of subscriber (full filter bytes, valid
+ * during the call; its options), until fn returns non-zero, which is
+ * returned. fn must not change idx.
+ */
+typedef int (*bw_sub_each_fn)(void *arg, const uint8_t *filter, size_t len,
+                              const struct bw_sub_opts *opts);
+int bw_sub_index_each(struct bw_sub_index *idx, void *subscriber, bw_sub_each_fn fn, void *arg);
+
+/*
  * Subscriptions on the full filter: a share group's members for
  * "$share/{group}/{filter}", else the plain subscriptions to filter.
  */

@@ -13,12 +13,18 @@ TIMEOUT = 10
 
 
 def start_node(binary, tmp, settings):
-    """Starts the node with `--set` for each of settings; returns (proc, ports, log)."""
+    """Starts the node with `--set` for each of settings (state_dir defaults
+    to tmp/state); returns (proc, ports, log)."""
     log = os.path.join(tmp, "node.log")
     args = [binary]
-    for s in settings + ["log_level=debug", "log_file=" + log]:
+    extra = ["log_level=debug", "log_file=" + log]
+    if not any(s.startswith("state_dir=") for s in settings):
+        extra.append("state_dir=" + os.path.join(tmp, "state"))
+    for s in settings + extra:
         args += ["--set", s]
     want = sum(1 for s in settings if s.startswith("listen="))
+    if os.path.exists(log):
+        os.unlink(log)  # a restart in the same tmp: wait for the new ports
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ports = []
     deadline = time.time() + TIMEOUT

@@ -331,6 +331,130 @@ def no_loss_with_a_slow_subscriber(port, count=3000, window=100):
     return acked == count and len(got) == count, (sent, acked, len(got))
 
 
+class Raw:
+    """A raw MQTT 3.1.1 client, for exact packet ids and flags across a restart."""
+
+    def __init__(self, port, client_id, clean):
+        var = lp(b"MQTT") + bytes([4, 0x02 if clean else 0]) + (60).to_bytes(2, "big")
+        body = var + lp(client_id)
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.buf = bytearray()
+        self.pending = []
+        self.s.sendall(b"\x10" + varint(len(body)) + body)
+        t, b = self.next()
+        if t != 0x20 or b[1] != 0:
+            raise RuntimeError(f"CONNACK {t:#x} {b!r}")
+        self.present = b[0] & 1
+
+    def next(self, timeout=TIMEOUT):
+        """The next packet as (first byte, body), or None after timeout."""
+        deadline = time.time() + timeout
+        while not self.pending:
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.s.settimeout(left)
+            try:
+                self.pending += read_packets(self.s, self.buf)
+            except socket.timeout:
+                return None
+        return self.pending.pop(0)
+
+    def send(self, first, body):
+        self.s.sendall(bytes([first]) + varint(len(body)) + body)
+
+    def subscribe(self, filt, qos):
+        self.send(0x82, (1).to_bytes(2, "big") + lp(filt) + bytes([qos]))
+        t, _ = self.next()
+        assert t == 0x90
+
+    def publish(self, topic, payload, qos, pid=0, retain=False, dup=False):
+        first = 0x30 | (qos << 1) | (1 if retain else 0) | (8 if dup else 0)
+        self.send(first, lp(topic) + (pid.to_bytes(2, "big") if qos else b"") + payload)
+
+    def publishes(self, seconds):
+        """PUBLISHes received within seconds: (flags, packet id, topic, payload)."""
+        out = []
+        while True:
+            p = self.next(seconds)
+            if p is None:
+                return out
+            t, b = p
+            if t & 0xF0 != 0x30:
+                continue
+            n = int.from_bytes(b[:2], "big")
+            topic, rest = b[2:2 + n], b[2 + n:]
+            pid = int.from_bytes(rest[:2], "big") if t & 0x06 else 0
+            out.append((t, pid, topic, rest[2:] if t & 0x06 else rest))
+
+    def close(self):
+        self.s.close()
+
+
+def restart_keeps_state(tmp):
+    """Persistent sessions (subscriptions, an unacknowledged QoS 1 delivery
+    with its packet id, queued messages, an unreleased inbound QoS 2 id) and
+    retained messages survive a SIGTERM and a start from the same state_dir."""
+    settings = ["listen=mqtt 127.0.0.1:0 allow_anonymous=true",
+                "state_dir=" + os.path.join(tmp, "restart-state")]
+    proc, ports, log = node.start_node(BIN, tmp, settings)
+    port = ports[0]
+    detail = {}
+    try:
+        keeper = Raw(port, b"keeper", clean=False)
+        keeper.subscribe(b"persist/#", 1)
+        pub = Raw(port, b"pub", clean=True)
+        pub.publish(b"persist/a", b"m1", 1, pid=1)
+        got = keeper.publishes(1.0)
+        first_id = got[0][1] if got else None
+        keeper.close()  # m1 stays inflight, unacknowledged
+        wait_for(lambda: "closing" in open(log).read())
+        pub.publish(b"persist/b", b"m2", 1, pid=2)
+        pub.publish(b"keep/r", b"R1", 1, pid=3, retain=True)
+        acks = [pub.next() for _ in range(2)]
+        q2 = Raw(port, b"q2pub", clean=False)
+        q2.publish(b"persist/q2", b"once", 2, pid=7)
+        rec = q2.next()
+        q2.close()  # PUBREC seen, PUBREL never sent
+        pub.close()
+        detail["before"] = (first_id, [a[0] for a in acks if a], rec and rec[0])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=TIMEOUT)
+    snap = os.path.exists(os.path.join(tmp, "restart-state", "snapshot.bin"))
+    detail["stop"] = (code, snap)
+    proc, ports, log = node.start_node(BIN, tmp, settings)
+    port = ports[0]
+    try:
+        q2 = Raw(port, b"q2pub", clean=False)
+        q2.publish(b"persist/q2", b"once", 2, pid=7, dup=True)
+        rec2 = q2.next()
+        q2.send(0x62, (7).to_bytes(2, "big"))
+        comp = q2.next()
+        keeper = Raw(port, b"keeper", clean=False)
+        got = keeper.publishes(1.5)
+        for flags, pid, _, _ in got:
+            if flags & 0x06:
+                keeper.send(0x40, pid.to_bytes(2, "big"))
+        fresh = Raw(port, b"fresh", clean=True)
+        fresh.subscribe(b"keep/#", 1)
+        retained = fresh.publishes(1.0)
+        detail["after"] = (q2.present, rec2 and rec2[0], comp and comp[0], keeper.present,
+                           [(f, pid, t, p) for f, pid, t, p in got], retained)
+        ok = (first_id is not None and code == 0 and snap and
+              q2.present == 1 and rec2 and rec2[0] == 0x50 and comp and comp[0] == 0x70 and
+              keeper.present == 1 and len(got) == 3 and
+              got[0][1] == first_id and got[0][0] & 0x08 and got[0][3] == b"m1" and
+              sorted(p for _, _, _, p in got[1:]) == [b"m2", b"once"] and
+              [p for _, _, _, p in retained] == [b"R1"])
+        for c in (q2, keeper, fresh):
+            c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=TIMEOUT)
+    return bool(ok) and code == 0, detail
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         proc, ports, log = start_node(tmp)
@@ -393,6 +517,9 @@ def main():
                 proc.kill()
                 code = None
         check("SIGTERM stops the node with exit 0", code == 0, str(code))
+        ok, detail = restart_keeps_state(tmp)
+        check("restart keeps persistent sessions (inflight ids, queue, QoS 2) and retained",
+              ok, str(detail))
     print(f"{passed} passed, {len(failures)} failed")
     return 1 if failures else 0
 

@@ -230,6 +230,7 @@ struct opts {
 	uint32_t expiry; /* 5.0 Session Expiry Interval */
 	const char *will_topic;
 	uint32_t will_delay;
+	uint32_t will_expiry; /* the will's Message Expiry Interval */
 	uint32_t listener;
 	uint32_t worker; /* whose broker the connection is on */
 	bool with_user;
@@ -263,6 +264,10 @@ static struct client *connect_client(const char *id, struct opts o)
 		if (o.will_delay) {
 			p.connect.will_props.has = BW_PROP_BIT(BW_PROP_WILL_DELAY);
 			p.connect.will_props.will_delay = o.will_delay;
+		}
+		if (o.will_expiry) {
+			p.connect.will_props.has |= BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY);
+			p.connect.will_props.message_expiry = o.will_expiry;
 		}
 	}
 	if (o.with_user) {
@@ -448,6 +453,16 @@ static void test_wills(void **state)
 	clock_ms += 2000;
 	bw_broker_tick(broker, clock_ms);
 	expect_publish(w, "will/d", "gone");
+
+	/* A will's expiry runs from its publication, not from the CONNECT. */
+	struct client *e =
+	        connect_client("e", (struct opts){ .will_topic = "will/e", .will_expiry = 5 });
+	clock_ms += 60000;
+	disconnect(e, true);
+	bw_broker_tick(broker, clock_ms + 1);
+	struct bw_packet p = expect(w, BW_PUBLISH);
+	assert_true(p.publish.props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY));
+	assert_int_equal(p.publish.props.message_expiry, 5);
 	disconnect(w, false);
 }
 

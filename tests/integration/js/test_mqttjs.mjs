@@ -110,7 +110,7 @@ async function startNode(tmp) {
   const log = path.join(tmp, 'node.log');
   const args = [];
   for (const s of ['listen=mqtt 127.0.0.1:0 allow_anonymous=true', 'listen=http 127.0.0.1:0',
-    'log_level=debug', `log_file=${log}`]) {
+    'log_level=debug', `log_file=${log}`, `state_dir=${path.join(tmp, 'state')}`]) {
     args.push('--set', s);
   }
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
