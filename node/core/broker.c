@@ -537,14 +537,90 @@ static void send_will(struct bw_broker *b, struct sess *s)
 	s->will_at = 0;
 }
 
+/* A session's filters, split into its share groups and its plain ones. */
+struct filters {
+	size_t n;
+	struct {
+		bool shared;
+		uint16_t len;
+		uint8_t *f;
+	} v[64];
+};
+
+static int collect_filter(void *arg, const uint8_t *filter, size_t len, const struct bw_sub_opts *o)
+{
+	struct filters *fs = arg;
+	(void)o;
+	if (fs->n == sizeof(fs->v) / sizeof(fs->v[0]) || !(fs->v[fs->n].f = malloc(len)))
+		return 1;
+	memcpy(fs->v[fs->n].f, filter, len);
+	fs->v[fs->n].len = (uint16_t)len;
+	fs->v[fs->n].shared = is_shared(filter, len);
+	fs->n++;
+	return 0;
+}
+
+/*
+ * A QoS 1/2 message a session that ends still held (queued or unacknowledged)
+ * goes to another member of the share group it came through (MQTT 5.0
+ * 4.8.2: the Server SHOULD send it to another subscribed Client). It came
+ * through a group when one of the session's group filters matches its topic
+ * and none of its plain filters does.
+ */
+static void share_redeliver(struct bw_broker *b, struct sess *s, const struct filters *fs,
+                            struct bw_msg *m)
+{
+	const struct filters *f = fs;
+	int group = -1;
+	for (size_t i = 0; i < f->n; i++) {
+		const uint8_t *p = f->v[i].f;
+		size_t len = f->v[i].len;
+		struct bw_topic_share sh;
+		if (f->v[i].shared && bw_topic_share_split(p, len, &sh)) {
+			p = sh.filter;
+			len = sh.filter_len;
+		}
+		if (!bw_topic_match(p, len, m->topic.p, m->topic.len))
+			continue;
+		if (!f->v[i].shared)
+			return; /* the session wanted it for itself too */
+		if (group < 0)
+			group = (int)i;
+	}
+	if (group >= 0)
+		route_share(b, s->t, m, f->v[group].f, f->v[group].len, 0);
+}
+
 /* Ends a session: a will still waiting goes out ([MQTT-3.1.2-8]). */
 static void sess_end(struct bw_broker *b, struct sess *s)
 {
 	struct tenant *t = s->t;
 	struct gone_ctx g = { b, t };
+	struct filters fs = { .n = 0 };
 	send_will(b, s);
+	bool held = bw_session_inflight(s->state) || bw_session_queued(s->state);
+	if (held)
+		bw_sub_index_each(t->index, s, collect_filter, &fs);
 	uint32_t n = bw_sub_index_remove_all(t->index, s, on_filter_gone, &g);
 	bw_stat_add(&t->stats->subscriptions, -(int64_t)n);
+	bool any_group = false;
+	for (size_t i = 0; i < fs.n; i++)
+		any_group |= fs.v[i].shared;
+	if (any_group) {
+		uint32_t cur = 0;
+		const struct bw_inflight *f;
+		while ((f = bw_session_inflight_at(s->state, &cur)) != NULL) {
+			if (f->state == BW_INFLIGHT_PUBLISHED) /* not yet received */
+				share_redeliver(b, s, &fs, f->d.msg);
+		}
+		const struct bw_delivery *d;
+		for (uint32_t i = 0; (d = bw_session_queued_at(s->state, i)) != NULL; i++) {
+			if (d->qos > 0)
+				share_redeliver(b, s, &fs, d->msg);
+		}
+	}
+	for (size_t i = 0; i < fs.n; i++)
+		free(fs.v[i].f);
 	for (struct pending_retained *p = s->pending, *next; p; p = next) {
 		next = p->next;
 		free(p);

@@ -553,6 +553,36 @@ static void test_shared_subscriptions_round_robin(void **state)
 	disconnect(p, false);
 }
 
+static void test_shared_redelivery_when_a_member_leaves(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ 0 });
+	struct client *b = connect_client("b", (struct opts){ 0 });
+	subscribe(a, "$share/g/r", 1, 0, 0, false);
+	subscribe(b, "$share/g/r", 1, 0, 0, false);
+	struct client *p = connect_client("p", (struct opts){ 0 });
+	for (int i = 0; i < 4; i++)
+		publish(p, "r", "m", 1, false);
+	int to_a = 0, to_b = 0;
+	struct bw_packet r;
+	while (recv_pkt(a).type == BW_PUBLISH)
+		to_a++; /* never acknowledged */
+	while ((r = recv_pkt(b)).type == BW_PUBLISH) {
+		struct bw_packet ack = { .type = BW_PUBACK };
+		ack.ack.packet_id = r.publish.packet_id;
+		send_pkt(b, &ack);
+		to_b++;
+	}
+	assert_int_equal(to_a, 2);
+	assert_int_equal(to_b, 2);
+	disconnect(a, false); /* a clean session: it ends at the next tick */
+	bw_broker_tick(broker, clock_ms + 1);
+	expect_publish(b, "r", "m");
+	expect_publish(b, "r", "m");
+	expect_nothing(b);
+	disconnect(b, false);
+	disconnect(p, false);
+}
+
 static void test_no_local(void **state)
 {
 	struct client *a = connect_client("a", (struct opts){ 0 });
@@ -838,6 +868,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_expiry_and_clean_start, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_shared_subscriptions_round_robin, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_shared_redelivery_when_a_member_leaves, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
