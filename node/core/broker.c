@@ -101,6 +101,7 @@ struct bw_broker {
 	struct sess *timed;      /* head of the timed list */
 	struct sess *congested;  /* subscribers found congested, see bw_broker_congested() */
 	bool pressure;           /* the current publish fed a congested subscriber */
+	bool freeing;            /* bw_broker_free(): sessions end without routing */
 	uint64_t started_ms, next_sys_ms;
 	struct bw_match match;  /* local routing, reused */
 	struct bw_match rmatch; /* the replica's answer, reused */
@@ -597,8 +598,11 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 	struct tenant *t = s->t;
 	struct gone_ctx g = { b, t };
 	struct filters fs = { .n = 0 };
-	send_will(b, s);
-	bool held = bw_session_inflight(s->state) || bw_session_queued(s->state);
+	if (b->freeing)
+		bw_msg_unref(&s->will);
+	else
+		send_will(b, s);
+	bool held = !b->freeing && (bw_session_inflight(s->state) || bw_session_queued(s->state));
 	if (held)
 		bw_sub_index_each(t->index, s, collect_filter, &fs);
 	uint32_t n = bw_sub_index_remove_all(t->index, s, on_filter_gone, &g);
@@ -967,13 +971,7 @@ void bw_broker_free(struct bw_broker **bp)
 	struct bw_broker *b = *bp;
 	if (!b)
 		return;
-	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
-		struct tenant *t = &b->tenants[k];
-		for (uint32_t i = 0; t->tab && i <= t->tab_mask; i++) {
-			for (struct sess *s = t->tab[i]; s; s = s->hnext)
-				bw_msg_unref(&s->will); /* see bw_broker_shutdown() */
-		}
-	}
+	b->freeing = true; /* no wills (see bw_broker_shutdown()), no redelivery */
 	end_sessions(b);
 	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];

@@ -54,6 +54,7 @@ struct worker {
 	_Atomic(void *) peer;
 	struct overflow *over; /* [n_workers], indexed by receiver */
 	size_t backlog;        /* sum of over[].n */
+	uint32_t take_from;    /* the sender a take starts with, in turn */
 	struct inbox inbox;
 };
 
@@ -361,9 +362,12 @@ size_t bw_hub_backlog(const struct bw_hub *h, uint32_t from)
 
 uint32_t bw_hub_take(struct bw_hub *h, uint32_t to, uintptr_t *out, uint32_t max)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, first = h->workers[to].take_from;
 
-	for (uint32_t from = 0; from < h->n_workers && n < max; from++) {
+	/* Each take starts with the next sender, so none waits behind a busy one. */
+	h->workers[to].take_from = (first + 1) % h->n_workers;
+	for (uint32_t k = 0; k < h->n_workers && n < max; k++) {
+		uint32_t from = (first + k) % h->n_workers;
 		if (from == to)
 			continue;
 		struct ring *r = ring_of(h, from, to);

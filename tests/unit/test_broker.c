@@ -103,12 +103,18 @@ static int setup(void **state)
 	return 0;
 }
 
+static void drop_letter(void *arg, uintptr_t letter)
+{
+	(void)arg;
+	bw_broker_mail_drop(letter);
+}
+
 static int teardown(void **state)
 {
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	broker = NULL;
-	bw_hub_free(&hub, NULL, NULL);
+	bw_hub_free(&hub, drop_letter, NULL);
 	sys_interval_ms = 0;
 	n_workers = 1;
 	return 0;
