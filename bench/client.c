@@ -294,7 +294,14 @@ static void maybe_release(struct bw_bench_conn *c)
 	handshake_over(c);
 	if (c->role == ROLE_CHURN && phase(t) == BW_BENCH_PH_RUN) {
 		c->iter++;
-		start_connect(c);
+		/*
+		 * A failed attempt starts again from the thread's loop: a connect
+		 * that fails at once would otherwise recurse through here.
+		 */
+		if (c->failed)
+			t->restart[t->n_restart++] = (uint32_t)(c - t->conns);
+		else
+			start_connect(c);
 	}
 }
 
@@ -343,7 +350,7 @@ static void poll_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
 	socklen_t len = sizeof(err);
 
 	c->poll_busy = false;
-	c->t->now_ns = c->t->now_ns ? c->t->now_ns : bw_bench_now_ns();
+	c->t->now_ns = bw_bench_now_ns();
 	if (c->state == CS_CLOSING) {
 		maybe_release(c);
 		return;
@@ -943,6 +950,12 @@ static void *thread_main(void *arg)
 		t->now_ns = bw_bench_now_ns();
 		if (ph == BW_BENCH_PH_CONNECT)
 			connect_more(t);
+		if (t->n_restart && phase(t) == BW_BENCH_PH_RUN) {
+			uint32_t n = t->n_restart;
+			t->n_restart = 0;
+			for (uint32_t i = 0; i < n; i++)
+				start_connect(&t->conns[t->restart[i]]);
+		}
 		if (t->now_ns >= t->next_ka_ns) {
 			keepalive(t);
 			t->next_ka_ns = t->now_ns + KEEPALIVE_SCAN_S * 1000000000ull;
@@ -1023,7 +1036,8 @@ int bw_bench_thread_setup(struct bw_bench_thread *t, struct bw_bench_plan *plan,
 	t->lat = malloc(sizeof(*t->lat));
 	t->hs = malloc(sizeof(*t->hs));
 	t->conns = calloc(n ? n : 1, sizeof(*t->conns));
-	if (!t->lat || !t->hs || !t->conns)
+	t->restart = calloc(n ? n : 1, sizeof(*t->restart));
+	if (!t->lat || !t->hs || !t->conns || !t->restart)
 		return -ENOMEM;
 	bw_bench_hist_init(t->lat);
 	bw_bench_hist_init(t->hs);
@@ -1095,6 +1109,8 @@ void bw_bench_thread_free(struct bw_bench_thread *t)
 		bw_bench_seq_free(&t->trk[i]);
 	free(t->trk);
 	free(t->conns);
+	free(t->restart);
+	t->restart = NULL;
 	free(t->lat);
 	free(t->hs);
 	t->trk = NULL;

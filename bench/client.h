@@ -84,9 +84,11 @@ struct bw_bench_thread {
 	struct bw_ring ring;
 	struct bw_bench_conn *conns;
 	uint32_t n_conns;
-	uint32_t next_connect;    /* connect phase: conns[] index of the next to start */
-	uint32_t connecting;      /* handshakes in progress */
-	uint32_t concurrency;     /* this thread's share of --concurrency */
+	uint32_t next_connect; /* connect phase: conns[] index of the next to start */
+	uint32_t connecting;   /* handshakes in progress */
+	uint32_t concurrency;  /* this thread's share of --concurrency */
+	uint32_t *restart;     /* connect: failed slots to start again, conns[] indexes */
+	uint32_t n_restart;
 	struct bw_bench_seq *trk; /* one a subscriber, or one for a shared group */
 	uint32_t n_trk;
 	struct bw_bench_hist *lat; /* delivery latency, ns */

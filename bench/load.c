@@ -55,7 +55,7 @@ struct run {
 	/* Outcome. */
 	bool connect_timeout;
 	bool drain_timeout;
-	bool still_arriving; /* deliveries were still coming in when --drain ran out */
+	bool still_arriving; /* --drain ran out with deliveries coming in during the drain */
 	double drain_s;
 	char failures[8][256];
 	unsigned n_failures;
@@ -348,6 +348,7 @@ static void phase_stop(struct run *r)
 	uint64_t start = bw_bench_now_ns();
 	uint64_t deadline = start + (uint64_t)(r->o->drain * 1e9);
 	uint64_t last_rx = UINT64_MAX, quiet_since = start;
+	uint64_t rx0 = sum(r, BW_BENCH_C_RECEIVED);
 
 	set_phase(r, BW_BENCH_PH_STOP);
 	for (;;) {
@@ -363,8 +364,12 @@ static void phase_stop(struct run *r)
 		if (idle && now - quiet_since >= QUIET_MS * 1000000ull)
 			break;
 		if (now >= deadline) {
+			/*
+			 * Deliveries came during the drain but not all of them: a
+			 * backlog (which may come in bursts), not a loss rate.
+			 */
 			r->drain_timeout = true;
-			r->still_arriving = now - quiet_since < QUIET_MS * 1000000ull;
+			r->still_arriving = rx != rx0;
 			break;
 		}
 		sleep_ms(5);
@@ -690,7 +695,11 @@ static int write_json(FILE *f, const struct run *r, const struct totals *tt, int
 	        tt->expected, tt->received, tt->unique, tt->lost, tt->dups, tt->dups_flag,
 	        tt->reordered, tt->unexpected + tt->extra, tt->failed, tt->w_sent, tt->w_received,
 	        tt->w_connects);
-	json_num(f, "loss_pct", tt->expected ? 100.0 * (double)tt->lost / (double)tt->expected : -1,
+	/* Missing messages still arriving at the end are a backlog, not a loss rate. */
+	json_num(f, "loss_pct",
+	         tt->expected && !r->still_arriving
+	                 ? 100.0 * (double)tt->lost / (double)tt->expected
+	                 : -1,
 	         4);
 	json_num(f, "msgs_per_s", tt->msgs_per_s, 1);
 	json_num(f, "pub_msgs_per_s", tt->pub_per_s, 1);

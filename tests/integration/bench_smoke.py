@@ -174,6 +174,11 @@ def refused(tmp):
     check("refused connections fail the run (exit 1)",
           rc == 1 and doc and doc["failed_connections"] > 0 and
           any("refused" in f.lower() for f in doc["failures"]), out[-800:])
+    # A storm into a closed port: every attempt fails at once, again and again.
+    rc, out, doc = bench(tmp, ["connect", "--port", str(port), "--connections", "10"] + SHORT)
+    check("connect storm into a closed port fails (exit 1)",
+          rc == 1 and doc and doc["failed_connections"] > 0 and doc["window_connects"] == 0,
+          out[-800:])
 
 
 def main():
