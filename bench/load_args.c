@@ -1,0 +1,393 @@
+/*
+ * Command line of the load scenarios (see load.h): every option is
+ * bounded, and a value out of bounds, an option the scenario does not use
+ * or a host that does not resolve is a usage error (exit code 2).
+ */
+#include "bench/args.h"
+#include "bench/load.h"
+#include "proto/mqtt/mqtt_types.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const names[] = {
+	[BW_BENCH_FANIN] = "fanin",     [BW_BENCH_FANOUT] = "fanout",   [BW_BENCH_PAIRS] = "pairs",
+	[BW_BENCH_SHARED] = "shared",   [BW_BENCH_CONNECT] = "connect", [BW_BENCH_IDLE] = "idle",
+	[BW_BENCH_LATENCY] = "latency",
+};
+
+int bw_bench_scenario_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *bw_bench_scenario_name(enum bw_bench_scenario s)
+{
+	return names[s];
+}
+
+void bw_bench_load_usage(FILE *out)
+{
+	fprintf(out,
+	        "Load scenarios against a running broker (MQTT over TCP):\n"
+	        "  fanin     N publishers -> 1 subscriber on one topic (default 10 -> 1)\n"
+	        "  fanout    1 publisher -> N subscribers on one topic (default 1 -> 100)\n"
+	        "  pairs     N publishers, each with its own topic and subscriber (default 10)\n"
+	        "  shared    N publishers -> a $share/bench/... group of M subscribers\n"
+	        "            (default 10 -> 4)\n"
+	        "  connect   connection storm: --connections clients each CONNECT, wait for\n"
+	        "            CONNACK, DISCONNECT and start again; connects/s and handshake\n"
+	        "            latency (default 100 at once)\n"
+	        "  idle      hold --connections connections (default 1000), each subscribed to\n"
+	        "            its own topic; with --pid, the broker's memory a connection\n"
+	        "  latency   open loop at --rate messages/s (default 10000) from 1 publisher to\n"
+	        "            1 subscriber; send times follow a fixed schedule and the payload\n"
+	        "            carries the scheduled time, so a stalled broker shows as latency\n"
+	        "            (no coordinated omission): p50/p90/p99/p99.9/max\n"
+	        "\n"
+	        "Common options:\n"
+	        "  --host ADDR         broker address (default 127.0.0.1)\n"
+	        "  --port N            broker port (default 1883)\n"
+	        "  --mqtt 3|5          protocol version 3.1.1 or 5.0 (default 3)\n"
+	        "  --publishers N      publishing connections\n"
+	        "  --subscribers N     subscribing connections (fanin may use 0: no accounting)\n"
+	        "  --connections N     connect and idle: connections\n"
+	        "  --qos 0|1|2         QoS of publishes and subscriptions (default 0)\n"
+	        "  --size BYTES        payload size, %u..%u (default 64)\n"
+	        "  --seconds S         measured window (default 5)\n"
+	        "  --warmup S          load before the window, not measured (default 1)\n"
+	        "  --topic PREFIX      topic prefix (default bench)\n"
+	        "  --rate R            total publishes/s, paced on a schedule (default: as\n"
+	        "                      fast as flow control allows; latency: 10000)\n"
+	        "  --inflight N        QoS 1/2 messages a publisher keeps unacknowledged\n"
+	        "                      (default 64; 5.0: at most the broker's Receive Maximum)\n"
+	        "  --threads N         client threads, each with its own io_uring (default 1)\n"
+	        "  --username U, --password P   credentials in CONNECT\n"
+	        "  --source A-B[,C]    bind connections to these local IPv4 addresses in turn\n"
+	        "                      (e.g. 127.0.0.1-127.0.0.9: past 64k connections)\n"
+	        "  --concurrency N     connection handshakes in progress at once (default 256)\n"
+	        "  --keepalive S       keep alive in CONNECT (default 60)\n"
+	        "  --drain S           longest wait for deliveries after publishers stop\n"
+	        "                      (default 10)\n"
+	        "  --connect-timeout S longest wait for every connection (default 30)\n"
+	        "  --tick-us N         shortest pause between paced sends (default 10)\n"
+	        "  --client-id PREFIX  client identifier prefix (default bb<pid>)\n"
+	        "  --pid PID           broker process: CPU time a message, peak RSS (VmHWM)\n"
+	        "  --json FILE         also write every figure to FILE as JSON\n"
+	        "  --no-progress       no live rates on stderr\n",
+	        BW_BENCH_PAYLOAD_MIN, BW_BENCH_LOAD_PAY_MAX);
+}
+
+void bw_bench_load_opts_free(struct bw_bench_load_opts *o)
+{
+	free(o->sources);
+	o->sources = NULL;
+	o->n_sources = 0;
+}
+
+static int add_sources(struct bw_bench_load_opts *o, uint32_t first, uint32_t last)
+{
+	uint64_t n = (uint64_t)last - first + 1;
+
+	if (last < first || o->n_sources + n > BW_BENCH_SOURCES_MAX)
+		return -1;
+	struct in_addr *s = realloc(o->sources, (o->n_sources + n) * sizeof(*s));
+	if (!s)
+		return -1;
+	o->sources = s;
+	for (uint64_t i = 0; i < n; i++)
+		o->sources[o->n_sources++].s_addr = htonl((uint32_t)(first + i));
+	return 0;
+}
+
+/* "A", "A-B", comma-separated; addresses in host order for the ranges. */
+static bool parse_sources(const char *arg, struct bw_bench_load_opts *o)
+{
+	char *copy = strdup(arg), *save = NULL;
+	bool ok = copy != NULL && *arg != '\0';
+
+	for (char *item = ok ? strtok_r(copy, ",", &save) : NULL; ok && item;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *dash = strchr(item, '-');
+		struct in_addr a, b;
+		if (dash)
+			*dash = '\0';
+		if (inet_pton(AF_INET, item, &a) != 1 ||
+		    (dash && inet_pton(AF_INET, dash + 1, &b) != 1)) {
+			ok = false;
+			break;
+		}
+		if (!dash)
+			b = a;
+		if (add_sources(o, ntohl(a.s_addr), ntohl(b.s_addr)) < 0)
+			ok = false;
+	}
+	free(copy);
+	return ok;
+}
+
+static bool resolve(struct bw_bench_load_opts *o)
+{
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
+
+	memset(&o->dst, 0, sizeof(o->dst));
+	o->dst.sin_family = AF_INET;
+	o->dst.sin_port = htons(o->port);
+	if (inet_pton(AF_INET, o->host, &o->dst.sin_addr) == 1)
+		return true;
+	if (getaddrinfo(o->host, NULL, &hints, &res) != 0)
+		return false;
+	o->dst.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	freeaddrinfo(res);
+	return true;
+}
+
+/* Which options were given, to apply scenario defaults and refuse misfits. */
+enum {
+	GIVEN_PUBS = 1 << 0,
+	GIVEN_SUBS = 1 << 1,
+	GIVEN_CONNS = 1 << 2,
+	GIVEN_RATE = 1 << 3,
+	GIVEN_QOS = 1 << 4,
+	GIVEN_SIZE = 1 << 5,
+	GIVEN_INFLIGHT = 1 << 6,
+};
+
+static void defaults(struct bw_bench_load_opts *o, enum bw_bench_scenario sc)
+{
+	memset(o, 0, sizeof(*o));
+	o->scenario = sc;
+	o->host = "127.0.0.1";
+	o->port = 1883;
+	o->version = BW_MQTT_311;
+	o->size = 64;
+	o->seconds = 5;
+	o->warmup = 1;
+	o->drain = 10;
+	o->connect_timeout = 30;
+	o->topic = "bench";
+	o->threads = 1;
+	o->inflight = 64;
+	o->concurrency = 256;
+	o->keepalive = 60;
+	o->tick_us = 10;
+	o->progress = true;
+	switch (sc) {
+	case BW_BENCH_FANIN:
+		o->publishers = 10;
+		o->subscribers = 1;
+		break;
+	case BW_BENCH_FANOUT:
+		o->publishers = 1;
+		o->subscribers = 100;
+		break;
+	case BW_BENCH_PAIRS:
+		o->publishers = o->subscribers = 10;
+		break;
+	case BW_BENCH_SHARED:
+		o->publishers = 10;
+		o->subscribers = 4;
+		break;
+	case BW_BENCH_CONNECT:
+		o->connections = 100;
+		break;
+	case BW_BENCH_IDLE:
+		o->connections = 1000;
+		break;
+	case BW_BENCH_LATENCY:
+		o->publishers = o->subscribers = 1;
+		o->rate = 10000;
+		break;
+	}
+}
+
+/* Applies what depends on the scenario; returns 0 or a usage error. */
+static int settle(struct bw_bench_load_opts *o, unsigned given)
+{
+	bool conns_only = o->scenario == BW_BENCH_CONNECT || o->scenario == BW_BENCH_IDLE;
+
+	if (conns_only && (given & (GIVEN_PUBS | GIVEN_SUBS | GIVEN_RATE | GIVEN_QOS | GIVEN_SIZE |
+	                            GIVEN_INFLIGHT)))
+		return bw_bench_usage_error("connect and idle take --connections, not publishers, "
+		                            "subscribers, --rate, --qos, --size or --inflight",
+		                            NULL);
+	if (!conns_only && (given & GIVEN_CONNS))
+		return bw_bench_usage_error("--connections is for the connect and idle scenarios",
+		                            NULL);
+	if (o->scenario == BW_BENCH_PAIRS) {
+		if ((given & GIVEN_PUBS) && !(given & GIVEN_SUBS))
+			o->subscribers = o->publishers;
+		else if ((given & GIVEN_SUBS) && !(given & GIVEN_PUBS))
+			o->publishers = o->subscribers;
+		else if (o->publishers != o->subscribers)
+			return bw_bench_usage_error("pairs needs as many subscribers as publishers",
+			                            NULL);
+	}
+	if (!conns_only && o->publishers == 0)
+		return bw_bench_usage_error("--publishers must be at least 1", NULL);
+	if (!conns_only && o->subscribers == 0 && o->scenario != BW_BENCH_FANIN)
+		return bw_bench_usage_error("--subscribers 0 is only for fanin", NULL);
+	if (conns_only && o->connections == 0)
+		return bw_bench_usage_error("--connections must be at least 1", NULL);
+	if ((uint64_t)o->publishers + o->subscribers > BW_BENCH_CLIENTS_MAX)
+		return bw_bench_usage_error("too many connections (at most 1000000 in all)", NULL);
+	if (o->scenario == BW_BENCH_LATENCY && o->rate == 0)
+		return bw_bench_usage_error("latency needs a --rate", NULL);
+	if (o->rate > 0 && o->rate / (o->publishers ? o->publishers : 1) < 1e-3)
+		return bw_bench_usage_error("--rate is below one message in 1000 s a publisher",
+		                            NULL);
+	if (!o->client_id) {
+		static char id[32];
+		snprintf(id, sizeof(id), "bb%d", (int)getpid());
+		o->client_id = id;
+	}
+	if (!resolve(o))
+		return bw_bench_usage_error("--host does not resolve to an IPv4 address", o->host);
+	return 0;
+}
+
+int bw_bench_load_parse(int argc, char **argv, struct bw_bench_load_opts *o)
+{
+	int sc = bw_bench_scenario_parse(argv[0]);
+	unsigned given = 0;
+	uint32_t u;
+
+	if (sc < 0)
+		return bw_bench_usage_error("unknown scenario", argv[0]);
+	defaults(o, (enum bw_bench_scenario)sc);
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		bool missing = false;
+		const char *a = argv[i];
+#define OPT(name) (v = bw_bench_opt_value(argc, argv, &i, name, &missing))
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			bw_bench_load_opts_free(o);
+			return 1;
+		} else if (!strcmp(a, "--no-progress")) {
+			o->progress = false;
+		} else if (OPT("--host")) {
+			if (*v == '\0')
+				goto bad;
+			o->host = v;
+		} else if (OPT("--port")) {
+			if (!bw_bench_parse_u32(v, 1, 65535, &u))
+				goto bad;
+			o->port = (uint16_t)u;
+		} else if (OPT("--mqtt")) {
+			if (!strcmp(v, "3") || !strcmp(v, "3.1.1") || !strcmp(v, "4"))
+				o->version = BW_MQTT_311;
+			else if (!strcmp(v, "5") || !strcmp(v, "5.0"))
+				o->version = BW_MQTT_5;
+			else
+				goto bad;
+		} else if (OPT("--publishers")) {
+			if (!bw_bench_parse_u32(v, 0, BW_BENCH_CLIENTS_MAX, &o->publishers))
+				goto bad;
+			given |= GIVEN_PUBS;
+		} else if (OPT("--subscribers")) {
+			if (!bw_bench_parse_u32(v, 0, BW_BENCH_CLIENTS_MAX, &o->subscribers))
+				goto bad;
+			given |= GIVEN_SUBS;
+		} else if (OPT("--connections")) {
+			if (!bw_bench_parse_u32(v, 1, BW_BENCH_CLIENTS_MAX, &o->connections))
+				goto bad;
+			given |= GIVEN_CONNS;
+		} else if (OPT("--qos")) {
+			if (!bw_bench_parse_u32(v, 0, 2, &u))
+				goto bad;
+			o->qos = (uint8_t)u;
+			given |= GIVEN_QOS;
+		} else if (OPT("--size")) {
+			if (!bw_bench_parse_u32(v, BW_BENCH_PAYLOAD_MIN, BW_BENCH_LOAD_PAY_MAX,
+			                        &o->size))
+				goto bad;
+			given |= GIVEN_SIZE;
+		} else if (OPT("--seconds")) {
+			if (!bw_bench_parse_double(v, 0.001, BW_BENCH_TIME_MAX, &o->seconds))
+				goto bad;
+		} else if (OPT("--warmup")) {
+			if (!bw_bench_parse_double(v, 0, BW_BENCH_TIME_MAX, &o->warmup))
+				goto bad;
+		} else if (OPT("--drain")) {
+			if (!bw_bench_parse_double(v, 0, BW_BENCH_TIME_MAX, &o->drain))
+				goto bad;
+		} else if (OPT("--connect-timeout")) {
+			if (!bw_bench_parse_double(v, 0.001, BW_BENCH_TIME_MAX,
+			                           &o->connect_timeout))
+				goto bad;
+		} else if (OPT("--topic")) {
+			if (*v == '\0' || strlen(v) > 512 || strpbrk(v, "+#"))
+				goto bad;
+			o->topic = v;
+		} else if (OPT("--rate")) {
+			if (!bw_bench_parse_double(v, 0.001, BW_BENCH_RATE_MAX, &o->rate))
+				goto bad;
+			given |= GIVEN_RATE;
+		} else if (OPT("--pid")) {
+			if (!bw_bench_parse_u32(v, 1, 0x7fffffff, &u))
+				goto bad;
+			o->pid = (pid_t)u;
+		} else if (OPT("--json")) {
+			if (*v == '\0')
+				goto bad;
+			o->json_path = v;
+		} else if (OPT("--threads")) {
+			if (!bw_bench_parse_u32(v, 1, BW_BENCH_THREADS_MAX, &o->threads))
+				goto bad;
+		} else if (OPT("--username")) {
+			o->username = v;
+		} else if (OPT("--password")) {
+			o->password = v;
+		} else if (OPT("--source")) {
+			if (!parse_sources(v, o))
+				goto bad;
+		} else if (OPT("--inflight")) {
+			if (!bw_bench_parse_u32(v, 1, 65535, &o->inflight))
+				goto bad;
+			given |= GIVEN_INFLIGHT;
+		} else if (OPT("--concurrency")) {
+			if (!bw_bench_parse_u32(v, 1, BW_BENCH_CLIENTS_MAX, &o->concurrency))
+				goto bad;
+		} else if (OPT("--keepalive")) {
+			if (!bw_bench_parse_u32(v, 0, 65535, &u))
+				goto bad;
+			o->keepalive = (uint16_t)u;
+		} else if (OPT("--tick-us")) {
+			if (!bw_bench_parse_u32(v, 1, 1000000, &o->tick_us))
+				goto bad;
+		} else if (OPT("--client-id")) {
+			if (*v == '\0' || strlen(v) > 64)
+				goto bad;
+			o->client_id = v;
+		} else if (missing) {
+			bw_bench_load_opts_free(o);
+			return bw_bench_usage_error("option needs a value", a);
+		} else {
+			bw_bench_load_opts_free(o);
+			return bw_bench_usage_error("unknown option", a);
+		}
+#undef OPT
+		continue;
+	bad : {
+		char what[96];
+		snprintf(what, sizeof(what), "bad value for %.*s", (int)strcspn(a, "="), a);
+		bw_bench_load_opts_free(o);
+		return bw_bench_usage_error(what, v);
+	}
+	}
+	if (o->password && !o->username) {
+		bw_bench_load_opts_free(o);
+		return bw_bench_usage_error("--password needs --username", NULL);
+	}
+	int rc = settle(o, given);
+	if (rc)
+		bw_bench_load_opts_free(o);
+	return rc;
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""Smoke test of bulwark-bench against a real node and against its sink.
+
+Small runs (half a second each) of every load scenario against
+build/bin/bulwark on an ephemeral port: each must pass its own checks
+(exit 0), count every expected delivery and write the JSON figures. Then
+the checks themselves: against `bulwark-bench sink`, which relays nothing,
+a QoS 1 subscriber receives nothing and the run must report the loss and
+exit 1, while QoS 0 reports it and exits 0; a refused connection fails the
+run; bad command lines exit 2. Every run is bounded.
+Usage: bench_smoke.py BULWARK BULWARK_BENCH
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import node  # noqa: E402  (tests/integration/node.py)
+
+BULWARK, BENCH = sys.argv[1], sys.argv[2]
+SHORT = ["--seconds", "0.5", "--warmup", "0.2", "--no-progress"]
+failures = []
+passed = 0
+
+
+def check(name, cond, detail=""):
+    global passed
+    if cond:
+        passed += 1
+        print("ok   %s" % name, flush=True)
+    else:
+        failures.append(name)
+        print("FAIL %s %s" % (name, detail), flush=True)
+
+
+def bench(tmp, args, timeout=40):
+    """Runs bulwark-bench; returns (exit code, stdout, JSON or None)."""
+    out = os.path.join(tmp, "run.json")
+    if os.path.exists(out):
+        os.unlink(out)
+    p = subprocess.run([BENCH] + args + ["--json", out], capture_output=True, text=True,
+                       timeout=timeout)
+    doc = None
+    if os.path.exists(out):
+        with open(out) as f:
+            doc = json.load(f)
+    return p.returncode, p.stdout + p.stderr, doc
+
+
+def counts_ok(doc):
+    return (doc is not None and doc["ok"] and doc["lost"] == 0 and doc["duplicates"] == 0
+            and doc["unique"] == doc["expected"] and doc["expected"] > 0
+            and doc["received"] == doc["unique"])
+
+
+def usage_errors():
+    for args in (["fanin", "--qos", "3"], ["fanin", "--size", "8"], ["nope"],
+                 ["pairs", "--publishers", "3", "--subscribers", "4"],
+                 ["idle", "--publishers", "2"], ["fanin", "--port"],
+                 ["latency", "--rate", "0"], ["fanin", "--source", "10.0.0.9-10.0.0.1"]):
+        p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=10)
+        check("usage error exits 2: %s" % " ".join(args), p.returncode == 2,
+              "exit %d %s" % (p.returncode, p.stderr.strip()))
+
+
+def against_node(tmp):
+    proc, ports, _ = node.start_node(BULWARK, tmp, [
+        "listen=mqtt 127.0.0.1:0 allow_anonymous=true", "workers=1", "state_dir=" + tmp])
+    port = ["--port", str(ports[0]), "--pid", str(proc.pid)]
+    try:
+        runs = [
+            ("fanin QoS 0", ["fanin", "--publishers", "4"]),
+            ("fanin QoS 1 MQTT 5", ["fanin", "--publishers", "4", "--qos", "1", "--mqtt", "5"]),
+            ("fanout QoS 2", ["fanout", "--subscribers", "20", "--qos", "2"]),
+            ("pairs QoS 1, 2 threads", ["pairs", "--publishers", "8", "--qos", "1",
+                                        "--threads", "2"]),
+            ("shared QoS 1", ["shared", "--publishers", "4", "--subscribers", "3", "--qos", "1"]),
+        ]
+        for name, args in runs:
+            rc, out, doc = bench(tmp, args + port + SHORT)
+            check("%s: exit 0, every delivery counted once" % name, rc == 0 and counts_ok(doc),
+                  out[-1500:])
+            if doc:
+                check("%s: JSON figures" % name,
+                      doc["scenario"] == args[0] and doc["msgs_per_s"] > 0 and
+                      doc["broker_cpu_us_per_msg"] is not None and doc["broker_rss_kb"] > 0 and
+                      doc["params"][args[1][2:]] == int(args[2]) and
+                      doc["sent"] >= doc["window_sent"] > 0, json.dumps(doc)[:800])
+
+        rc, out, doc = bench(tmp, ["latency", "--rate", "2000", "--qos", "1"] + port + SHORT)
+        check("latency: exit 0, counts", rc == 0 and counts_ok(doc), out[-1500:])
+        if doc:
+            lat = doc["latency_us"]
+            # 2000/s over a 0.5 s window: about 1000 samples, every one timed.
+            check("latency: percentiles of the window's messages",
+                  lat is not None and 900 <= lat["count"] <= 1100 and
+                  0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"] and
+                  len(lat["cdf"]) > 10, json.dumps(lat)[:500])
+            check("latency: paced rate", abs(doc["pub_msgs_per_s"] - 2000) < 200,
+                  str(doc["pub_msgs_per_s"]))
+
+        rc, out, doc = bench(tmp, ["connect", "--connections", "20"] + port + SHORT)
+        check("connect: exit 0, connects and handshake latency",
+              rc == 0 and doc and doc["connects_per_s"] > 0 and doc["handshake_us"]["count"] > 0,
+              out[-1500:])
+
+        rc, out, doc = bench(tmp, ["idle", "--connections", "300", "--mqtt", "5"] + port + SHORT)
+        check("idle: exit 0, broker memory a connection",
+              rc == 0 and doc and doc["rss_per_conn_bytes"] is not None, out[-1500:])
+        check("broker still running", proc.poll() is None)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_sink():
+    """Starts `bulwark-bench sink --port 0`; returns (proc, port)."""
+    proc = subprocess.Popen([BENCH, "sink", "--port", "0", "--seconds", "60"],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # printed once it listens
+    m = re.search(r"listening on [0-9.]+:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise SystemExit("sink did not start: %r" % line)
+    return proc, int(m.group(1))
+
+
+def against_sink(tmp):
+    proc, port = start_sink()
+    p = ["--port", str(port)]
+    try:
+        rc, out, doc = bench(tmp, ["fanin", "--publishers", "2", "--qos", "1", "--drain", "1"] +
+                             p + SHORT)
+        check("sink, QoS 1: the loss is found and fails the run (exit 1)",
+              rc == 1 and doc and not doc["ok"] and doc["received"] == 0 and
+              doc["lost"] == doc["expected"] > 0 and doc["acked"] == doc["sent"] and
+              any("lost" in f for f in doc["failures"]), out[-1500:])
+        rc, out, doc = bench(tmp, ["fanin", "--publishers", "2", "--qos", "0", "--drain", "1"] +
+                             p + SHORT)
+        check("sink, QoS 0: the loss is reported, the run passes",
+              rc == 0 and doc and doc["ok"] and doc["loss_pct"] == 100.0 and doc["sent"] > 0,
+              out[-1500:])
+        rc, out, doc = bench(tmp, ["fanin", "--subscribers", "0", "--qos", "2"] + p + SHORT)
+        check("sink, no subscribers: publishers' own rate",
+              rc == 0 and doc and doc["pub_msgs_per_s"] > 0 and doc["acked"] == doc["sent"],
+              out[-1500:])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=10)
+            check("sink counts what it received", re.search(r"sink: \d+ connections, [1-9]", out)
+                  is not None, out)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            failures.append("sink did not stop")
+
+
+def refused(tmp):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    rc, out, doc = bench(tmp, ["fanin", "--port", str(port), "--connect-timeout", "5"] + SHORT)
+    check("refused connections fail the run (exit 1)",
+          rc == 1 and doc and doc["failed_connections"] > 0 and
+          any("refused" in f.lower() for f in doc["failures"]), out[-800:])
+    # A storm into a closed port: every attempt fails at once, again and again.
+    rc, out, doc = bench(tmp, ["connect", "--port", str(port), "--connections", "10"] + SHORT)
+    check("connect storm into a closed port fails (exit 1)",
+          rc == 1 and doc and doc["failed_connections"] > 0 and doc["window_connects"] == 0,
+          out[-800:])
+
+
+def main():
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
+        usage_errors()
+        against_node(tmp)
+        against_sink(tmp)
+        refused(tmp)
+    print("%d passed, %d failed in %.1f s" % (passed, len(failures), time.monotonic() - start))
+    if failures:
+        print("failed: " + "; ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
