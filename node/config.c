@@ -82,6 +82,11 @@ static const struct key_def keys[] = {
 	{ "output_queue_hard", K_SIZE, OFF(output_queue_hard), 4096, 1u << 30, 16u << 20, NULL,
 	  "bytes", NULL,
 	  "output queued for a client above which it is disconnected (slow consumer)" },
+	{ "output_queue_budget", K_SIZE, OFF(output_queue_budget), 0, 1u << 31, 64u << 20, NULL,
+	  "bytes", NULL,
+	  "output queued for all the clients of one worker above which every publisher feeding a "
+	  "client of it is paused, so a fan-out to many clients cannot hold soft x clients; 0: "
+	  "no budget" },
 	{ "max_retained_messages", K_UINT, OFF(max_retained_messages), 0, 100000000, 1000000, NULL,
 	  "messages", NULL, "retained messages a tenant may hold" },
 	{ "max_retained_bytes", K_SIZE, OFF(max_retained_bytes), 0, 4095u << 20, 1u << 30, NULL,

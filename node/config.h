@@ -59,6 +59,7 @@ struct bw_config {
 	uint32_t max_topic_aliases;
 	uint32_t output_queue_soft;
 	uint32_t output_queue_hard;
+	uint32_t output_queue_budget; /* a worker */
 	uint32_t max_retained_messages;
 	uint32_t max_retained_bytes;
 	bool listeners_from_set; /* a --set listen has replaced the listeners */

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ static struct bw_broker **brokers;
 static struct bw_worker **workers;
 static uint32_t n_workers;
 static _Atomic uint32_t node_connections;
+static atomic_bool started; /* workers[] is complete: metrics may read it */
 
 static const struct bw_conn_ops *ops_for(void *arg, const struct bw_listener_config *l)
 {
@@ -95,6 +97,9 @@ static size_t metrics(void *arg, char *buf, size_t cap)
 {
 	(void)arg;
 	size_t n = bw_broker_metrics(hub, buf, cap);
+	/* A request during start-up reads workers[] only once it is whole. */
+	if (!atomic_load_explicit(&started, memory_order_acquire))
+		return n;
 	return n + bw_worker_metrics(workers, n_workers, buf + n, cap - n);
 }
 
@@ -166,6 +171,10 @@ static int stop_all(const char *save_dir)
 		if (workers[i])
 			bw_worker_request_stop(workers[i]);
 	}
+	/*
+	 * A worker ends only once every worker quiesced, so after the first
+	 * join nobody serves /metrics (which reads workers[]) any more.
+	 */
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_worker_stop(&workers[i]);
 	if (save_dir) {
@@ -337,6 +346,7 @@ int main(int argc, char **argv)
 		.max_subscriptions = cfg.max_subscriptions_per_client,
 		.max_topic_levels = cfg.max_topic_levels,
 		.filters_max = 1000000,
+		.out_budget = cfg.output_queue_budget,
 		.hub = hub,
 		.sys_interval_ms = cfg.sys_interval * 1000,
 		.version = BW_VERSION,
@@ -395,6 +405,7 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < n_workers; i++) {
 		wc.index = i;
 		wc.ops_arg = brokers[i];
+		wc.conn_limits.outq.pool = bw_broker_out_pool(brokers[i]);
 		rc = bw_worker_start(&workers[i], &wc);
 		if (rc) {
 			bw_log_error("cannot start worker %u: %s", i, strerror(-rc));
@@ -404,6 +415,7 @@ int main(int argc, char **argv)
 		if (i == 0)
 			pin_ports(&cfg, workers[0]);
 	}
+	atomic_store_explicit(&started, true, memory_order_release);
 	for (uint32_t i = 0; i < cfg.listener_count; i++) {
 		const struct bw_listener_config *l = &cfg.listeners[i];
 		bw_log_info("listening: %s %s (port %u)%s",

@@ -1137,9 +1137,9 @@ void bw_worker_stop(struct bw_worker **wp)
 
 	if (!w)
 		return;
-	*wp = NULL;
 	bw_worker_request_stop(w);
 	pthread_join(w->thread, NULL);
+	*wp = NULL; /* only now: other workers may read it until they stopped */
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w->listeners);

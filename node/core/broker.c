@@ -107,6 +107,7 @@ struct bw_broker {
 	struct bw_match rmatch; /* the replica's answer, reused */
 	struct bw_match pmatch; /* the replica's pick for a share group whose member left */
 	struct bw_msg **rv;     /* retained messages for a new subscription */
+	size_t out_pool;        /* output bytes queued for all connections (outq pool) */
 	size_t rv_cap;
 };
 
@@ -303,12 +304,14 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 	if (!s->conn)
 		return false;
 	const struct bw_outq *q = bw_conn_outq(s->conn);
-	size_t soft = q->lim.soft_bytes;
+	size_t soft = q->lim.soft_bytes, budget = b->cfg.out_budget;
 	uint32_t max = b->cfg.max_queued_messages, queued = bw_session_queued(s->state);
 	if (s->congested)
 		return (soft && bw_outq_bytes(q) > soft / 2) ||
-		       (max > 0 && queued >= (max + 3) / 4);
-	return bw_outq_over_soft(q) || (max > 0 && queued >= (max + 1) / 2);
+		       (max > 0 && queued >= (max + 3) / 4) ||
+		       (budget && b->out_pool > budget / 2 && bw_outq_bytes(q) > 0);
+	return bw_outq_over_soft(q) || (max > 0 && queued >= (max + 1) / 2) ||
+	       (budget && b->out_pool > budget);
 }
 
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
@@ -1181,6 +1184,11 @@ int bw_broker_sub_restore(struct bw_broker *b, struct bw_session *state, const u
 	s->n_subs++;
 	bw_stat_add(&t->stats->subscriptions, 1);
 	return 0;
+}
+
+size_t *bw_broker_out_pool(struct bw_broker *b)
+{
+	return &b->out_pool;
 }
 
 size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)

@@ -41,6 +41,7 @@ struct bw_broker_config {
 	uint32_t max_subscriptions;   /* a session */
 	uint32_t max_topic_levels;
 	uint32_t filters_max;     /* distinct filters a tenant */
+	size_t out_budget;        /* output_queue_budget; 0: none */
 	struct bw_hub *hub;       /* shared with the node's other brokers */
 	uint32_t worker;          /* this broker's worker index in the hub */
 	uint32_t sys_interval_ms; /* $SYS/broker/... statistics; 0: none */
@@ -82,6 +83,12 @@ void bw_broker_shutdown(struct bw_broker *b);
  * BW_LETTER_SHARE), consuming it.
  */
 void bw_broker_mail(struct bw_broker *b, uintptr_t letter);
+
+/*
+ * The counter of output bytes queued for all the broker's connections:
+ * the worker puts it in their output queue limits (bw_outq_limits.pool).
+ */
+size_t *bw_broker_out_pool(struct bw_broker *b);
 
 /* Frees a letter without routing it (the node is going away). */
 void bw_broker_mail_drop(uintptr_t letter);

@@ -167,6 +167,8 @@ void bw_outq_clear(struct bw_outq *q)
 		pop(q);
 	/* A push that failed after growing the ring may have left it on the heap. */
 	ring_reset(q);
+	if (q->lim.pool)
+		*q->lim.pool -= q->bytes;
 	q->bytes = 0;
 	assert(q->chunk == NULL);
 }
@@ -208,6 +210,8 @@ static void owned_commit(struct bw_outq *q, struct bw__outq_chunk *c, uint8_t *d
 
 	c->used += (uint32_t)len;
 	q->bytes += len;
+	if (q->lim.pool)
+		*q->lim.pool += len;
 	if (t && !t->is_msg && t->owner == c && t->p + t->len == dst) {
 		t->len += (uint32_t)len;
 		return;
@@ -222,6 +226,8 @@ static void msg_commit(struct bw_outq *q, struct bw_msg *m, const uint8_t *p, si
 	*seg_at(q, q->count) = (struct bw__outq_seg){ p, bw_msg_ref(m), (uint32_t)len, true };
 	q->count++;
 	q->bytes += len;
+	if (q->lim.pool)
+		*q->lim.pool += len;
 }
 
 int bw_outq_push_copy(struct bw_outq *q, const void *p, size_t len)
@@ -315,15 +321,26 @@ int bw_outq_push_publish(struct bw_outq *q, struct bw_msg *m, uint8_t version, u
 		return -ENOBUFS;
 	if (reserve_segs(q, 2))
 		return -ENOMEM;
-	uint8_t *dst = owned_space(q, head, &c);
+	/*
+	 * A small tail is copied after its head: consecutive small messages
+	 * then make one segment a chunk, so a send carries hundreds of them
+	 * instead of 32 (two iovecs each), and no reference is taken.
+	 */
+	bool copy = tail_len <= BW_OUTQ_COPY_MAX;
+	uint8_t *dst = owned_space(q, copy ? total : head, &c);
 	if (!dst)
 		return -ENOMEM;
 	int n = bw_codec_publish_head(&pkt.publish, version, dst, head);
 	assert(n == (int)head);
 	(void)n;
+	if (copy) {
+		if (tail_len)
+			memcpy(dst + head, tail, tail_len);
+		owned_commit(q, c, dst, total);
+		return 0;
+	}
 	owned_commit(q, c, dst, head);
-	if (tail_len)
-		msg_commit(q, m, tail, tail_len);
+	msg_commit(q, m, tail, tail_len);
 	return 0;
 }
 
@@ -350,10 +367,14 @@ void bw_outq_consume(struct bw_outq *q, size_t n)
 		if (n < left) {
 			q->off += (uint32_t)n;
 			q->bytes -= n;
+			if (q->lim.pool)
+				*q->lim.pool -= n;
 			return;
 		}
 		n -= left;
 		q->bytes -= left;
+		if (q->lim.pool)
+			*q->lim.pool -= left;
 		pop(q);
 	}
 }

@@ -31,7 +31,14 @@ struct bw_msg;
 struct bw_outq_limits {
 	size_t soft_bytes; /* over this, stop queueing more; 0: no soft limit */
 	size_t hard_bytes; /* pushes past this fail; 0: no limit (tests only) */
+	size_t *pool;      /* bytes of every queue sharing it (a worker's); may be NULL */
 };
+
+/*
+ * A PUBLISH tail (properties and payload) up to this many bytes is copied
+ * into the queue's own chunk after its head rather than referenced.
+ */
+#define BW_OUTQ_COPY_MAX 512
 
 /* Segments kept inside struct bw_outq before spilling to the heap. */
 #define BW_OUTQ_INLINE 8

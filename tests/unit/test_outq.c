@@ -21,7 +21,7 @@
 #include "proto/mqtt/codec.h"
 #include "proto/mqtt/props.h"
 
-static const struct bw_outq_limits unlimited = { 0, 0 };
+static const struct bw_outq_limits unlimited = { .soft_bytes = 0 };
 
 static struct bw_str S(const char *s) {
 	return (struct bw_str){ (const uint8_t *)s, (uint16_t)strlen(s) };
@@ -333,7 +333,7 @@ static void check_publish(struct bw_msg *m, uint8_t version, uint8_t qos, uint16
                           struct bw_packet *pkt)
 {
 	static const uint8_t ack[4] = { 0x40, 2, 0x12, 0x34 };
-	uint8_t want[512];
+	uint8_t want[2048];
 	struct bw_packet full = { .type = BW_PUBLISH };
 	struct bw_outq q;
 	struct iovec iov[4];
@@ -359,13 +359,20 @@ static void check_publish(struct bw_msg *m, uint8_t version, uint8_t qos, uint16
 	assert_int_equal(bw_outq_push_publish(&q, m, version, qos, id, dup, retain, per, omit), 0);
 	assert_int_equal(bw_outq_publish_size(m, version, qos, per, omit), (size_t)n);
 	assert_int_equal(bw_outq_bytes(&q), 4 + (size_t)n);
-	/* The ack and the head share a segment; the tail is the message's. */
-	assert_int_equal(bw_outq_iov(&q, iov, 4), 2);
 	const uint8_t *tail = version == BW_MQTT_5 ? m->props.p : m->payload.p;
-	assert_ptr_equal(iov[1].iov_base, tail);
-	assert_int_equal(bw_msg_refs(m), refs + 1);
+	size_t tail_len = m->payload.len + (version == BW_MQTT_5 ? m->props.len : 0);
+	if (tail_len <= BW_OUTQ_COPY_MAX) {
+		/* A small tail is copied: ack, head and tail are one segment. */
+		assert_int_equal(bw_outq_iov(&q, iov, 4), 1);
+		assert_int_equal(bw_msg_refs(m), refs);
+	} else {
+		/* The ack and the head share a segment; the tail is the message's. */
+		assert_int_equal(bw_outq_iov(&q, iov, 4), 2);
+		assert_ptr_equal(iov[1].iov_base, tail);
+		assert_int_equal(bw_msg_refs(m), refs + 1);
+	}
 
-	uint8_t all[600];
+	uint8_t all[2100];
 	assert_int_equal(drain(&q, all, SIZE_MAX), 4 + (size_t)n);
 	assert_memory_equal(all, ack, 4);
 	assert_memory_equal(all + 4, want, (size_t)n);
@@ -473,9 +480,12 @@ static void test_publish_5(void **state)
 /* Clear drops every reference, mid-segment included, and the queue works on. */
 static void test_clear_releases(void **state)
 {
-	struct bw_msg *a = msg("a", "aaaa"), *b = msg5(), *c = msg("c", "cc");
+	char big[BW_OUTQ_COPY_MAX + 100]; /* a tail the queue references, not copies */
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct bw_msg *a = msg("a", "aaaa"), *b = msg("b", big), *c = msg("c", "cc");
 	struct bw_outq q;
-	uint8_t out[512];
+	uint8_t out[2048];
 
 	bw_outq_init(&q, &unlimited);
 	assert_int_equal(bw_outq_push_publish(&q, a, BW_MQTT_5, 1, 1, false, false, NULL, false),
@@ -508,6 +518,30 @@ static void test_clear_releases(void **state)
 	bw_msg_unref(&c);
 }
 
+/* Queues sharing a pool keep it equal to the sum of their bytes. */
+static void test_pool_counts_every_queue(void **state)
+{
+	size_t pool = 0;
+	struct bw_outq_limits lim = { .pool = &pool };
+	struct bw_outq a, b;
+	struct bw_msg *m = msg("p", "payload");
+
+	(void)state;
+	bw_outq_init(&a, &lim);
+	bw_outq_init(&b, &lim);
+	assert_int_equal(bw_outq_push_copy(&a, "12345", 5), 0);
+	assert_int_equal(bw_outq_push_publish(&b, m, BW_MQTT_311, 0, 0, false, false, NULL, false),
+	                 0);
+	assert_int_equal(pool, bw_outq_bytes(&a) + bw_outq_bytes(&b));
+	bw_outq_consume(&a, 2);
+	bw_outq_consume(&b, bw_outq_bytes(&b));
+	assert_int_equal(pool, 3);
+	bw_outq_clear(&a);
+	assert_int_equal(pool, 0);
+	bw_outq_clear(&b);
+	bw_msg_unref(&m);
+}
+
 static int trim(void **state)
 {
 	bw_outq_cache_trim();
@@ -518,6 +552,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_empty, trim),
+		cmocka_unit_test_teardown(test_pool_counts_every_queue, trim),
 		cmocka_unit_test_teardown(test_iov_mixed, trim),
 		cmocka_unit_test_teardown(test_partial_every_offset, trim),
 		cmocka_unit_test_teardown(test_limits, trim),
