@@ -65,8 +65,7 @@ struct client {
 	bool close_sent;   /* close(2) went to the ring: never close fd again */
 	unsigned inflight; /* ops whose final completion is outstanding */
 	struct bw_conn *conn;
-	struct iovec iov[SEND_IOV];
-	struct msghdr msg;
+	struct send_buf *sb; /* while a send is being made or in flight */
 	uint64_t accepted_ms;
 	uint64_t active_ms;                     /* HTTP: when the last request came */
 	uint64_t closing_since_ms;              /* MQTT: when the sweep first saw it CLOSING */
@@ -99,10 +98,25 @@ struct bw_worker {
 	uint32_t n_paused;
 	struct bw_op tick;
 	bool tick_armed;
-	bool mail_left;          /* the last take filled its batch */
-	struct client *sweep_at; /* where the next tick's sweep goes on */
+	bool mail_left;            /* the last take filled its batch */
+	struct client *sweep_at;   /* where the next tick's sweep goes on */
+	struct send_buf *spare_sb; /* spare send buffers */
+	uint32_t n_spare_sb;
 	struct bw_worker_stats stats;
 };
+
+/*
+ * What one sendmsg needs to stay put until it completes. A client holds
+ * one only while it sends, so an idle connection costs none of its 1 KiB;
+ * the worker keeps spares.
+ */
+struct send_buf {
+	struct send_buf *next; /* in the worker's spares */
+	struct msghdr msg;
+	struct iovec iov[SEND_IOV];
+};
+
+#define SEND_BUF_SPARES 1024u
 
 /* A connection handed to another worker: its socket and what it sent. */
 struct conn_letter {
@@ -277,6 +291,8 @@ static void client_close(struct client *c)
 	mark_dirty(c);
 }
 
+static void send_buf_put(struct client *c);
+
 /* Frees c, whose socket is open unless it was closed or handed over (fd -1). */
 static void client_free(struct client *c)
 {
@@ -295,6 +311,7 @@ static void client_free(struct client *c)
 	if (c->fd >= 0 && !c->close_sent)
 		close(c->fd);
 	bw_conn_free(&c->conn);
+	send_buf_put(c);
 	free(c->hbuf);
 	free(c->out);
 	free(c);
@@ -427,6 +444,7 @@ static void on_send(struct bw_op *op, int32_t res, uint32_t flags)
 	(void)flags;
 	c->send_inflight = false;
 	c->inflight--;
+	send_buf_put(c);
 	mark_dirty(c);
 	if (c->closing)
 		return;
@@ -446,12 +464,45 @@ static void on_send(struct bw_op *op, int32_t res, uint32_t flags)
 		bw_conn_resume(c->conn);
 }
 
+/* The iovecs for c's next send (SEND_IOV of them), or NULL when out of memory. */
+static struct iovec *send_iov(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	if (!c->sb && (c->sb = w->spare_sb) != NULL) {
+		w->spare_sb = c->sb->next;
+		w->n_spare_sb--;
+	} else if (!c->sb) {
+		c->sb = malloc(sizeof(*c->sb));
+	}
+	return c->sb ? c->sb->iov : NULL;
+}
+
+static void send_buf_put(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	if (!c->sb)
+		return;
+	if (w->n_spare_sb < SEND_BUF_SPARES) {
+		c->sb->next = w->spare_sb;
+		w->spare_sb = c->sb;
+		w->n_spare_sb++;
+	} else {
+		free(c->sb);
+	}
+	c->sb = NULL;
+}
+
+/* Sends the n_iov iovecs filled in send_iov(c). */
 static void start_send(struct client *c, size_t n_iov)
 {
-	memset(&c->msg, 0, sizeof(c->msg));
-	c->msg.msg_iov = c->iov;
-	c->msg.msg_iovlen = n_iov;
-	if (bw_ring_sendmsg(&c->w->ring, &c->send, c->fd, &c->msg) == 0) {
+	struct msghdr *msg = &c->sb->msg;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->msg_iov = c->sb->iov;
+	msg->msg_iovlen = n_iov;
+	if (bw_ring_sendmsg(&c->w->ring, &c->send, c->fd, msg) == 0) {
 		c->send_inflight = true;
 		c->inflight++;
 	} else {
@@ -539,8 +590,13 @@ static void mqtt_after(struct client *c)
 		return;
 	}
 	if (bw_outq_bytes(q) > 0) {
-		size_t n = bw_outq_iov(q, c->iov, SEND_IOV);
-		start_send(c, n);
+		struct iovec *iov = send_iov(c);
+		if (!iov) {
+			bw_log_warn("worker: fd %d: out of memory to send", c->fd);
+			client_close(c);
+			return;
+		}
+		start_send(c, bw_outq_iov(q, iov, SEND_IOV));
 	} else if (bw_conn_state(c->conn) == BW_CONN_CLOSING) {
 		client_close(c);
 	}
@@ -617,8 +673,13 @@ static void http_after(struct client *c)
 	if (c->send_inflight)
 		return;
 	if (c->out && c->out_off < c->out_len) {
-		c->iov[0].iov_base = c->out + c->out_off;
-		c->iov[0].iov_len = c->out_len - c->out_off;
+		struct iovec *iov = send_iov(c);
+		if (!iov) {
+			client_close(c);
+			return;
+		}
+		iov[0].iov_base = c->out + c->out_off;
+		iov[0].iov_len = c->out_len - c->out_off;
 		start_send(c, 1);
 		return;
 	}
@@ -1063,6 +1124,11 @@ out:
 	/* What the ring's exit abandoned: no callback will come for it. */
 	while (w->clients)
 		client_free(w->clients);
+	while (w->spare_sb) {
+		struct send_buf *sb = w->spare_sb;
+		w->spare_sb = sb->next;
+		free(sb);
+	}
 	bw_outq_cache_trim();
 	return NULL;
 }

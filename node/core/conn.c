@@ -49,7 +49,7 @@ struct bw_conn {
 	uint64_t last_rx_ms;
 	struct bw_outq outq;
 	struct bw_session *session;
-	char client_id[BW_CLIENT_ID_MAX + 1];
+	char *client_id; /* its own allocation, exactly as long: idle connections stay small */
 	uint16_t client_id_len;
 	struct alias *aliases;     /* [lim.topic_alias_max], allocated on first use */
 	struct alias *out_aliases; /* [out_alias_cap], allocated on first use */
@@ -86,6 +86,7 @@ void bw_conn_free(struct bw_conn **cp)
 	struct bw_conn *c = *cp;
 	if (!c)
 		return;
+	free(c->client_id);
 	if (c->aliases) {
 		for (uint32_t i = 0; i < c->lim.topic_alias_max; i++)
 			free(c->aliases[i].topic);
@@ -228,8 +229,23 @@ static int refuse(struct bw_conn *c, uint8_t reason, const char *why)
 }
 
 /* A client identifier for a 5.0 client that sent none. */
-static void assign_client_id(struct bw_conn *c)
+/* Sets the client id; -ENOMEM. */
+static int set_client_id(struct bw_conn *c, const void *id, size_t len)
 {
+	char *p = malloc(len + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, id, len);
+	p[len] = '\0';
+	free(c->client_id);
+	c->client_id = p;
+	c->client_id_len = (uint16_t)len;
+	return 0;
+}
+
+static int assign_client_id(struct bw_conn *c)
+{
+	char id[3 + 24 + 1];
 	uint8_t r[12];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
 		/* Never fails for 12 bytes once the pool is up; keep it unique anyway. */
@@ -238,10 +254,10 @@ static void assign_client_id(struct bw_conn *c)
 		memcpy(r, &seq, sizeof(seq));
 		seq++;
 	}
-	int n = snprintf(c->client_id, sizeof(c->client_id), "bw-");
+	int n = snprintf(id, sizeof(id), "bw-");
 	for (size_t i = 0; i < sizeof(r); i++)
-		n += snprintf(c->client_id + n, sizeof(c->client_id) - (size_t)n, "%02x", r[i]);
-	c->client_id_len = (uint16_t)n;
+		n += snprintf(id + n, sizeof(id) - (size_t)n, "%02x", r[i]);
+	return set_client_id(c, id, (size_t)n);
 }
 
 static bool topic_within_limits(const struct bw_conn *c, const uint8_t *t, size_t len)
@@ -266,14 +282,14 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 			              "empty client identifier needs a clean session");
 		/* An id that belongs on this worker, so its session can stay here. */
 		for (int i = 0; i < 1024; i++) {
-			assign_client_id(c);
+			if (assign_client_id(c))
+				return refuse(c, BW_RC_UNSPECIFIED, NULL);
 			if (c->pinned || !c->ops.place ||
 			    c->ops.place(c->ops.ctx, bw_conn_client_id(c)) < 0)
 				break;
 		}
-	} else {
-		memcpy(c->client_id, pkt->client_id.p, pkt->client_id.len);
-		c->client_id_len = pkt->client_id.len;
+	} else if (set_client_id(c, pkt->client_id.p, pkt->client_id.len)) {
+		return refuse(c, BW_RC_UNSPECIFIED, NULL);
 	}
 
 	c->keep_alive = pkt->keep_alive;
