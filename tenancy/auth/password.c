@@ -145,8 +145,8 @@ struct cursor {
 	const char *p, *end;
 };
 
-/* The field up to the next '$' or the end; moves past the '$'. */
-static void field(struct cursor *c, const char **f, size_t *flen)
+/* The field up to the next '$' or the end; moves past the '$'. True when a '$' ended it. */
+static bool field(struct cursor *c, const char **f, size_t *flen)
 {
 	const char *d = memchr(c->p, '$', (size_t)(c->end - c->p));
 	const char *stop = d ? d : c->end;
@@ -154,6 +154,7 @@ static void field(struct cursor *c, const char **f, size_t *flen)
 	*f = c->p;
 	*flen = (size_t)(stop - c->p);
 	c->p = d ? d + 1 : c->end;
+	return d != NULL;
 }
 
 /* Decimal 1..max, no sign, no leading zero. Returns 0 or -EINVAL (-ERANGE above max). */
@@ -203,7 +204,7 @@ static int salt_hash(struct cursor *c, bool pad, size_t salt_min, size_t want, s
 	const char *f;
 	size_t flen;
 
-	field(c, &f, &flen);
+	bool more = field(c, &f, &flen);
 	if (b64_decode(f, flen, pad, h->salt, sizeof(h->salt), &h->salt_len) != 0) {
 		*why = "salt is not canonical base64 or longer than 64 bytes";
 		return -EINVAL;
@@ -212,12 +213,11 @@ static int salt_hash(struct cursor *c, bool pad, size_t salt_min, size_t want, s
 		*why = "salt is too short";
 		return -EINVAL;
 	}
-	if (c->p == c->end || c->p[-1] != '$') {
+	if (!more) {
 		*why = "hash field missing";
 		return -EINVAL;
 	}
-	field(c, &f, &flen);
-	if (f + flen != c->end) {
+	if (field(c, &f, &flen)) {
 		*why = "extra '$' field after the hash";
 		return -EINVAL;
 	}
