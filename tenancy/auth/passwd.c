@@ -10,17 +10,15 @@
 
 #include "proto/mqtt/utf8.h"
 #include "tenancy/auth/password.h"
+#include "tenancy/readfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct entry {
 	size_t user;     /* offset of the username in pool */
@@ -279,60 +277,15 @@ int bw_passwd_parse(const char *text, size_t len, const char *name, struct bw_pa
 
 int bw_passwd_load(const char *path, struct bw_passwd **out, char *err, size_t cap)
 {
-	struct stat st;
-	char *text = NULL;
-	size_t len = 0;
-	int fd, rc = 0;
+	char *text;
+	size_t len;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > BW_PASSWD_FILE_MAX) {
-		report(err, cap, path, 0, "larger than %u bytes", BW_PASSWD_FILE_MAX);
-		rc = -EFBIG;
-		goto out_close;
-	}
-	/* One byte more than the size, to see a file that grew since fstat(). */
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	while (len <= (size_t)st.st_size) {
-		ssize_t n = read(fd, text + len, (size_t)st.st_size + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > (size_t)st.st_size) {
-		rc = -EAGAIN; /* changed while read */
-		goto out;
-	}
-	rc = bw_passwd_parse(text, len, path, out, err, cap);
-	goto out_close;
-out:
-	if (err && cap)
-		snprintf(err, cap, "%s: %s", path,
-		         rc == -EINVAL   ? "not a regular file"
-		         : rc == -EAGAIN ? "file changed while being read"
-		                         : strerror(-rc));
-out_close:
+	rc = bw__read_file(path, BW_PASSWD_FILE_MAX, &text, &len, err, cap);
+	if (rc == 0)
+		rc = bw_passwd_parse(text, len, path, out, err, cap);
 	free(text);
-	if (fd >= 0)
-		close(fd);
 	return rc;
 }
 
