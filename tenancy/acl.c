@@ -564,6 +564,8 @@ struct builder {
 
 static int pool_add(struct builder *b, const char *s, size_t len)
 {
+	if (len == 0)
+		return 0; /* an empty level: nothing to copy, and the pool may not exist yet */
 	if (len > POOL_MAX - b->pool_len)
 		return -ENOMEM;
 	if (b->pool_cap - b->pool_len < len) {

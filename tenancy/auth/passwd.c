@@ -91,6 +91,8 @@ static int grow_slots(struct bw_passwd *pw)
 /* Appends bytes to the pool. Returns 0 or -ENOMEM. */
 static int pool_add(struct bw_passwd *pw, const char *s, size_t len)
 {
+	if (len == 0)
+		return 0;
 	if (pw->pool_cap - pw->pool_len < len) {
 		size_t cap = pw->pool_cap ? pw->pool_cap : 4096;
 		while (cap - pw->pool_len < len)

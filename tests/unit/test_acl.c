@@ -441,6 +441,8 @@ static void test_sections_and_words(void **state)
 	                   "topic write\ntopic deny\ntopic readwrite\ntopic x/%u\n";
 	struct bw_acl_compiled *ca = compile_text(text, &a), *cb = compile_text(text, &b);
 	struct bw_acl_compiled *cn = compile_text(text, &nobody), *cnull = compile_text(text, NULL);
+	uint8_t q;
+	bool e;
 
 	(void)state;
 	/* a's two sections merged, in order; b's kept apart. */
@@ -462,10 +464,18 @@ static void test_sections_and_words(void **state)
 	assert_null(ca);
 	bw_acl_compiled_free(&ca);
 
+	/* Empty levels are levels, also first (a fuzzed input found this). */
+	struct bw_acl_compiled *cl = compile_text("everyone\nallow publish /a\nallow all a//+\n"
+	                                          "allow publish /\n",
+	                                          &a);
+	assert_true(can_pub(cl, "/a") && can_pub(cl, "a//x") && can_pub(cl, "/"));
+	assert_false(can_pub(cl, "a") || can_pub(cl, "a/x") || can_pub(cl, "a/x/y"));
+	assert_int_equal(bw_acl_can_subscribe(cl, (const uint8_t *)"a//+", 4, &q, &e), 0);
+	assert_int_equal(bw_acl_can_subscribe(cl, (const uint8_t *)"a/+/+", 5, &q, &e), -EACCES);
+	bw_acl_compiled_free(&cl);
+
 	/* An empty file denies everything. */
 	struct bw_acl_compiled *ce = compile_text("", &a);
-	uint8_t q;
-	bool e;
 	assert_false(can_pub(ce, "x"));
 	assert_int_equal(bw_acl_can_subscribe(ce, (const uint8_t *)"#", 1, &q, &e), -EACCES);
 	bw_acl_compiled_free(&ce);
