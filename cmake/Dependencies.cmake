@@ -19,6 +19,9 @@ endfunction()
 
 bw_require_pkg(URING liburing liburing-dev)
 bw_require_pkg(PROTOBUFC libprotobuf-c libprotobuf-c-dev)
+# Password hashes: PBKDF2-HMAC-SHA512 and SHA-512 (libcrypto), Argon2id.
+bw_require_pkg(CRYPTO libcrypto libssl-dev)
+bw_require_pkg(ARGON2 libargon2 libargon2-dev)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)

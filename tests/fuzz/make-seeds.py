@@ -11,10 +11,20 @@ sessions, and malformed packets of the kinds the codec must refuse.
 
 corpus/topic/NAME: the input of fuzz_topic.c: a filter, 0xFF, a name.
 
+corpus/passwd/NAME: the input of fuzz_passwd.c: a password file. The $7$
+and $6$ hashes were written by mosquitto_passwd 2.0.11; seeds that should
+verify use PBKDF2 iterations and Argon2 costs within the driver's tiny
+limits (hashes of "fuzz" made with Python's hashlib and the argon2 tool).
+
+corpus/acl/NAME: the input of fuzz_acl.c: a subject (username, client id,
+certificate CN lines), 0xFF, an ACL file, 0xFF, query lines.
+
 Files this script does not name are left alone, so inputs added by hand
 (or minimized from a fuzzing run) survive a re-run.
 """
 
+import base64
+import hashlib
 import os
 import struct
 import sys
@@ -359,6 +369,64 @@ def topic_seeds():
     return seeds
 
 
+ALICE_7 = (b"$7$101$cR2JDGEzLxF+FoXU$Z3zONKHoNCGYLA+VFfsGICOaOKvUkhB6bObEcPLIjfnd9s+VK2UGceW8"
+           b"rQpYMzOL/cyPWZoSuckzBL+Tt9ca2Q==")
+CAROL_6 = (b"$6$ztvo1PKwCWhqcU39$chHZQuJDqyglCnPxo3vc0rAE6oItDaVm0ge9Dwl4QRLfsHYlHvgVWKIpKibSWbFn"
+           b"BeUPJ2sm0YFUwKNaXc+nuw==")
+# PBKDF2-HMAC-SHA512 of "fuzz", 10 iterations, salt "0123456789ab".
+FUZZ_7 = (b"$7$10$MDEyMzQ1Njc4OWFi$" +
+          base64.b64encode(hashlib.pbkdf2_hmac("sha512", b"fuzz", b"0123456789ab", 10, 64)))
+# SHA-512("fuzz" || salt) with the same salt.
+FUZZ_6 = (b"$6$MDEyMzQ1Njc4OWFi$" +
+          base64.b64encode(hashlib.sha512(b"fuzz" + b"0123456789ab").digest()))
+# echo -n fuzz | argon2 saltsaltsalt -id -t 1 -m 4 -p 1 -l 32 -e
+FUZZ_ARGON2 = b"$argon2id$v=19$m=16,t=1,p=1$c2FsdHNhbHRzYWx0$NpEB1Y30HhoDbxGIZOYFqba4X0GDd4zdmkTnuEtv5LM"
+
+
+def passwd_seeds():
+    return [
+        ("mosquitto", b"alice:" + ALICE_7 + b"\ncarol:" + CAROL_6 + b"\n"),
+        ("verifies-7", b"fuzz:" + FUZZ_7 + b"\n"),
+        ("verifies-6", b"# comment\n\nfuzz:" + FUZZ_6 + b"\r\n"),
+        ("verifies-argon2id", b"fuzz:" + FUZZ_ARGON2 + b"\n"),
+        ("costly-argon2", b"big:$argon2id$v=19$m=65536,t=3,p=1$YnVsd2Fya3NhbHRzYWx0MQ$"
+                          b"5v7wWTd/8fCWogSgYY2qD8r/Hbt7qG2JnMLCtdJegco\n"),
+        ("blanks", b"  \t\n   # indented\nd\xc3\xa9j\xc3\xa0 vu:" + FUZZ_6 + b" \t\n"),
+        ("bad-plain", b"alice:secret\n"),
+        ("bad-duplicate", b"a:" + FUZZ_6 + b"\na:" + FUZZ_7 + b"\n"),
+        ("bad-two-colons", b"a:b:" + FUZZ_6 + b"\n"),
+        ("bad-utf8", b"a\xff:" + FUZZ_6 + b"\n"),
+        ("bad-no-padding", b"a:" + FUZZ_7.rstrip(b"=") + b"\n"),
+        ("bad-iterations", b"a:$7$0$MDEyMzQ1Njc4OWFi$" + FUZZ_7.split(b"$")[4] + b"\n"),
+        ("bad-argon2-params", b"a:$argon2id$v=19$t=1,m=16,p=1$c2FsdHNhbHRzYWx0$AAAA\n"),
+    ]
+
+
+def acl_seeds():
+    acl = (b"topic read $SYS/broker/#\n"
+           b"user alice\ntopic readwrite alice/#\ntopic deny alice/secret/#\n"
+           b"pattern read $SYS/broker/connection/%c/#\n"
+           b"user bob\nallow publish data/%c/# qos=1 retain=no\nallow subscribe data/# qos=2\n"
+           b"deny subscribe data/private/#\nallow all chat/+ qos=1\n"
+           b"everyone\nallow publish clients/%c/status\nallow subscribe users/%u/#\n"
+           b"allow subscribe certs/%cn/#\ndeny all forbidden/#\nanonymous\nallow publish anon/+\n")
+    queries = (b"p\x01data/b1/t\np\x05data/b1/t\nsdata/#\nsdata/private/+\nrdata/private/x\n"
+               b"s$share/g/data/+\ns#\ns+/x\nr$SYS/broker/x\nschat/#\nschat/room\n"
+               b"salice/+\np\x02alice/secret/x\nsusers/bob/#\nscerts/+/#\n")
+    root = b"user root\nallow all #\neveryone\ndeny all forbidden/#\n"
+    return [
+        ("bob", b"bob\nb1\nbob.example\xff" + acl + b"\xff" + queries),
+        ("alice", b"alice\na1\n!\xff" + acl + b"\xff" + queries),
+        ("anonymous", b"!\nc0\xff" + acl + b"\xff" + queries),
+        ("hostile-client-id", b"bob\na/#\n+\xff" + acl + b"\xff" + queries),
+        ("dollar-client-id", b"bob\n$SYS\xff" + acl + b"\xffp\x00data/$SYS/x\n"),
+        ("root", b"root\nr\xff" + root + b"\xffs#\ns$SYS/#\nsforbidden/+\ns+/+/+\n"),
+        ("bad-placeholder", b"u\xffuser u\nallow publish a/x%c\n"),
+        ("bad-before-section", b"u\xffallow publish a\n"),
+        ("bad-option", b"u\xffuser u\ndeny publish a qos=1\n"),
+    ]
+
+
 def write(dirname, name, data):
     path = os.path.join(HERE, "corpus", dirname, name)
     with open(path, "wb") as f:
@@ -366,7 +434,7 @@ def write(dirname, name, data):
 
 
 def main():
-    for d in ("decode", "topic"):
+    for d in ("decode", "topic", "passwd", "acl"):
         os.makedirs(os.path.join(HERE, "corpus", d), exist_ok=True)
     dec = decode_seeds()
     names = [n for n, _, _, _ in dec]
@@ -376,7 +444,14 @@ def main():
     top = topic_seeds()
     for name, data in top:
         write("topic", name, data)
-    print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds")
+    pw = passwd_seeds()
+    for name, data in pw:
+        write("passwd", name, data)
+    acl = acl_seeds()
+    for name, data in acl:
+        write("acl", name, data)
+    print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds, "
+          f"{len(pw)} passwd seeds, {len(acl)} acl seeds")
     return 0
 
 
