@@ -31,6 +31,9 @@ struct alias {
  */
 #define OUT_ALIASES_MAX 32
 
+/* Bytes a connection keeps unhandled while held, beyond two packets. */
+#define HELD_MAX (4u << 20)
+
 struct bw_conn {
 	struct bw_conn_limits lim;
 	struct bw_conn_ops ops;
@@ -41,6 +44,9 @@ struct bw_conn {
 	bool problem_info; /* 5.0 Request Problem Information */
 	bool held;         /* bw_conn_hold(): keep input unhandled */
 	bool pinned;       /* bw_conn_pin(): never move */
+	bool connecting;   /* ops->connect said -EINPROGRESS: bw_conn_connect_done() comes */
+	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
+	bool keep_alive_capped;
 	int move_to;       /* bw_conn_moving() */
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
@@ -268,6 +274,8 @@ static bool topic_within_limits(const struct bw_conn *c, const uint8_t *t, size_
 static void resend_inflight(struct bw_conn *c);
 static void flush(struct bw_conn *c);
 
+static int connect_finish(struct bw_conn *c, int rc);
+
 static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 {
 	c->version = pkt->version;
@@ -292,15 +300,16 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		return refuse(c, BW_RC_UNSPECIFIED, NULL);
 	}
 
+	c->id_assigned = pkt->client_id.len == 0;
 	c->keep_alive = pkt->keep_alive;
-	bool keep_alive_capped = false;
+	c->keep_alive_capped = false;
 	if (c->keep_alive == 0 || c->keep_alive > c->lim.max_keepalive) {
 		if (!v5 && c->keep_alive > c->lim.max_keepalive)
 			return refuse(c, BW_RC_CLIENT_ID_INVALID,
 			              "keep alive longer than the server allows");
 		if (v5) {
 			c->keep_alive = c->lim.max_keepalive;
-			keep_alive_capped = true;
+			c->keep_alive_capped = true;
 		}
 	}
 	if (pkt->will && !topic_within_limits(c, pkt->will_topic.p, pkt->will_topic.len))
@@ -324,6 +333,20 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 	}
 
 	int rc = c->ops.connect(c->ops.ctx, c, pkt);
+	if (rc == -EINPROGRESS) {
+		/* Authentication goes on elsewhere; what follows waits unhandled. */
+		c->connecting = true;
+		c->held = true;
+		return 0;
+	}
+	return connect_finish(c, rc);
+}
+
+/* The end of a CONNECT: CONNACK, refusing (rc, a reason code) or accepting. */
+static int connect_finish(struct bw_conn *c, int rc)
+{
+	bool v5 = c->version == BW_MQTT_5;
+
 	if (rc)
 		return refuse(c, (uint8_t)rc, NULL);
 	if (!c->session)
@@ -342,11 +365,11 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		p->receive_max = c->lim.receive_max;
 		p->max_packet_size = c->lim.max_packet_size;
 		p->topic_alias_max = c->lim.topic_alias_max;
-		if (pkt->client_id.len == 0) {
+		if (c->id_assigned) {
 			p->has |= BW_PROP_BIT(BW_PROP_ASSIGNED_CLIENT_ID);
 			p->assigned_client_id = bw_conn_client_id(c);
 		}
-		if (keep_alive_capped) {
+		if (c->keep_alive_capped) {
 			p->has |= BW_PROP_BIT(BW_PROP_SERVER_KEEP_ALIVE);
 			p->server_keep_alive = c->keep_alive;
 		}
@@ -444,6 +467,9 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 	if (pub->props.payload_format == 1 && !bw_utf8_valid(pub->payload.p, pub->payload.len))
 		return refuse_publish(c, pub, BW_RC_PAYLOAD_FORMAT_INVALID,
 		                      "payload is not UTF-8 as its format says");
+	if (c->ops.may_publish &&
+	    (reason = c->ops.may_publish(c->ops.ctx, c, pub->topic, pub->qos, pub->retain)))
+		return refuse_publish(c, pub, (uint8_t)reason, "not authorized");
 
 	if (pub->qos == 2) {
 		int fresh = bw_session_inbound_qos2(c->session, pub->packet_id);
@@ -690,6 +716,12 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 	}
 	/* A partial packet: keep it, bounded by the largest packet we take. */
 	size_t need = c->in_len + len;
+	/*
+	 * Held input (a CONNECT being decided or moved, a paused publisher)
+	 * is bounded too: a client may pipeline, not flood.
+	 */
+	if (c->held && need > HELD_MAX + 2 * (size_t)c->lim.max_packet_size)
+		return fail(c, BW_RC_QUOTA_EXCEEDED, "too much sent before the server answered");
 	if (need > (size_t)c->lim.max_packet_size + 5) {
 		struct bw_frame f;
 		const char *why = NULL;
@@ -852,12 +884,25 @@ void bw_conn_hold(struct bw_conn *c)
 
 int bw_conn_release(struct bw_conn *c)
 {
-	if (c->move_to >= 0)
-		return 0; /* held until the worker moves it */
+	if (c->move_to >= 0 || c->connecting)
+		return 0; /* held until the worker moves it, or the CONNECT is decided */
 	c->held = false;
 	if (c->in_len == 0 || c->state == BW_CONN_CLOSING)
 		return 0;
 	return bw_conn_input(c, NULL, 0);
+}
+
+int bw_conn_connect_done(struct bw_conn *c, int rc)
+{
+	if (!c->connecting || c->state != BW_CONN_AWAIT_CONNECT)
+		return -EPROTO; /* closed meanwhile */
+	c->connecting = false;
+	c->held = false;
+	int r = connect_finish(c, rc);
+	if (r < 0)
+		return r;
+	/* What the client sent after its CONNECT, in order. */
+	return c->in_len ? bw_conn_input(c, NULL, 0) : 0;
 }
 
 int bw_conn_moving(const struct bw_conn *c)

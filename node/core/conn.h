@@ -63,9 +63,19 @@ struct bw_conn_ops {
 	/*
 	 * A CONNECT passed the codec and the node's limits. Authenticates
 	 * and attaches a session (bw_conn_attach). Returns 0, or the MQTT 5
-	 * reason code to refuse with (the connection maps it to 3.1.1).
+	 * reason code to refuse with (the connection maps it to 3.1.1), or
+	 * -EINPROGRESS when the answer comes later through
+	 * bw_conn_connect_done() (authentication off the worker's thread);
+	 * the connection handles nothing more until then.
 	 */
 	int (*connect)(void *ctx, struct bw_conn *c, const struct bw_connect *pkt);
+	/*
+	 * Whether the client may publish to topic at qos (retained or not):
+	 * 0, or the reason code to refuse it with (5.0 PUBACK/PUBREC; 3.1.1
+	 * acknowledges and drops it). May be NULL: everything may.
+	 */
+	int (*may_publish)(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
+	                   bool retain);
 	/* An application message to route (the callee takes a reference). */
 	void (*publish)(void *ctx, struct bw_conn *c, struct bw_msg *m);
 	/*
@@ -132,6 +142,14 @@ void bw_conn_touch(struct bw_conn *c);
  */
 void bw_conn_hold(struct bw_conn *c);
 int bw_conn_release(struct bw_conn *c);
+
+/*
+ * The answer to a CONNECT that ops->connect left in progress: 0 (a session
+ * was attached meanwhile) or a reason code. Sends the CONNACK and handles
+ * what the client sent after its CONNECT. Returns like bw_conn_input();
+ * -EPROTO also when the connection was closed meanwhile.
+ */
+int bw_conn_connect_done(struct bw_conn *c, int rc);
 
 /*
  * The worker the connection must move to, or -1. A moving connection holds
