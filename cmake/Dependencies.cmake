@@ -19,6 +19,10 @@ endfunction()
 
 bw_require_pkg(URING liburing liburing-dev)
 bw_require_pkg(PROTOBUFC libprotobuf-c libprotobuf-c-dev)
+# JWT verification (tenancy/auth): OpenSSL 3's EVP and provider interfaces,
+# jansson 2.14 for json_object_getn().
+bw_require_pkg(CRYPTO "libcrypto>=3.0" libssl-dev)
+bw_require_pkg(JANSSON "jansson>=2.14" libjansson-dev)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)
