@@ -47,7 +47,7 @@ struct bw_conn {
 	bool connecting;   /* ops->connect said -EINPROGRESS: bw_conn_connect_done() comes */
 	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
 	bool keep_alive_capped;
-	int move_to;       /* bw_conn_moving() */
+	int move_to; /* bw_conn_moving() */
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz drivers (stdlib only, deterministic).
 
-    tests/fuzz/make-seeds.py            (re)writes corpus/decode/ and corpus/topic/
+    tests/fuzz/make-seeds.py            (re)writes corpus/decode/, topic/, passwd/, acl/ and jwt/
+    tests/fuzz/make-seeds.py --jwt-keys prints the public keys fuzz_jwt.c holds
 
 corpus/decode/NAME: the input format of fuzz_decode.c: a config byte (bit 0:
 version, 0 = 3.1.1, 1 = 5.0; bits 1..3: index into its max_sizes[], 0 = no
@@ -18,6 +19,9 @@ limits (hashes of "fuzz" made with Python's hashlib and the argon2 tool).
 
 corpus/acl/NAME: the input of fuzz_acl.c: a subject (username, client id,
 certificate CN lines), 0xFF, an ACL file, 0xFF, query lines.
+corpus/jwt/NAME: the inputs of fuzz_jwt.c: compact tokens signed with its
+fixed keys (valid ones and ones each check refuses), header 0xFF payload
+pairs that the driver signs, and JWK Sets (starting with '{').
 
 Files this script does not name are left alone, so inputs added by hand
 (or minimized from a fuzzing run) survive a re-run.
@@ -25,6 +29,8 @@ Files this script does not name are left alone, so inputs added by hand
 
 import base64
 import hashlib
+import hmac
+import json
 import os
 import struct
 import sys
@@ -425,6 +431,162 @@ def acl_seeds():
         ("bad-before-section", b"u\xffallow publish a\n"),
         ("bad-option", b"u\xffuser u\ndeny publish a qos=1\n"),
     ]
+# ---- fuzz_jwt ---------------------------------------------------------------
+#
+# The driver's fixed keys: an HMAC secret (kid "hs") and a P-256 key (kid
+# "ec") whose private scalar is derived here from a label, so the seeds are
+# deterministic and no key file is checked in. The driver holds the public
+# half (JWT_EC_X, JWT_EC_Y below, printed by --jwt-keys). ECDSA is done with
+# plain affine arithmetic from SEC 1 / FIPS 186; a deterministic nonce from
+# SHA-256 of the key and message stands in for RFC 6979: fine for seeds.
+
+JWT_HS_SECRET = b"bulwark fuzz_jwt HS256 secret 32"
+JWT_NOW = 1700000000
+JWT_FAR = 4102444800  # 2100-01-01
+
+P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+P256_A = P256_P - 3
+P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+          0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+
+
+def ec_add(p1, p2):
+    if p1 is None:
+        return p2
+    if p2 is None:
+        return p1
+    (x1, y1), (x2, y2) = p1, p2
+    if x1 == x2 and (y1 + y2) % P256_P == 0:
+        return None
+    if p1 == p2:
+        lam = (3 * x1 * x1 + P256_A) * pow(2 * y1, -1, P256_P) % P256_P
+    else:
+        lam = (y2 - y1) * pow(x2 - x1, -1, P256_P) % P256_P
+    x3 = (lam * lam - x1 - x2) % P256_P
+    return (x3, (lam * (x1 - x3) - y1) % P256_P)
+
+
+def ec_mul(k, pt):
+    acc = None
+    while k:
+        if k & 1:
+            acc = ec_add(acc, pt)
+        pt = ec_add(pt, pt)
+        k >>= 1
+    return acc
+
+
+JWT_EC_D = int.from_bytes(hashlib.sha256(b"bulwark fuzz_jwt ES256 key").digest(), "big") % P256_N
+JWT_EC_PUB = ec_mul(JWT_EC_D, P256_G)
+assert (JWT_EC_PUB[1] ** 2 - JWT_EC_PUB[0] ** 3 - P256_A * JWT_EC_PUB[0] - P256_B) % P256_P == 0
+
+
+def b64u(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def es256_sign(msg):
+    z = int.from_bytes(hashlib.sha256(msg).digest(), "big")
+    for ctr in range(100):
+        seed = JWT_EC_D.to_bytes(32, "big") + msg + bytes([ctr])
+        k = int.from_bytes(hashlib.sha256(seed).digest(), "big") % P256_N
+        if k == 0:
+            continue
+        r = ec_mul(k, P256_G)[0] % P256_N
+        s = pow(k, -1, P256_N) * (z + r * JWT_EC_D) % P256_N
+        if r and s:
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raise RuntimeError("no nonce")
+
+
+def jwt_token(header, claims, alg="HS256"):
+    """header and claims: dicts (or str/bytes taken as they are)."""
+    enc = lambda v: b64u(v if isinstance(v, (str, bytes)) else json.dumps(v, separators=(",", ":")))
+    signing_input = (enc(header) + "." + enc(claims)).encode()
+    if alg == "HS256":
+        sig = hmac.new(JWT_HS_SECRET, signing_input, hashlib.sha256).digest()
+    elif alg == "ES256":
+        sig = es256_sign(signing_input)
+    else:
+        sig = b"x" * 32
+    return signing_input + b"." + b64u(sig).encode()
+
+
+def jwt_seeds():
+    """corpus/jwt: tokens, driver-signed header/payload pairs and JWK Sets."""
+    good = {"iss": "https://idp.example", "aud": "mqtt", "exp": JWT_FAR, "sub": "dev-1"}
+    hs = {"alg": "HS256", "kid": "hs", "typ": "JWT"}
+    ec = {"alg": "ES256", "kid": "ec"}
+    seeds = [
+        ("valid-hs256", jwt_token(hs, good)),
+        ("valid-hs256-no-kid", jwt_token({"alg": "HS256"}, good)),
+        ("valid-es256", jwt_token(ec, good, "ES256")),
+        ("valid-aud-array", jwt_token(hs, dict(good, aud=["web", "mqtt"]))),
+        ("valid-nested-claims", jwt_token(hs, dict(good, realm={"tenant": {"id": "acme"}},
+                                                   tenant="acme", nbf=JWT_NOW, iat=JWT_NOW))),
+        ("valid-real-exp", jwt_token(hs, '{"iss":"https://idp.example","aud":"mqtt",'
+                                         '"exp":4102444800.5}')),
+        ("bad-expired", jwt_token(hs, dict(good, exp=JWT_NOW - 100))),
+        ("bad-nbf-future", jwt_token(hs, dict(good, nbf=JWT_NOW + 100))),
+        ("bad-iat-future", jwt_token(hs, dict(good, iat=JWT_NOW + 100))),
+        ("bad-iss", jwt_token(hs, dict(good, iss="https://evil.example"))),
+        ("bad-aud", jwt_token(hs, dict(good, aud="web"))),
+        ("bad-exp-string", jwt_token(hs, dict(good, exp=str(JWT_FAR)))),
+        ("bad-kid-unknown", jwt_token(dict(hs, kid="nope"), good)),
+        ("bad-kid-other-alg", jwt_token(dict(hs, kid="ec"), good)),
+        ("bad-es256-as-hs", jwt_token(dict(ec, alg="HS256"), good)),
+        ("bad-crit", jwt_token(dict(hs, crit=["exp"]), good)),
+        ("bad-duplicate-alg", jwt_token('{"alg":"none","alg":"HS256","kid":"hs"}', good)),
+        ("bad-signature", jwt_token(hs, good)[:-4] + b"AAAA"),
+        ("bad-padding", jwt_token(hs, good) + b"=="),
+        ("bad-two-segments", jwt_token(hs, good).rsplit(b".", 1)[0]),
+        ("bad-none", b64u('{"alg":"none"}').encode() + b"." + b64u(json.dumps(good)).encode()
+         + b"."),
+        ("bad-none-caps", b64u('{"alg":"NoNe"}').encode() + b"." + b64u(json.dumps(good)).encode()
+         + b"."),
+        ("bad-header-array", jwt_token('["HS256"]', good)),
+    ]
+    pairs = [
+        ("signed-good", hs, good),
+        ("signed-no-kid", {"alg": "HS256"}, good),
+        ("signed-hs512-short-secret", {"alg": "HS512", "kid": "hs"}, good),
+        ("signed-aud-mixed", hs, dict(good, aud=["mqtt", 5])),
+        ("signed-deep-claims", hs, dict(good, a={"b": {"c": {"d": [1, 2.5, None, True]}}})),
+        ("signed-unicode", hs, dict(good, sub="d\u00e9v\ud83d\ude00")),
+    ]
+    for name, h, c in pairs:
+        enc = lambda v: v.encode() if isinstance(v, str) else json.dumps(v).encode()
+        seeds.append((name, enc(h) + b"\xff" + enc(c)))
+    # A 2048-bit "modulus" (top bit set, odd): enough to import, never to sign.
+    n = b64u(b"\xc1" + (hashlib.sha256(b"n").digest() * 8)[1:-1] + b"\x01")
+    seeds += [
+        ("jwks-fixed", json.dumps({"keys": [
+            {"kty": "oct", "kid": "hs", "k": b64u(JWT_HS_SECRET)},
+            {"kty": "EC", "crv": "P-256", "kid": "ec", "alg": "ES256",
+             "x": b64u(JWT_EC_PUB[0].to_bytes(32, "big")),
+             "y": b64u(JWT_EC_PUB[1].to_bytes(32, "big"))}]}).encode()),
+        ("jwks-mixed", json.dumps({"keys": [
+            {"kty": "RSA", "kid": "r", "use": "sig", "n": n, "e": "AQAB"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64u(b"\x01" * 32)},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": n, "e": "AQAB"},
+            {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},
+            {"kty": "oct", "kid": "hs", "k": b64u(JWT_HS_SECRET), "key_ops": ["verify"]}]}
+        ).encode()),
+        ("jwks-private", json.dumps({"keys": [
+            {"kty": "EC", "crv": "P-256", "d": "AA", "x": "AA", "y": "AA"}]}).encode()),
+        ("jwks-duplicate-kid", json.dumps({"keys": [
+            {"kty": "oct", "kid": "a", "k": b64u(JWT_HS_SECRET)},
+            {"kty": "oct", "kid": "a", "k": b64u(JWT_HS_SECRET)}]}).encode()),
+        ("jwks-off-curve", json.dumps({"keys": [
+            {"kty": "EC", "crv": "P-256", "x": b64u(b"\x01" * 32), "y": b64u(b"\x01" * 32)}]}
+        ).encode()),
+        ("jwks-not-keys", b'{"keys":{}}'),
+    ]
+    return seeds
 
 
 def write(dirname, name, data):
@@ -434,7 +596,12 @@ def write(dirname, name, data):
 
 
 def main():
-    for d in ("decode", "topic", "passwd", "acl"):
+    if sys.argv[1:] == ["--jwt-keys"]:
+        print("x", b64u(JWT_EC_PUB[0].to_bytes(32, "big")))
+        print("y", b64u(JWT_EC_PUB[1].to_bytes(32, "big")))
+        print("k", b64u(JWT_HS_SECRET))
+        return 0
+    for d in ("decode", "topic", "passwd", "acl", "jwt"):
         os.makedirs(os.path.join(HERE, "corpus", d), exist_ok=True)
     dec = decode_seeds()
     names = [n for n, _, _, _ in dec]
@@ -450,8 +617,12 @@ def main():
     acl = acl_seeds()
     for name, data in acl:
         write("acl", name, data)
+    jwt = jwt_seeds()
+    assert len(jwt) == len({n for n, _ in jwt}), "duplicate jwt seed name"
+    for name, data in jwt:
+        write("jwt", name, data)
     print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds, "
-          f"{len(pw)} passwd seeds, {len(acl)} acl seeds")
+          f"{len(pw)} passwd seeds, {len(acl)} acl seeds, {len(jwt)} jwt seeds")
     return 0
 
 
