@@ -52,6 +52,13 @@ static const struct key_def keys[] = {
 	  "worker threads, each with its own io_uring; 0 means one per online CPU" },
 	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, 0, "/var/lib/bulwark", NULL, NULL,
 	  "directory for snapshots and the embedded stores" },
+	{ "password_file", K_PATH, OFF(password_file), 0, 0, 0, "", NULL, NULL,
+	  "Mosquitto-format password file (username:hash lines) for the default tenant; empty: "
+	  "clients with a username are refused" },
+	{ "acl_file", K_PATH, OFF(acl_file), 0, 0, 0, "", NULL, NULL,
+	  "topic ACL file (docs/security.md); empty: clients may use every topic but $SYS" },
+	{ "auth_threads", K_UINT, OFF(auth_threads), 1, 64, 2, NULL, "threads", NULL,
+	  "threads that check passwords, off the workers" },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, BW_LOG_INFO, "info", NULL, log_levels,
 	  "error, warn, info or debug" },
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, BW_LOG_TEXT, "text", NULL, log_formats,

@@ -47,6 +47,9 @@ struct bw_config {
 	uint32_t log_level;                /* enum bw_log_level */
 	uint32_t log_format;               /* enum bw_log_format */
 	char log_file[BW_CONFIG_PATH_MAX]; /* empty: standard error */
+	char password_file[BW_CONFIG_PATH_MAX];
+	char acl_file[BW_CONFIG_PATH_MAX];
+	uint32_t auth_threads;
 	uint32_t max_packet_size;
 	uint32_t max_inflight;
 	uint32_t max_queued_messages;

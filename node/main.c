@@ -11,6 +11,10 @@
 #include "node/config.h"
 #include "node/core/broker.h"
 #include "node/core/snapshot.h"
+#include "node/jobs.h"
+#include "tenancy/acl.h"
+#include "tenancy/auth/passwd.h"
+#include "tenancy/auth/password.h"
 #include "node/io/features.h"
 #include "node/log.h"
 #include "node/worker.h"
@@ -33,6 +37,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: bulwark [-c FILE] [--set KEY=VALUE]... [--check-config]\n"
+	        "       bulwark --hash-password [--pbkdf2|--argon2id] < password\n"
 	        "       bulwark --help-config | --version | --help\n"
 	        "\n"
 	        "Bulwark MQTT broker node.\n"
@@ -77,6 +82,12 @@ static struct bw_worker **workers;
 static uint32_t n_workers;
 static _Atomic uint32_t node_connections;
 static atomic_bool started; /* workers[] is complete: metrics may read it */
+static struct bw_jobs *jobs;
+static struct bw_passwd *passwd;
+static struct bw_acl *acl;
+/* Job threads wake workers only while this says they run (under wake_mu). */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool wakeable;
 
 static const struct bw_conn_ops *ops_for(void *arg, const struct bw_listener_config *l)
 {
@@ -101,6 +112,15 @@ static size_t metrics(void *arg, char *buf, size_t cap)
 	if (!atomic_load_explicit(&started, memory_order_acquire))
 		return n;
 	return n + bw_worker_metrics(workers, n_workers, buf + n, cap - n);
+}
+
+static void wake_worker(void *arg, uint32_t worker)
+{
+	(void)arg;
+	pthread_mutex_lock(&wake_mu);
+	if (wakeable)
+		bw_worker_wake(workers[worker]);
+	pthread_mutex_unlock(&wake_mu);
 }
 
 static void mail(void *arg, uintptr_t letter)
@@ -167,6 +187,9 @@ static void pin_ports(struct bw_config *cfg, const struct bw_worker *first)
 static int stop_all(const char *save_dir)
 {
 	int rc = 0;
+	pthread_mutex_lock(&wake_mu);
+	wakeable = false; /* job threads may go on; they wake nobody now */
+	pthread_mutex_unlock(&wake_mu);
 	for (uint32_t i = 0; i < n_workers; i++) {
 		if (workers[i])
 			bw_worker_request_stop(workers[i]);
@@ -188,9 +211,12 @@ static int stop_all(const char *save_dir)
 			            (unsigned long long)n.sessions, (unsigned long long)n.retained);
 		}
 	}
+	bw_jobs_free(&jobs); /* drops what no worker will finish */
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
+	bw_passwd_free(&passwd);
+	bw_acl_free(&acl);
 	free(workers);
 	free(brokers);
 	return rc;
@@ -260,6 +286,20 @@ int main(int argc, char **argv)
 	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		usage(stdout);
 		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--hash-password")) {
+		enum bw_hash_kind kind = BW_HASH_PBKDF2;
+		if (argc == 3 && !strcmp(argv[2], "--argon2id"))
+			kind = BW_HASH_ARGON2ID;
+		else if (argc != 2 && !(argc == 3 && !strcmp(argv[2], "--pbkdf2"))) {
+			usage(stderr);
+			return 2;
+		}
+		int r = bw_password_hash_cli(stdin, stdout, kind);
+		if (r < 0)
+			fprintf(stderr, "bulwark: --hash-password: %s\n",
+			        r == -EINVAL ? "empty password" : strerror(-r));
+		return r < 0 ? 1 : 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "--help-config")) {
 		bw_config_describe(stdout);
@@ -338,6 +378,26 @@ int main(int argc, char **argv)
 		bw_log_error("cannot create the node: %s", strerror(errno));
 		return 1;
 	}
+	char ferr[512];
+	if (cfg.password_file[0] &&
+	    bw_passwd_load(cfg.password_file, &passwd, ferr, sizeof(ferr)) < 0) {
+		bw_log_error("password_file: %s", ferr);
+		return 1;
+	}
+	if (cfg.acl_file[0] && bw_acl_load(cfg.acl_file, &acl, ferr, sizeof(ferr)) < 0) {
+		bw_log_error("acl_file: %s", ferr);
+		bw_passwd_free(&passwd);
+		return 1;
+	}
+	if (passwd)
+		bw_log_info("password_file %s: %zu users", cfg.password_file,
+		            bw_passwd_count(passwd));
+	if (acl)
+		bw_log_info("acl_file %s: %zu rules", cfg.acl_file, bw_acl_rule_count(acl));
+	if (!(jobs = bw_jobs_new(cfg.auth_threads, n_workers, wake_worker, NULL))) {
+		bw_log_error("cannot start the auth threads: %s", strerror(errno));
+		return 1;
+	}
 	struct bw_broker_config bc = {
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
@@ -348,6 +408,10 @@ int main(int argc, char **argv)
 		.filters_max = 1000000,
 		.out_budget = cfg.output_queue_budget,
 		.hub = hub,
+		.passwd = passwd,
+		.acl = acl,
+		.jobs = jobs,
+		.hold = bw_worker_hold,
 		.sys_interval_ms = cfg.sys_interval * 1000,
 		.version = BW_VERSION,
 		.now_ms = bw_worker_now_ms,
@@ -376,6 +440,7 @@ int main(int argc, char **argv)
 		.hub = hub,
 		.mail = mail,
 		.shutdown = shutdown_broker,
+		.jobs = jobs,
 	};
 	for (uint32_t i = 0; i < n_workers; i++) {
 		bc.worker = i;
@@ -416,6 +481,9 @@ int main(int argc, char **argv)
 			pin_ports(&cfg, workers[0]);
 	}
 	atomic_store_explicit(&started, true, memory_order_release);
+	pthread_mutex_lock(&wake_mu);
+	wakeable = true;
+	pthread_mutex_unlock(&wake_mu);
 	for (uint32_t i = 0; i < cfg.listener_count; i++) {
 		const struct bw_listener_config *l = &cfg.listeners[i];
 		bw_log_info("listening: %s %s (port %u)%s",

@@ -760,6 +760,8 @@ static void take_mail(struct bw_worker *w)
 /* The work after each batch of completions. Returns how long the ring may wait. */
 static int pass(struct bw_worker *w)
 {
+	if (w->cfg.jobs)
+		bw_jobs_finish(w->cfg.jobs, w->cfg.index, 64);
 	flush_dirty(w);
 	take_mail(w);
 	flush_dirty(w);
@@ -1013,6 +1015,23 @@ static int setup(struct bw_worker *w)
 	if (rc == 0 && w->cfg.hub)
 		bw_hub_attach(w->cfg.hub, w->cfg.index, w);
 	return rc;
+}
+
+void bw_worker_hold(void *conn_user, bool on)
+{
+	struct client *c = conn_user;
+
+	if (on) {
+		c->inflight++;
+	} else {
+		c->inflight--;
+		mark_dirty(c); /* freed from the loop if it closed meanwhile */
+	}
+}
+
+void bw_worker_wake(struct bw_worker *w)
+{
+	(void)bw_ring_wake(&w->ring);
 }
 
 void bw_worker_wake_peer(void *from, void *to)

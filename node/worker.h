@@ -17,6 +17,7 @@
 #include "node/config.h"
 #include "node/core/conn.h"
 #include "node/core/hub.h"
+#include "node/jobs.h"
 
 struct bw_worker;
 
@@ -55,6 +56,8 @@ struct bw_worker_config {
 	 * the hub quiesces: the broker publishes its wills. May be NULL.
 	 */
 	void (*shutdown)(void *arg);
+	/* The job pool whose finished jobs this worker completes. May be NULL. */
+	struct bw_jobs *jobs;
 };
 
 /*
@@ -103,6 +106,15 @@ void bw_worker_wants_send(void *conn_user);
  * keep alive does not run while the worker is not reading them.
  */
 void bw_worker_pause(void *conn_user);
+
+/*
+ * Keeps the client of conn_user alive while a job about it runs (on), and
+ * lets it go (off). On the client's worker thread.
+ */
+void bw_worker_hold(void *conn_user, bool on);
+
+/* Wakes w's loop: from any thread (a finished job). */
+void bw_worker_wake(struct bw_worker *w);
 
 /* CLOCK_MONOTONIC in milliseconds: the clock the worker's timers use. */
 uint64_t bw_worker_now_ms(void);

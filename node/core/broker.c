@@ -13,6 +13,9 @@
  */
 #include "node/core/broker.h"
 
+#include "tenancy/acl.h"
+#include "tenancy/auth/passwd.h"
+
 #include "node/core/msg.h"
 #include "node/core/retained.h"
 #include "node/core/session.h"
@@ -62,6 +65,8 @@ struct sess {
 	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
 	uint64_t will_at;       /* offline: when the will goes out (0: not due) */
 	uint32_t n_subs;
+	struct bw_acl_compiled *acl; /* NULL: no ACL file, everything allowed */
+	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
 	uint16_t id_len;
 	char id[];
@@ -317,6 +322,11 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
 {
 	struct bw_tenant_stats *st = s->t->stats;
+
+	/* A subscription an ACL deny rule partly overlaps: each message is checked. */
+	if (s->check_receive && s->acl &&
+	    !bw_acl_can_receive(s->acl, d->msg->topic.p, d->msg->topic.len))
+		return;
 
 	if (s->conn) {
 		if (bw_conn_deliver(s->conn, d))
@@ -644,6 +654,7 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
 	bw_stat_add(&t->stats->sessions, -1);
+	bw_acl_compiled_free(&s->acl);
 	bw_session_free(&s->state);
 	free(s);
 }
@@ -667,38 +678,49 @@ static int op_place(void *ctx, struct bw_str client_id)
 	return home == l->b->self ? -1 : (int)home;
 }
 
-static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
+/* What a CONNECT asks for, kept while its password is checked elsewhere. */
+struct connect_args {
+	bool clean_start;
+	uint32_t expiry;     /* Session Expiry Interval; NEVER */
+	struct bw_msg *will; /* one reference; NULL: none */
+	uint32_t will_delay_s, will_expiry_s;
+	char *username; /* NUL-terminated copy; NULL: none */
+	uint16_t username_len;
+};
+
+static void args_free(struct connect_args *a)
 {
-	struct listener_ctx *l = ctx;
+	bw_msg_unref(&a->will);
+	free(a->username);
+	a->username = NULL;
+}
+
+/*
+ * The client is who it says: attach its session (new, resumed or taken
+ * over) with its ACL compiled. Returns 0 or a reason code; a->will passes
+ * to the session.
+ */
+static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a)
+{
 	struct bw_broker *b = l->b;
 	struct tenant *t = l->t;
-	bool v5 = pkt->version == BW_MQTT_5;
-
-	/* Fail closed until authentication exists: see broker.h. */
-	if (pkt->has_username || pkt->has_password)
-		return BW_RC_BAD_USERNAME_PASSWORD;
-	if (!l->allow_anonymous)
-		return BW_RC_NOT_AUTHORIZED;
-
-	struct bw_msg *will = NULL;
-	if (pkt->will) {
-		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len))
-			return BW_RC_NOT_AUTHORIZED;
-		will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
-		                  v5 ? &pkt->will_props : NULL, pkt->will_payload.p,
-		                  pkt->will_payload.len, pkt->will_qos, pkt->will_retain,
-		                  b->cfg.now_ms());
-		if (!will)
-			return BW_RC_UNSPECIFIED;
-		will->tenant = t->id;
-	}
-	uint32_t expiry = 0;
-	if (v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)))
-		expiry = pkt->props.session_expiry;
-	else if (!v5 && !pkt->clean_start)
-		expiry = NEVER;
-
 	struct bw_str id = bw_conn_client_id(c);
+	struct bw_acl_compiled *acl = NULL;
+
+	if (b->cfg.acl) {
+		struct bw_acl_subject who = { .username = a->username,
+			                      .username_len = a->username_len,
+			                      .client_id = (const char *)id.p,
+			                      .client_id_len = id.len };
+		if (!(acl = bw_acl_compile(b->cfg.acl, &who)))
+			return BW_RC_UNSPECIFIED;
+		if (a->will && !bw_acl_can_publish(acl, a->will->topic.p, a->will->topic.len,
+		                                   a->will->qos, a->will->retain)) {
+			bw_acl_compiled_free(&acl);
+			bw_stat_add(&t->stats->denied, 1);
+			return BW_RC_NOT_AUTHORIZED; /* the will is checked like a publish */
+		}
+	}
 	struct sess *s = sess_find(t, id);
 	if (s && s->conn) {
 		/* [MQTT-3.1.4-3]: the old connection goes (0x8E); its closed()
@@ -708,7 +730,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		b->cfg.wants_send(bw_conn_user(old));
 	}
 	bool present = false;
-	if (s && (pkt->clean_start || s->expiry_s == 0)) {
+	if (s && (a->clean_start || s->expiry_s == 0)) {
 		sess_end(b, s);
 		s = NULL;
 	}
@@ -720,19 +742,172 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		timed_del(b, s);
 		present = true;
 	} else if (!(s = sess_new(b, t, id))) {
-		bw_msg_unref(&will);
+		bw_acl_compiled_free(&acl);
 		return BW_RC_UNSPECIFIED;
 	}
+	bw_acl_compiled_free(&s->acl);
+	s->acl = acl;
+	s->check_receive = false;
 	s->conn = c;
-	s->expiry_s = expiry;
-	s->will = will;
-	s->will_delay_s = v5 ? pkt->will_props.will_delay : 0;
-	s->will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
-	                           ? pkt->will_props.message_expiry
-	                           : 0;
+	s->expiry_s = a->expiry;
+	s->will = a->will;
+	a->will = NULL;
+	s->will_delay_s = a->will_delay_s;
+	s->will_expiry_s = a->will_expiry_s;
 	bw_stat_add(&t->stats->connected, 1);
 	bw_conn_attach(c, s->state, present);
 	return 0;
+}
+
+/* A password check running on the job pool. */
+struct auth_job {
+	struct bw_job job;
+	struct listener_ctx *l;
+	struct bw_conn *c;
+	struct connect_args a;
+	char *password;
+	size_t password_len;
+	int verdict; /* 0 or a reason code */
+};
+
+static void auth_free(struct auth_job *j)
+{
+	if (j->password)
+		explicit_bzero(j->password, j->password_len);
+	free(j->password);
+	args_free(&j->a);
+	free(j);
+}
+
+static void auth_run(struct bw_job *job)
+{
+	struct auth_job *j = (struct auth_job *)job;
+	const struct bw_passwd *pw = j->l->b->cfg.passwd;
+	int rc =
+	        bw_passwd_check(pw, j->a.username, j->a.username_len, j->password, j->password_len);
+	j->verdict = rc == 0 ? 0 : BW_RC_BAD_USERNAME_PASSWORD;
+}
+
+static void auth_done(struct bw_job *job)
+{
+	struct auth_job *j = (struct auth_job *)job;
+	struct bw_broker *b = j->l->b;
+	void *user = bw_conn_user(j->c);
+
+	if (bw_conn_state(j->c) == BW_CONN_AWAIT_CONNECT) {
+		int rc = j->verdict;
+		if (rc) {
+			bw_stat_add(&j->l->t->stats->auth_failures, 1);
+			bw_log_info("tenant %s: client '%.*s': bad username or password for user "
+			            "'%s'",
+			            bw_hub_tenant_name(b->hub, j->l->t->id),
+			            (int)bw_conn_client_id(j->c).len,
+			            (const char *)bw_conn_client_id(j->c).p, j->a.username);
+		} else {
+			rc = attach(j->l, j->c, &j->a);
+		}
+		bw_conn_connect_done(j->c, rc);
+		b->cfg.wants_send(user);
+	}
+	b->cfg.hold(user, false);
+	auth_free(j);
+}
+
+static void auth_drop(struct bw_job *job)
+{
+	auth_free((struct auth_job *)job);
+}
+
+static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
+{
+	struct listener_ctx *l = ctx;
+	struct bw_broker *b = l->b;
+	struct tenant *t = l->t;
+	bool v5 = pkt->version == BW_MQTT_5;
+	struct connect_args a = { .clean_start = pkt->clean_start };
+
+	/* Anonymous only where the listener allows it; credentials only where a
+	 * password file can check them: fail closed. */
+	if (!pkt->has_username && !l->allow_anonymous)
+		return BW_RC_NOT_AUTHORIZED;
+	if (pkt->has_username && (!pkt->has_password || !b->cfg.passwd)) {
+		bw_stat_add(&t->stats->auth_failures, 1);
+		return BW_RC_BAD_USERNAME_PASSWORD;
+	}
+	if (pkt->will) {
+		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len))
+			return BW_RC_NOT_AUTHORIZED;
+		a.will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
+		                    v5 ? &pkt->will_props : NULL, pkt->will_payload.p,
+		                    pkt->will_payload.len, pkt->will_qos, pkt->will_retain,
+		                    b->cfg.now_ms());
+		if (!a.will)
+			return BW_RC_UNSPECIFIED;
+		a.will->tenant = t->id;
+		a.will_delay_s = v5 ? pkt->will_props.will_delay : 0;
+		a.will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
+		                          ? pkt->will_props.message_expiry
+		                          : 0;
+	}
+	if (v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)))
+		a.expiry = pkt->props.session_expiry;
+	else if (!v5 && !pkt->clean_start)
+		a.expiry = NEVER;
+	if (!pkt->has_username) {
+		int rc = attach(l, c, &a);
+		args_free(&a);
+		return rc;
+	}
+
+	/* The password is checked on the job pool: a good hash costs ~100 ms. */
+	struct auth_job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->a = a;
+		j->l = l;
+		j->c = c;
+		j->a.username = malloc(pkt->username.len + 1u);
+		j->password = malloc(pkt->password.len ? pkt->password.len : 1);
+	}
+	if (!j || !j->a.username || !j->password) {
+		if (j)
+			auth_free(j);
+		else
+			args_free(&a);
+		return BW_RC_UNSPECIFIED;
+	}
+	memcpy(j->a.username, pkt->username.p, pkt->username.len);
+	j->a.username[pkt->username.len] = '\0';
+	j->a.username_len = pkt->username.len;
+	memcpy(j->password, pkt->password.p, pkt->password.len);
+	j->password_len = pkt->password.len;
+	j->job = (struct bw_job){
+		.run = auth_run, .done = auth_done, .drop = auth_drop, .worker = b->self
+	};
+	if (!b->cfg.jobs) { /* no pool (tests): check here */
+		auth_run(&j->job);
+		int rc = j->verdict ? j->verdict : attach(l, c, &j->a);
+		if (j->verdict)
+			bw_stat_add(&t->stats->auth_failures, 1);
+		auth_free(j);
+		return rc;
+	}
+	if (bw_jobs_submit(b->cfg.jobs, &j->job) < 0) {
+		auth_free(j);
+		return BW_RC_SERVER_BUSY;
+	}
+	b->cfg.hold(bw_conn_user(c), true);
+	return -EINPROGRESS;
+}
+
+static int op_may_publish(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
+                          bool retain)
+{
+	struct listener_ctx *l = ctx;
+	struct sess *s = owner(c);
+	if (!s || !s->acl || bw_acl_can_publish(s->acl, topic.p, topic.len, qos, retain))
+		return 0;
+	bw_stat_add(&l->t->stats->denied, 1);
+	return BW_RC_NOT_AUTHORIZED;
 }
 
 static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
@@ -757,6 +932,18 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 		                 .retain_as_published = e->retain_as_published,
 		                 .retain_handling = e->retain_handling,
 		                 .sub_id = sub_id };
+	if (s->acl) {
+		uint8_t max_qos = 2;
+		bool check_each = false;
+		if (bw_acl_can_subscribe(s->acl, e->filter.p, e->filter.len, &max_qos,
+		                         &check_each) < 0) {
+			bw_stat_add(&t->stats->denied, 1);
+			return -BW_RC_NOT_AUTHORIZED;
+		}
+		if (o.qos > max_qos)
+			o.qos = max_qos;
+		s->check_receive |= check_each;
+	}
 	bool fresh_filter, gone;
 	struct bw_topic_share share;
 	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
@@ -793,7 +980,7 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	if (!shared && (e->retain_handling == 0 || (e->retain_handling == 1 && rc == 0))) {
 		struct pending_retained *p = malloc(sizeof(*p) + e->filter.len);
 		if (p) {
-			p->granted = e->qos;
+			p->granted = o.qos;
 			p->sub_id = sub_id;
 			p->len = e->filter.len;
 			memcpy(p->filter, e->filter.p, e->filter.len);
@@ -801,7 +988,7 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 			s->pending = p;
 		}
 	}
-	return e->qos;
+	return o.qos;
 }
 
 static void op_subscribed(void *ctx, struct bw_conn *c)
@@ -917,6 +1104,7 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			.now_ms = now_ms,
 			.place = op_place,
 			.connect = op_connect,
+			.may_publish = op_may_publish,
 			.publish = op_publish,
 			.subscribe = op_subscribe,
 			.subscribed = op_subscribed,

@@ -14,10 +14,11 @@
  * their client id's home worker (bw_hub_home()); a connection that arrives
  * elsewhere is moved there before its CONNECT is handled (ops->place).
  *
- * Authentication is not in it yet: a listener with allow_anonymous=true
- * takes clients without credentials, and every other client is refused
- * (fail closed: 0x87 / 3.1.1 return code 5 without credentials, 0x86 / 4
- * with credentials nobody can check).
+ * Authentication: a client without a username needs a listener with
+ * allow_anonymous=true (else 0x87 / 3.1.1 code 5); one with a username
+ * needs a password file holding it and the right password (else 0x86 / 4),
+ * checked on the job pool. An ACL file, when set, decides every publish,
+ * subscription, will and delivery (deny beats allow, no rule denies).
  */
 #ifndef BW_CORE_BROKER_H
 #define BW_CORE_BROKER_H
@@ -25,6 +26,7 @@
 #include "node/config.h"
 #include "node/core/conn.h"
 #include "node/core/hub.h"
+#include "node/jobs.h"
 #include "node/core/sub_index.h"
 
 #include <stdbool.h>
@@ -40,9 +42,21 @@ struct bw_broker_config {
 	uint32_t max_queued_messages; /* a session */
 	uint32_t max_subscriptions;   /* a session */
 	uint32_t max_topic_levels;
-	uint32_t filters_max;     /* distinct filters a tenant */
-	size_t out_budget;        /* output_queue_budget; 0: none */
-	struct bw_hub *hub;       /* shared with the node's other brokers */
+	uint32_t filters_max; /* distinct filters a tenant */
+	size_t out_budget;    /* output_queue_budget; 0: none */
+	struct bw_hub *hub;   /* shared with the node's other brokers */
+	/*
+	 * Who may connect and what they may do: a password file (NULL:
+	 * clients with a username are refused, 0x86) and an ACL file (NULL:
+	 * every client may publish and subscribe to every topic but $SYS).
+	 * Both are read-only while the broker lives, and read by job threads.
+	 */
+	const struct bw_passwd *passwd;
+	const struct bw_acl *acl;
+	/* Where password checks run (NULL: on the caller's thread; tests). */
+	struct bw_jobs *jobs;
+	/* Keeps a connection alive while a job about it runs (on) and lets it go. */
+	void (*hold)(void *conn_user, bool on);
 	uint32_t worker;          /* this broker's worker index in the hub */
 	uint32_t sys_interval_ms; /* $SYS/broker/... statistics; 0: none */
 	const char *version;      /* for $SYS/broker/version */

@@ -72,6 +72,7 @@ static inline void *bw_letter_ptr(uintptr_t l)
 struct bw_tenant_stats {
 	_Atomic uint64_t connected, sessions, subscriptions;
 	_Atomic uint64_t msgs_in, msgs_out, dropped;
+	_Atomic uint64_t auth_failures, denied; /* bad credentials; ACL refusals */
 } __attribute__((aligned(64)));
 
 /* Adds n to a counter the calling worker owns: a plain add, no bus lock. */
@@ -90,6 +91,7 @@ static inline void bw_stat_set(_Atomic uint64_t *c, uint64_t v)
 struct bw_tenant_totals {
 	uint64_t connected, sessions, subscriptions;
 	uint64_t msgs_in, msgs_out, dropped;
+	uint64_t auth_failures, denied;
 	uint32_t retained;
 	uint64_t retained_bytes;
 };

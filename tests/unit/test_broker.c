@@ -15,6 +15,9 @@
 
 #include "node/core/broker.h"
 #include "node/core/msg.h"
+#include "tenancy/acl.h"
+#include "tenancy/auth/passwd.h"
+#include "tenancy/auth/password.h"
 #include "proto/mqtt/codec.h"
 #include "proto/mqtt/props.h"
 
@@ -59,6 +62,8 @@ static struct bw_listener_config listeners[2];
 static struct bw_hub *hub;
 static struct bw_broker *brokers[WORKERS_MAX];
 static uint32_t n_workers = 1;
+static struct bw_passwd *passwd; /* setup_auth */
+static struct bw_acl *acl;
 static struct bw_broker *broker; /* brokers[0] */
 static uint32_t sys_interval_ms; /* set by setup_sys */
 
@@ -85,6 +90,8 @@ static int setup(void **state)
 		.max_topic_levels = 16,
 		.filters_max = 1000,
 		.hub = hub,
+		.passwd = passwd,
+		.acl = acl,
 		.sys_interval_ms = sys_interval_ms,
 		.version = "test",
 		.now_ms = fake_now,
@@ -115,6 +122,8 @@ static int teardown(void **state)
 		bw_broker_free(&brokers[i]);
 	broker = NULL;
 	bw_hub_free(&hub, drop_letter, NULL);
+	bw_passwd_free(&passwd);
+	bw_acl_free(&acl);
 	sys_interval_ms = 0;
 	n_workers = 1;
 	return 0;
@@ -123,6 +132,28 @@ static int teardown(void **state)
 static int setup_sys(void **state)
 {
 	sys_interval_ms = 1000;
+	return setup(state);
+}
+
+/* alice (password "pw-a") and bob ("pw-b"), and an ACL for them. */
+static int setup_auth(void **state)
+{
+	char ha[BW_PASSWORD_HASH_MAX], hb[BW_PASSWORD_HASH_MAX], text[1024], err[256];
+	if (bw_password_hash("pw-a", 4, BW_HASH_PBKDF2, ha, sizeof(ha)) < 0 ||
+	    bw_password_hash("pw-b", 4, BW_HASH_ARGON2ID, hb, sizeof(hb)) < 0)
+		return -1;
+	int n = snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", ha, hb);
+	if (bw_passwd_parse(text, (size_t)n, "test", &passwd, err, sizeof(err)) < 0)
+		return -1;
+	static const char rules[] = "user alice\n"
+	                            "allow all data/#\n"
+	                            "deny subscribe data/secret/#\n"
+	                            "allow subscribe q1/# qos=1\n"
+	                            "user bob\n"
+	                            "allow subscribe data/#\n"
+	                            "allow publish bob/%c/#\n";
+	if (bw_acl_parse(rules, sizeof(rules) - 1, "test", &acl, err, sizeof(err)) < 0)
+		return -1;
 	return setup(state);
 }
 
@@ -240,6 +271,7 @@ struct opts {
 	uint32_t listener;
 	uint32_t worker; /* whose broker the connection is on */
 	bool with_user;
+	const char *user, *pass;
 	uint8_t expect_code;
 };
 
@@ -276,7 +308,13 @@ static struct client *connect_client(const char *id, struct opts o)
 			p.connect.will_props.message_expiry = o.will_expiry;
 		}
 	}
-	if (o.with_user) {
+	if (o.user) {
+		p.connect.has_username = p.connect.has_password = true;
+		p.connect.username.p = (const uint8_t *)o.user;
+		p.connect.username.len = (uint16_t)strlen(o.user);
+		p.connect.password.p = (const uint8_t *)o.pass;
+		p.connect.password.len = (uint32_t)strlen(o.pass);
+	} else if (o.with_user) {
 		p.connect.has_username = p.connect.has_password = true;
 		p.connect.username.p = (const uint8_t *)"u";
 		p.connect.username.len = 1;
@@ -589,6 +627,83 @@ static void test_shared_redelivery_when_a_member_leaves(void **state)
 	disconnect(p, false);
 }
 
+static void test_passwords(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ .user = "alice", .pass = "pw-a" });
+	struct client *b = connect_client("b", (struct opts){ .user = "bob", .pass = "pw-b" });
+	bw_conn_free(
+	        &connect_client("x", (struct opts){ .user = "alice",
+	                                            .pass = "pw-b",
+	                                            .expect_code = BW_RC_BAD_USERNAME_PASSWORD })
+	                 ->c);
+	bw_conn_free(
+	        &connect_client("y", (struct opts){ .user = "carol",
+	                                            .pass = "pw-a",
+	                                            .expect_code = BW_RC_BAD_USERNAME_PASSWORD })
+	                 ->c);
+	/* A listener without anonymous still takes clients with a password. */
+	struct client *c = connect_client(
+	        "c", (struct opts){ .listener = 1, .user = "alice", .pass = "pw-a" });
+	disconnect(a, false);
+	disconnect(b, false);
+	disconnect(c, false);
+}
+
+static void test_acls(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ .user = "alice", .pass = "pw-a" });
+	struct client *b = connect_client("b7", (struct opts){ .user = "bob", .pass = "pw-b" });
+	subscribe(b, "data/#", 0, 0, 0, false);
+	/* bob may not publish to data/...: PUBACK 0x87, and nobody gets it. */
+	struct bw_packet p = { .type = BW_PUBLISH };
+	p.publish.topic = (struct bw_str){ (const uint8_t *)"data/x", 6 };
+	p.publish.payload = (struct bw_bin){ (const uint8_t *)"no", 2 };
+	p.publish.qos = 1;
+	p.publish.packet_id = 9;
+	send_pkt(b, &p);
+	struct bw_packet ack = expect(b, BW_PUBACK);
+	assert_int_equal(ack.ack.code, BW_RC_NOT_AUTHORIZED);
+	expect_nothing(b);
+	/* %c: bob may publish to bob/<his client id>/... only. */
+	publish(b, "bob/b7/t", "mine", 0, false);
+	publish(a, "data/y", "from alice", 0, false);
+	expect_publish(b, "data/y", "from alice");
+	/* alice: data/# minus data/secret/# to subscribe, q1/# capped at QoS 1. */
+	uint8_t e[64];
+	uint32_t len = 0;
+	struct bw_sub_entry en = { .qos = 2 };
+	en.filter = (struct bw_str){ (const uint8_t *)"q1/t", 4 };
+	bw_codec_put_sub(e, sizeof(e), &len, &en, BW_MQTT_5);
+	struct bw_packet sp = { .type = BW_SUBSCRIBE };
+	sp.subscribe.packet_id = 3;
+	sp.subscribe.entries = (struct bw_bin){ e, len };
+	send_pkt(a, &sp);
+	assert_int_equal(expect(a, BW_SUBACK).suback.codes.p[0], 1); /* granted QoS 1 */
+	len = 0;
+	en.qos = 0;
+	en.filter = (struct bw_str){ (const uint8_t *)"data/secret/k", 13 };
+	bw_codec_put_sub(e, sizeof(e), &len, &en, BW_MQTT_5);
+	sp.subscribe.entries = (struct bw_bin){ e, len };
+	send_pkt(a, &sp);
+	assert_int_equal(expect(a, BW_SUBACK).suback.codes.p[0], BW_RC_NOT_AUTHORIZED);
+	/* data/# overlaps the deny: allowed, but data/secret/... never arrives. */
+	subscribe(a, "data/#", 0, 0, 0, false);
+	publish(a, "data/secret/k", "hidden", 0, false);
+	publish(a, "data/open", "seen", 0, false);
+	expect_publish(a, "data/open", "seen");
+	expect_nothing(a);
+	expect_publish(b, "data/secret/k", "hidden"); /* bob's rules do allow it */
+	expect_publish(b, "data/open", "seen");
+	/* A will the ACL would not let it publish refuses the CONNECT. */
+	bw_conn_free(&connect_client("w", (struct opts){ .user = "bob",
+	                                                 .pass = "pw-b",
+	                                                 .will_topic = "data/w",
+	                                                 .expect_code = BW_RC_NOT_AUTHORIZED })
+	                      ->c);
+	disconnect(a, false);
+	disconnect(b, false);
+}
+
 static void test_no_local(void **state)
 {
 	struct client *a = connect_client("a", (struct opts){ 0 });
@@ -878,6 +993,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_redelivery_when_a_member_leaves, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passwords, setup_auth, teardown),
+		cmocka_unit_test_setup_teardown(test_acls, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sys_statistics_per_tenant, setup_sys,
 		                                teardown),
