@@ -50,6 +50,13 @@ struct bw_config {
 	char password_file[BW_CONFIG_PATH_MAX];
 	char acl_file[BW_CONFIG_PATH_MAX];
 	uint32_t auth_threads;
+	char jwt_jwks_file[BW_CONFIG_PATH_MAX];
+	char jwt_key_file[BW_CONFIG_PATH_MAX];
+	char jwt_key_alg[BW_CONFIG_PATH_MAX];
+	char jwt_issuers[BW_CONFIG_PATH_MAX];
+	char jwt_audiences[BW_CONFIG_PATH_MAX];
+	uint32_t jwt_leeway;
+	char jwt_username_claim[BW_CONFIG_PATH_MAX];
 	uint32_t max_packet_size;
 	uint32_t max_inflight;
 	uint32_t max_queued_messages;

@@ -13,6 +13,7 @@
 #include "node/core/snapshot.h"
 #include "node/jobs.h"
 #include "tenancy/acl.h"
+#include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
 #include "tenancy/auth/password.h"
 #include "node/io/features.h"
@@ -85,6 +86,10 @@ static atomic_bool started; /* workers[] is complete: metrics may read it */
 static struct bw_jobs *jobs;
 static struct bw_passwd *passwd;
 static struct bw_acl *acl;
+static struct bw_jwt_keys *jwt_keys;
+static struct bw_jwt_policy jwt_policy;
+#define JWT_LIST_MAX 16
+static const char *jwt_issuers[JWT_LIST_MAX], *jwt_audiences[JWT_LIST_MAX];
 /* Job threads wake workers only while this says they run (under wake_mu). */
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool wakeable;
@@ -217,9 +222,55 @@ static int stop_all(const char *save_dir)
 	bw_hub_free(&hub, drop_letter, NULL);
 	bw_passwd_free(&passwd);
 	bw_acl_free(&acl);
+	bw_jwt_keys_free(&jwt_keys);
 	free(workers);
 	free(brokers);
 	return rc;
+}
+
+/* Splits a comma-separated list in place into v[]; returns the count. */
+static size_t split_list(char *s, const char **v, size_t max)
+{
+	size_t n = 0;
+	for (char *save = NULL, *t = strtok_r(s, ",", &save); t && n < max;
+	     t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		if (*t)
+			v[n++] = t;
+	}
+	return n;
+}
+
+/* The JWT keys and policy from the configuration; 0, or 1 (logged). */
+static int load_jwt(struct bw_config *cfg)
+{
+	char err[512];
+	if (!cfg->jwt_jwks_file[0] && !cfg->jwt_key_file[0])
+		return 0;
+	if (!(jwt_keys = bw_jwt_keys_new())) {
+		bw_log_error("jwt: out of memory");
+		return 1;
+	}
+	if (cfg->jwt_jwks_file[0] &&
+	    bw_jwt_keys_load_jwks(jwt_keys, cfg->jwt_jwks_file, err, sizeof(err)) < 0) {
+		bw_log_error("jwt_jwks_file: %s", err);
+		return 1;
+	}
+	if (cfg->jwt_key_file[0] &&
+	    bw_jwt_keys_add_pem(jwt_keys, cfg->jwt_key_file, cfg->jwt_key_alg, NULL, err,
+	                        sizeof(err)) < 0) {
+		bw_log_error("jwt_key_file: %s", err);
+		return 1;
+	}
+	jwt_policy.issuers = jwt_issuers;
+	jwt_policy.issuers_n = split_list(cfg->jwt_issuers, jwt_issuers, JWT_LIST_MAX);
+	jwt_policy.audiences = jwt_audiences;
+	jwt_policy.audiences_n = split_list(cfg->jwt_audiences, jwt_audiences, JWT_LIST_MAX);
+	jwt_policy.leeway_s = cfg->jwt_leeway;
+	bw_log_info("jwt: %zu keys, %zu issuers, %zu audiences", bw_jwt_keys_count(jwt_keys),
+	            jwt_policy.issuers_n, jwt_policy.audiences_n);
+	return 0;
 }
 
 /* Creates dir (and its parents) when missing; 0 or -errno. */
@@ -394,6 +445,12 @@ int main(int argc, char **argv)
 		            bw_passwd_count(passwd));
 	if (acl)
 		bw_log_info("acl_file %s: %zu rules", cfg.acl_file, bw_acl_rule_count(acl));
+	if (load_jwt(&cfg)) {
+		bw_passwd_free(&passwd);
+		bw_acl_free(&acl);
+		bw_jwt_keys_free(&jwt_keys);
+		return 1;
+	}
 	if (!(jobs = bw_jobs_new(cfg.auth_threads, n_workers, wake_worker, NULL))) {
 		bw_log_error("cannot start the auth threads: %s", strerror(errno));
 		return 1;
@@ -410,6 +467,9 @@ int main(int argc, char **argv)
 		.hub = hub,
 		.passwd = passwd,
 		.acl = acl,
+		.jwt_keys = jwt_keys,
+		.jwt_policy = &jwt_policy,
+		.jwt_username_claim = cfg.jwt_username_claim,
 		.jobs = jobs,
 		.hold = bw_worker_hold,
 		.sys_interval_ms = cfg.sys_interval * 1000,

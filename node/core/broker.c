@@ -14,6 +14,7 @@
 #include "node/core/broker.h"
 
 #include "tenancy/acl.h"
+#include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
 
 #include "node/core/msg.h"
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NEVER UINT32_MAX /* a session expiry interval that never elapses */
 /*
@@ -66,6 +68,7 @@ struct sess {
 	uint64_t will_at;       /* offline: when the will goes out (0: not due) */
 	uint32_t n_subs;
 	struct bw_acl_compiled *acl; /* NULL: no ACL file, everything allowed */
+	uint64_t token_exp;          /* connected with a JWT: when it expires (0: never) */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
 	uint16_t id_len;
@@ -686,6 +689,7 @@ struct connect_args {
 	uint32_t will_delay_s, will_expiry_s;
 	char *username; /* NUL-terminated copy; NULL: none */
 	uint16_t username_len;
+	uint64_t token_exp; /* a JWT's exp as a monotonic deadline; 0: none */
 };
 
 static void args_free(struct connect_args *a)
@@ -754,6 +758,9 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	a->will = NULL;
 	s->will_delay_s = a->will_delay_s;
 	s->will_expiry_s = a->will_expiry_s;
+	s->token_exp = a->token_exp;
+	if (s->token_exp)
+		timed_add(b, s);
 	bw_stat_add(&t->stats->connected, 1);
 	bw_conn_attach(c, s->state, present);
 	return 0;
@@ -767,7 +774,9 @@ struct auth_job {
 	struct connect_args a;
 	char *password;
 	size_t password_len;
+	bool jwt;    /* the password is a JWT */
 	int verdict; /* 0 or a reason code */
+	uint64_t now_ms;
 };
 
 static void auth_free(struct auth_job *j)
@@ -779,10 +788,54 @@ static void auth_free(struct auth_job *j)
 	free(j);
 }
 
+/* A JWT: valid, and naming the user the client says it is (if it says). */
+static int jwt_check(struct auth_job *j)
+{
+	const struct bw_broker_config *cfg = &j->l->b->cfg;
+	struct bw_jwt_claims *claims = NULL;
+	const char *why = NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int rc = bw_jwt_verify(cfg->jwt_keys, cfg->jwt_policy, j->password, j->password_len,
+	                       ts.tv_sec, &claims, &why);
+	if (rc < 0) {
+		bw_log_info("jwt refused: %s", why ? why : strerror(-rc));
+		return BW_RC_BAD_USERNAME_PASSWORD;
+	}
+	const char *user = bw_jwt_claim_string(claims, cfg->jwt_username_claim);
+	size_t len = user ? strlen(user) : 0;
+	rc = 0;
+	if (!user || len == 0 || len > UINT16_MAX ||
+	    (j->a.username && (len != j->a.username_len || memcmp(user, j->a.username, len)))) {
+		rc = BW_RC_BAD_USERNAME_PASSWORD; /* no user, or not the one the client named */
+	} else {
+		char *copy = strdup(user);
+		if (!copy) {
+			rc = BW_RC_UNSPECIFIED;
+		} else {
+			free(j->a.username);
+			j->a.username = copy;
+			j->a.username_len = (uint16_t)len;
+			int64_t exp = bw_jwt_claims_exp(claims);
+			if (exp > 0) /* as a monotonic deadline */
+				j->a.token_exp =
+				        j->now_ms +
+				        (uint64_t)(exp > ts.tv_sec ? exp - ts.tv_sec : 0) * 1000 +
+				        1;
+		}
+	}
+	bw_jwt_claims_free(&claims);
+	return rc;
+}
+
 static void auth_run(struct bw_job *job)
 {
 	struct auth_job *j = (struct auth_job *)job;
 	const struct bw_passwd *pw = j->l->b->cfg.passwd;
+	if (j->jwt) {
+		j->verdict = jwt_check(j);
+		return;
+	}
 	int rc =
 	        bw_passwd_check(pw, j->a.username, j->a.username_len, j->password, j->password_len);
 	j->verdict = rc == 0 ? 0 : BW_RC_BAD_USERNAME_PASSWORD;
@@ -818,6 +871,20 @@ static void auth_drop(struct bw_job *job)
 	auth_free((struct auth_job *)job);
 }
 
+/* Three base64url segments: a JWS compact token, not a password. */
+static bool looks_like_jwt(const uint8_t *p, size_t len)
+{
+	int dots = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '.')
+			dots++;
+		else if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+		           (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_'))
+			return false;
+	}
+	return dots == 2 && len >= 5;
+}
+
 static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
 {
 	struct listener_ctx *l = ctx;
@@ -827,10 +894,12 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	struct connect_args a = { .clean_start = pkt->clean_start };
 
 	/* Anonymous only where the listener allows it; credentials only where a
-	 * password file can check them: fail closed. */
-	if (!pkt->has_username && !l->allow_anonymous)
+	 * password file or JWT keys can check them: fail closed. */
+	bool jwt = b->cfg.jwt_keys && pkt->has_password &&
+	           looks_like_jwt(pkt->password.p, pkt->password.len);
+	if (!pkt->has_username && !jwt && !l->allow_anonymous)
 		return BW_RC_NOT_AUTHORIZED;
-	if (pkt->has_username && (!pkt->has_password || !b->cfg.passwd)) {
+	if (pkt->has_username && !jwt && (!pkt->has_password || !b->cfg.passwd)) {
 		bw_stat_add(&t->stats->auth_failures, 1);
 		return BW_RC_BAD_USERNAME_PASSWORD;
 	}
@@ -853,7 +922,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		a.expiry = pkt->props.session_expiry;
 	else if (!v5 && !pkt->clean_start)
 		a.expiry = NEVER;
-	if (!pkt->has_username) {
+	if (!pkt->has_username && !jwt) {
 		int rc = attach(l, c, &a);
 		args_free(&a);
 		return rc;
@@ -878,6 +947,13 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	memcpy(j->a.username, pkt->username.p, pkt->username.len);
 	j->a.username[pkt->username.len] = '\0';
 	j->a.username_len = pkt->username.len;
+	if (!pkt->has_username) { /* a JWT alone: its claim names the user */
+		free(j->a.username);
+		j->a.username = NULL;
+		j->a.username_len = 0;
+	}
+	j->jwt = jwt;
+	j->now_ms = b->cfg.now_ms();
 	memcpy(j->password, pkt->password.p, pkt->password.len);
 	j->password_len = pkt->password.len;
 	j->job = (struct bw_job){
@@ -1250,8 +1326,17 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now)
 	}
 	for (struct sess *s = b->timed, *next; s; s = next) {
 		next = s->tnext;
-		if (s->conn)
+		if (s->conn) {
+			/* A JWT that expired ends its connection (5.0: DISCONNECT 0x87). */
+			if (s->token_exp && now >= s->token_exp) {
+				struct bw_conn *c = s->conn;
+				s->token_exp = 0;
+				bw_conn_kick(c, BW_RC_NOT_AUTHORIZED);
+				b->cfg.wants_send(bw_conn_user(c));
+			}
 			continue;
+		}
+		s->token_exp = 0;
 		if (s->will_at && now >= s->will_at)
 			send_will(b, s);
 		if (s->expires_at && now >= s->expires_at) {

@@ -53,6 +53,15 @@ struct bw_broker_config {
 	 */
 	const struct bw_passwd *passwd;
 	const struct bw_acl *acl;
+	/*
+	 * JWT access tokens in the password field (NULL keys: none): verified
+	 * with these keys and policy; the username is the claim named
+	 * jwt_username_claim (a username the client sends must equal it), and
+	 * the connection ends (0x87) when the token expires.
+	 */
+	const struct bw_jwt_keys *jwt_keys;
+	const struct bw_jwt_policy *jwt_policy;
+	const char *jwt_username_claim;
 	/* Where password checks run (NULL: on the caller's thread; tests). */
 	struct bw_jobs *jobs;
 	/* Keeps a connection alive while a job about it runs (on) and lets it go. */

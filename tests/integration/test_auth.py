@@ -8,6 +8,10 @@ anonymous refused, password checks that do not stall the node, and a
 password_file that cannot be read stopping the node with its name.
 Usage: test_auth.py BULWARK_BINARY
 """
+import base64
+import hashlib
+import hmac
+import json
 import os
 import socket
 import subprocess
@@ -91,6 +95,62 @@ def wait_for(cond, seconds=TIMEOUT):
     return bool(cond())
 
 
+SECRET = b"bulwark-test-hs256-secret-of-32-bytes!"
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(claims, alg="HS256", secret=SECRET):
+    """A compact JWS: HS256 with secret, or alg "none" unsigned."""
+    head = b64u(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64u(json.dumps(claims).encode())
+    signing = f"{head}.{body}".encode()
+    sig = b"" if alg == "none" else hmac.new(secret, signing, hashlib.sha256).digest()
+    return f"{head}.{body}.{b64u(sig)}"
+
+
+def jwt_cases(port):
+    now = int(time.time())
+    good = token({"sub": "carol", "exp": now + 60, "iss": "https://id.test"})
+    r = pub(port, "carol", good, "carol/x", "with-token")
+    check("JWT (HS256) as the password connects", r.returncode == 0, r.stderr)
+    r = pub(port, "dave", good, "carol/x", "x")
+    check("JWT naming another user than the username: refused", r.returncode != 0, r.stderr)
+    for name, tok in [("expired", token({"sub": "carol", "exp": now - 10,
+                                         "iss": "https://id.test"})),
+                      ("another key", token({"sub": "carol", "exp": now + 60,
+                                             "iss": "https://id.test"},
+                                            secret=b"x" * 40)),
+                      ("alg none", token({"sub": "carol", "exp": now + 60,
+                                          "iss": "https://id.test"}, alg="none")),
+                      ("wrong issuer", token({"sub": "carol", "exp": now + 60,
+                                              "iss": "https://evil.test"}))]:
+        r = pub(port, "carol", tok, "carol/x", "x")
+        check(f"JWT refused: {name}", r.returncode != 0 and "bad user name or password" in
+              (r.stderr + r.stdout).lower(), r.stderr + r.stdout)
+    # A token that expires during the session ends it: DISCONNECT 0x87.
+    short = token({"sub": "carol", "exp": now + 2, "iss": "https://id.test"}).encode()
+    lp = lambda b: len(b).to_bytes(2, "big") + b  # noqa: E731
+    body = lp(b"MQTT") + bytes([5, 0xC2]) + (60).to_bytes(2, "big") + b"\x00"
+    body += lp(b"carol-short") + lp(b"carol") + lp(short)
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(b"\x10" + bytes([len(body) & 0x7F | 0x80, len(body) >> 7]) + body)
+    ack = s.recv(64)
+    s.settimeout(8)
+    t0 = time.time()
+    try:
+        d = s.recv(16)
+    except socket.timeout:
+        d = b""
+    waited = time.time() - t0
+    s.close()
+    check("a JWT that expires ends the connection with DISCONNECT 0x87",
+          ack[:1] == b"\x20" and d[:1] == b"\xe0" and d[2:3] == b"\x87" and waited < 5,
+          f"{ack[:4]!r} {d!r} after {waited:.1f} s")
+
+
 def bad_login(port, n):
     """A raw 3.1.1 CONNECT with a wrong password; returns the CONNACK code."""
     user, pw = b"bob", b"wrong-%d" % n
@@ -115,7 +175,10 @@ def main():
             f.write(f"alice:{hash_a}\nbob:{hash_b}\n")
         with open(os.path.join(tmp, "acl"), "w") as f:
             f.write("user alice\nallow all data/#\ndeny subscribe data/secret/#\n"
-                    "user bob\nallow subscribe data/#\nallow publish bob/#\n")
+                    "user bob\nallow subscribe data/#\nallow publish bob/#\n"
+                    "everyone\nallow publish %u/#\n")
+        with open(os.path.join(tmp, "secret"), "wb") as f:
+            f.write(SECRET)
         r = subprocess.run([BIN, "--set", "listen=mqtt 127.0.0.1:0", "--set",
                             "password_file=" + os.path.join(tmp, "missing"), "--set",
                             "state_dir=" + os.path.join(tmp, "s0")],
@@ -125,7 +188,9 @@ def main():
         proc, ports, log = node.start_node(BIN, tmp, [
             "listen=mqtt 127.0.0.1:0", "workers=3",
             "password_file=" + os.path.join(tmp, "passwd"),
-            "acl_file=" + os.path.join(tmp, "acl")])
+            "acl_file=" + os.path.join(tmp, "acl"),
+            "jwt_key_file=" + os.path.join(tmp, "secret"), "jwt_key_alg=HS256",
+            "jwt_issuers=https://id.test", "jwt_leeway=0"])
         port = ports[0]
         try:
             bob = Sub(port, "bob-sub", "bob", "bob-pw")
@@ -185,6 +250,7 @@ def main():
                   f"worst {worst * 1000:.0f} ms")
             for c in (bob, alice, alice311):
                 c.close()
+            jwt_cases(port)
         finally:
             proc.terminate()
             code = proc.wait(timeout=TIMEOUT)
