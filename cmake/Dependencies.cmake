@@ -19,6 +19,8 @@ endfunction()
 
 bw_require_pkg(URING liburing liburing-dev)
 bw_require_pkg(PROTOBUFC libprotobuf-c libprotobuf-c-dev)
+bw_require_pkg(SSL libssl libssl-dev)
+bw_require_pkg(CRYPTO libcrypto libssl-dev)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)
