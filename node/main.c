@@ -246,9 +246,17 @@ static int load_config(int argc, char **argv, struct bw_config *cfg, bool *check
 			return 1;
 		}
 	}
+	/* Its messages name the key, or where the listener at fault was configured. */
 	if (bw_config_validate(cfg, err, sizeof(err))) {
-		fprintf(stderr, "bulwark: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+		fprintf(stderr, "bulwark: %s\n", err);
 		return 1;
+	}
+	for (uint32_t i = 0; i < cfg->listener_count; i++) {
+		if (cfg->listeners[i].tls) {
+			fprintf(stderr, "bulwark: %s: listen: mqtts listeners are not served yet\n",
+			        cfg->listeners[i].origin);
+			return 1;
+		}
 	}
 	return 0;
 }
