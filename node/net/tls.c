@@ -414,6 +414,11 @@ int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap)
 	return 0;
 }
 
+const char *bw_tls_library(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
 const char *bw_tls_ctx_name(const struct bw_tls_ctx *t)
 {
 	return t->name;

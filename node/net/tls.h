@@ -70,6 +70,9 @@ int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap);
 /* Frees the context (NULL: nothing); live connections keep what they use. */
 void bw_tls_ctx_free(struct bw_tls_ctx **t);
 
+/* The TLS library in use, e.g. "OpenSSL 3.0.19 27 Jan 2026". */
+const char *bw_tls_library(void);
+
 /* The listener name the context was made for. */
 const char *bw_tls_ctx_name(const struct bw_tls_ctx *t);
 
