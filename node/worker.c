@@ -688,7 +688,7 @@ static int tls_encrypt(struct client *c)
 			}
 			rc = bw_tls_conn_write(c->tls, stage, len);
 		}
-		if (rc < 0)
+		if (rc < 0 || len == 0)
 			break;
 		bw_outq_consume(q, len);
 		done += len;
