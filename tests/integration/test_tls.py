@@ -319,6 +319,77 @@ def paho_large_and_many(port, pki):
     paho_close(sub, pub)
 
 
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def read_packets(sock, buf):
+    """Reads what is available and splits whole packets off buf (a bytearray)."""
+    buf += sock.recv(65536)
+    out = []
+    while len(buf) >= 2:
+        n, mul, i = 0, 1, 1
+        while True:
+            if i >= len(buf):
+                return out
+            n += (buf[i] & 0x7F) * mul
+            mul *= 128
+            i += 1
+            if not buf[i - 1] & 0x80:
+                break
+        if len(buf) < i + n:
+            return out
+        out.append((buf[0], bytes(buf[i:i + n])))
+        del buf[:i + n]
+    return out
+
+
+def slow_tls_subscriber(port, pki, http_port, count=3000):
+    """12 MiB at QoS 0 into a TLS subscriber that stops reading for a
+    second: its output queue still measures what it has not taken
+    (encrypted batches wait for their send), so past the soft limit the
+    QoS 1 publisher is paused, and nothing is dropped."""
+    sub = tls_socket(port, pki)
+    assert raw_connect(sub, b"tls-slow-sub") == b"\x20\x02\x00\x00"
+    sub.sendall(b"\x82" + varint(9) + b"\x00\x01\x00\x04bp/#\x00")
+    buf = bytearray()
+    while not any(t >> 4 == 9 for t, _ in read_packets(sub, buf)):
+        pass
+    pauses = metric(http_port, "bulwark_publisher_pauses_total") or 0
+    pub = paho(port, pki, "tls-fast-pub")
+    pub.max_inflight_messages_set(100)
+    pad = b"." * 4096
+    infos = [pub.publish("bp/x", f"{i}:".encode() + pad, qos=1) for i in range(count)]
+    time.sleep(1.0)
+    got = set()
+    deadline = time.time() + 30
+    sub.settimeout(0.2)
+    while len(got) < count and time.time() < deadline:
+        try:
+            packets = read_packets(sub, buf)
+        except socket.timeout:
+            continue
+        for t, body in packets:
+            if t >> 4 != 3:
+                continue
+            tl = int.from_bytes(body[:2], "big")
+            got.add(body[2 + tl:].split(b":")[0])
+    acked = sum(1 for i in infos if i.is_published())
+    paho_close(pub)
+    sub.close()
+    paused = (metric(http_port, "bulwark_publisher_pauses_total") or 0) > pauses
+    dropped = metric(http_port, 'bulwark_tenant_messages_dropped_total\\{tenant="default"\\}')
+    check("QoS 1 into a slow TLS subscriber: publisher paused, nothing dropped",
+          len(got) == count and acked == count and paused and dropped == 0 and
+          got == {f"{i}".encode() for i in range(count)},
+          f"got {len(got)} acked {acked} paused {paused} dropped {dropped}")
+
+
 def reload_cases(proc, port, pki, log):
     live = paho(port, pki, "reload-live")
     paho_subscribe(live, "reload/#")
@@ -437,6 +508,7 @@ def main():
             old_version_refused(port, log, http_port)
             alpn_and_raw_mqtt(port, pki)
             paho_large_and_many(port, pki)
+            slow_tls_subscriber(port, pki, http_port)
             reload_cases(proc, port, pki, log)
         finally:
             proc.send_signal(signal.SIGTERM)
