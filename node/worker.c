@@ -405,6 +405,12 @@ static int tls_input(struct client *c, const uint8_t *p, size_t n)
 		bw_log_debug("worker: fd %d: TLS handshake failed: %s", c->fd, why);
 	} else {
 		bw_log_debug("worker: fd %d: TLS: %s", c->fd, why);
+		/*
+		 * An abnormal end now (the will is due), and CLOSING, so the
+		 * sweep's linger bounds an alert the peer never reads, as the
+		 * CONNECT timeout does during the handshake.
+		 */
+		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
 	}
 	c->tls_failed = true;
 	mark_dirty(c);
