@@ -46,9 +46,10 @@ struct bw_tls_conn {
 	size_t out_len, out_cap;
 	size_t lent_cap; /* capacity of the buffer the caller took */
 	char *sni;
-	bool out_oom;  /* a write to the BIO found no memory */
-	bool out_full; /* a write to the BIO would have passed OUT_MAX */
-	bool shut;     /* close_notify queued */
+	bool out_oom;     /* a write to the BIO found no memory */
+	bool out_full;    /* a write to the BIO would have passed OUT_MAX */
+	bool established; /* the handshake finished (whatever happened since) */
+	bool shut;        /* close_notify queued */
 };
 
 /* ---- the BIO ------------------------------------------------------------- */
@@ -426,6 +427,21 @@ const char *bw_tls_ctx_name(const struct bw_tls_ctx *t)
 
 /* ---- a connection -------------------------------------------------------- */
 
+/*
+ * Notes the end of the handshake as it happens: after a later fatal error
+ * SSL_is_init_finished() is false again, yet the failure was not one of
+ * the handshake (and a bad first record may follow the handshake in the
+ * very read that finished it).
+ */
+static void on_info(const SSL *s, int where, int ret)
+{
+	struct bw_tls_conn *c = SSL_get_app_data(s);
+
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_DONE) && c)
+		c->established = true;
+}
+
 struct bw_tls_conn *bw_tls_conn_new(struct bw_tls_ctx *t)
 {
 	struct bw_tls_conn *c = calloc(1, sizeof(*c));
@@ -448,6 +464,7 @@ struct bw_tls_conn *bw_tls_conn_new(struct bw_tls_ctx *t)
 	BIO_set_data(b, c);
 	SSL_set_bio(c->ssl, b, b); /* the SSL owns b (one reference for both ends) */
 	SSL_set_app_data(c->ssl, c);
+	SSL_set_info_callback(c->ssl, on_info);
 	SSL_set_accept_state(c->ssl);
 	return c;
 }
@@ -527,7 +544,7 @@ int bw_tls_conn_input(struct bw_tls_conn *c, const uint8_t *in, size_t len,
 
 bool bw_tls_conn_ready(const struct bw_tls_conn *c)
 {
-	return SSL_is_init_finished(c->ssl);
+	return c->established;
 }
 
 int bw_tls_conn_write(struct bw_tls_conn *c, const void *p, size_t n)

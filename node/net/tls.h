@@ -99,7 +99,11 @@ void bw_tls_conn_free(struct bw_tls_conn **c);
 int bw_tls_conn_input(struct bw_tls_conn *c, const uint8_t *in, size_t len,
                       int (*sink)(void *arg, const uint8_t *p, size_t n), void *arg, char *why);
 
-/* Whether the handshake is done (application data can flow). */
+/*
+ * Whether the handshake finished (application data can flow, unless the
+ * connection failed since: a failure while this is true is not one of the
+ * handshake).
+ */
 bool bw_tls_conn_ready(const struct bw_tls_conn *c);
 
 /*

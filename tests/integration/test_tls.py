@@ -392,6 +392,26 @@ def slow_tls_subscriber(port, pki, http_port, count=3000):
           f"got {len(got)} acked {acked} paused {paused} dropped {dropped}")
 
 
+def bad_record_publishes_the_will(port, pki, log):
+    """A record that fails to decrypt after CONNECT ends the session
+    abnormally: its will is published."""
+    watch = paho(port, pki, "tls-will-watch")
+    paho_subscribe(watch, "wills/#")
+    s = tls_socket(port, pki)
+    cid, wt, wp = b"tls-dying", b"wills/tls-dying", b"bye"
+    body = (b"\x00\x04MQTT\x04\x06\x00\x3c" + len(cid).to_bytes(2, "big") + cid +
+            len(wt).to_bytes(2, "big") + wt + len(wp).to_bytes(2, "big") + wp)
+    s.sendall(bytes([0x10, len(body)]) + body)
+    ack = s.recv(4)
+    os.write(s.fileno(), b"\x17\x03\x03\x00\x20" + bytes(32))  # under the TLS layer
+    got = wait_for(lambda: watch.got)
+    check("a bad TLS record after CONNECT publishes the will",
+          ack == b"\x20\x02\x00\x00" and watch.got == [("wills/tls-dying", b"bye")] and
+          log_has(log, r"fd \d+: TLS: "), f"{ack!r} {got} {watch.got}")
+    s.close()
+    paho_close(watch)
+
+
 def reload_cases(proc, port, pki, log):
     live = paho(port, pki, "reload-live")
     paho_subscribe(live, "reload/#")
@@ -511,6 +531,7 @@ def main():
             alpn_and_raw_mqtt(port, pki)
             paho_large_and_many(port, pki)
             slow_tls_subscriber(port, pki, http_port)
+            bad_record_publishes_the_will(port, pki, log)
             reload_cases(proc, port, pki, log)
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -427,6 +427,8 @@ static void test_handshake_alpn_sni_and_data(void **state)
 	                                   sink, &got, why),
 	                 -EPROTO);
 	assert_true(why[0]);
+	assert_true(bw_tls_conn_ready(sv)); /* a failure after the handshake */
+	assert_int_equal(bw_tls_conn_write(sv, "x", 1), -EPROTO);
 	bw_tls_conn_free(&sv);
 	SSL_free(cl);
 
