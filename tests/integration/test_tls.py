@@ -8,9 +8,11 @@ build/bin/bulwark with mqtts listeners, and drives it with mosquitto_pub/sub
 (3.1.1 and 5.0), paho-mqtt, Python's ssl module and openssl s_client:
 pub/sub over TLS, a client that does not trust the server's CA, client
 certificates required (none, valid, expired, other CA, revoked), TLS 1.1
-refused, ALPN "mqtt", large and many messages, SIGHUP reloading the server
-certificate (and refusing a garbage one), configuration errors, and a
-three-worker node where TLS connections move to their client id's worker.
+refused, ALPN "mqtt", large and many messages, a slow subscriber pausing
+its publisher, a bad record after CONNECT publishing the will, SIGHUP
+reloading the server certificate (and refusing a garbage one),
+configuration errors, and a three-worker node where TLS connections move to
+their client id's worker.
 Every wait is bounded. Usage: test_tls.py BULWARK_BINARY
 """
 import http.client
