@@ -19,9 +19,10 @@ endfunction()
 
 bw_require_pkg(URING liburing liburing-dev)
 bw_require_pkg(PROTOBUFC libprotobuf-c libprotobuf-c-dev)
-# OpenSSL 3 (libcrypto): password hashes (PBKDF2-HMAC-SHA512, SHA-512) and
-# JWT verification (EVP and provider interfaces); Argon2id; jansson 2.14 for
-# JWT JSON (json_object_getn()).
+# OpenSSL 3: libssl for TLS listeners; libcrypto for password hashes
+# (PBKDF2-HMAC-SHA512, SHA-512) and JWT verification (EVP and provider
+# interfaces); Argon2id; jansson 2.14 for JWT JSON (json_object_getn()).
+bw_require_pkg(SSL "libssl>=3.0" libssl-dev)
 bw_require_pkg(CRYPTO "libcrypto>=3.0" libssl-dev)
 bw_require_pkg(ARGON2 libargon2 libargon2-dev)
 bw_require_pkg(JANSSON "jansson>=2.14" libjansson-dev)

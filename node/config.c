@@ -41,12 +41,16 @@ struct key_def {
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const client_auths[] = { "none", "optional", "required", NULL };
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
 
 #define OFF(f) offsetof(struct bw_config, f)
 
 static const struct key_def keys[] = {
 	{ "listen", K_LISTEN, 0, 0, 0, 0, "(none)", NULL, NULL,
-	  "a listener, repeatable: `mqtt ADDR:PORT [tenant=NAME] [allow_anonymous=true]` or "
+	  "a listener, repeatable: `mqtt ADDR:PORT [tenant=NAME] [allow_anonymous=true]`, "
+	  "`mqtts ADDR:PORT [tenant=NAME] [allow_anonymous=true] [tls_KEY=VALUE...]` (MQTT over "
+	  "TLS; any tls_* key below as an option overrides it for this listener) or "
 	  "`http ADDR:PORT`" },
 	{ "workers", K_UINT, OFF(workers), 0, 256, 0, "0", "threads", NULL,
 	  "worker threads, each with its own io_uring; 0 means one per online CPU" },
@@ -118,6 +122,26 @@ static const struct key_def keys[] = {
 	  "how often each tenant's $SYS/broker/... statistics are published; 0: never" },
 	{ "max_connections", K_UINT, OFF(max_connections), 1, 10000000, 1000000, NULL,
 	  "connections", NULL, "client connections the node accepts in all" },
+	{ "tls_cert", K_PATH, OFF(tls.cert), 0, 0, 0, "", NULL, NULL,
+	  "PEM file of the server certificate followed by its chain, for mqtts listeners "
+	  "(reread on SIGHUP)" },
+	{ "tls_key", K_PATH, OFF(tls.key), 0, 0, 0, "", NULL, NULL,
+	  "PEM file of the private key of tls_cert (unencrypted; reread on SIGHUP)" },
+	{ "tls_client_ca", K_PATH, OFF(tls.client_ca), 0, 0, 0, "", NULL, NULL,
+	  "PEM bundle of the CAs client certificates must chain to (reread on SIGHUP)" },
+	{ "tls_client_auth", K_ENUM, OFF(tls.client_auth), 0, 0, BW_CONFIG_AUTH_NONE, "none", NULL,
+	  client_auths,
+	  "none, optional or required: whether mqtts clients are asked for a certificate, and "
+	  "whether one is required (one that is sent must verify against tls_client_ca)" },
+	{ "tls_crl", K_PATH, OFF(tls.crl), 0, 0, 0, "", NULL, NULL,
+	  "PEM file of CRLs checked for every certificate of a client's chain, so it needs one "
+	  "from each CA of the chain; reread on SIGHUP" },
+	{ "tls_ciphers", K_PATH, OFF(tls.ciphers), 0, 0, 0, "ECDHE+AESGCM:ECDHE+CHACHA20", NULL,
+	  NULL, "OpenSSL cipher list for TLS 1.2" },
+	{ "tls_ciphersuites", K_PATH, OFF(tls.ciphersuites), 0, 0, 0, "", NULL, NULL,
+	  "OpenSSL TLS 1.3 cipher suites (colon-separated); unset: OpenSSL's" },
+	{ "tls_min_version", K_ENUM, OFF(tls.min_version), 0, 0, 0, "1.2", NULL, tls_versions,
+	  "1.2 or 1.3: the oldest TLS version accepted (older ones are always refused)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -288,6 +312,54 @@ static char *next_word(char **s)
 	return w;
 }
 
+/* The listener options that override a global tls_* key of the same name. */
+static const char *const tls_options[] = { "tls_cert",        "tls_key",        "tls_client_ca",
+	                                   "tls_crl",         "tls_ciphers",    "tls_ciphersuites",
+	                                   "tls_client_auth", "tls_min_version" };
+
+/* Applies listener option `name=v` to its TLS settings; 1 when name is none of them. */
+static int set_tls_option(struct bw_tls_settings *t, const char *name, const char *v,
+                          const struct origin *o, char *err, size_t n)
+{
+	char *str[] = { t->cert, t->key, t->client_ca, t->crl, t->ciphers, t->ciphersuites };
+	size_t i = 0;
+
+	while (i < sizeof(tls_options) / sizeof(tls_options[0]) && strcmp(name, tls_options[i]))
+		i++;
+	if (i < 6) {
+		if (!*v)
+			return fail(err, n, o, "listen", "%s needs a value", name);
+		if (strlen(v) >= BW_CONFIG_PATH_MAX)
+			return fail(err, n, o, "listen", "%s is longer than %d bytes", name,
+			            BW_CONFIG_PATH_MAX - 1);
+		snprintf(str[i], BW_CONFIG_PATH_MAX, "%s", v);
+		return 0;
+	}
+	if (i == 8)
+		return 1;
+	const char *const *names = i == 6 ? client_auths : tls_versions;
+	uint32_t *dst = i == 6 ? &t->client_auth : &t->min_version;
+	for (uint32_t k = 0; names[k]; k++) {
+		if (!strcmp(v, names[k])) {
+			*dst = k;
+			return 0;
+		}
+	}
+	return fail(err, n, o, "listen", "%s must be %s, not '%s'", name,
+	            i == 6 ? "none, optional or required" : "1.2 or 1.3", v);
+}
+
+/* "FILE:LINE", "environment NAME" or "--set", for errors found later. */
+static void origin_text(const struct origin *o, char *buf, size_t cap)
+{
+	if (o->file)
+		snprintf(buf, cap, "%s:%u", o->file, o->line);
+	else if (o->env)
+		snprintf(buf, cap, "environment %s", o->env);
+	else
+		snprintf(buf, cap, "--set");
+}
+
 static int parse_listen(struct bw_config *c, char *value, const struct origin *o, char *err,
                         size_t n)
 {
@@ -296,14 +368,19 @@ static int parse_listen(struct bw_config *c, char *value, const struct origin *o
 
 	memset(&l, 0, sizeof(l));
 	snprintf(l.tenant, sizeof(l.tenant), "default");
+	l.tls_set.client_auth = l.tls_set.min_version = BW_CONFIG_INHERIT;
+	origin_text(o, l.origin, sizeof(l.origin));
 	if (!kind || !addr)
 		return fail(err, n, o, "listen", "expected `KIND ADDR:PORT [OPTION=VALUE...]`");
-	if (!strcmp(kind, "mqtt"))
+	if (!strcmp(kind, "mqtt") || !strcmp(kind, "mqtts")) {
 		l.kind = BW_LISTEN_MQTT;
-	else if (!strcmp(kind, "http"))
+		l.tls = kind[4] == 's';
+	} else if (!strcmp(kind, "http")) {
 		l.kind = BW_LISTEN_HTTP;
-	else
-		return fail(err, n, o, "listen", "unknown listener kind '%s' (mqtt or http)", kind);
+	} else {
+		return fail(err, n, o, "listen", "unknown listener kind '%s' (mqtt, mqtts or http)",
+		            kind);
+	}
 	if (parse_addr(addr, &l))
 		return fail(err, n, o, "listen",
 		            "'%s' is not ADDR:PORT (IPv4, [IPv6] or *, port 0-65535)", addr);
@@ -313,19 +390,26 @@ static int parse_listen(struct bw_config *c, char *value, const struct origin *o
 			return fail(err, n, o, "listen", "option '%s' is not NAME=VALUE", opt);
 		*eq = 0;
 		const char *v = eq + 1;
+		int rc = 1;
 		if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "tenant")) {
 			if (bw_tenant_name_check(v, strlen(v)))
 				return fail(err, n, o, "listen",
 				            "tenant '%s' is not a DNS label (a-z, 0-9, '-')", v);
 			snprintf(l.tenant, sizeof(l.tenant), "%s", v);
+			rc = 0;
 		} else if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "allow_anonymous")) {
 			if (parse_bool(v, &l.allow_anonymous))
 				return fail(err, n, o, "listen",
 				            "allow_anonymous must be true or false, not '%s'", v);
-		} else {
+			rc = 0;
+		} else if (l.tls) {
+			rc = set_tls_option(&l.tls_set, opt, v, o, err, n);
+			if (rc < 0)
+				return rc;
+		}
+		if (rc)
 			return fail(err, n, o, "listen", "unknown option '%s' for a %s listener",
 			            opt, kind);
-		}
 	}
 	if (c->listener_count == BW_CONFIG_LISTENERS_MAX)
 		return fail(err, n, o, "listen", "more than %d listeners", BW_CONFIG_LISTENERS_MAX);
@@ -529,6 +613,59 @@ int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t
 	return set_key(c, k, trim(value), &o, err, err_len);
 }
 
+void bw_config_listener_tls(const struct bw_config *c, const struct bw_listener_config *l,
+                            struct bw_tls_settings *out)
+{
+	const struct bw_tls_settings *own = &l->tls_set, *all = &c->tls;
+
+	*out = *all;
+	if (own->cert[0])
+		memcpy(out->cert, own->cert, sizeof(out->cert));
+	if (own->key[0])
+		memcpy(out->key, own->key, sizeof(out->key));
+	if (own->client_ca[0])
+		memcpy(out->client_ca, own->client_ca, sizeof(out->client_ca));
+	if (own->crl[0])
+		memcpy(out->crl, own->crl, sizeof(out->crl));
+	if (own->ciphers[0])
+		memcpy(out->ciphers, own->ciphers, sizeof(out->ciphers));
+	if (own->ciphersuites[0])
+		memcpy(out->ciphersuites, own->ciphersuites, sizeof(out->ciphersuites));
+	if (own->client_auth != BW_CONFIG_INHERIT)
+		out->client_auth = own->client_auth;
+	if (own->min_version != BW_CONFIG_INHERIT)
+		out->min_version = own->min_version;
+}
+
+/* What an mqtts listener lacks, as "ORIGIN: listen: ..." in err; 0 when nothing. */
+static int validate_tls(const struct bw_config *c, const struct bw_listener_config *l, char *err,
+                        size_t err_len)
+{
+	struct bw_tls_settings t;
+	const char *missing = NULL;
+
+	bw_config_listener_tls(c, l, &t);
+	if (!t.cert[0])
+		missing = "tls_cert";
+	else if (!t.key[0])
+		missing = "tls_key";
+	if (missing) {
+		snprintf(err, err_len,
+		         "%s: listen: mqtts %s has no %s (give %s=FILE on the listener or set the "
+		         "%s key)",
+		         l->origin, l->addr_text, missing, missing, missing);
+		return -1;
+	}
+	if (t.client_auth != BW_CONFIG_AUTH_NONE && !t.client_ca[0]) {
+		snprintf(err, err_len,
+		         "%s: listen: mqtts %s: tls_client_auth=%s needs tls_client_ca (the CAs "
+		         "client certificates must chain to)",
+		         l->origin, l->addr_text, client_auths[t.client_auth]);
+		return -1;
+	}
+	return 0;
+}
+
 int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 {
 	if (c->output_queue_soft > c->output_queue_hard) {
@@ -537,8 +674,11 @@ int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 		return -1;
 	}
 	bool mqtt = false;
-	for (uint32_t i = 0; i < c->listener_count; i++)
+	for (uint32_t i = 0; i < c->listener_count; i++) {
 		mqtt |= c->listeners[i].kind == BW_LISTEN_MQTT;
+		if (c->listeners[i].tls && validate_tls(c, &c->listeners[i], err, err_len))
+			return -1;
+	}
 	if (!mqtt) {
 		snprintf(err, err_len,
 		         "listen: no MQTT listener configured (add e.g. `listen mqtt "
@@ -554,6 +694,8 @@ void bw_config_describe(FILE *out)
 		const struct key_def *k = &keys[i];
 		char def[32];
 		const char *d = k->def_text;
+		if (d && !*d)
+			d = "(unset)";
 		if (!d) {
 			snprintf(def, sizeof(def), "%u", k->def);
 			d = def;

@@ -30,13 +30,42 @@ enum bw_listener_kind {
 	BW_LISTEN_HTTP,
 };
 
+/* A TLS setting a listener leaves to the global key. */
+#define BW_CONFIG_INHERIT UINT32_MAX
+
+/* tls_client_auth values (indexes of its names: none, optional, required). */
+enum bw_config_client_auth {
+	BW_CONFIG_AUTH_NONE,
+	BW_CONFIG_AUTH_OPTIONAL,
+	BW_CONFIG_AUTH_REQUIRED,
+};
+
+/*
+ * TLS settings: the global tls_* keys, and a listener's own options, whose
+ * empty strings and BW_CONFIG_INHERIT mean "the global key's".
+ */
+struct bw_tls_settings {
+	char cert[BW_CONFIG_PATH_MAX];
+	char key[BW_CONFIG_PATH_MAX];
+	char client_ca[BW_CONFIG_PATH_MAX];
+	char crl[BW_CONFIG_PATH_MAX];
+	char ciphers[BW_CONFIG_PATH_MAX];      /* TLS 1.2 cipher list */
+	char ciphersuites[BW_CONFIG_PATH_MAX]; /* TLS 1.3 */
+	uint32_t client_auth;                  /* enum bw_config_client_auth */
+	uint32_t min_version;                  /* 0: TLS 1.2, 1: TLS 1.3 */
+};
+
 struct bw_listener_config {
 	enum bw_listener_kind kind;
+	bool tls; /* mqtts: an MQTT listener over TLS */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char addr_text[80];              /* as written, for logs */
 	char tenant[BW_CONFIG_NAME_MAX]; /* "default" unless tenant= says */
 	bool allow_anonymous;
+	struct bw_tls_settings tls_set; /* its own tls_* options (see bw_config_listener_tls) */
+	/* Where it was configured, for errors: "FILE:LINE", "environment ...", "--set". */
+	char origin[BW_CONFIG_PATH_MAX + 32];
 };
 
 struct bw_config {
@@ -72,7 +101,8 @@ struct bw_config {
 	uint32_t output_queue_budget; /* a worker */
 	uint32_t max_retained_messages;
 	uint32_t max_retained_bytes;
-	bool listeners_from_set; /* a --set listen has replaced the listeners */
+	struct bw_tls_settings tls; /* the global tls_* keys */
+	bool listeners_from_set;    /* a --set listen has replaced the listeners */
 };
 
 /* Sets every key to its default (no listeners). */
@@ -105,8 +135,17 @@ int bw_config_load_env(struct bw_config *c, char *const *envp, char *err, size_t
  */
 int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t err_len);
 
-/* Checks what no single key can: e.g. at least one MQTT listener. */
+/*
+ * Checks what no single key can: at least one MQTT listener; an mqtts
+ * listener has a certificate and key, and a client CA when it asks for
+ * client certificates (its errors start with where the listener was
+ * configured: "bulwark.conf:7: listen: ...").
+ */
 int bw_config_validate(const struct bw_config *c, char *err, size_t err_len);
+
+/* The TLS settings listener l uses: each of its own, else the global key's. */
+void bw_config_listener_tls(const struct bw_config *c, const struct bw_listener_config *l,
+                            struct bw_tls_settings *out);
 
 /* Writes every key with its default, unit and meaning (for --help-config). */
 void bw_config_describe(FILE *out);

@@ -1,9 +1,9 @@
 /*
- * The node's log (see log.h). The file descriptor is an atomic so that
- * bw_log_reopen() can swap it under running threads: a writer that loaded
- * the old descriptor finishes its write to the old file, which is closed
- * only after the swap (a record may land in the rotated file; none is lost
- * or torn).
+ * The node's log (see log.h). bw_log_reopen() swaps the file under running
+ * threads with dup2(2) onto the same descriptor: a write in progress
+ * finishes on the old file (a record may land in the rotated file; none is
+ * lost or torn), and the descriptor is never closed under a writer, whose
+ * number the kernel could otherwise hand to a new socket before the write.
  */
 #include "node/log.h"
 
@@ -60,9 +60,14 @@ int bw_log_reopen(void)
 		if (fd < 0) {
 			rc = fd;
 		} else {
-			int old = atomic_exchange(&log_fd, fd);
-			if (old > 2)
-				close(old);
+			int cur = atomic_load(&log_fd);
+			if (cur > 2) {
+				if (dup2(fd, cur) < 0)
+					rc = -errno;
+				close(fd);
+			} else {
+				atomic_store(&log_fd, fd);
+			}
 		}
 	}
 	pthread_mutex_unlock(&reopen_lock);

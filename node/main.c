@@ -1,8 +1,10 @@
 /*
  * The `bulwark` node executable: reads the configuration (file, then
  * BULWARK_* environment variables, then --set), starts the broker and its
- * worker, and waits for signals: SIGHUP reopens the log, SIGTERM and SIGINT
- * stop the node (MQTT 5 clients are told 0x8B) and exit 0.
+ * worker, and waits for signals: SIGHUP reopens the log and reloads every
+ * mqtts listener's certificate, key, client CA bundle and CRL (a listener
+ * whose new files are bad keeps what it had), SIGTERM and SIGINT stop the
+ * node (MQTT 5 clients are told 0x8B) and exit 0.
  *
  * Exit codes: 0 clean stop, 1 the node could not start (configuration,
  * io_uring, listeners), 2 usage error.
@@ -18,6 +20,7 @@
 #include "tenancy/auth/password.h"
 #include "node/io/features.h"
 #include "node/log.h"
+#include "node/net/tls.h"
 #include "node/worker.h"
 
 #include <errno.h>
@@ -50,8 +53,8 @@ static void usage(FILE *out)
 	        "  -V, --version       show the version, libraries and io_uring support\n"
 	        "  -h, --help          show this help\n"
 	        "\n"
-	        "See docs/configuration.md. SIGHUP reopens the log file; SIGTERM stops the "
-	        "node.\n");
+	        "See docs/configuration.md. SIGHUP reopens the log file and reloads the TLS\n"
+	        "certificates, keys, CA bundles and CRLs; SIGTERM stops the node.\n");
 }
 
 static int version(void)
@@ -59,7 +62,8 @@ static int version(void)
 	struct bw_io_features f;
 
 	printf("bulwark %s (%s)\n", BW_VERSION, BW_GIT_COMMIT);
-	printf("liburing %s, protobuf-c %s\n", BW_URING_VERSION, BW_PROTOBUFC_VERSION);
+	printf("liburing %s, protobuf-c %s, %s\n", BW_URING_VERSION, BW_PROTOBUFC_VERSION,
+	       bw_tls_library());
 	bw_io_features_probe(&f);
 	if (f.ring_error) {
 		printf("io_uring: unavailable on kernel %s (%s)\n", f.kernel,
@@ -80,6 +84,7 @@ static const struct bw_listener_config *listeners_base;
 static struct bw_hub *hub;
 static struct bw_broker **brokers;
 static struct bw_worker **workers;
+static struct bw_tls_ctx *tls_ctx[BW_CONFIG_LISTENERS_MAX]; /* a listener's, or NULL */
 static uint32_t n_workers;
 static _Atomic uint32_t node_connections;
 static atomic_bool started; /* workers[] is complete: metrics may read it */
@@ -143,9 +148,7 @@ static void drop_letter(void *arg, uintptr_t letter)
 {
 	(void)arg;
 	if (bw_letter_tag(letter) == BW_LETTER_CONN) {
-		int *fd = bw_letter_ptr(letter); /* the letter starts with the socket */
-		close(*fd);
-		free(fd);
+		bw_worker_letter_free(bw_letter_ptr(letter));
 		return;
 	}
 	bw_broker_mail_drop(letter);
@@ -181,6 +184,66 @@ static void pin_ports(struct bw_config *cfg, const struct bw_worker *first)
 			((struct sockaddr_in *)&l->addr)->sin_port = port;
 		else if (l->addr.ss_family == AF_INET6)
 			((struct sockaddr_in6 *)&l->addr)->sin6_port = port;
+	}
+}
+
+static void free_tls(void)
+{
+	for (uint32_t i = 0; i < BW_CONFIG_LISTENERS_MAX; i++)
+		bw_tls_ctx_free(&tls_ctx[i]);
+}
+
+/*
+ * A TLS context for every mqtts listener of cfg, from its files. Returns 0,
+ * or -1 with err naming the listener, the file and OpenSSL's reason.
+ */
+static int load_tls(const struct bw_config *cfg, char *err, size_t cap)
+{
+	for (uint32_t i = 0; i < cfg->listener_count; i++) {
+		const struct bw_listener_config *l = &cfg->listeners[i];
+		struct bw_tls_settings t;
+		char why[BW_CONFIG_ERROR_MAX];
+		if (!l->tls)
+			continue;
+		bw_config_listener_tls(cfg, l, &t);
+		struct bw_tls_config tc = {
+			.name = l->addr_text,
+			.cert_file = t.cert,
+			.key_file = t.key,
+			.client_ca_file = t.client_ca,
+			.crl_file = t.crl,
+			.ciphers = t.ciphers,
+			.ciphersuites = t.ciphersuites,
+			.client_auth =
+			        t.client_auth == BW_CONFIG_AUTH_REQUIRED   ? BW_TLS_AUTH_REQUIRED
+			        : t.client_auth == BW_CONFIG_AUTH_OPTIONAL ? BW_TLS_AUTH_OPTIONAL
+			                                                   : BW_TLS_AUTH_NONE,
+			.min_tls13 = t.min_version == 1,
+		};
+		if (bw_tls_ctx_new(&tls_ctx[i], &tc, why, sizeof(why))) {
+			snprintf(err, cap, "%s: listen: mqtts %s: %s", l->origin, l->addr_text,
+			         why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP: every mqtts listener reads its files again, or keeps what it has. */
+static void reload_tls(void)
+{
+	for (uint32_t i = 0; i < BW_CONFIG_LISTENERS_MAX; i++) {
+		char err[BW_CONFIG_ERROR_MAX];
+		if (!tls_ctx[i])
+			continue;
+		if (bw_tls_ctx_reload(tls_ctx[i], err, sizeof(err)) == 0)
+			bw_log_info("SIGHUP: mqtts %s: TLS material reloaded",
+			            bw_tls_ctx_name(tls_ctx[i]));
+		else
+			bw_log_error(
+			        "SIGHUP: mqtts %s: TLS material not reloaded, the old stays in "
+			        "use: %s",
+			        bw_tls_ctx_name(tls_ctx[i]), err);
 	}
 }
 
@@ -225,6 +288,7 @@ static int stop_all(const char *save_dir)
 	bw_jwt_keys_free(&jwt_keys);
 	free(workers);
 	free(brokers);
+	free_tls();
 	return rc;
 }
 
@@ -323,8 +387,9 @@ static int load_config(int argc, char **argv, struct bw_config *cfg, bool *check
 			return 1;
 		}
 	}
+	/* Its messages name the key, or where the listener at fault was configured. */
 	if (bw_config_validate(cfg, err, sizeof(err))) {
-		fprintf(stderr, "bulwark: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+		fprintf(stderr, "bulwark: %s\n", err);
 		return 1;
 	}
 	return 0;
@@ -362,7 +427,15 @@ int main(int argc, char **argv)
 	int rc = load_config(argc, argv, &cfg, &check_only);
 	if (rc)
 		return rc;
+	char tls_err[2 * BW_CONFIG_ERROR_MAX];
 	if (check_only) {
+		/* The TLS files are read too: a bad one stops the check as it would the node. */
+		rc = load_tls(&cfg, tls_err, sizeof(tls_err));
+		free_tls();
+		if (rc) {
+			fprintf(stderr, "bulwark: %s\n", tls_err);
+			return 1;
+		}
 		printf("configuration ok: %u listeners\n", cfg.listener_count);
 		return 0;
 	}
@@ -370,6 +443,11 @@ int main(int argc, char **argv)
 	rc = bw_log_open(cfg.log_level, cfg.log_format, cfg.log_file);
 	if (rc) {
 		fprintf(stderr, "bulwark: log_file %s: %s\n", cfg.log_file, strerror(-rc));
+		return 1;
+	}
+	if (load_tls(&cfg, tls_err, sizeof(tls_err))) {
+		bw_log_error("%s", tls_err);
+		free_tls();
 		return 1;
 	}
 	struct bw_io_features feat;
@@ -481,6 +559,7 @@ int main(int argc, char **argv)
 	struct bw_worker_config wc = {
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
+		.tls = tls_ctx,
 		.conn_limits = {
 			.max_packet_size = cfg.max_packet_size,
 			.max_keepalive = (uint16_t)cfg.max_keepalive,
@@ -547,8 +626,10 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < cfg.listener_count; i++) {
 		const struct bw_listener_config *l = &cfg.listeners[i];
 		bw_log_info("listening: %s %s (port %u)%s",
-		            l->kind == BW_LISTEN_MQTT ? "mqtt" : "http", l->addr_text,
-		            bw_worker_port(workers[0], i),
+		            l->kind == BW_LISTEN_HTTP ? "http"
+		            : l->tls                  ? "mqtts"
+		                                      : "mqtt",
+		            l->addr_text, bw_worker_port(workers[0], i),
 		            l->kind == BW_LISTEN_MQTT && l->allow_anonymous
 		                    ? ", anonymous clients allowed: for trying Bulwark out only"
 		                    : "");
@@ -563,6 +644,7 @@ int main(int argc, char **argv)
 			int r = bw_log_reopen();
 			bw_log_info("SIGHUP: log reopened%s%s", r ? ": " : "",
 			            r ? strerror(-r) : "");
+			reload_tls();
 			continue;
 		}
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

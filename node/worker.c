@@ -6,6 +6,15 @@
  * closed one once none of its operations is in flight. So no client is
  * freed from inside a callback, and output the broker queues on any
  * connection during a batch (fan-out) goes out in the same pass.
+ *
+ * An mqtts client has a bw_tls_conn between its socket and its engine:
+ * what it receives is decrypted before bw_conn_input(), and its output is
+ * encrypted in batches. When no send is in flight, up to TLS_OUT_BATCH
+ * bytes are taken from the connection's output queue, encrypted (small
+ * segments gathered into whole records) and consumed from the queue, and
+ * the ciphertext goes out as one buffer; the next batch is encrypted only
+ * once that buffer was sent. So the queue's soft and hard limits still
+ * measure what the client has not taken, plus at most one batch in flight.
  */
 #include "node/worker.h"
 
@@ -27,6 +36,7 @@
 #include "node/io/ring.h"
 #include "node/log.h"
 #include "node/net/http.h"
+#include "node/net/tls.h"
 
 #define TICK_MS           100u
 #define BACKLOG           4096
@@ -36,7 +46,9 @@
 #define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
 #define STOP_FLUSH_MS     1000u
 #define METRICS_CAP       (256u * 1024u)
-#define MAIL_BATCH        256u /* letters taken a pass */
+#define MAIL_BATCH        256u          /* letters taken a pass */
+#define TLS_OUT_BATCH     (64u * 1024u) /* plaintext encrypted a send */
+#define TLS_STAGE         16384u        /* a record's worth of small segments */
 
 struct bw_worker;
 
@@ -45,6 +57,7 @@ struct listener {
 	struct bw_worker *w;
 	const struct bw_listener_config *cfg;
 	const struct bw_conn_ops *ops;
+	struct bw_tls_ctx *tls; /* mqtts: the listener's context */
 	int fd;
 	uint16_t port;
 	bool armed;
@@ -66,6 +79,12 @@ struct client {
 	unsigned inflight; /* ops whose final completion is outstanding */
 	struct bw_conn *conn;
 	struct send_buf *sb; /* while a send is being made or in flight */
+	/* mqtts only: the TLS state and the ciphertext being sent. */
+	struct bw_tls_conn *tls;
+	uint8_t *tls_tx;
+	size_t tls_tx_len, tls_tx_off;
+	bool tls_failed; /* the handshake or a record failed: send the alert, then close */
+	bool tls_shut;   /* close_notify queued */
 	uint64_t accepted_ms;
 	uint64_t active_ms;                     /* HTTP: when the last request came */
 	uint64_t closing_since_ms;              /* MQTT: when the sweep first saw it CLOSING */
@@ -102,6 +121,7 @@ struct bw_worker {
 	struct client *sweep_at;   /* where the next tick's sweep goes on */
 	struct send_buf *spare_sb; /* spare send buffers */
 	uint32_t n_spare_sb;
+	uint8_t *tls_stage; /* TLS_STAGE bytes when a listener is mqtts */
 	struct bw_worker_stats stats;
 };
 
@@ -118,10 +138,16 @@ struct send_buf {
 
 #define SEND_BUF_SPARES 1024u
 
-/* A connection handed to another worker: its socket and what it sent. */
+/*
+ * A connection handed to another worker: its socket, its TLS state (an
+ * SSL is used by one thread at a time, and this is a clean hand-off: the
+ * sender never touches it again once posted) and what it sent, decrypted
+ * and not yet handled.
+ */
 struct conn_letter {
 	int fd;
 	uint32_t listener;
+	struct bw_tls_conn *tls;
 	uint64_t accepted_ms;
 	size_t len;
 	uint8_t data[];
@@ -172,6 +198,10 @@ size_t bw_worker_metrics(struct bw_worker *const *w, uint32_t n, char *buf, size
 		{ "publisher_pauses_total", "counter", offsetof(struct bw_worker_stats, pauses) },
 		{ "http_requests_total", "counter",
 		  offsetof(struct bw_worker_stats, http_requests) },
+		{ "tls_handshakes_total", "counter",
+		  offsetof(struct bw_worker_stats, tls_handshakes) },
+		{ "tls_handshake_failures_total", "counter",
+		  offsetof(struct bw_worker_stats, tls_handshake_failures) },
 	};
 	size_t len = 0;
 
@@ -312,6 +342,8 @@ static void client_free(struct client *c)
 		close(c->fd);
 	bw_conn_free(&c->conn);
 	send_buf_put(c);
+	bw_tls_conn_free(&c->tls);
+	free(c->tls_tx);
 	free(c->hbuf);
 	free(c->out);
 	free(c);
@@ -341,6 +373,67 @@ static void http_input(struct client *c, const uint8_t *p, size_t n)
 	c->hlen += n;
 }
 
+/* Plaintext from the TLS layer into the engine; only a lack of memory stops it. */
+static int tls_sink(void *arg, const uint8_t *p, size_t n)
+{
+	struct client *c = arg;
+
+	return bw_conn_input(c->conn, p, n) == -ENOMEM ? -ENOMEM : 0;
+}
+
+/*
+ * Decrypts what an mqtts client sent (n 0: what OpenSSL still holds) into
+ * its engine. All of it is decrypted even when the engine holds input (a
+ * paused publisher, a connection that moves): the engine keeps the
+ * plaintext, as it keeps the bytes of a plain connection. A failure marks
+ * the client so its alert is sent before it closes; close_notify closes
+ * it. Returns -ENOMEM, else 0.
+ */
+static int tls_input(struct client *c, const uint8_t *p, size_t n)
+{
+	struct bw_worker *w = c->w;
+	char why[BW_TLS_WHY_MAX];
+	bool was_ready = bw_tls_conn_ready(c->tls);
+
+	if (c->tls_failed)
+		return 0;
+	int rc = bw_tls_conn_input(c->tls, p, n, tls_sink, c, why);
+	bool ready = bw_tls_conn_ready(c->tls);
+	if (!was_ready && ready) {
+		char desc[128];
+		const char *sni = bw_tls_conn_sni(c->tls), *alpn = bw_tls_conn_alpn(c->tls);
+		bw_stat_add(&w->stats.tls_handshakes, 1);
+		bw_tls_conn_describe(c->tls, desc, sizeof(desc));
+		bw_log_debug("worker: fd %d: TLS %s, ALPN %s, SNI %s%s", c->fd, desc,
+		             alpn ? alpn : "-", sni ? sni : "-",
+		             bw_tls_conn_has_peer_cert(c->tls) ? ", client certificate" : "");
+	}
+	if (rc == 0)
+		return 0;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc == BW_TLS_CLOSED) {
+		bw_log_debug("worker: fd %d: TLS close_notify from the peer", c->fd);
+		client_close(c);
+		return 0;
+	}
+	if (!ready) {
+		bw_stat_add(&w->stats.tls_handshake_failures, 1);
+		bw_log_debug("worker: fd %d: TLS handshake failed: %s", c->fd, why);
+	} else {
+		bw_log_debug("worker: fd %d: TLS: %s", c->fd, why);
+		/*
+		 * An abnormal end now (the will is due), and CLOSING, so the
+		 * sweep's linger bounds an alert the peer never reads, as the
+		 * CONNECT timeout does during the handshake.
+		 */
+		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
+	}
+	c->tls_failed = true;
+	mark_dirty(c);
+	return 0;
+}
+
 static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 {
 	struct client *c = BW_CONTAINER_OF(op, struct client, recv);
@@ -357,11 +450,13 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 			if (c->http) {
 				http_input(c, p, (size_t)res);
 			} else {
-				int rc = bw_conn_input(c->conn, p, (size_t)res);
+				int rc = c->tls ? tls_input(c, p, (size_t)res)
+				                : bw_conn_input(c->conn, p, (size_t)res);
 				if (rc == -ENOMEM) {
 					bw_log_warn("worker: fd %d: out of memory", c->fd);
 					client_close(c);
-				} else if (!c->moving && bw_conn_moving(c->conn) >= 0) {
+				} else if (!c->closing && !c->moving &&
+				           bw_conn_moving(c->conn) >= 0) {
 					/* Reading stops here; see hand_over(). */
 					c->moving = true;
 					if (c->recv_armed)
@@ -390,7 +485,7 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 		return;
 	}
 	/* -ENOBUFS: the buffers just put are published before the re-arm. */
-	if (!c->recv_armed && !c->paused && !c->moving && arm_recv(c) < 0)
+	if (!c->recv_armed && !c->paused && !c->moving && !c->tls_failed && arm_recv(c) < 0)
 		client_close(c);
 }
 
@@ -457,6 +552,17 @@ static void on_send(struct bw_op *op, int32_t res, uint32_t flags)
 		c->out_off += (size_t)res;
 		return;
 	}
+	if (c->tls) {
+		/* Its output queue was consumed when it was encrypted. */
+		c->tls_tx_off += (size_t)res;
+		if (c->tls_tx_off == c->tls_tx_len) {
+			bool more = bw_outq_bytes(bw_conn_outq(c->conn)) > 0;
+			bw_tls_conn_give_back(c->tls, c->tls_tx, more);
+			c->tls_tx = NULL;
+			c->tls_tx_len = c->tls_tx_off = 0;
+		}
+		return;
+	}
 	struct bw_outq *q = bw_conn_outq(c->conn);
 	bool was_over = bw_outq_over_soft(q);
 	bw_outq_consume(q, (size_t)res);
@@ -512,7 +618,7 @@ static void start_send(struct client *c, size_t n_iov)
 }
 
 static struct client *client_new(struct bw_worker *w, struct listener *l, int fd,
-                                 uint64_t accepted_ms);
+                                 uint64_t accepted_ms, struct bw_tls_conn *tls);
 
 /*
  * Hands a moving connection to its client id's worker once its receive has
@@ -533,6 +639,7 @@ static void hand_over(struct client *c)
 		/* Filled in before the post publishes it to the other thread. */
 		cl->fd = c->fd;
 		cl->listener = (uint32_t)(c->l - w->listeners);
+		cl->tls = c->tls;
 		cl->accepted_ms = c->accepted_ms;
 		cl->len = len;
 		if (len)
@@ -546,6 +653,7 @@ static void hand_over(struct client *c)
 		client_close(c);
 		return;
 	}
+	c->tls = NULL; /* the other worker's now */
 	bw_log_debug("worker: fd %d moves to worker %d", c->fd, to);
 	bw_stat_add(&w->stats.moved, 1);
 	bw_stat_set(&w->stats.connections, --w->n_mqtt);
@@ -560,21 +668,137 @@ static void take_over(struct bw_worker *w, struct conn_letter *cl)
 	struct listener *l = cl->listener < w->cfg.n_listeners ? &w->listeners[cl->listener] : NULL;
 	struct client *c = NULL;
 
-	if (!w->stopping && l && l->ops)
-		c = client_new(w, l, cl->fd, cl->accepted_ms);
-	else
+	if (!w->stopping && l && l->ops && !cl->tls == !l->tls) {
+		c = client_new(w, l, cl->fd, cl->accepted_ms, cl->tls); /* takes cl->tls */
+	} else {
 		close(cl->fd);
+		bw_tls_conn_free(&cl->tls);
+	}
 	if (!c && w->cfg.node_connections)
 		atomic_fetch_sub(w->cfg.node_connections, 1);
 	if (c) {
 		bw_conn_pin(c->conn);
-		if (bw_conn_input(c->conn, cl->data, cl->len) == -ENOMEM)
-			client_close(c);
-		else if (arm_recv(c) < 0)
+		int rc = bw_conn_input(c->conn, cl->data, cl->len);
+		/* Then whatever OpenSSL still holds decrypted or buffered. */
+		if (rc != -ENOMEM && c->tls)
+			rc = tls_input(c, NULL, 0);
+		if (rc == -ENOMEM || (!c->closing && arm_recv(c) < 0))
 			client_close(c);
 		mark_dirty(c);
 	}
 	free(cl);
+}
+
+void bw_worker_letter_free(void *letter)
+{
+	struct conn_letter *cl = letter;
+
+	close(cl->fd);
+	bw_tls_conn_free(&cl->tls);
+	free(cl);
+}
+
+/* Starts sending the ciphertext waiting: the rest of the last buffer, else a new one. */
+static bool tls_flush(struct client *c)
+{
+	if (!c->tls_tx && !bw_tls_conn_take_output(c->tls, &c->tls_tx, &c->tls_tx_len))
+		return false;
+	struct iovec *iov = send_iov(c);
+	if (!iov) {
+		client_close(c);
+		return true;
+	}
+	iov[0].iov_base = c->tls_tx + c->tls_tx_off;
+	iov[0].iov_len = c->tls_tx_len - c->tls_tx_off;
+	start_send(c, 1);
+	return true;
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Encrypts up to TLS_OUT_BATCH bytes of c's output queue and consumes
+ * them from it. A large segment is encrypted where it lies; small ones
+ * (acks, packet heads, small publishes) are gathered into the worker's
+ * stage first, so they share records. Returns 0 or what
+ * bw_tls_conn_write() returned.
+ */
+static int tls_encrypt(struct client *c)
+{
+	uint8_t *stage = c->w->tls_stage;
+	struct bw_outq *q = bw_conn_outq(c->conn);
+	bool was_over = bw_outq_over_soft(q);
+	size_t done = 0;
+	int rc = 0;
+
+	/* Each round consumes at least one byte, and at most what is left of the batch. */
+	while (done < TLS_OUT_BATCH && bw_outq_bytes(q) > 0) {
+		struct iovec iov[SEND_IOV];
+		size_t n = bw_outq_iov(q, iov, SEND_IOV), room = TLS_OUT_BATCH - done, len = 0;
+		if (iov[0].iov_len >= TLS_STAGE / 4) {
+			len = min_size(iov[0].iov_len, room);
+			rc = bw_tls_conn_write(c->tls, iov[0].iov_base, len);
+		} else {
+			for (size_t i = 0; i < n && len < min_size(TLS_STAGE, room); i++) {
+				size_t k =
+				        min_size(iov[i].iov_len, min_size(TLS_STAGE, room) - len);
+				memcpy(stage + len, iov[i].iov_base, k);
+				len += k;
+			}
+			rc = bw_tls_conn_write(c->tls, stage, len);
+		}
+		if (rc < 0 || len == 0)
+			break;
+		bw_outq_consume(q, len);
+		done += len;
+	}
+	if (was_over && !bw_outq_over_soft(q))
+		bw_conn_resume(c->conn);
+	return rc;
+}
+
+/* mqtt_after() for an mqtts client. */
+static void tls_after(struct client *c)
+{
+	struct bw_outq *q = bw_conn_outq(c->conn);
+
+	if (c->send_inflight)
+		return;
+	if (c->tls_tx) {
+		tls_flush(c); /* the rest of a short send */
+		return;
+	}
+	if (c->moving) {
+		/* What was queued (session tickets) goes out from here first. */
+		if (!tls_flush(c) && !c->recv_armed && !c->closing)
+			hand_over(c);
+		return;
+	}
+	if (!c->tls_failed && !c->tls_shut && bw_outq_bytes(q) > 0 && bw_tls_conn_ready(c->tls)) {
+		int rc = tls_encrypt(c);
+		if (rc < 0) {
+			bw_log_debug("worker: fd %d: TLS write: %s", c->fd, strerror(-rc));
+			client_close(c);
+			return;
+		}
+	}
+	if (tls_flush(c))
+		return;
+	if (c->tls_failed) {
+		client_close(c);
+	} else if (bw_conn_state(c->conn) == BW_CONN_CLOSING && bw_outq_bytes(q) == 0) {
+		/* close_notify, best effort: the socket closes once it is sent. */
+		if (!c->tls_shut) {
+			c->tls_shut = true;
+			bw_tls_conn_shutdown(c->tls);
+			if (tls_flush(c))
+				return;
+		}
+		client_close(c);
+	}
 }
 
 /* What an MQTT connection needs after activity: send, or close once drained. */
@@ -582,6 +806,10 @@ static void mqtt_after(struct client *c)
 {
 	struct bw_outq *q = bw_conn_outq(c->conn);
 
+	if (c->tls) {
+		tls_after(c);
+		return;
+	}
 	if (c->send_inflight)
 		return;
 	if (c->moving) {
@@ -784,23 +1012,30 @@ static int arm_accept(struct listener *l)
 
 /*
  * A client for socket fd of listener l, on the clients list, not yet
- * reading; NULL when out of memory (fd is then closed).
+ * reading; NULL when out of memory (fd is then closed). On an mqtts
+ * listener it takes tls (a connection moved here), or makes its own.
  */
 static struct client *client_new(struct bw_worker *w, struct listener *l, int fd,
-                                 uint64_t accepted_ms)
+                                 uint64_t accepted_ms, struct bw_tls_conn *tls)
 {
 	bool http = l->cfg->kind == BW_LISTEN_HTTP;
 	struct client *c = calloc(1, sizeof(*c));
-	if (c && http)
+	if (c && http) {
 		c->hbuf = malloc(BW_HTTP_HEAD_MAX);
-	else if (c)
+	} else if (c) {
 		c->conn = bw_conn_new(&w->cfg.conn_limits, l->ops, c);
-	if (!c || (http ? !c->hbuf : !c->conn)) {
+		c->tls = tls || !l->tls ? tls : bw_tls_conn_new(l->tls);
+		tls = NULL;
+	}
+	if (!c || (http ? !c->hbuf : !c->conn || (l->tls && !c->tls))) {
 		bw_log_warn("worker: %s: out of memory for a client", l->cfg->addr_text);
 		if (c) {
+			bw_conn_free(&c->conn);
+			bw_tls_conn_free(&c->tls);
 			free(c->hbuf);
 			free(c);
 		}
+		bw_tls_conn_free(&tls);
 		close(fd);
 		return NULL;
 	}
@@ -867,9 +1102,12 @@ static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
 		close(fd);
 		return;
 	}
-	struct client *c = client_new(w, l, fd, bw_worker_now_ms());
-	if (!c)
+	struct client *c = client_new(w, l, fd, bw_worker_now_ms(), NULL);
+	if (!c) {
+		if (!http && w->cfg.node_connections)
+			atomic_fetch_sub(w->cfg.node_connections, 1); /* count_in() took it */
 		return;
+	}
 	bw_log_debug("worker: %s: accepted fd %d", l->cfg->addr_text, fd);
 	if (arm_recv(c) < 0)
 		client_close(c);
@@ -995,6 +1233,10 @@ static int setup(struct bw_worker *w)
 	if (rc < 0)
 		return rc;
 	w->ring_ok = true;
+	for (uint32_t i = 0; i < w->cfg.n_listeners && !w->tls_stage; i++) {
+		if (w->listeners[i].tls && !(w->tls_stage = malloc(TLS_STAGE)))
+			return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < w->cfg.n_listeners; i++) {
 		struct listener *l = &w->listeners[i];
 		rc = open_listener(l);
@@ -1148,6 +1390,8 @@ out:
 		w->spare_sb = sb->next;
 		free(sb);
 	}
+	free(w->tls_stage);
+	w->tls_stage = NULL;
 	bw_outq_cache_trim();
 	return NULL;
 }
@@ -1174,9 +1418,11 @@ int bw_worker_start(struct bw_worker **out, const struct bw_worker_config *cfg)
 		l->cfg = &cfg->listeners[i];
 		l->fd = -1;
 		l->accept.done = on_accept;
+		l->tls = cfg->tls ? cfg->tls[i] : NULL;
 		if (l->cfg->kind == BW_LISTEN_MQTT) {
 			l->ops = cfg->ops_for ? cfg->ops_for(cfg->ops_arg, l->cfg) : NULL;
-			if (!l->ops) {
+			/* An mqtts listener without a context would serve plaintext. */
+			if (!l->ops || l->cfg->tls != !!l->tls) {
 				free(w->listeners);
 				free(w);
 				return -EINVAL;

@@ -4,8 +4,10 @@
  * (struct bw_conn) with multishot receives into provided buffers and one
  * sendmsg in flight a socket; it enforces the connect timeout and keep
  * alive, calls the broker's timer hook every 100 ms, and serves the HTTP
- * probes (/healthz, /readyz, /metrics) on HTTP listeners. Everything a
- * worker owns is touched only by its thread, except bw_worker_stop().
+ * probes (/healthz, /readyz, /metrics) on HTTP listeners. An mqtts
+ * listener's connections run TLS (node/net/tls.h) between the socket and
+ * the engine. Everything a worker owns is touched only by its thread,
+ * except bw_worker_stop().
  */
 #ifndef BW_NODE_WORKER_H
 #define BW_NODE_WORKER_H
@@ -20,10 +22,17 @@
 #include "node/jobs.h"
 
 struct bw_worker;
+struct bw_tls_ctx;
 
 struct bw_worker_config {
 	const struct bw_listener_config *listeners; /* the caller's; must outlive the worker */
 	uint32_t n_listeners;
+	/*
+	 * The TLS context of each listener (n_listeners entries, NULL for a
+	 * plain one), shared by the workers; the caller's, to outlive them.
+	 * Every mqtts listener needs one. May be NULL when none is mqtts.
+	 */
+	struct bw_tls_ctx *const *tls;
 	struct bw_conn_limits conn_limits;
 	uint32_t max_connections; /* MQTT connections at once; 0: no limit */
 	/* The node's count of them, shared by its workers; NULL: this worker's alone. */
@@ -87,6 +96,12 @@ void bw_worker_request_stop(struct bw_worker *w);
  */
 void bw_worker_wake_peer(void *from, void *to);
 
+/*
+ * Frees a BW_LETTER_CONN letter nobody took (the hub is freed with it
+ * queued): closes its socket and frees its TLS state.
+ */
+void bw_worker_letter_free(void *letter);
+
 /* The bound port of listener i (host order), or 0 when i is out of range. */
 uint16_t bw_worker_port(const struct bw_worker *w, uint32_t i);
 
@@ -126,8 +141,10 @@ struct bw_worker_stats {
 	_Atomic uint64_t keepalive_timeouts; /* kicked for silence past keep alive x 1.5 */
 	_Atomic uint64_t connect_timeouts;   /* closed without CONNECT in time */
 	_Atomic uint64_t http_requests;
-	_Atomic uint64_t pauses; /* publishers paused for a congested subscriber */
-	_Atomic uint64_t moved;  /* connections handed to their client id's worker */
+	_Atomic uint64_t pauses;         /* publishers paused for a congested subscriber */
+	_Atomic uint64_t moved;          /* connections handed to their client id's worker */
+	_Atomic uint64_t tls_handshakes; /* TLS handshakes completed */
+	_Atomic uint64_t tls_handshake_failures; /* refused: bad version, certificate, ... */
 };
 const struct bw_worker_stats *bw_worker_stats(const struct bw_worker *w);
 

@@ -137,7 +137,7 @@ static void test_listen_forms(void **state)
 	assert_int_equal(ntohs(a4->sin_port), 1884);
 
 	expect_error("listen mqtt", "test.conf:1: listen: expected `KIND ADDR:PORT");
-	expect_error("listen mqtts 127.0.0.1:8883", "unknown listener kind 'mqtts'");
+	expect_error("listen mqttx 127.0.0.1:8883", "unknown listener kind 'mqttx'");
 	expect_error("listen mqtt 127.0.0.1", "'127.0.0.1' is not ADDR:PORT");
 	expect_error("listen mqtt 127.0.0.1:65536", "is not ADDR:PORT");
 	expect_error("listen mqtt 127.0.0.1:-1", "is not ADDR:PORT");
@@ -156,6 +156,106 @@ static void test_listen_forms(void **state)
 		snprintf(many + strlen(many), sizeof(many) - strlen(many),
 		         "listen mqtt 127.0.0.1:%d\n", 2000 + i);
 	expect_error(many, "test.conf:17: listen: more than 16 listeners");
+}
+
+static void test_tls_listeners_and_keys(void **state)
+{
+	struct bw_config c;
+	struct bw_tls_settings t;
+	const char *text = "tls_cert /etc/b/server.pem\n"
+	                   "tls_key /etc/b/server.key\n"
+	                   "tls_client_ca /etc/b/ca.pem\n"
+	                   "tls_crl /etc/b/crl.pem\n"
+	                   "tls_ciphers ECDHE+AESGCM\n"
+	                   "tls_ciphersuites TLS_AES_128_GCM_SHA256\n"
+	                   "tls_client_auth optional\n"
+	                   "tls_min_version 1.3\n"
+	                   "listen mqtts 127.0.0.1:8883 tenant=acme\n"
+	                   "listen mqtts 127.0.0.1:8884 tls_cert=/x/c.pem tls_key=/x/k.pem "
+	                   "tls_client_auth=required tls_min_version=1.2 tls_crl=/x/crl.pem "
+	                   "tls_client_ca=/x/ca.pem tls_ciphers=HIGH "
+	                   "tls_ciphersuites=TLS_AES_256_GCM_SHA384 allow_anonymous=true\n"
+	                   "listen mqtt 127.0.0.1:1883\n";
+	(void)state;
+
+	/* Defaults: nothing but client auth none, TLS 1.2 and a cipher list. */
+	bw_config_defaults(&c);
+	assert_string_equal(c.tls.cert, "");
+	assert_int_equal(c.tls.client_auth, BW_CONFIG_AUTH_NONE);
+	assert_int_equal(c.tls.min_version, 0);
+	assert_string_equal(c.tls.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+
+	assert_int_equal(load(&c, text), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+	assert_true(c.listeners[0].tls);
+	assert_int_equal(c.listeners[0].kind, BW_LISTEN_MQTT);
+	assert_string_equal(c.listeners[0].tenant, "acme");
+	assert_string_equal(c.listeners[0].origin, "test.conf:9");
+	assert_false(c.listeners[2].tls);
+
+	/* The first inherits every global key, the second overrides each. */
+	bw_config_listener_tls(&c, &c.listeners[0], &t);
+	assert_string_equal(t.cert, "/etc/b/server.pem");
+	assert_string_equal(t.key, "/etc/b/server.key");
+	assert_string_equal(t.client_ca, "/etc/b/ca.pem");
+	assert_string_equal(t.crl, "/etc/b/crl.pem");
+	assert_string_equal(t.ciphers, "ECDHE+AESGCM");
+	assert_string_equal(t.ciphersuites, "TLS_AES_128_GCM_SHA256");
+	assert_int_equal(t.client_auth, BW_CONFIG_AUTH_OPTIONAL);
+	assert_int_equal(t.min_version, 1);
+	bw_config_listener_tls(&c, &c.listeners[1], &t);
+	assert_string_equal(t.cert, "/x/c.pem");
+	assert_string_equal(t.key, "/x/k.pem");
+	assert_string_equal(t.client_ca, "/x/ca.pem");
+	assert_string_equal(t.crl, "/x/crl.pem");
+	assert_string_equal(t.ciphers, "HIGH");
+	assert_string_equal(t.ciphersuites, "TLS_AES_256_GCM_SHA384");
+	assert_int_equal(t.client_auth, BW_CONFIG_AUTH_REQUIRED);
+	assert_int_equal(t.min_version, 0);
+	assert_true(c.listeners[1].allow_anonymous);
+
+	/* A global key set after the listener still reaches it. */
+	assert_int_equal(load(&c, "listen mqtts 127.0.0.1:8883\ntls_cert /c\n"), 0);
+	assert_int_equal(bw_config_set(&c, "tls_key=/k", err, sizeof(err)), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+
+	expect_error("listen mqtt 127.0.0.1:1 tls_cert=/c", "unknown option 'tls_cert' for a mqtt");
+	expect_error("listen http 127.0.0.1:1 tls_cert=/c", "unknown option 'tls_cert'");
+	expect_error("listen mqtts 127.0.0.1:1 tls_client_auth=maybe",
+	             "test.conf:1: listen: tls_client_auth must be none, optional or required");
+	expect_error("listen mqtts 127.0.0.1:1 tls_min_version=1.1",
+	             "tls_min_version must be 1.2 or 1.3, not '1.1'");
+	expect_error("listen mqtts 127.0.0.1:1 tls_cert=", "tls_cert needs a value");
+	expect_error("tls_client_auth always", "tls_client_auth: 'always' is not one");
+	expect_error("tls_min_version 1.0", "tls_min_version: '1.0' is not one");
+}
+
+/* An mqtts listener without its material is refused, naming where it was configured. */
+static void test_validate_tls(void **state)
+{
+	struct bw_config c;
+	(void)state;
+	assert_int_equal(load(&c, "workers 1\nlisten mqtts 127.0.0.1:8883\n"), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_string_equal(err, "test.conf:2: listen: mqtts 127.0.0.1:8883 has no tls_cert (give "
+	                         "tls_cert=FILE on the listener or set the tls_cert key)");
+	assert_int_equal(load(&c, "tls_cert /c\nlisten mqtts 127.0.0.1:8883\n"), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "test.conf:2: listen: mqtts 127.0.0.1:8883 has no tls_key"));
+	assert_int_equal(load(&c, "tls_cert /c\ntls_key /k\n"
+	                          "listen mqtts 127.0.0.1:8883 tls_client_auth=required\n"),
+	                 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "test.conf:3: listen: mqtts 127.0.0.1:8883: "
+	                            "tls_client_auth=required needs tls_client_ca"));
+	bw_config_defaults(&c);
+	assert_int_equal(bw_config_set(&c, "listen=mqtts 127.0.0.1:1", err, sizeof(err)), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--set: listen: mqtts 127.0.0.1:1 has no tls_cert"));
+	char *env[] = { "BULWARK_LISTEN=mqtts 127.0.0.1:2", NULL };
+	assert_int_equal(bw_config_load_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "environment BULWARK_LISTEN: listen: mqtts"));
 }
 
 static void test_file_errors_name_line_and_key(void **state)
@@ -294,7 +394,11 @@ static void test_describe_lists_every_key(void **state)
 		                "max_inflight",     "max_queued_messages",
 		                "max_keepalive",    "max_topic_length",
 		                "max_topic_levels", "max_subscriptions_per_client",
-		                "max_connections",  "sys_interval" };
+		                "max_connections",  "sys_interval",
+		                "tls_cert",         "tls_key",
+		                "tls_client_ca",    "tls_client_auth",
+		                "tls_crl",          "tls_ciphers",
+		                "tls_ciphersuites", "tls_min_version" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!strstr(text, names[i]))
 			fail_msg("describe lacks %s", names[i]);
@@ -338,6 +442,8 @@ int main(void)
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_tls_listeners_and_keys),
+		cmocka_unit_test(test_validate_tls),
 		cmocka_unit_test(test_file_errors_name_line_and_key),
 		cmocka_unit_test(test_hash_inside_a_value_is_kept),
 		cmocka_unit_test(test_load_file),
