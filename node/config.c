@@ -43,6 +43,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const client_auths[] = { "none", "optional", "required", NULL };
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const identities[] = { "none",      "cn",     "san_dns", "san_uri",
+	                                  "san_email", "sha256", NULL };
 
 #define OFF(f) offsetof(struct bw_config, f)
 
@@ -142,6 +144,11 @@ static const struct key_def keys[] = {
 	  "OpenSSL TLS 1.3 cipher suites (colon-separated); unset: OpenSSL's" },
 	{ "tls_min_version", K_ENUM, OFF(tls.min_version), 0, 0, 0, "1.2", NULL, tls_versions,
 	  "1.2 or 1.3: the oldest TLS version accepted (older ones are always refused)" },
+	{ "tls_identity", K_ENUM, OFF(tls.identity), 0, 0, BW_CONFIG_IDENTITY_NONE, "none", NULL,
+	  identities,
+	  "none, cn, san_dns, san_uri, san_email or sha256: the field of a verified client "
+	  "certificate that names its user; such a client needs no password, and a username "
+	  "it sends must equal that name" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -313,9 +320,9 @@ static char *next_word(char **s)
 }
 
 /* The listener options that override a global tls_* key of the same name. */
-static const char *const tls_options[] = { "tls_cert",        "tls_key",        "tls_client_ca",
-	                                   "tls_crl",         "tls_ciphers",    "tls_ciphersuites",
-	                                   "tls_client_auth", "tls_min_version" };
+static const char *const tls_options[] = { "tls_cert",        "tls_key",         "tls_client_ca",
+	                                   "tls_crl",         "tls_ciphers",     "tls_ciphersuites",
+	                                   "tls_client_auth", "tls_min_version", "tls_identity" };
 
 /* Applies listener option `name=v` to its TLS settings; 1 when name is none of them. */
 static int set_tls_option(struct bw_tls_settings *t, const char *name, const char *v,
@@ -335,10 +342,10 @@ static int set_tls_option(struct bw_tls_settings *t, const char *name, const cha
 		snprintf(str[i], BW_CONFIG_PATH_MAX, "%s", v);
 		return 0;
 	}
-	if (i == 8)
+	if (i == 9)
 		return 1;
-	const char *const *names = i == 6 ? client_auths : tls_versions;
-	uint32_t *dst = i == 6 ? &t->client_auth : &t->min_version;
+	const char *const *names = i == 6 ? client_auths : i == 7 ? tls_versions : identities;
+	uint32_t *dst = i == 6 ? &t->client_auth : i == 7 ? &t->min_version : &t->identity;
 	for (uint32_t k = 0; names[k]; k++) {
 		if (!strcmp(v, names[k])) {
 			*dst = k;
@@ -346,7 +353,10 @@ static int set_tls_option(struct bw_tls_settings *t, const char *name, const cha
 		}
 	}
 	return fail(err, n, o, "listen", "%s must be %s, not '%s'", name,
-	            i == 6 ? "none, optional or required" : "1.2 or 1.3", v);
+	            i == 6   ? "none, optional or required"
+	            : i == 7 ? "1.2 or 1.3"
+	                     : "none, cn, san_dns, san_uri, san_email or sha256",
+	            v);
 }
 
 /* "FILE:LINE", "environment NAME" or "--set", for errors found later. */
@@ -368,7 +378,7 @@ static int parse_listen(struct bw_config *c, char *value, const struct origin *o
 
 	memset(&l, 0, sizeof(l));
 	snprintf(l.tenant, sizeof(l.tenant), "default");
-	l.tls_set.client_auth = l.tls_set.min_version = BW_CONFIG_INHERIT;
+	l.tls_set.client_auth = l.tls_set.min_version = l.tls_set.identity = BW_CONFIG_INHERIT;
 	origin_text(o, l.origin, sizeof(l.origin));
 	if (!kind || !addr)
 		return fail(err, n, o, "listen", "expected `KIND ADDR:PORT [OPTION=VALUE...]`");
@@ -635,6 +645,8 @@ void bw_config_listener_tls(const struct bw_config *c, const struct bw_listener_
 		out->client_auth = own->client_auth;
 	if (own->min_version != BW_CONFIG_INHERIT)
 		out->min_version = own->min_version;
+	if (own->identity != BW_CONFIG_INHERIT)
+		out->identity = own->identity;
 }
 
 /* What an mqtts listener lacks, as "ORIGIN: listen: ..." in err; 0 when nothing. */

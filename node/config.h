@@ -34,6 +34,16 @@ enum bw_listener_kind {
 #define BW_CONFIG_INHERIT UINT32_MAX
 
 /* tls_client_auth values (indexes of its names: none, optional, required). */
+/* Which field of a verified client certificate names its user. */
+enum bw_config_identity {
+	BW_CONFIG_IDENTITY_NONE,
+	BW_CONFIG_IDENTITY_CN,
+	BW_CONFIG_IDENTITY_SAN_DNS,
+	BW_CONFIG_IDENTITY_SAN_URI,
+	BW_CONFIG_IDENTITY_SAN_EMAIL,
+	BW_CONFIG_IDENTITY_SHA256,
+};
+
 enum bw_config_client_auth {
 	BW_CONFIG_AUTH_NONE,
 	BW_CONFIG_AUTH_OPTIONAL,
@@ -53,6 +63,7 @@ struct bw_tls_settings {
 	char ciphersuites[BW_CONFIG_PATH_MAX]; /* TLS 1.3 */
 	uint32_t client_auth;                  /* enum bw_config_client_auth */
 	uint32_t min_version;                  /* 0: TLS 1.2, 1: TLS 1.3 */
+	uint32_t identity;                     /* enum bw_config_identity */
 };
 
 struct bw_listener_config {

@@ -91,6 +91,7 @@ static atomic_bool started; /* workers[] is complete: metrics may read it */
 static struct bw_jobs *jobs;
 static struct bw_passwd *passwd;
 static struct bw_acl *acl;
+static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
 static struct bw_jwt_keys *jwt_keys;
 static struct bw_jwt_policy jwt_policy;
 #define JWT_LIST_MAX 16
@@ -507,6 +508,11 @@ int main(int argc, char **argv)
 		bw_log_error("cannot create the node: %s", strerror(errno));
 		return 1;
 	}
+	for (uint32_t i = 0; i < cfg.listener_count; i++) {
+		struct bw_tls_settings t;
+		bw_config_listener_tls(&cfg, &cfg.listeners[i], &t);
+		identity[i] = cfg.listeners[i].tls ? t.identity : BW_CONFIG_IDENTITY_NONE;
+	}
 	char ferr[512];
 	if (cfg.password_file[0] &&
 	    bw_passwd_load(cfg.password_file, &passwd, ferr, sizeof(ferr)) < 0) {
@@ -548,6 +554,8 @@ int main(int argc, char **argv)
 		.jwt_keys = jwt_keys,
 		.jwt_policy = &jwt_policy,
 		.jwt_username_claim = cfg.jwt_username_claim,
+		.identity = identity,
+		.peer = bw_worker_peer,
 		.jobs = jobs,
 		.hold = bw_worker_hold,
 		.sys_interval_ms = cfg.sys_interval * 1000,

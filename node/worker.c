@@ -1271,6 +1271,41 @@ void bw_worker_hold(void *conn_user, bool on)
 	}
 }
 
+int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap)
+{
+	static const char *const san_prefix[] = { [BW_CONFIG_IDENTITY_SAN_DNS] = "DNS:",
+		                                  [BW_CONFIG_IDENTITY_SAN_URI] = "URI:",
+		                                  [BW_CONFIG_IDENTITY_SAN_EMAIL] = "email:" };
+	struct client *c = conn_user;
+
+	if (!c->tls || !bw_tls_conn_has_peer_cert(c->tls) || cap < 65)
+		return -ENOENT;
+	if (field == BW_CONFIG_IDENTITY_CN)
+		return bw_tls_conn_peer_cn(c->tls, buf, cap);
+	if (field == BW_CONFIG_IDENTITY_SHA256) {
+		uint8_t h[32];
+		if (bw_tls_conn_peer_sha256(c->tls, h) < 0)
+			return -ENOENT;
+		for (int i = 0; i < 32; i++)
+			snprintf(buf + 2 * i, cap - 2 * (size_t)i, "%02x", h[i]);
+		return 64;
+	}
+	if (field < BW_CONFIG_IDENTITY_SAN_DNS || field > BW_CONFIG_IDENTITY_SAN_EMAIL)
+		return -EINVAL;
+	const char *pre = san_prefix[field];
+	size_t pl = strlen(pre);
+	for (unsigned i = 0; i < 64; i++) {
+		int n = bw_tls_conn_peer_san(c->tls, i, buf, cap);
+		if (n == -ENOENT)
+			break;
+		if (n > (int)pl && !strncmp(buf, pre, pl)) {
+			memmove(buf, buf + pl, (size_t)n - pl + 1);
+			return n - (int)pl;
+		}
+	}
+	return -ENOENT;
+}
+
 void bw_worker_wake(struct bw_worker *w)
 {
 	(void)bw_ring_wake(&w->ring);

@@ -128,6 +128,12 @@ void bw_worker_pause(void *conn_user);
  */
 void bw_worker_hold(void *conn_user, bool on);
 
+/*
+ * The broker's peer() hook (see struct bw_broker_config): a field of the
+ * verified client certificate of conn_user's connection (mqtts).
+ */
+int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap);
+
 /* Wakes w's loop: from any thread (a finished job). */
 void bw_worker_wake(struct bw_worker *w);
 

@@ -96,6 +96,7 @@ struct listener_ctx {
 	struct bw_broker *b;
 	struct tenant *t;
 	bool allow_anonymous;
+	uint32_t identity; /* enum bw_config_identity */
 };
 
 struct bw_broker {
@@ -689,6 +690,7 @@ struct connect_args {
 	uint32_t will_delay_s, will_expiry_s;
 	char *username; /* NUL-terminated copy; NULL: none */
 	uint16_t username_len;
+	char *cert_cn;      /* the client certificate's CN, for %cn; NULL: none */
 	uint64_t token_exp; /* a JWT's exp as a monotonic deadline; 0: none */
 };
 
@@ -697,6 +699,8 @@ static void args_free(struct connect_args *a)
 	bw_msg_unref(&a->will);
 	free(a->username);
 	a->username = NULL;
+	free(a->cert_cn);
+	a->cert_cn = NULL;
 }
 
 /*
@@ -715,7 +719,9 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 		struct bw_acl_subject who = { .username = a->username,
 			                      .username_len = a->username_len,
 			                      .client_id = (const char *)id.p,
-			                      .client_id_len = id.len };
+			                      .client_id_len = id.len,
+			                      .cert_cn = a->cert_cn,
+			                      .cert_cn_len = a->cert_cn ? strlen(a->cert_cn) : 0 };
 		if (!(acl = bw_acl_compile(b->cfg.acl, &who)))
 			return BW_RC_UNSPECIFIED;
 		if (a->will && !bw_acl_can_publish(acl, a->will->topic.p, a->will->topic.len,
@@ -871,6 +877,22 @@ static void auth_drop(struct bw_job *job)
 	auth_free((struct auth_job *)job);
 }
 
+/*
+ * The user a verified client certificate names on this listener (a copy
+ * the caller frees), or NULL: none configured, no certificate, no such
+ * field. A SAN identity is the first SAN of that kind, without its prefix.
+ */
+static char *cert_identity(const struct listener_ctx *l, struct bw_conn *c)
+{
+	const struct bw_broker_config *cfg = &l->b->cfg;
+	char buf[512];
+
+	if (l->identity == BW_CONFIG_IDENTITY_NONE || !cfg->peer)
+		return NULL;
+	int n = cfg->peer(bw_conn_user(c), l->identity, buf, sizeof(buf));
+	return n > 0 && n <= UINT16_MAX ? strdup(buf) : NULL;
+}
+
 /* Three base64url segments: a JWS compact token, not a password. */
 static bool looks_like_jwt(const uint8_t *p, size_t len)
 {
@@ -894,24 +916,29 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	struct connect_args a = { .clean_start = pkt->clean_start };
 
 	/* Anonymous only where the listener allows it; credentials only where a
-	 * password file or JWT keys can check them: fail closed. */
-	bool jwt = b->cfg.jwt_keys && pkt->has_password &&
+	 * certificate, a password file or JWT keys can check them: fail closed. */
+	char *cert_user = cert_identity(l, c);
+	bool jwt = !cert_user && b->cfg.jwt_keys && pkt->has_password &&
 	           looks_like_jwt(pkt->password.p, pkt->password.len);
-	if (!pkt->has_username && !jwt && !l->allow_anonymous)
+	if (!cert_user && !pkt->has_username && !jwt && !l->allow_anonymous)
 		return BW_RC_NOT_AUTHORIZED;
-	if (pkt->has_username && !jwt && (!pkt->has_password || !b->cfg.passwd)) {
+	if (!cert_user && pkt->has_username && !jwt && (!pkt->has_password || !b->cfg.passwd)) {
 		bw_stat_add(&t->stats->auth_failures, 1);
 		return BW_RC_BAD_USERNAME_PASSWORD;
 	}
 	if (pkt->will) {
-		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len))
+		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len)) {
+			free(cert_user);
 			return BW_RC_NOT_AUTHORIZED;
+		}
 		a.will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
 		                    v5 ? &pkt->will_props : NULL, pkt->will_payload.p,
 		                    pkt->will_payload.len, pkt->will_qos, pkt->will_retain,
 		                    b->cfg.now_ms());
-		if (!a.will)
+		if (!a.will) {
+			free(cert_user);
 			return BW_RC_UNSPECIFIED;
+		}
 		a.will->tenant = t->id;
 		a.will_delay_s = v5 ? pkt->will_props.will_delay : 0;
 		a.will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
@@ -922,6 +949,27 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		a.expiry = pkt->props.session_expiry;
 	else if (!v5 && !pkt->clean_start)
 		a.expiry = NEVER;
+	char field[512];
+	void *user = bw_conn_user(c);
+	if (b->cfg.peer && b->cfg.peer(user, BW_CONFIG_IDENTITY_CN, field, sizeof(field)) > 0)
+		a.cert_cn = strdup(field);
+	if (cert_user) {
+		/* A verified certificate names the user: no password needed, and a
+		 * username the client sends must be that name. */
+		size_t n = strlen(cert_user);
+		if (pkt->has_username &&
+		    (pkt->username.len != n || memcmp(pkt->username.p, cert_user, n))) {
+			bw_stat_add(&t->stats->auth_failures, 1);
+			args_free(&a);
+			free(cert_user);
+			return BW_RC_BAD_USERNAME_PASSWORD;
+		}
+		a.username = cert_user;
+		a.username_len = (uint16_t)n;
+		int rc = attach(l, c, &a);
+		args_free(&a);
+		return rc;
+	}
 	if (!pkt->has_username && !jwt) {
 		int rc = attach(l, c, &a);
 		args_free(&a);
@@ -1174,6 +1222,7 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 		}
 		l->b = b;
 		l->allow_anonymous = cfg->listeners[i].allow_anonymous;
+		l->identity = cfg->identity ? cfg->identity[i] : BW_CONFIG_IDENTITY_NONE;
 		l->t = &b->tenants[id];
 		b->ops[i] = (struct bw_conn_ops){
 			.ctx = l,

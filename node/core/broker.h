@@ -66,6 +66,16 @@ struct bw_broker_config {
 	struct bw_jobs *jobs;
 	/* Keeps a connection alive while a job about it runs (on) and lets it go. */
 	void (*hold)(void *conn_user, bool on);
+	/*
+	 * Client certificates: identity[i] (enum bw_config_identity) says
+	 * which field of listener i's verified client certificates names the
+	 * user (NULL or NONE: none does); peer() copies that field (or, for
+	 * BW_CONFIG_IDENTITY_CN, the subject CN that ACLs see as %cn) of the
+	 * connection's certificate into buf and returns its length, or a
+	 * negative errno (no certificate, no such field). May be NULL.
+	 */
+	const uint32_t *identity;
+	int (*peer)(void *conn_user, uint32_t field, char *buf, size_t cap);
 	uint32_t worker;          /* this broker's worker index in the hub */
 	uint32_t sys_interval_ms; /* $SYS/broker/... statistics; 0: none */
 	const char *version;      /* for $SYS/broker/version */

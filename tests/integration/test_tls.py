@@ -514,6 +514,47 @@ def three_workers(tmp, pki):
     check("three workers: SIGTERM stops the node with exit 0", code == 0, str(code))
 
 
+def certificate_identities(tmp, pki):
+    """tls_identity=cn: a verified certificate's CN is the user (no password,
+    no anonymous listener needed); a username that is not the CN is refused;
+    ACL rules see it as %u and %cn."""
+    d = os.path.join(tmp, "ident")
+    os.makedirs(d)
+    acl = os.path.join(d, "acl")
+    with open(acl, "w") as f:
+        f.write("everyone\nallow publish dev/%u/#\nallow subscribe dev/%cn/#\n")
+    settings = ["workers=2", "acl_file=" + acl,
+                f"listen=mqtts 127.0.0.1:0 tls_client_auth=required tls_client_ca={pki}/ca.pem "
+                "tls_identity=cn",
+                "tls_cert=" + os.path.join(pki, "server.pem"),
+                "tls_key=" + os.path.join(pki, "server.key")]
+    proc, ports, log = node.start_node(BIN, d, settings)
+    port = ports[0]
+    try:
+        sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p",
+                                str(port), "-V", "mqttv5", "-t", "dev/client/#", "-C", "1", "-W",
+                                str(TIMEOUT), "-d", *tls_args(pki, "client")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        wait_for(lambda: lines.append(sub.stdout.readline()) or "SUBACK" in "".join(lines))
+        r = mosq_pub(port, tls_args(pki, "client"), topic="dev/client/t", message="by-cert")
+        out = "".join(lines) + sub.communicate(timeout=TIMEOUT)[0]
+        check("tls_identity=cn: the certificate alone logs in; %u and %cn are its CN",
+              r.returncode == 0 and "by-cert" in out, (r.stderr.decode() + out)[-300:])
+        r = mosq_pub(port, tls_args(pki, "client") + ["-u", "someone-else", "-P", "x"],
+                     topic="dev/client/t")
+        check("tls_identity=cn: a username other than the CN is refused",
+              r.returncode != 0 and b"bad user name or password" in (r.stderr + r.stdout).lower(),
+              (r.stderr + r.stdout)[-200:])
+        r = mosq_pub(port, tls_args(pki, "client"), topic="dev/other/t", qos=1)
+        check("tls_identity=cn: the ACL keeps it to its own topics",
+              b"not authorized" in (r.stderr + r.stdout).lower(), (r.stderr + r.stdout)[-200:])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=TIMEOUT)
+    check("tls_identity: SIGTERM exit 0", code == 0, str(code))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         pki = os.path.join(tmp, "pki")
@@ -545,6 +586,7 @@ def main():
         check("SIGTERM stops the node with exit 0", code == 0, str(code))
         config_errors(tmp, pki)
         three_workers(tmp, pki)
+        certificate_identities(tmp, pki)
     print(f"{passed} passed, {len(failures)} failed")
     return 1 if failures else 0
 

@@ -170,11 +170,13 @@ static void test_tls_listeners_and_keys(void **state)
 	                   "tls_ciphersuites TLS_AES_128_GCM_SHA256\n"
 	                   "tls_client_auth optional\n"
 	                   "tls_min_version 1.3\n"
+	                   "tls_identity san_uri\n"
 	                   "listen mqtts 127.0.0.1:8883 tenant=acme\n"
 	                   "listen mqtts 127.0.0.1:8884 tls_cert=/x/c.pem tls_key=/x/k.pem "
 	                   "tls_client_auth=required tls_min_version=1.2 tls_crl=/x/crl.pem "
 	                   "tls_client_ca=/x/ca.pem tls_ciphers=HIGH "
-	                   "tls_ciphersuites=TLS_AES_256_GCM_SHA384 allow_anonymous=true\n"
+	                   "tls_ciphersuites=TLS_AES_256_GCM_SHA384 allow_anonymous=true "
+	                   "tls_identity=sha256\n"
 	                   "listen mqtt 127.0.0.1:1883\n";
 	(void)state;
 
@@ -190,11 +192,12 @@ static void test_tls_listeners_and_keys(void **state)
 	assert_true(c.listeners[0].tls);
 	assert_int_equal(c.listeners[0].kind, BW_LISTEN_MQTT);
 	assert_string_equal(c.listeners[0].tenant, "acme");
-	assert_string_equal(c.listeners[0].origin, "test.conf:9");
+	assert_string_equal(c.listeners[0].origin, "test.conf:10");
 	assert_false(c.listeners[2].tls);
 
 	/* The first inherits every global key, the second overrides each. */
 	bw_config_listener_tls(&c, &c.listeners[0], &t);
+	assert_int_equal(t.identity, BW_CONFIG_IDENTITY_SAN_URI);
 	assert_string_equal(t.cert, "/etc/b/server.pem");
 	assert_string_equal(t.key, "/etc/b/server.key");
 	assert_string_equal(t.client_ca, "/etc/b/ca.pem");
@@ -204,6 +207,7 @@ static void test_tls_listeners_and_keys(void **state)
 	assert_int_equal(t.client_auth, BW_CONFIG_AUTH_OPTIONAL);
 	assert_int_equal(t.min_version, 1);
 	bw_config_listener_tls(&c, &c.listeners[1], &t);
+	assert_int_equal(t.identity, BW_CONFIG_IDENTITY_SHA256);
 	assert_string_equal(t.cert, "/x/c.pem");
 	assert_string_equal(t.key, "/x/k.pem");
 	assert_string_equal(t.client_ca, "/x/ca.pem");
@@ -228,6 +232,8 @@ static void test_tls_listeners_and_keys(void **state)
 	expect_error("listen mqtts 127.0.0.1:1 tls_cert=", "tls_cert needs a value");
 	expect_error("tls_client_auth always", "tls_client_auth: 'always' is not one");
 	expect_error("tls_min_version 1.0", "tls_min_version: '1.0' is not one");
+	expect_error("listen mqtts 127.0.0.1:1 tls_identity=serial",
+	             "tls_identity must be none, cn, san_dns, san_uri, san_email or sha256");
 }
 
 /* An mqtts listener without its material is refused, naming where it was configured. */
