@@ -47,14 +47,17 @@ static void *pool_main(void *arg)
 		pthread_mutex_unlock(&j->mu);
 
 		job->run(job);
+		/* Once on the done list the job is the worker's, who may free it
+		 * at once: nothing of it is read after the push. */
+		uint32_t worker = job->worker;
+		struct done_list *d = &j->done[worker];
 		job->next = NULL;
-		struct done_list *d = &j->done[job->worker];
 		pthread_mutex_lock(&d->mu);
 		*d->tail = job;
 		d->tail = &job->next;
 		pthread_mutex_unlock(&d->mu);
 		if (j->wake)
-			j->wake(j->arg, job->worker);
+			j->wake(j->arg, worker);
 
 		pthread_mutex_lock(&j->mu);
 		j->running--;
