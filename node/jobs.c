@@ -48,19 +48,22 @@ static void *pool_main(void *arg)
 
 		job->run(job);
 		/* Once on the done list the job is the worker's, who may free it
-		 * at once: nothing of it is read after the push. */
+		 * at once: nothing of it is read after the push. It stops
+		 * counting as running in the same step, so a caller that has
+		 * finished every job never sees one still pending. */
 		uint32_t worker = job->worker;
 		struct done_list *d = &j->done[worker];
 		job->next = NULL;
+		pthread_mutex_lock(&j->mu);
+		j->running--;
 		pthread_mutex_lock(&d->mu);
 		*d->tail = job;
 		d->tail = &job->next;
 		pthread_mutex_unlock(&d->mu);
+		pthread_mutex_unlock(&j->mu);
 		if (j->wake)
 			j->wake(j->arg, worker);
-
 		pthread_mutex_lock(&j->mu);
-		j->running--;
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
