@@ -77,8 +77,16 @@ static const struct key_def keys[] = {
 	  "is refused" },
 	{ "jwt_leeway", K_UINT, OFF(jwt_leeway), 0, 600, 30, NULL, "seconds", NULL,
 	  "clock skew allowed on a token's exp, nbf and iat" },
+	{ "jwt_grace", K_UINT, OFF(jwt_grace), 0, 3600, 10, NULL, "seconds", NULL,
+	  "how long a connection outlives its token's exp, for a 5.0 client to re-authenticate "
+	  "(AUTH, method JWT); then DISCONNECT 0x87" },
 	{ "jwt_username_claim", K_PATH, OFF(jwt_username_claim), 0, 0, 0, "sub", NULL, NULL,
 	  "the claim that names the user of a token (ACL %u)" },
+	{ "auth_backoff_after", K_UINT, OFF(auth_backoff_after), 0, 1000, 5, NULL, "failures", NULL,
+	  "failed logins in a row from one address before it must wait (1 s, doubling up to "
+	  "auth_backoff_max) to try again, refused with 0x9F meanwhile; 0: no backoff" },
+	{ "auth_backoff_max", K_UINT, OFF(auth_backoff_max), 1, 86400, 60, NULL, "seconds", NULL,
+	  "the longest wait auth_backoff_after imposes" },
 	{ "auth_threads", K_UINT, OFF(auth_threads), 1, 64, 2, NULL, "threads", NULL,
 	  "threads that check passwords, off the workers" },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, BW_LOG_INFO, "info", NULL, log_levels,

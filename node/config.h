@@ -90,12 +90,15 @@ struct bw_config {
 	char password_file[BW_CONFIG_PATH_MAX];
 	char acl_file[BW_CONFIG_PATH_MAX];
 	uint32_t auth_threads;
+	uint32_t auth_backoff_after;
+	uint32_t auth_backoff_max;
 	char jwt_jwks_file[BW_CONFIG_PATH_MAX];
 	char jwt_key_file[BW_CONFIG_PATH_MAX];
 	char jwt_key_alg[BW_CONFIG_PATH_MAX];
 	char jwt_issuers[BW_CONFIG_PATH_MAX];
 	char jwt_audiences[BW_CONFIG_PATH_MAX];
 	uint32_t jwt_leeway;
+	uint32_t jwt_grace;
 	char jwt_username_claim[BW_CONFIG_PATH_MAX];
 	uint32_t max_packet_size;
 	uint32_t max_inflight;

@@ -93,6 +93,7 @@ static struct bw_passwd *passwd;
 static struct bw_acl *acl;
 static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
 static struct bw_jwt_keys *jwt_keys;
+static struct bw_backoff *backoff;
 static struct bw_jwt_policy jwt_policy;
 #define JWT_LIST_MAX 16
 static const char *jwt_issuers[JWT_LIST_MAX], *jwt_audiences[JWT_LIST_MAX];
@@ -281,6 +282,7 @@ static int stop_all(const char *save_dir)
 		}
 	}
 	bw_jobs_free(&jobs); /* drops what no worker will finish */
+	bw_backoff_free(&backoff);
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
@@ -539,6 +541,12 @@ int main(int argc, char **argv)
 		bw_log_error("cannot start the auth threads: %s", strerror(errno));
 		return 1;
 	}
+	if (cfg.auth_backoff_after &&
+	    !(backoff = bw_backoff_new(cfg.auth_backoff_after, cfg.auth_backoff_max * 1000u,
+	                               65536))) {
+		bw_log_error("auth backoff: out of memory");
+		return 1;
+	}
 	struct bw_broker_config bc = {
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
@@ -554,8 +562,11 @@ int main(int argc, char **argv)
 		.jwt_keys = jwt_keys,
 		.jwt_policy = &jwt_policy,
 		.jwt_username_claim = cfg.jwt_username_claim,
+		.jwt_grace_ms = cfg.jwt_grace * 1000u,
 		.identity = identity,
 		.peer = bw_worker_peer,
+		.backoff = backoff,
+		.source = bw_worker_source,
 		.jobs = jobs,
 		.hold = bw_worker_hold,
 		.sys_interval_ms = cfg.sys_interval * 1000,

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/core/backoff.h"
 #include "node/core/outq.h"
 #include "node/io/ring.h"
 #include "node/log.h"
@@ -1304,6 +1305,16 @@ int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap)
 		}
 	}
 	return -ENOENT;
+}
+
+int bw_worker_source(void *conn_user, struct bw_addr *addr)
+{
+	struct client *c = conn_user;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	return bw_addr_from_sockaddr(addr, &ss);
 }
 
 void bw_worker_wake(struct bw_worker *w)

@@ -134,6 +134,10 @@ void bw_worker_hold(void *conn_user, bool on);
  */
 int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap);
 
+/* The broker's source() hook: the peer address of conn_user's connection. */
+struct bw_addr;
+int bw_worker_source(void *conn_user, struct bw_addr *addr);
+
 /* Wakes w's loop: from any thread (a finished job). */
 void bw_worker_wake(struct bw_worker *w);
 

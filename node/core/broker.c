@@ -24,6 +24,7 @@
 #include "node/log.h"
 #include "proto/mqtt/topic.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +70,8 @@ struct sess {
 	uint32_t n_subs;
 	struct bw_acl_compiled *acl; /* NULL: no ACL file, everything allowed */
 	uint64_t token_exp;          /* connected with a JWT: when it expires (0: never) */
+	char *user;                  /* who authenticated (NUL-terminated); NULL: anonymous */
+	char *cert_cn;               /* the client certificate's CN (ACL %cn); NULL: none */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
 	uint16_t id_len;
@@ -659,6 +662,8 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 	*pp = s->hnext;
 	bw_stat_add(&t->stats->sessions, -1);
 	bw_acl_compiled_free(&s->acl);
+	free(s->user);
+	free(s->cert_cn);
 	bw_session_free(&s->state);
 	free(s);
 }
@@ -758,6 +763,12 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	bw_acl_compiled_free(&s->acl);
 	s->acl = acl;
 	s->check_receive = false;
+	free(s->user);
+	s->user = a->username;
+	a->username = NULL;
+	free(s->cert_cn);
+	s->cert_cn = a->cert_cn;
+	a->cert_cn = NULL;
 	s->conn = c;
 	s->expiry_s = a->expiry;
 	s->will = a->will;
@@ -772,16 +783,21 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	return 0;
 }
 
-/* A password check running on the job pool. */
+/*
+ * A password or token check running on the job pool: for a CONNECT, or for
+ * an AUTH that re-authenticates a connected client.
+ */
 struct auth_job {
 	struct bw_job job;
 	struct listener_ctx *l;
 	struct bw_conn *c;
 	struct connect_args a;
-	char *password;
+	char *password; /* or the token */
 	size_t password_len;
-	bool jwt;    /* the password is a JWT */
-	int verdict; /* 0 or a reason code */
+	bool jwt;      /* the password is a JWT */
+	bool enhanced; /* the token came as 5.0 Authentication Data (method JWT) */
+	bool reauth;   /* AUTH 0x19: a->username is the session's user */
+	int verdict;   /* 0 or a reason code */
 	uint64_t now_ms;
 };
 
@@ -823,11 +839,11 @@ static int jwt_check(struct auth_job *j)
 			j->a.username = copy;
 			j->a.username_len = (uint16_t)len;
 			int64_t exp = bw_jwt_claims_exp(claims);
-			if (exp > 0) /* as a monotonic deadline */
+			if (exp > 0) /* as a monotonic deadline, with the grace */
 				j->a.token_exp =
 				        j->now_ms +
 				        (uint64_t)(exp > ts.tv_sec ? exp - ts.tv_sec : 0) * 1000 +
-				        1;
+				        cfg->jwt_grace_ms + 1;
 		}
 	}
 	bw_jwt_claims_free(&claims);
@@ -847,34 +863,169 @@ static void auth_run(struct bw_job *job)
 	j->verdict = rc == 0 ? 0 : BW_RC_BAD_USERNAME_PASSWORD;
 }
 
+static void auth_drop(struct bw_job *job)
+{
+	auth_free((struct auth_job *)job);
+}
+
+/*
+ * A client failed to authenticate: counted, logged (who and why, never a
+ * secret). Returns the reason code to refuse with.
+ */
+static int auth_failed(struct listener_ctx *l, struct bw_conn *c, const char *user, int reason,
+                       const char *why)
+{
+	const struct bw_broker_config *cfg = &l->b->cfg;
+	struct bw_str id = bw_conn_client_id(c);
+	struct bw_addr from;
+	char text[INET6_ADDRSTRLEN] = "?";
+	uint64_t wait = 0;
+
+	bw_stat_add(&l->t->stats->auth_failures, 1);
+	if (cfg->source && cfg->source(bw_conn_user(c), &from) == 0) {
+		bw_addr_text(&from, text, sizeof(text));
+		if (cfg->backoff)
+			wait = bw_backoff_fail(cfg->backoff, &from, cfg->now_ms());
+	}
+	bw_log_info("tenant %s: client '%.*s' (user '%s') from %s: %s%s",
+	            bw_hub_tenant_name(l->b->hub, l->t->id), (int)id.len, (const char *)id.p,
+	            user ? user : "", text, why,
+	            wait ? "; the address waits before it may retry" : "");
+	return reason;
+}
+
+/* Whether the client's address must wait after failed logins (counted). */
+static bool backing_off(struct listener_ctx *l, struct bw_conn *c)
+{
+	const struct bw_broker_config *cfg = &l->b->cfg;
+	struct bw_addr from;
+	if (!cfg->backoff || !cfg->source || cfg->source(bw_conn_user(c), &from) < 0 ||
+	    !bw_backoff_wait(cfg->backoff, &from, cfg->now_ms()))
+		return false;
+	bw_stat_add(&l->t->stats->auth_backoffs, 1);
+	return true;
+}
+
+/* A client authenticated: its address's failures are forgotten. */
+static void auth_passed(struct listener_ctx *l, struct bw_conn *c)
+{
+	const struct bw_broker_config *cfg = &l->b->cfg;
+	struct bw_addr from;
+	if (cfg->backoff && cfg->source && cfg->source(bw_conn_user(c), &from) == 0)
+		bw_backoff_ok(cfg->backoff, &from);
+}
+
+/*
+ * The verdict of a finished check put into effect: a CONNECT attaches its
+ * session, a re-authentication moves the token's deadline. Returns 0 or
+ * the reason code to refuse (CONNECT) or disconnect (AUTH) with.
+ */
+static int auth_apply(struct auth_job *j)
+{
+	struct listener_ctx *l = j->l;
+
+	if (j->reauth) {
+		struct sess *s = owner(j->c);
+		if (!s)
+			return BW_RC_NOT_AUTHORIZED;
+		if (j->verdict)
+			return auth_failed(l, j->c, s->user, BW_RC_NOT_AUTHORIZED,
+			                   "re-authentication refused");
+		s->token_exp = j->a.token_exp;
+		if (s->token_exp)
+			timed_add(l->b, s);
+		return 0;
+	}
+	if (j->verdict)
+		return auth_failed(l, j->c, j->a.username,
+		                   j->enhanced ? BW_RC_NOT_AUTHORIZED : j->verdict,
+		                   j->jwt ? "token refused" : "bad username or password");
+	auth_passed(l, j->c);
+	return attach(l, j->c, &j->a);
+}
+
 static void auth_done(struct bw_job *job)
 {
 	struct auth_job *j = (struct auth_job *)job;
 	struct bw_broker *b = j->l->b;
 	void *user = bw_conn_user(j->c);
+	enum bw_conn_state st = bw_conn_state(j->c);
 
-	if (bw_conn_state(j->c) == BW_CONN_AWAIT_CONNECT) {
-		int rc = j->verdict;
-		if (rc) {
-			bw_stat_add(&j->l->t->stats->auth_failures, 1);
-			bw_log_info("tenant %s: client '%.*s': bad username or password for user "
-			            "'%s'",
-			            bw_hub_tenant_name(b->hub, j->l->t->id),
-			            (int)bw_conn_client_id(j->c).len,
-			            (const char *)bw_conn_client_id(j->c).p, j->a.username);
-		} else {
-			rc = attach(j->l, j->c, &j->a);
-		}
-		bw_conn_connect_done(j->c, rc);
+	if (j->reauth ? st == BW_CONN_CONNECTED : st == BW_CONN_AWAIT_CONNECT) {
+		int rc = auth_apply(j);
+		if (j->reauth)
+			bw_conn_reauth_done(j->c, rc);
+		else
+			bw_conn_connect_done(j->c, rc);
 		b->cfg.wants_send(user);
 	}
 	b->cfg.hold(user, false);
 	auth_free(j);
 }
 
-static void auth_drop(struct bw_job *job)
+/*
+ * Checks j on the job pool (the caller holds the connection until
+ * auth_done), or here when there is no pool (tests). Returns -EINPROGRESS,
+ * or the verdict put into effect (0 or a reason code). Takes j.
+ */
+static int auth_submit(struct listener_ctx *l, struct auth_job *j)
 {
-	auth_free((struct auth_job *)job);
+	struct bw_broker *b = l->b;
+
+	j->now_ms = b->cfg.now_ms();
+	j->job = (struct bw_job){
+		.run = auth_run, .done = auth_done, .drop = auth_drop, .worker = b->self
+	};
+	if (!b->cfg.jobs) {
+		auth_run(&j->job);
+		int rc = auth_apply(j);
+		auth_free(j);
+		return rc;
+	}
+	if (bw_jobs_submit(b->cfg.jobs, &j->job) < 0) {
+		auth_free(j);
+		return BW_RC_SERVER_BUSY;
+	}
+	b->cfg.hold(bw_conn_user(j->c), true);
+	return -EINPROGRESS;
+}
+
+/* A job checking password (or token) for user (NULL: none), or NULL. */
+static struct auth_job *auth_job_new(struct listener_ctx *l, struct bw_conn *c, const void *user,
+                                     size_t user_len, const void *password, size_t password_len)
+{
+	struct auth_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->l = l;
+	j->c = c;
+	j->password = malloc(password_len ? password_len : 1);
+	if (user && (j->a.username = malloc(user_len + 1)) != NULL) {
+		memcpy(j->a.username, user, user_len);
+		j->a.username[user_len] = '\0';
+		j->a.username_len = (uint16_t)user_len;
+	}
+	if (!j->password || (user && !j->a.username)) {
+		auth_free(j);
+		return NULL;
+	}
+	memcpy(j->password, password, password_len);
+	j->password_len = password_len;
+	return j;
+}
+
+/* AUTH 0x19: a fresh token for the same user, checked like a CONNECT's. */
+static int op_reauth(void *ctx, struct bw_conn *c, struct bw_bin data)
+{
+	struct listener_ctx *l = ctx;
+	struct sess *s = owner(c);
+	if (!s || !s->user)
+		return BW_RC_NOT_AUTHORIZED;
+	struct auth_job *j = auth_job_new(l, c, s->user, strlen(s->user), data.p, data.len);
+	if (!j)
+		return BW_RC_UNSPECIFIED;
+	j->jwt = j->enhanced = j->reauth = true;
+	return auth_submit(l, j);
 }
 
 /*
@@ -914,18 +1065,25 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	struct tenant *t = l->t;
 	bool v5 = pkt->version == BW_MQTT_5;
 	struct connect_args a = { .clean_start = pkt->clean_start };
+	const char *user = pkt->has_username ? (const char *)pkt->username.p : NULL;
+
+	/* 5.0 enhanced authentication (the connection let only method JWT
+	 * through): the token is the Authentication Data. */
+	bool enhanced = v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
+	if (backing_off(l, c))
+		return BW_RC_CONNECTION_RATE_EXCEEDED;
 
 	/* Anonymous only where the listener allows it; credentials only where a
 	 * certificate, a password file or JWT keys can check them: fail closed. */
-	char *cert_user = cert_identity(l, c);
-	bool jwt = !cert_user && b->cfg.jwt_keys && pkt->has_password &&
-	           looks_like_jwt(pkt->password.p, pkt->password.len);
-	if (!cert_user && !pkt->has_username && !jwt && !l->allow_anonymous)
-		return BW_RC_NOT_AUTHORIZED;
-	if (!cert_user && pkt->has_username && !jwt && (!pkt->has_password || !b->cfg.passwd)) {
-		bw_stat_add(&t->stats->auth_failures, 1);
-		return BW_RC_BAD_USERNAME_PASSWORD;
-	}
+	char *cert_user = enhanced ? NULL : cert_identity(l, c);
+	bool jwt = enhanced || (!cert_user && b->cfg.jwt_keys && pkt->has_password &&
+	                        looks_like_jwt(pkt->password.p, pkt->password.len));
+	if (!cert_user && !user && !jwt && !l->allow_anonymous)
+		return auth_failed(l, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
+	if (!cert_user && user && !jwt && (!pkt->has_password || !b->cfg.passwd))
+		return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+		                   pkt->has_password ? "no password file" : "no password");
 	if (pkt->will) {
 		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len)) {
 			free(cert_user);
@@ -950,77 +1108,42 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	else if (!v5 && !pkt->clean_start)
 		a.expiry = NEVER;
 	char field[512];
-	void *user = bw_conn_user(c);
-	if (b->cfg.peer && b->cfg.peer(user, BW_CONFIG_IDENTITY_CN, field, sizeof(field)) > 0)
+	if (b->cfg.peer &&
+	    b->cfg.peer(bw_conn_user(c), BW_CONFIG_IDENTITY_CN, field, sizeof(field)) > 0)
 		a.cert_cn = strdup(field);
 	if (cert_user) {
 		/* A verified certificate names the user: no password needed, and a
 		 * username the client sends must be that name. */
 		size_t n = strlen(cert_user);
-		if (pkt->has_username &&
-		    (pkt->username.len != n || memcmp(pkt->username.p, cert_user, n))) {
-			bw_stat_add(&t->stats->auth_failures, 1);
+		if (user && (pkt->username.len != n || memcmp(user, cert_user, n))) {
 			args_free(&a);
 			free(cert_user);
-			return BW_RC_BAD_USERNAME_PASSWORD;
+			return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+			                   "username is not the certificate's identity");
 		}
 		a.username = cert_user;
 		a.username_len = (uint16_t)n;
-		int rc = attach(l, c, &a);
-		args_free(&a);
-		return rc;
+		auth_passed(l, c);
 	}
-	if (!pkt->has_username && !jwt) {
+	if (cert_user || (!user && !jwt)) {
 		int rc = attach(l, c, &a);
 		args_free(&a);
 		return rc;
 	}
 
 	/* The password is checked on the job pool: a good hash costs ~100 ms. */
-	struct auth_job *j = calloc(1, sizeof(*j));
-	if (j) {
-		j->a = a;
-		j->l = l;
-		j->c = c;
-		j->a.username = malloc(pkt->username.len + 1u);
-		j->password = malloc(pkt->password.len ? pkt->password.len : 1);
-	}
-	if (!j || !j->a.username || !j->password) {
-		if (j)
-			auth_free(j);
-		else
-			args_free(&a);
+	struct auth_job *j = auth_job_new(l, c, user, pkt->username.len, secret.p, secret.len);
+	if (!j) {
+		args_free(&a);
 		return BW_RC_UNSPECIFIED;
 	}
-	memcpy(j->a.username, pkt->username.p, pkt->username.len);
-	j->a.username[pkt->username.len] = '\0';
-	j->a.username_len = pkt->username.len;
-	if (!pkt->has_username) { /* a JWT alone: its claim names the user */
-		free(j->a.username);
-		j->a.username = NULL;
-		j->a.username_len = 0;
-	}
+	/* A JWT alone: its claim names the user. */
+	a.username = j->a.username;
+	a.username_len = j->a.username_len;
+	j->a = a;
 	j->jwt = jwt;
-	j->now_ms = b->cfg.now_ms();
-	memcpy(j->password, pkt->password.p, pkt->password.len);
-	j->password_len = pkt->password.len;
-	j->job = (struct bw_job){
-		.run = auth_run, .done = auth_done, .drop = auth_drop, .worker = b->self
-	};
-	if (!b->cfg.jobs) { /* no pool (tests): check here */
-		auth_run(&j->job);
-		int rc = j->verdict ? j->verdict : attach(l, c, &j->a);
-		if (j->verdict)
-			bw_stat_add(&t->stats->auth_failures, 1);
-		auth_free(j);
-		return rc;
-	}
-	if (bw_jobs_submit(b->cfg.jobs, &j->job) < 0) {
-		auth_free(j);
-		return BW_RC_SERVER_BUSY;
-	}
-	b->cfg.hold(bw_conn_user(c), true);
-	return -EINPROGRESS;
+	j->enhanced = enhanced;
+	return auth_submit(l, j);
 }
 
 static int op_may_publish(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
@@ -1229,6 +1352,8 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			.now_ms = now_ms,
 			.place = op_place,
 			.connect = op_connect,
+			.auth_method = cfg->jwt_keys ? "JWT" : NULL,
+			.reauth = op_reauth,
 			.may_publish = op_may_publish,
 			.publish = op_publish,
 			.subscribe = op_subscribe,
@@ -1529,12 +1654,17 @@ size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)
 		        "bulwark_tenant_retained_bytes{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_messages_in_total{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_messages_out_total{tenant=\"%s\"} %llu\n"
-		        "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n",
+		        "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_auth_failures_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_auth_backoffs_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_acl_denied_total{tenant=\"%s\"} %llu\n",
 		        name, (unsigned long long)tt.connected, name,
 		        (unsigned long long)tt.sessions, name, (unsigned long long)tt.subscriptions,
 		        name, tt.retained, name, (unsigned long long)tt.retained_bytes, name,
 		        (unsigned long long)tt.msgs_in, name, (unsigned long long)tt.msgs_out, name,
-		        (unsigned long long)tt.dropped);
+		        (unsigned long long)tt.dropped, name, (unsigned long long)tt.auth_failures,
+		        name, (unsigned long long)tt.auth_backoffs, name,
+		        (unsigned long long)tt.denied);
 		if (r < 0 || (size_t)r >= cap - n)
 			break;
 		n += (size_t)r;

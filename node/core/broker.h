@@ -24,6 +24,7 @@
 #define BW_CORE_BROKER_H
 
 #include "node/config.h"
+#include "node/core/backoff.h"
 #include "node/core/conn.h"
 #include "node/core/hub.h"
 #include "node/jobs.h"
@@ -62,6 +63,19 @@ struct bw_broker_config {
 	const struct bw_jwt_keys *jwt_keys;
 	const struct bw_jwt_policy *jwt_policy;
 	const char *jwt_username_claim;
+	/*
+	 * How long past its exp a token's connection lives: time for the
+	 * client to re-authenticate (5.0 AUTH, method JWT) with a fresh one.
+	 */
+	uint32_t jwt_grace_ms;
+	/*
+	 * Failed logins slow their source address down (NULL: never): a
+	 * CONNECT from an address that must wait is refused with 0x9F before
+	 * any check. source() gives a connection's peer address (0 or
+	 * -errno); it may be NULL.
+	 */
+	struct bw_backoff *backoff;
+	int (*source)(void *conn_user, struct bw_addr *addr);
 	/* Where password checks run (NULL: on the caller's thread; tests). */
 	struct bw_jobs *jobs;
 	/* Keeps a connection alive while a job about it runs (on) and lets it go. */

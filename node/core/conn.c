@@ -45,6 +45,8 @@ struct bw_conn {
 	bool held;         /* bw_conn_hold(): keep input unhandled */
 	bool pinned;       /* bw_conn_pin(): never move */
 	bool connecting;   /* ops->connect said -EINPROGRESS: bw_conn_connect_done() comes */
+	bool enhanced;     /* CONNECT named ops.auth_method: AUTH may re-authenticate */
+	bool reauthing;    /* ops->reauth said -EINPROGRESS: bw_conn_reauth_done() comes */
 	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
 	bool keep_alive_capped;
 	int move_to; /* bw_conn_moving() */
@@ -276,6 +278,20 @@ static void flush(struct bw_conn *c);
 
 static int connect_finish(struct bw_conn *c, int rc);
 
+/* Whether a client's Authentication Method is the one the broker takes. */
+static bool same_method(const struct bw_conn *c, struct bw_str m)
+{
+	const char *want = c->ops.auth_method;
+	return want && m.len == strlen(want) && memcmp(m.p, want, m.len) == 0;
+}
+
+static void set_auth_method(const struct bw_conn *c, struct bw_props *p)
+{
+	p->has |= BW_PROP_BIT(BW_PROP_AUTH_METHOD);
+	p->auth_method.p = (const uint8_t *)c->ops.auth_method;
+	p->auth_method.len = (uint16_t)strlen(c->ops.auth_method);
+}
+
 static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 {
 	c->version = pkt->version;
@@ -317,9 +333,12 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 
 	if (v5) {
 		const struct bw_props *p = &pkt->props;
-		if (p->has & BW_PROP_BIT(BW_PROP_AUTH_METHOD))
-			return refuse(c, BW_RC_BAD_AUTH_METHOD,
-			              "enhanced authentication is not supported");
+		if (p->has & BW_PROP_BIT(BW_PROP_AUTH_METHOD)) {
+			if (!same_method(c, p->auth_method))
+				return refuse(c, BW_RC_BAD_AUTH_METHOD,
+				              "authentication method not supported");
+			c->enhanced = true;
+		}
 		if (p->has & BW_PROP_BIT(BW_PROP_RECEIVE_MAX))
 			c->client_receive_max = p->receive_max;
 		if (p->has & BW_PROP_BIT(BW_PROP_MAX_PACKET_SIZE))
@@ -373,6 +392,8 @@ static int connect_finish(struct bw_conn *c, int rc)
 			p->has |= BW_PROP_BIT(BW_PROP_SERVER_KEEP_ALIVE);
 			p->server_keep_alive = c->keep_alive;
 		}
+		if (c->enhanced)
+			set_auth_method(c, p);
 	}
 	c->state = BW_CONN_CONNECTED;
 	if (send_packet(c, &ack))
@@ -598,6 +619,45 @@ static int on_disconnect(struct bw_conn *c, const struct bw_disconnect *d)
 	return -EPROTO;
 }
 
+/* ---- AUTH: re-authentication (5.0 4.12.1) ------------------------------ */
+
+static int reauth_answer(struct bw_conn *c, int rc)
+{
+	if (rc)
+		return fail(c, (uint8_t)rc, "re-authentication failed");
+	struct bw_packet p = { .type = BW_AUTH };
+	p.disconnect.code = BW_RC_SUCCESS;
+	set_auth_method(c, &p.disconnect.props);
+	return send_packet(c, &p) ? fail(c, BW_RC_UNSPECIFIED, NULL) : 0;
+}
+
+static int on_auth(struct bw_conn *c, const struct bw_disconnect *a)
+{
+	/* Only re-authentication: the broker never asks to continue. */
+	if (!c->enhanced)
+		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH without enhanced authentication");
+	if (a->code != BW_RC_REAUTHENTICATE)
+		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH other than re-authenticate");
+	if (!same_method(c, a->props.auth_method))
+		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH with another authentication method");
+	if (c->reauthing)
+		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH while a re-authentication is running");
+	int rc = c->ops.reauth(c->ops.ctx, c, a->props.auth_data);
+	if (rc == -EINPROGRESS) {
+		c->reauthing = true;
+		return 0;
+	}
+	return reauth_answer(c, rc);
+}
+
+int bw_conn_reauth_done(struct bw_conn *c, int rc)
+{
+	if (!c->reauthing || c->state != BW_CONN_CONNECTED)
+		return -EPROTO;
+	c->reauthing = false;
+	return reauth_answer(c, rc);
+}
+
 static int dispatch(struct bw_conn *c, struct bw_packet *pkt)
 {
 	if (c->state == BW_CONN_AWAIT_CONNECT) {
@@ -629,7 +689,7 @@ static int dispatch(struct bw_conn *c, struct bw_packet *pkt)
 	case BW_DISCONNECT:
 		return on_disconnect(c, &pkt->disconnect);
 	case BW_AUTH:
-		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH without enhanced authentication");
+		return on_auth(c, &pkt->disconnect);
 	default:
 		/* CONNACK, SUBACK, UNSUBACK, PINGRESP are the server's to send. */
 		return fail(c, BW_RC_PROTOCOL_ERROR, "packet a client may not send");
@@ -935,6 +995,8 @@ void bw_conn_resume(struct bw_conn *c)
 
 void bw_conn_kick(struct bw_conn *c, uint8_t reason)
 {
+	/* The reason's name as Reason String: a client that reads a reason
+	 * code only from a longer DISCONNECT (paho 1.6) still sees it. */
 	if (c->state != BW_CONN_CLOSING)
-		fail(c, reason, NULL);
+		fail(c, reason, bw_reason_name(reason));
 }

@@ -76,6 +76,22 @@ struct bw_conn_ops {
 	 */
 	int (*may_publish)(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
 	                   bool retain);
+	/*
+	 * MQTT 5 enhanced authentication: the one Authentication Method the
+	 * broker takes (NULL: none). A CONNECT naming another method, or any
+	 * method when this is NULL, is refused with 0x8C; one naming this
+	 * method goes to ops->connect like any other (its Authentication
+	 * Data in pkt->props), and CONNACK names the method back.
+	 */
+	const char *auth_method;
+	/*
+	 * Re-authentication: the client of a CONNECT with auth_method sent
+	 * AUTH 0x19 with new Authentication Data. Returns 0 (accepted: AUTH
+	 * 0x00 goes back), a reason code (the connection ends with DISCONNECT
+	 * and that code), or -EINPROGRESS: bw_conn_reauth_done() answers, and
+	 * packets keep flowing meanwhile. May be NULL when auth_method is.
+	 */
+	int (*reauth)(void *ctx, struct bw_conn *c, struct bw_bin data);
 	/* An application message to route (the callee takes a reference). */
 	void (*publish)(void *ctx, struct bw_conn *c, struct bw_msg *m);
 	/*
@@ -150,6 +166,13 @@ int bw_conn_release(struct bw_conn *c);
  * -EPROTO also when the connection was closed meanwhile.
  */
 int bw_conn_connect_done(struct bw_conn *c, int rc);
+
+/*
+ * The answer to a re-authentication ops->reauth left in progress: 0 (AUTH
+ * 0x00 goes back) or a reason code (the connection ends with it). Returns
+ * like bw_conn_input(); nothing happens to a connection closed meanwhile.
+ */
+int bw_conn_reauth_done(struct bw_conn *c, int rc);
 
 /*
  * The worker the connection must move to, or -1. A moving connection holds

@@ -539,6 +539,7 @@ void bw_hub_totals(struct bw_hub *h, uint32_t tenant, struct bw_tenant_totals *t
 		tt->dropped += atomic_load_explicit(&s->dropped, memory_order_relaxed);
 		tt->auth_failures += atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
 		tt->denied += atomic_load_explicit(&s->denied, memory_order_relaxed);
+		tt->auth_backoffs += atomic_load_explicit(&s->auth_backoffs, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&t->mu);
 	bw_retained_stats(t->retained, &rs);

@@ -73,6 +73,7 @@ struct bw_tenant_stats {
 	_Atomic uint64_t connected, sessions, subscriptions;
 	_Atomic uint64_t msgs_in, msgs_out, dropped;
 	_Atomic uint64_t auth_failures, denied; /* bad credentials; ACL refusals */
+	_Atomic uint64_t auth_backoffs;         /* CONNECTs refused: their address waits */
 } __attribute__((aligned(64)));
 
 /* Adds n to a counter the calling worker owns: a plain add, no bus lock. */
@@ -91,7 +92,7 @@ static inline void bw_stat_set(_Atomic uint64_t *c, uint64_t v)
 struct bw_tenant_totals {
 	uint64_t connected, sessions, subscriptions;
 	uint64_t msgs_in, msgs_out, dropped;
-	uint64_t auth_failures, denied;
+	uint64_t auth_failures, denied, auth_backoffs;
 	uint32_t retained;
 	uint64_t retained_bytes;
 };

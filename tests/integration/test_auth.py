@@ -4,15 +4,20 @@ workers, so clients land on different ones): password files written with
 `bulwark --hash-password` (PBKDF2 and Argon2id), good and bad logins with
 mosquitto and paho in both versions, a denied publish that never reaches a
 subscriber (5.0: PUBACK 0x87), denied subscriptions (3.1.1 0x80, 5.0 0x87),
-anonymous refused, password checks that do not stall the node, and a
-password_file that cannot be read stopping the node with its name.
+anonymous refused, password checks that do not stall the node, a
+password_file that cannot be read stopping the node with its name, JWTs as
+passwords, MQTT 5 enhanced authentication (method JWT) with AUTH
+re-authentication from paho, the token's grace, and per-source backoff
+after failed logins (with its metrics and log lines).
 Usage: test_auth.py BULWARK_BINARY
 """
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 BIN = sys.argv[1]
 TIMEOUT = 10
@@ -147,8 +154,90 @@ def jwt_cases(port):
     waited = time.time() - t0
     s.close()
     check("a JWT that expires ends the connection with DISCONNECT 0x87",
-          ack[:1] == b"\x20" and d[:1] == b"\xe0" and d[2:3] == b"\x87" and waited < 5,
+          ack[:1] == b"\x20" and d[:1] == b"\xe0" and d[2:3] == b"\x87" and 0.9 < waited < 5,
           f"{ack[:4]!r} {d!r} after {waited:.1f} s")
+
+
+class AuthClient(mqtt.Client):
+    """paho 5.0 with MQTT 5 enhanced authentication (method JWT): paho 1.6
+    sends the Authentication Method and Data on CONNECT but has no AUTH
+    packet, so this adds receiving and sending one."""
+
+    def __init__(self, port, cid, tok, method="JWT"):
+        super().__init__(client_id=cid, protocol=mqtt.MQTTv5)
+        self.auths, self.got, self.rc, self.ack_props, self.gone = [], [], None, None, None
+        self.on_connect = self._auth_connected
+        self.on_message = lambda c, u, m: self.got.append(m.payload)
+        self.on_disconnect = self._auth_gone
+        props = Properties(PacketTypes.CONNECT)
+        props.AuthenticationMethod = method
+        props.AuthenticationData = tok.encode()
+        self.connect("127.0.0.1", port, 60, properties=props)
+        self.loop_start()
+        wait_for(lambda: self.rc is not None or self.gone is not None)
+
+    def _auth_connected(self, c, u, flags, rc, props=None):
+        self.rc, self.ack_props = rc.value, props
+
+    def _auth_gone(self, c, u, rc, props=None):
+        if self.gone is None:  # the DISCONNECT's reason, not the closing after it
+            self.gone = rc.value if hasattr(rc, "value") else rc
+
+    def _packet_handle(self):
+        if self._in_packet["command"] & 0xF0 == 0xF0:
+            self.auths.append(bytes(self._in_packet["packet"]))
+            return mqtt.MQTT_ERR_SUCCESS
+        return super()._packet_handle()
+
+    def reauth(self, tok):
+        props = Properties(PacketTypes.AUTH)
+        props.AuthenticationMethod = "JWT"
+        props.AuthenticationData = tok.encode()
+        body = bytes([0x19]) + props.pack()
+        packet = bytearray([0xF0])
+        self._pack_remaining_length(packet, len(body))
+        packet += body
+        self._packet_queue(0xF0, packet, 0, 0)
+
+    def close(self):
+        self.disconnect()
+        self.loop_stop()
+
+
+def enhanced_cases(port):
+    """5.0 enhanced authentication, method JWT, and AUTH re-authentication."""
+    now = int(time.time())
+    claims = lambda sub, exp: {"sub": sub, "exp": exp, "iss": "https://id.test"}  # noqa: E731
+    c = AuthClient(port, "carol-ea", token(claims("carol", now + 3)))
+    method = getattr(c.ack_props, "AuthenticationMethod", None)
+    check("enhanced auth (method JWT) connects; CONNACK names the method",
+          c.rc == 0 and method == "JWT", f"{c.rc} {method}")
+    c.reauth(token(claims("carol", now + 120)))
+    check("AUTH 0x19 with a fresh token: AUTH 0x00 back",
+          wait_for(lambda: c.auths) and c.auths[0][:1] == b"\x00", str(c.auths))
+    time.sleep(3 + 1 + 1.5)  # past the first token's exp and the grace
+    info = c.publish("carol/ea", b"still-here", 1)
+    check("re-authenticated: the connection outlives the first token",
+          wait_for(info.is_published) and c.gone is None, str(c.gone))
+    c.reauth(token(claims("mallory", now + 120)))
+    check("AUTH with a token for another user: DISCONNECT 0x87",
+          wait_for(lambda: c.gone is not None) and c.gone == 0x87, str(c.gone))
+    c.loop_stop()
+    bad = AuthClient(port, "carol-bad", token(claims("carol", now - 30)))
+    check("enhanced auth with an expired token: CONNACK 0x87", bad.rc == 0x87, str(bad.rc))
+    bad.loop_stop()
+    other = AuthClient(port, "carol-scram", "x", method="SCRAM-SHA-1")
+    check("another authentication method: CONNACK 0x8C", other.rc == 0x8C, str(other.rc))
+    other.loop_stop()
+    # A token that is never renewed ends the connection after exp + grace.
+    late = AuthClient(port, "carol-late", token(claims("carol", int(time.time()) + 1)))
+    t0 = time.time()
+    wait_for(lambda: late.gone is not None, 6)
+    waited = time.time() - t0
+    check("no re-authentication: DISCONNECT 0x87 after exp and the grace",
+          late.rc == 0 and late.gone == 0x87 and 0.9 < waited < 4.5,
+          f"{late.rc} {late.gone} after {waited:.1f} s")
+    late.loop_stop()
 
 
 def bad_login(port, n):
@@ -162,6 +251,46 @@ def bad_login(port, n):
     ack = s.recv(4)
     s.close()
     return ack[3] if len(ack) == 4 else None
+
+
+def backoff_cases(tmp):
+    """Per-source backoff: after 3 failures 127.0.0.1 waits (0x9F; 3.1.1
+    code 3) even with the right password; once the wait is over a good
+    login works and is forgotten; failures and refusals are in /metrics and
+    the log names the address but never the password."""
+    proc, ports, log = node.start_node(BIN, tmp, [
+        "listen=mqtt 127.0.0.1:0", "listen=http 127.0.0.1:0", "workers=2",
+        "password_file=" + os.path.join(tmp, "passwd"), "auth_backoff_after=3",
+        "auth_backoff_max=2", "state_dir=" + os.path.join(tmp, "s-backoff")])
+    port, http_port = ports
+    try:
+        codes = [bad_login(port, n) for n in range(3)]
+        check("three bad logins: 3.1.1 code 4 each", codes == [4, 4, 4], str(codes))
+        r = pub(port, "alice", "alice-pw", "data/a", "x")
+        check("then even the right password waits: 5.0 CONNACK 0x9F",
+              r.returncode != 0 and "rate" in (r.stderr + r.stdout).lower(),
+              r.stderr + r.stdout)
+        check("3.1.1 while waiting: code 3", bad_login(port, 9) == 3)
+        time.sleep(1.1)
+        r = pub(port, "alice", "alice-pw", "data/a", "x")
+        check("after the wait the right password connects", r.returncode == 0, r.stderr)
+        check("a success forgets the failures", bad_login(port, 10) == 4)
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=TIMEOUT)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+        fails = re.search(r'bulwark_tenant_auth_failures_total\{tenant="default"\} (\d+)', body)
+        waits = re.search(r'bulwark_tenant_auth_backoffs_total\{tenant="default"\} (\d+)', body)
+        check("metrics count failures and backoff refusals",
+              fails and int(fails.group(1)) == 4 and waits and int(waits.group(1)) == 2,
+              f"{fails and fails.group(0)} {waits and waits.group(0)}")
+        with open(log) as f:
+            text = f.read()
+        check("failures are logged with the address, never the password",
+              "from 127.0.0.1" in text and "wrong-1" not in text and "alice-pw" not in text,
+              text[-400:])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=TIMEOUT)
 
 
 def main():
@@ -190,7 +319,8 @@ def main():
             "password_file=" + os.path.join(tmp, "passwd"),
             "acl_file=" + os.path.join(tmp, "acl"),
             "jwt_key_file=" + os.path.join(tmp, "secret"), "jwt_key_alg=HS256",
-            "jwt_issuers=https://id.test", "jwt_leeway=0"])
+            "jwt_issuers=https://id.test", "jwt_leeway=0", "jwt_grace=1",
+            "auth_backoff_after=0"])
         port = ports[0]
         try:
             bob = Sub(port, "bob-sub", "bob", "bob-pw")
@@ -251,6 +381,8 @@ def main():
             for c in (bob, alice, alice311):
                 c.close()
             jwt_cases(port)
+            enhanced_cases(port)
+            backoff_cases(tmp)
         finally:
             proc.terminate()
             code = proc.wait(timeout=TIMEOUT)

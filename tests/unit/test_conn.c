@@ -5,8 +5,9 @@
  * connection asked of it. Covers CONNECT in both versions, PINGREQ,
  * SUBSCRIBE codes, PUBLISH at every QoS with duplicates and topic aliases,
  * refusals, Receive Maximum, deliveries with the client's window and
- * Maximum Packet Size, redelivery on reconnect, and wills on every kind of
- * end.
+ * Maximum Packet Size, redelivery on reconnect, wills on every kind of
+ * end, and enhanced authentication (the broker's method only; AUTH
+ * re-authentication answered now or later; AUTH protocol errors).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +38,8 @@ struct env {
 	struct bw_msg *last_pub;
 	uint32_t last_sub_id;
 	int sub_rc;
+	int reauth_rc, reauths; /* ops->reauth's answer; calls */
+	uint8_t reauth_data[16];
 };
 
 static uint64_t env_now(void *ctx)
@@ -84,6 +87,14 @@ static int env_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
 	return f.len == 1 && f.p[0] == 'x' ? -BW_RC_NO_SUBSCRIPTION_EXISTED : 0;
 }
 
+static int env_reauth(void *ctx, struct bw_conn *c, struct bw_bin data)
+{
+	struct env *e = ctx;
+	e->reauths++;
+	memcpy(e->reauth_data, data.p, data.len < 16 ? data.len : 16);
+	return e->reauth_rc;
+}
+
 static void env_closed(void *ctx, struct bw_conn *c, bool send_will)
 {
 	struct env *e = ctx;
@@ -104,12 +115,14 @@ static const struct bw_conn_limits limits = {
 	.outq = { .soft_bytes = 1 << 20, .hard_bytes = 2 << 20 },
 };
 
-static struct bw_conn *new_conn(void)
+static struct bw_conn *new_conn_with(const char *auth_method)
 {
-	static const struct bw_conn_ops ops = {
+	struct bw_conn_ops ops = {
 		.ctx = &env,
 		.now_ms = env_now,
 		.connect = env_connect,
+		.auth_method = auth_method,
+		.reauth = env_reauth,
 		.publish = env_publish,
 		.subscribe = env_subscribe,
 		.unsubscribe = env_unsubscribe,
@@ -118,6 +131,11 @@ static struct bw_conn *new_conn(void)
 	struct bw_conn *c = bw_conn_new(&limits, &ops, NULL);
 	assert_non_null(c);
 	return c;
+}
+
+static struct bw_conn *new_conn(void)
+{
+	return new_conn_with(NULL);
 }
 
 static int setup(void **state)
@@ -796,10 +814,133 @@ static void test_kick_and_protocol_errors_send_the_will(void **state)
 	drain(conn);
 	expect(BW_MQTT_5, BW_DISCONNECT, &p);
 	assert_int_equal(p.disconnect.code, BW_RC_SESSION_TAKEN_OVER);
+	assert_true(p.disconnect.props.has & BW_PROP_BIT(BW_PROP_REASON_STRING));
 	assert_int_equal(env.closes, 1);
 	assert_true(env.last_will);
 	bw_conn_kick(conn, BW_RC_SERVER_SHUTTING_DOWN); /* once is enough */
 	assert_int_equal(env.closes, 1);
+}
+
+/* ---- enhanced authentication: method JWT, AUTH re-authentication ---------- */
+
+/* A 5.0 CONNECT naming method with data; returns what feed() did. */
+static int connect_with_method(const char *method, const char *data)
+{
+	struct bw_packet p = { .type = BW_CONNECT };
+	p.connect.clean_start = true;
+	p.connect.client_id = S("ea");
+	p.connect.props.has = BW_PROP_BIT(BW_PROP_AUTH_METHOD) | BW_PROP_BIT(BW_PROP_AUTH_DATA);
+	p.connect.props.auth_method =
+	        (struct bw_str){ (const uint8_t *)method, (uint16_t)strlen(method) };
+	p.connect.props.auth_data =
+	        (struct bw_bin){ (const uint8_t *)data, (uint32_t)strlen(data) };
+	return feed(conn, &p, BW_MQTT_5);
+}
+
+static int send_auth(uint8_t code, const char *method, const char *data)
+{
+	struct bw_packet p = { .type = BW_AUTH };
+	p.disconnect.code = code;
+	p.disconnect.props.has = BW_PROP_BIT(BW_PROP_AUTH_METHOD) | BW_PROP_BIT(BW_PROP_AUTH_DATA);
+	p.disconnect.props.auth_method =
+	        (struct bw_str){ (const uint8_t *)method, (uint16_t)strlen(method) };
+	p.disconnect.props.auth_data =
+	        (struct bw_bin){ (const uint8_t *)data, (uint32_t)strlen(data) };
+	return feed(conn, &p, BW_MQTT_5);
+}
+
+static void expect_disconnect(uint8_t code)
+{
+	struct bw_packet p;
+	drain(conn);
+	expect(BW_MQTT_5, BW_DISCONNECT, &p);
+	assert_int_equal(p.disconnect.code, code);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+}
+
+static void test_auth_method_refused_unless_the_brokers(void **state)
+{
+	struct bw_packet p;
+	/* No method configured: 0x8C, and the broker is never asked. */
+	assert_int_equal(connect_with_method("JWT", "t"), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_RC_BAD_AUTH_METHOD);
+	assert_int_equal(env.connects, 0);
+	/* Another method than the broker's: 0x8C too. */
+	bw_conn_free(&conn);
+	conn = new_conn_with("JWT");
+	assert_int_equal(connect_with_method("SCRAM-SHA-1", "t"), -EPROTO);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, BW_RC_BAD_AUTH_METHOD);
+	assert_int_equal(env.connects, 0);
+}
+
+static void test_reauth_accepted_and_refused(void **state)
+{
+	struct bw_packet p;
+	bw_conn_free(&conn);
+	conn = new_conn_with("JWT");
+	assert_int_equal(connect_with_method("JWT", "token-1"), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_CONNACK, &p);
+	assert_int_equal(p.connack.code, 0);
+	assert_true(p.connack.props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	assert_memory_equal(p.connack.props.auth_method.p, "JWT", 3);
+
+	/* Accepted at once: AUTH 0x00 naming the method. */
+	assert_int_equal(send_auth(BW_RC_REAUTHENTICATE, "JWT", "token-2"), 0);
+	assert_int_equal(env.reauths, 1);
+	assert_memory_equal(env.reauth_data, "token-2", 7);
+	drain(conn);
+	expect(BW_MQTT_5, BW_AUTH, &p);
+	assert_int_equal(p.disconnect.code, BW_RC_SUCCESS);
+	assert_memory_equal(p.disconnect.props.auth_method.p, "JWT", 3);
+
+	/* In progress: packets flow meanwhile; a second AUTH is an error. */
+	env.reauth_rc = -EINPROGRESS;
+	assert_int_equal(send_auth(BW_RC_REAUTHENTICATE, "JWT", "token-3"), 0);
+	struct bw_packet ping = { .type = BW_PINGREQ };
+	assert_int_equal(feed(conn, &ping, BW_MQTT_5), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PINGRESP, &p);
+	/* Refused later: DISCONNECT with the broker's code. */
+	assert_int_equal(bw_conn_reauth_done(conn, BW_RC_NOT_AUTHORIZED), -EPROTO);
+	expect_disconnect(BW_RC_NOT_AUTHORIZED);
+	assert_int_equal(env.closes, 1);
+	assert_int_equal(bw_conn_reauth_done(conn, 0), -EPROTO); /* closed: nothing */
+}
+
+static void test_auth_protocol_errors(void **state)
+{
+	/* AUTH from a client that connected without a method. */
+	connect_as(BW_MQTT_5, "plain", 10);
+	assert_int_equal(send_auth(BW_RC_REAUTHENTICATE, "JWT", "t"), -EPROTO);
+	expect_disconnect(BW_RC_PROTOCOL_ERROR);
+
+	struct {
+		uint8_t code;
+		const char *method;
+	} bad[] = { { BW_RC_CONTINUE_AUTH, "JWT" }, /* the broker never asked */
+		    { BW_RC_REAUTHENTICATE, "SCRAM" } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bw_conn_free(&conn);
+		conn = new_conn_with("JWT");
+		assert_int_equal(connect_with_method("JWT", "t"), 0);
+		drain(conn);
+		assert_int_equal(send_auth(bad[i].code, bad[i].method, "t"), -EPROTO);
+		expect_disconnect(BW_RC_PROTOCOL_ERROR);
+	}
+	/* A second re-authentication while one runs. */
+	bw_conn_free(&conn);
+	conn = new_conn_with("JWT");
+	assert_int_equal(connect_with_method("JWT", "t"), 0);
+	drain(conn);
+	env.reauth_rc = -EINPROGRESS;
+	assert_int_equal(send_auth(BW_RC_REAUTHENTICATE, "JWT", "a"), 0);
+	assert_int_equal(send_auth(BW_RC_REAUTHENTICATE, "JWT", "b"), -EPROTO);
+	expect_disconnect(BW_RC_PROTOCOL_ERROR);
 }
 
 int main(void)
@@ -841,6 +982,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_normal_disconnect_drops_the_will, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_with_will, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_method_refused_unless_the_brokers, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_reauth_accepted_and_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_protocol_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_and_protocol_errors_send_the_will, setup,
 		                                teardown),
 	};
