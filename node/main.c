@@ -17,6 +17,7 @@
 #include "tenancy/acl.h"
 #include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
+#include "tenancy/policy.h"
 #include "tenancy/auth/password.h"
 #include "node/io/features.h"
 #include "node/log.h"
@@ -89,10 +90,10 @@ static uint32_t n_workers;
 static _Atomic uint32_t node_connections;
 static atomic_bool started; /* workers[] is complete: metrics may read it */
 static struct bw_jobs *jobs;
-static struct bw_passwd *passwd;
-static struct bw_acl *acl;
+static struct bw_policy_slot policy; /* passwords, ACL, JWT keys; reloaded on SIGHUP */
+static bool policy_ready;
+static struct stat jwks_seen; /* the jwt_jwks_file loaded last: reloaded when it changes */
 static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
-static struct bw_jwt_keys *jwt_keys;
 static struct bw_backoff *backoff;
 static struct bw_jwt_policy jwt_policy;
 #define JWT_LIST_MAX 16
@@ -286,9 +287,8 @@ static int stop_all(const char *save_dir)
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
-	bw_passwd_free(&passwd);
-	bw_acl_free(&acl);
-	bw_jwt_keys_free(&jwt_keys);
+	if (policy_ready)
+		bw_policy_slot_destroy(&policy);
 	free(workers);
 	free(brokers);
 	free_tls();
@@ -309,35 +309,110 @@ static size_t split_list(char *s, const char **v, size_t max)
 	return n;
 }
 
-/* The JWT keys and policy from the configuration; 0, or 1 (logged). */
-static int load_jwt(struct bw_config *cfg)
+/* The JWT verification policy (issuers, audiences, leeway): set once. */
+static void jwt_policy_init(struct bw_config *cfg)
 {
-	char err[512];
-	if (!cfg->jwt_jwks_file[0] && !cfg->jwt_key_file[0])
-		return 0;
-	if (!(jwt_keys = bw_jwt_keys_new())) {
-		bw_log_error("jwt: out of memory");
-		return 1;
-	}
-	if (cfg->jwt_jwks_file[0] &&
-	    bw_jwt_keys_load_jwks(jwt_keys, cfg->jwt_jwks_file, err, sizeof(err)) < 0) {
-		bw_log_error("jwt_jwks_file: %s", err);
-		return 1;
-	}
-	if (cfg->jwt_key_file[0] &&
-	    bw_jwt_keys_add_pem(jwt_keys, cfg->jwt_key_file, cfg->jwt_key_alg, NULL, err,
-	                        sizeof(err)) < 0) {
-		bw_log_error("jwt_key_file: %s", err);
-		return 1;
-	}
 	jwt_policy.issuers = jwt_issuers;
 	jwt_policy.issuers_n = split_list(cfg->jwt_issuers, jwt_issuers, JWT_LIST_MAX);
 	jwt_policy.audiences = jwt_audiences;
 	jwt_policy.audiences_n = split_list(cfg->jwt_audiences, jwt_audiences, JWT_LIST_MAX);
 	jwt_policy.leeway_s = cfg->jwt_leeway;
-	bw_log_info("jwt: %zu keys, %zu issuers, %zu audiences", bw_jwt_keys_count(jwt_keys),
-	            jwt_policy.issuers_n, jwt_policy.audiences_n);
+}
+
+/* The JWT keys of the configuration (*out NULL: none configured); 0 or -1 (logged). */
+static int load_jwt_keys(const struct bw_config *cfg, struct bw_jwt_keys **out)
+{
+	char err[512];
+	*out = NULL;
+	if (!cfg->jwt_jwks_file[0] && !cfg->jwt_key_file[0])
+		return 0;
+	struct bw_jwt_keys *k = bw_jwt_keys_new();
+	if (!k) {
+		bw_log_error("jwt: out of memory");
+		return -1;
+	}
+	if (cfg->jwt_jwks_file[0]) {
+		stat(cfg->jwt_jwks_file, &jwks_seen); /* before reading: a change after is seen */
+		if (bw_jwt_keys_load_jwks(k, cfg->jwt_jwks_file, err, sizeof(err)) < 0) {
+			bw_log_error("jwt_jwks_file: %s", err);
+			bw_jwt_keys_free(&k);
+			return -1;
+		}
+	}
+	if (cfg->jwt_key_file[0] && bw_jwt_keys_add_pem(k, cfg->jwt_key_file, cfg->jwt_key_alg,
+	                                                NULL, err, sizeof(err)) < 0) {
+		bw_log_error("jwt_key_file: %s", err);
+		bw_jwt_keys_free(&k);
+		return -1;
+	}
+	*out = k;
 	return 0;
+}
+
+/*
+ * The password file, ACL file and JWT keys the configuration names, read
+ * now, as a policy; NULL when one cannot be read (logged, naming it).
+ */
+static struct bw_policy *load_policy(const struct bw_config *cfg)
+{
+	char err[512];
+	struct bw_passwd *pw = NULL;
+	struct bw_acl *acl = NULL;
+	struct bw_jwt_keys *keys = NULL;
+
+	if (cfg->password_file[0] &&
+	    bw_passwd_load(cfg->password_file, &pw, err, sizeof(err)) < 0) {
+		bw_log_error("password_file: %s", err);
+		return NULL;
+	}
+	if (cfg->acl_file[0] && bw_acl_load(cfg->acl_file, &acl, err, sizeof(err)) < 0) {
+		bw_log_error("acl_file: %s", err);
+		bw_passwd_free(&pw);
+		return NULL;
+	}
+	if (load_jwt_keys(cfg, &keys) < 0) {
+		bw_passwd_free(&pw);
+		bw_acl_free(&acl);
+		return NULL;
+	}
+	if (pw)
+		bw_log_info("password_file %s: %zu users", cfg->password_file, bw_passwd_count(pw));
+	if (acl)
+		bw_log_info("acl_file %s: %zu rules", cfg->acl_file, bw_acl_rule_count(acl));
+	if (keys)
+		bw_log_info("jwt: %zu keys, %zu issuers, %zu audiences", bw_jwt_keys_count(keys),
+		            jwt_policy.issuers_n, jwt_policy.audiences_n);
+	struct bw_policy *p = bw_policy_new(pw, acl, keys);
+	if (!p)
+		bw_log_error("policy: out of memory");
+	return p;
+}
+
+/*
+ * Reads the auth files again (why: what asked); the workers take the new
+ * policy on their next tick. A file that cannot be read leaves the old
+ * policy in force, whole.
+ */
+static void reload_policy(const struct bw_config *cfg, const char *why)
+{
+	struct bw_policy *p = load_policy(cfg);
+	if (!p) {
+		bw_log_error("%s: auth files not reloaded, the old ones stay in force", why);
+		return;
+	}
+	bw_policy_slot_set(&policy, p);
+	bw_log_info("%s: auth files reloaded", why);
+}
+
+/* Whether the JWK Set file changed since it was read (a key rotation). */
+static bool jwks_changed(const struct bw_config *cfg)
+{
+	struct stat st;
+	if (!cfg->jwt_jwks_file[0] || stat(cfg->jwt_jwks_file, &st) < 0)
+		return false;
+	return st.st_mtim.tv_sec != jwks_seen.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != jwks_seen.st_mtim.tv_nsec || st.st_size != jwks_seen.st_size ||
+	       st.st_ino != jwks_seen.st_ino;
 }
 
 /* Creates dir (and its parents) when missing; 0 or -errno. */
@@ -515,28 +590,12 @@ int main(int argc, char **argv)
 		bw_config_listener_tls(&cfg, &cfg.listeners[i], &t);
 		identity[i] = cfg.listeners[i].tls ? t.identity : BW_CONFIG_IDENTITY_NONE;
 	}
-	char ferr[512];
-	if (cfg.password_file[0] &&
-	    bw_passwd_load(cfg.password_file, &passwd, ferr, sizeof(ferr)) < 0) {
-		bw_log_error("password_file: %s", ferr);
+	jwt_policy_init(&cfg);
+	struct bw_policy *initial = load_policy(&cfg);
+	if (!initial)
 		return 1;
-	}
-	if (cfg.acl_file[0] && bw_acl_load(cfg.acl_file, &acl, ferr, sizeof(ferr)) < 0) {
-		bw_log_error("acl_file: %s", ferr);
-		bw_passwd_free(&passwd);
-		return 1;
-	}
-	if (passwd)
-		bw_log_info("password_file %s: %zu users", cfg.password_file,
-		            bw_passwd_count(passwd));
-	if (acl)
-		bw_log_info("acl_file %s: %zu rules", cfg.acl_file, bw_acl_rule_count(acl));
-	if (load_jwt(&cfg)) {
-		bw_passwd_free(&passwd);
-		bw_acl_free(&acl);
-		bw_jwt_keys_free(&jwt_keys);
-		return 1;
-	}
+	bw_policy_slot_init(&policy, initial);
+	policy_ready = true;
 	if (!(jobs = bw_jobs_new(cfg.auth_threads, n_workers, wake_worker, NULL))) {
 		bw_log_error("cannot start the auth threads: %s", strerror(errno));
 		return 1;
@@ -557,9 +616,7 @@ int main(int argc, char **argv)
 		.filters_max = 1000000,
 		.out_budget = cfg.output_queue_budget,
 		.hub = hub,
-		.passwd = passwd,
-		.acl = acl,
-		.jwt_keys = jwt_keys,
+		.policy = &policy,
 		.jwt_policy = &jwt_policy,
 		.jwt_username_claim = cfg.jwt_username_claim,
 		.jwt_grace_ms = cfg.jwt_grace * 1000u,
@@ -656,14 +713,19 @@ int main(int argc, char **argv)
 	bw_log_info("bulwark %s (%s) started: %u workers", BW_VERSION, BW_GIT_COMMIT, n_workers);
 
 	for (;;) {
-		int sig;
-		if (sigwait(&sigs, &sig))
+		/* Every 2 s without a signal: has the JWK Set been rotated? */
+		int sig = sigtimedwait(&sigs, NULL, &(struct timespec){ .tv_sec = 2 });
+		if (sig < 0) {
+			if (errno == EAGAIN && jwks_changed(&cfg))
+				reload_policy(&cfg, "jwt_jwks_file changed");
 			continue;
+		}
 		if (sig == SIGHUP) {
 			int r = bw_log_reopen();
 			bw_log_info("SIGHUP: log reopened%s%s", r ? ": " : "",
 			            r ? strerror(-r) : "");
 			reload_tls();
+			reload_policy(&cfg, "SIGHUP");
 			continue;
 		}
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

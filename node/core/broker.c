@@ -16,6 +16,7 @@
 #include "tenancy/acl.h"
 #include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
+#include "tenancy/policy.h"
 
 #include "node/core/msg.h"
 #include "node/core/retained.h"
@@ -72,11 +73,15 @@ struct sess {
 	uint64_t token_exp;          /* connected with a JWT: when it expires (0: never) */
 	char *user;                  /* who authenticated (NUL-terminated); NULL: anonymous */
 	char *cert_cn;               /* the client certificate's CN (ACL %cn); NULL: none */
+	uint8_t how;                 /* enum auth_how: how the client authenticated */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
 	uint16_t id_len;
 	char id[];
 };
+
+/* How a session's client proved who it is (a policy reload re-checks it). */
+enum auth_how { AUTH_ANONYMOUS, AUTH_PASSWORD, AUTH_CERTIFICATE, AUTH_TOKEN };
 
 struct tenant {
 	uint32_t id; /* the hub's */
@@ -120,6 +125,8 @@ struct bw_broker {
 	struct bw_match pmatch; /* the replica's pick for a share group whose member left */
 	struct bw_msg **rv;     /* retained messages for a new subscription */
 	size_t out_pool;        /* output bytes queued for all connections (outq pool) */
+	struct bw_policy *pol;  /* passwords, ACL, JWT keys in force here; NULL: none */
+	uint64_t pol_gen;       /* cfg.policy's generation pol came from */
 	size_t rv_cap;
 };
 
@@ -697,6 +704,7 @@ struct connect_args {
 	uint16_t username_len;
 	char *cert_cn;      /* the client certificate's CN, for %cn; NULL: none */
 	uint64_t token_exp; /* a JWT's exp as a monotonic deadline; 0: none */
+	uint8_t how;        /* enum auth_how */
 };
 
 static void args_free(struct connect_args *a)
@@ -706,6 +714,141 @@ static void args_free(struct connect_args *a)
 	a->username = NULL;
 	free(a->cert_cn);
 	a->cert_cn = NULL;
+}
+
+/* Removes one subscription of s; -ENOENT when it has none on filter. */
+static int sub_drop(struct bw_broker *b, struct sess *s, const uint8_t *filter, size_t len)
+{
+	struct tenant *t = s->t;
+	bool gone;
+	if (bw_sub_index_remove(t->index, filter, len, s, &gone))
+		return -ENOENT;
+	if (is_shared(filter, len))
+		interest_change(b, t, false, bw_sub_index_count(t->index, filter, len) + 1, filter,
+		                len);
+	else if (gone)
+		interest_change(b, t, false, 0, filter, len);
+	s->n_subs--;
+	bw_stat_add(&t->stats->subscriptions, -1);
+	return 0;
+}
+
+/* The filters of a session's subscriptions its ACL no longer allows. */
+struct recheck {
+	const struct bw_acl_compiled *acl;
+	bool check_each; /* some allowed one needs each message checked */
+	uint32_t n, cap;
+	struct {
+		uint8_t *f;
+		uint16_t len;
+	} * v;
+};
+
+static int recheck_one(void *arg, const uint8_t *filter, size_t len, const struct bw_sub_opts *o)
+{
+	struct recheck *r = arg;
+	uint8_t max_qos = 2;
+	bool each = false;
+	(void)o;
+	if (bw_acl_can_subscribe(r->acl, filter, len, &max_qos, &each) == 0) {
+		r->check_each |= each;
+		return 0;
+	}
+	if (r->n == r->cap) {
+		uint32_t cap = r->cap ? 2 * r->cap : 8;
+		void *v = realloc(r->v, cap * sizeof(*r->v));
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	if (!(r->v[r->n].f = malloc(len)))
+		return -ENOMEM;
+	memcpy(r->v[r->n].f, filter, len);
+	r->v[r->n++].len = (uint16_t)len;
+	return 0;
+}
+
+/*
+ * Drops the subscriptions s->acl no longer allows (each counted as an ACL
+ * denial) and works out again whether deliveries need checking. Out of
+ * memory, every delivery is checked: fail closed.
+ */
+static void subs_recheck(struct bw_broker *b, struct sess *s)
+{
+	struct recheck r = { .acl = s->acl };
+	int rc = bw_sub_index_each(s->t->index, s, recheck_one, &r);
+	for (uint32_t i = 0; i < r.n; i++) {
+		bw_log_info("tenant %s: client '%.*s': subscription '%.*s' no longer allowed: "
+		            "removed",
+		            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id,
+		            (int)r.v[i].len, (const char *)r.v[i].f);
+		sub_drop(b, s, r.v[i].f, r.v[i].len);
+		bw_stat_add(&s->t->stats->denied, 1);
+		free(r.v[i].f);
+	}
+	free(r.v);
+	s->check_receive = rc < 0 || r.check_each;
+}
+
+/*
+ * A session under a new policy: a password user no longer in the password
+ * file is disconnected (0x87), the ACL is compiled again and what it no
+ * longer allows is dropped. Returns false when the session was kicked.
+ */
+static bool sess_recheck(struct bw_broker *b, struct sess *s)
+{
+	const struct bw_policy *pol = b->pol;
+	struct bw_conn *c = s->conn;
+	bool revoked =
+	        s->how == AUTH_PASSWORD &&
+	        (!pol || !pol->passwd || !bw_passwd_lookup(pol->passwd, s->user, strlen(s->user)));
+	struct bw_acl_compiled *acl = NULL;
+	if (!revoked && pol && pol->acl) {
+		struct bw_acl_subject who = { .username = s->user,
+			                      .username_len = s->user ? strlen(s->user) : 0,
+			                      .client_id = s->id,
+			                      .client_id_len = s->id_len,
+			                      .cert_cn = s->cert_cn,
+			                      .cert_cn_len = s->cert_cn ? strlen(s->cert_cn) : 0 };
+		revoked = !(acl = bw_acl_compile(pol->acl, &who)); /* fail closed */
+	}
+	if (revoked) {
+		bw_log_info("tenant %s: client '%.*s' (user '%s'): no longer allowed: disconnected",
+		            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id,
+		            s->user ? s->user : "");
+		bw_conn_kick(c, BW_RC_NOT_AUTHORIZED);
+		b->cfg.wants_send(bw_conn_user(c));
+		return false;
+	}
+	bw_acl_compiled_free(&s->acl);
+	s->acl = acl;
+	if (acl)
+		subs_recheck(b, s);
+	else
+		s->check_receive = false;
+	return true;
+}
+
+/*
+ * Takes a new policy when cfg.policy has one (a reload): connected sessions
+ * are re-checked now, offline ones when they resume.
+ */
+static void policy_sync(struct bw_broker *b)
+{
+	if (!b->cfg.policy || bw_policy_slot_gen(b->cfg.policy) == b->pol_gen)
+		return;
+	bw_policy_unref(&b->pol);
+	b->pol = bw_policy_slot_get(b->cfg.policy, &b->pol_gen);
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
+				if (s->conn && bw_conn_state(s->conn) == BW_CONN_CONNECTED)
+					sess_recheck(b, s);
+			}
+		}
+	}
 }
 
 /*
@@ -720,14 +863,14 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	struct bw_str id = bw_conn_client_id(c);
 	struct bw_acl_compiled *acl = NULL;
 
-	if (b->cfg.acl) {
+	if (b->pol && b->pol->acl) {
 		struct bw_acl_subject who = { .username = a->username,
 			                      .username_len = a->username_len,
 			                      .client_id = (const char *)id.p,
 			                      .client_id_len = id.len,
 			                      .cert_cn = a->cert_cn,
 			                      .cert_cn_len = a->cert_cn ? strlen(a->cert_cn) : 0 };
-		if (!(acl = bw_acl_compile(b->cfg.acl, &who)))
+		if (!(acl = bw_acl_compile(b->pol->acl, &who)))
 			return BW_RC_UNSPECIFIED;
 		if (a->will && !bw_acl_can_publish(acl, a->will->topic.p, a->will->topic.len,
 		                                   a->will->qos, a->will->retain)) {
@@ -769,6 +912,9 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	free(s->cert_cn);
 	s->cert_cn = a->cert_cn;
 	a->cert_cn = NULL;
+	s->how = a->how;
+	if (present && s->acl)
+		subs_recheck(b, s); /* made under rules that may have changed since */
 	s->conn = c;
 	s->expiry_s = a->expiry;
 	s->will = a->will;
@@ -794,10 +940,11 @@ struct auth_job {
 	struct connect_args a;
 	char *password; /* or the token */
 	size_t password_len;
-	bool jwt;      /* the password is a JWT */
-	bool enhanced; /* the token came as 5.0 Authentication Data (method JWT) */
-	bool reauth;   /* AUTH 0x19: a->username is the session's user */
-	int verdict;   /* 0 or a reason code */
+	bool jwt;              /* the password is a JWT */
+	bool enhanced;         /* the token came as 5.0 Authentication Data (method JWT) */
+	bool reauth;           /* AUTH 0x19: a->username is the session's user */
+	struct bw_policy *pol; /* a reference: what the check uses, on the job's thread */
+	int verdict;           /* 0 or a reason code */
 	uint64_t now_ms;
 };
 
@@ -807,6 +954,7 @@ static void auth_free(struct auth_job *j)
 		explicit_bzero(j->password, j->password_len);
 	free(j->password);
 	args_free(&j->a);
+	bw_policy_unref(&j->pol);
 	free(j);
 }
 
@@ -818,8 +966,8 @@ static int jwt_check(struct auth_job *j)
 	const char *why = NULL;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int rc = bw_jwt_verify(cfg->jwt_keys, cfg->jwt_policy, j->password, j->password_len,
-	                       ts.tv_sec, &claims, &why);
+	int rc = bw_jwt_verify(j->pol ? j->pol->jwt_keys : NULL, cfg->jwt_policy, j->password,
+	                       j->password_len, ts.tv_sec, &claims, &why);
 	if (rc < 0) {
 		bw_log_info("jwt refused: %s", why ? why : strerror(-rc));
 		return BW_RC_BAD_USERNAME_PASSWORD;
@@ -853,7 +1001,7 @@ static int jwt_check(struct auth_job *j)
 static void auth_run(struct bw_job *job)
 {
 	struct auth_job *j = (struct auth_job *)job;
-	const struct bw_passwd *pw = j->l->b->cfg.passwd;
+	const struct bw_passwd *pw = j->pol ? j->pol->passwd : NULL;
 	if (j->jwt) {
 		j->verdict = jwt_check(j);
 		return;
@@ -999,6 +1147,7 @@ static struct auth_job *auth_job_new(struct listener_ctx *l, struct bw_conn *c, 
 		return NULL;
 	j->l = l;
 	j->c = c;
+	j->pol = bw_policy_ref(l->b->pol);
 	j->password = malloc(password_len ? password_len : 1);
 	if (user && (j->a.username = malloc(user_len + 1)) != NULL) {
 		memcpy(j->a.username, user, user_len);
@@ -1077,11 +1226,12 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	/* Anonymous only where the listener allows it; credentials only where a
 	 * certificate, a password file or JWT keys can check them: fail closed. */
 	char *cert_user = enhanced ? NULL : cert_identity(l, c);
-	bool jwt = enhanced || (!cert_user && b->cfg.jwt_keys && pkt->has_password &&
+	const struct bw_policy *pol = b->pol;
+	bool jwt = enhanced || (!cert_user && pol && pol->jwt_keys && pkt->has_password &&
 	                        looks_like_jwt(pkt->password.p, pkt->password.len));
 	if (!cert_user && !user && !jwt && !l->allow_anonymous)
 		return auth_failed(l, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
-	if (!cert_user && user && !jwt && (!pkt->has_password || !b->cfg.passwd))
+	if (!cert_user && user && !jwt && (!pkt->has_password || !pol || !pol->passwd))
 		return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
 		                   pkt->has_password ? "no password file" : "no password");
 	if (pkt->will) {
@@ -1123,6 +1273,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		}
 		a.username = cert_user;
 		a.username_len = (uint16_t)n;
+		a.how = AUTH_CERTIFICATE;
 		auth_passed(l, c);
 	}
 	if (cert_user || (!user && !jwt)) {
@@ -1140,6 +1291,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	/* A JWT alone: its claim names the user. */
 	a.username = j->a.username;
 	a.username_len = j->a.username_len;
+	a.how = jwt ? AUTH_TOKEN : AUTH_PASSWORD;
 	j->a = a;
 	j->jwt = jwt;
 	j->enhanced = enhanced;
@@ -1271,18 +1423,7 @@ static void op_subscribed(void *ctx, struct bw_conn *c)
 static int op_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
 {
 	struct listener_ctx *l = ctx;
-	struct sess *s = owner(c);
-	bool gone;
-	if (bw_sub_index_remove(l->t->index, f.p, f.len, s, &gone))
-		return -BW_RC_NO_SUBSCRIPTION_EXISTED;
-	if (is_shared(f.p, f.len))
-		interest_change(l->b, l->t, false, bw_sub_index_count(l->t->index, f.p, f.len) + 1,
-		                f.p, f.len);
-	else if (gone)
-		interest_change(l->b, l->t, false, 0, f.p, f.len);
-	s->n_subs--;
-	bw_stat_add(&l->t->stats->subscriptions, -1);
-	return 0;
+	return sub_drop(l->b, owner(c), f.p, f.len) ? -BW_RC_NO_SUBSCRIPTION_EXISTED : 0;
 }
 
 /*
@@ -1318,6 +1459,8 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 	if (!b)
 		return NULL;
 	b->cfg = *cfg;
+	if (cfg->policy)
+		b->pol = bw_policy_slot_get(cfg->policy, &b->pol_gen);
 	b->hub = cfg->hub;
 	b->self = cfg->worker;
 	b->n_tenants = bw_hub_tenants(b->hub);
@@ -1352,7 +1495,7 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			.now_ms = now_ms,
 			.place = op_place,
 			.connect = op_connect,
-			.auth_method = cfg->jwt_keys ? "JWT" : NULL,
+			.auth_method = b->pol && b->pol->jwt_keys ? "JWT" : NULL,
 			.reauth = op_reauth,
 			.may_publish = op_may_publish,
 			.publish = op_publish,
@@ -1414,6 +1557,7 @@ void bw_broker_free(struct bw_broker **bp)
 		return;
 	b->freeing = true; /* no wills (see bw_broker_shutdown()), no redelivery */
 	end_sessions(b);
+	bw_policy_unref(&b->pol);
 	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
 		bw_sub_index_free(&t->index);
@@ -1494,6 +1638,7 @@ static void sys_stats(struct bw_broker *b, uint64_t now)
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
 	interest_sync(b);
+	policy_sync(b);
 	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
 		b->next_sys_ms = now + b->cfg.sys_interval_ms;
 		sys_stats(b, now);

@@ -28,6 +28,7 @@
 #include "node/core/conn.h"
 #include "node/core/hub.h"
 #include "node/jobs.h"
+#include "tenancy/policy.h"
 #include "node/core/sub_index.h"
 
 #include <stdbool.h>
@@ -47,20 +48,22 @@ struct bw_broker_config {
 	size_t out_budget;    /* output_queue_budget; 0: none */
 	struct bw_hub *hub;   /* shared with the node's other brokers */
 	/*
-	 * Who may connect and what they may do: a password file (NULL:
-	 * clients with a username are refused, 0x86) and an ACL file (NULL:
-	 * every client may publish and subscribe to every topic but $SYS).
-	 * Both are read-only while the broker lives, and read by job threads.
+	 * Who may connect and what they may do (tenancy/policy.h): the
+	 * password file (none: clients with a username are refused, 0x86),
+	 * the ACL file (none: every topic but $SYS) and the JWT keys. A new
+	 * policy published in the slot takes effect at the next tick:
+	 * connected sessions are re-checked (a password user no longer in
+	 * the file is disconnected, 0x87; subscriptions the ACL no longer
+	 * allows are dropped), offline ones when they resume. NULL: no
+	 * passwords, ACL or tokens.
 	 */
-	const struct bw_passwd *passwd;
-	const struct bw_acl *acl;
+	struct bw_policy_slot *policy;
 	/*
-	 * JWT access tokens in the password field (NULL keys: none): verified
-	 * with these keys and policy; the username is the claim named
+	 * JWT access tokens in the password field (the policy's keys; none:
+	 * no tokens): verified with those keys and this policy; the username is the claim named
 	 * jwt_username_claim (a username the client sends must equal it), and
 	 * the connection ends (0x87) when the token expires.
 	 */
-	const struct bw_jwt_keys *jwt_keys;
 	const struct bw_jwt_policy *jwt_policy;
 	const char *jwt_username_claim;
 	/*

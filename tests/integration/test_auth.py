@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -66,18 +67,23 @@ class Sub:
     """A paho client; records messages and SUBACK reason codes."""
 
     def __init__(self, port, cid, user, pw, version=mqtt.MQTTv5):
-        self.got, self.codes, self.rc = [], [], None
+        self.got, self.codes, self.rc, self.gone = [], [], None, None
         self.c = mqtt.Client(client_id=cid, protocol=version)
         self.c.username_pw_set(user, pw)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
         self.c.on_connect = self.on_connect
         self.c.on_subscribe = self.on_subscribe
+        self.c.on_disconnect = self.on_disconnect
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
         wait_for(lambda: self.rc is not None)
 
     def on_connect(self, c, u, flags, rc, props=None):
         self.rc = rc if isinstance(rc, int) else rc.value
+
+    def on_disconnect(self, c, u, rc, props=None):
+        if self.gone is None:  # the DISCONNECT's reason, not the closing after it
+            self.gone = rc if isinstance(rc, int) else rc.value
 
     def on_subscribe(self, c, u, mid, granted, props=None):
         self.codes.append([g if isinstance(g, int) else g.value for g in granted])
@@ -293,6 +299,87 @@ def backoff_cases(tmp):
         proc.wait(timeout=TIMEOUT)
 
 
+def token_kid(claims, kid, secret):
+    head = b64u(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64u(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64u(sig)}"
+
+
+def write_jwks(path, keys):
+    with open(path + ".tmp", "w") as f:
+        json.dump({"keys": [{"kty": "oct", "kid": kid, "alg": "HS256", "k": b64u(k)}
+                            for kid, k in keys]}, f)
+    os.replace(path + ".tmp", path)
+
+
+def reload_cases(tmp, hash_a):
+    """SIGHUP reloads the password and ACL files: a user taken out is
+    disconnected (0x87), a new one may connect, a subscription the new ACL
+    no longer allows is dropped; a file that fails to load leaves the old
+    ones in force. A rotated JWK Set is picked up without a signal."""
+    d = os.path.join(tmp, "reload")
+    os.mkdir(d)
+    pw, acl, jwks = (os.path.join(d, n) for n in ("passwd", "acl", "jwks"))
+    _, hash_e = hash_password("erin-pw", "--pbkdf2")
+    with open(pw, "w") as f:
+        f.write(f"alice:{hash_a}\nerin:{hash_e}\n")
+    with open(acl, "w") as f:
+        f.write("user alice\nallow all data/#\nuser erin\nallow all data/#\n"
+                "user frank\nallow all data/#\nuser gina\nallow all data/#\n")
+    k1, k2 = b"k1-secret-of-32-bytes-or-more-!!", b"k2-secret-of-32-bytes-or-more-!!"
+    write_jwks(jwks, [("k1", k1)])
+    proc, ports, log = node.start_node(BIN, tmp, [
+        "listen=mqtt 127.0.0.1:0", "workers=2", "password_file=" + pw, "acl_file=" + acl,
+        "jwt_jwks_file=" + jwks, "jwt_issuers=https://id.test", "auth_backoff_after=0",
+        "state_dir=" + os.path.join(d, "state")])
+    port = ports[0]
+    try:
+        alice = Sub(port, "alice-r", "alice", "alice-pw")
+        erin = Sub(port, "erin-r", "erin", "erin-pw")
+        alice.subscribe("data/#")
+        erin.subscribe("data/#")
+        _, hash_f = hash_password("frank-pw", "--pbkdf2")
+        with open(pw, "w") as f:
+            f.write(f"erin:{hash_e}\nfrank:{hash_f}\n")
+        with open(acl, "w") as f:
+            f.write("user erin\nallow subscribe other/#\nallow publish #\n"
+                    "user frank\nallow all data/#\n")
+        proc.send_signal(signal.SIGHUP)
+        check("SIGHUP: a user taken out of the password file is disconnected (0x87)",
+              wait_for(lambda: alice.gone) and alice.gone == 0x87, str(alice.gone))
+        alice.close()
+        r = pub(port, "frank", "frank-pw", "data/f", "x")
+        check("SIGHUP: a user added to the password file connects", r.returncode == 0,
+              r.stderr)
+        erin.c.publish("data/e", b"own", 0)
+        time.sleep(0.5)
+        check("SIGHUP: a subscription the new ACL does not allow is dropped",
+              b"own" not in [p for _, p in erin.got] and erin.c.is_connected(), str(erin.got))
+        with open(pw, "w") as f:
+            f.write("this is not a password file\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        r = pub(port, "frank", "frank-pw", "data/f", "x")
+        with open(log) as f:
+            text = f.read()
+        check("a broken file on SIGHUP: the old ones stay in force, said in the log",
+              r.returncode == 0 and "the old ones stay in force" in text, r.stderr)
+        with open(pw, "w") as f:  # whole or nothing: the rotation reloads this too
+            f.write(f"erin:{hash_e}\nfrank:{hash_f}\n")
+        now = int(time.time())
+        t2 = token_kid({"sub": "gina", "exp": now + 120, "iss": "https://id.test"}, "k2", k2)
+        r = pub(port, "gina", t2, "data/g", "x")
+        check("a token signed with a key not yet in the JWK Set is refused", r.returncode != 0)
+        write_jwks(jwks, [("k1", k1), ("k2", k2)])
+        ok = wait_for(lambda: pub(port, "gina", t2, "data/g", "x").returncode == 0, 8)
+        check("the JWK Set rotated on disk: its new key is taken without a signal", ok)
+        erin.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=TIMEOUT)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         rc_a, hash_a = hash_password("alice-pw", "--pbkdf2")
@@ -383,6 +470,7 @@ def main():
             jwt_cases(port)
             enhanced_cases(port)
             backoff_cases(tmp)
+            reload_cases(tmp, hash_a)
         finally:
             proc.terminate()
             code = proc.wait(timeout=TIMEOUT)

@@ -18,6 +18,7 @@
 #include "tenancy/acl.h"
 #include "tenancy/auth/passwd.h"
 #include "tenancy/auth/password.h"
+#include "tenancy/policy.h"
 #include "proto/mqtt/codec.h"
 #include "proto/mqtt/props.h"
 
@@ -64,8 +65,9 @@ static struct bw_broker *brokers[WORKERS_MAX];
 static uint32_t n_workers = 1;
 static struct bw_passwd *passwd; /* setup_auth */
 static struct bw_acl *acl;
-static struct bw_broker *broker; /* brokers[0] */
-static uint32_t sys_interval_ms; /* set by setup_sys */
+static struct bw_policy_slot policy; /* passwd and acl, once setup() ran */
+static struct bw_broker *broker;     /* brokers[0] */
+static uint32_t sys_interval_ms;     /* set by setup_sys */
 
 static int setup(void **state)
 {
@@ -81,6 +83,9 @@ static int setup(void **state)
 	hub = bw_hub_new(&hc);
 	if (!hub)
 		return -1;
+	bw_policy_slot_init(&policy, bw_policy_new(passwd, acl, NULL));
+	passwd = NULL; /* the policy's now */
+	acl = NULL;
 	struct bw_broker_config cfg = {
 		.listeners = listeners,
 		.n_listeners = 2,
@@ -90,8 +95,7 @@ static int setup(void **state)
 		.max_topic_levels = 16,
 		.filters_max = 1000,
 		.hub = hub,
-		.passwd = passwd,
-		.acl = acl,
+		.policy = &policy,
 		.sys_interval_ms = sys_interval_ms,
 		.version = "test",
 		.now_ms = fake_now,
@@ -122,8 +126,7 @@ static int teardown(void **state)
 		bw_broker_free(&brokers[i]);
 	broker = NULL;
 	bw_hub_free(&hub, drop_letter, NULL);
-	bw_passwd_free(&passwd);
-	bw_acl_free(&acl);
+	bw_policy_slot_destroy(&policy);
 	sys_interval_ms = 0;
 	n_workers = 1;
 	return 0;
@@ -704,6 +707,49 @@ static void test_acls(void **state)
 	disconnect(b, false);
 }
 
+/*
+ * A new policy (a SIGHUP reload) reaches live sessions at the next tick:
+ * a subscription the new ACL no longer allows is dropped, and a user the
+ * new password file no longer has is disconnected (0x87).
+ */
+static void test_policy_reload_rechecks_live_sessions(void **state)
+{
+	struct client *a = connect_client("a", (struct opts){ .user = "alice", .pass = "pw-a" });
+	struct client *b = connect_client("b7", (struct opts){ .user = "bob", .pass = "pw-b" });
+	subscribe(a, "data/#", 0, 0, 0, false);
+	subscribe(b, "data/#", 0, 0, 0, false);
+	publish(a, "data/1", "before", 0, false);
+	expect_publish(a, "data/1", "before");
+	expect_publish(b, "data/1", "before");
+
+	char hb[BW_PASSWORD_HASH_MAX], text[512], err[256];
+	assert_int_equal(bw_password_hash("pw-b", 4, BW_HASH_PBKDF2, hb, sizeof(hb)), 0);
+	int n = snprintf(text, sizeof(text), "bob:%s\n", hb); /* alice is gone */
+	struct bw_passwd *pw = NULL;
+	struct bw_acl *rules = NULL;
+	assert_int_equal(bw_passwd_parse(text, (size_t)n, "new", &pw, err, sizeof(err)), 0);
+	static const char r[] = "user alice\nallow all data/#\nuser bob\nallow subscribe other/#\n"
+	                        "allow publish #\n";
+	assert_int_equal(bw_acl_parse(r, sizeof(r) - 1, "new", &rules, err, sizeof(err)), 0);
+	bw_policy_slot_set(&policy, bw_policy_new(pw, rules, NULL));
+	bw_broker_tick(broker, clock_ms);
+
+	struct bw_packet d = expect(a, BW_DISCONNECT);
+	assert_int_equal(d.disconnect.code, BW_RC_NOT_AUTHORIZED);
+	bw_conn_free(
+	        &connect_client("a2", (struct opts){ .user = "alice",
+	                                             .pass = "pw-a",
+	                                             .expect_code = BW_RC_BAD_USERNAME_PASSWORD })
+	                 ->c);
+	/* bob's data/# is no longer his to hold: his own publish does not come back. */
+	publish(b, "data/2", "after", 0, false);
+	expect_nothing(b);
+	subscribe(b, "other/#", 0, 0, 0, false);
+	publish(b, "other/1", "allowed", 0, false);
+	expect_publish(b, "other/1", "allowed");
+	disconnect(b, false);
+}
+
 static void test_no_local(void **state)
 {
 	struct client *a = connect_client("a", (struct opts){ 0 });
@@ -995,6 +1041,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passwords, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_acls, setup_auth, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_reload_rechecks_live_sessions,
+		                                setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sys_statistics_per_tenant, setup_sys,
 		                                teardown),
