@@ -1802,7 +1802,7 @@ size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)
 		        "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_auth_failures_total{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_auth_backoffs_total{tenant=\"%s\"} %llu\n"
-		        "bulwark_tenant_acl_denied_total{tenant=\"%s\"} %llu\n",
+		        "bulwark_tenant_acl_denials_total{tenant=\"%s\"} %llu\n",
 		        name, (unsigned long long)tt.connected, name,
 		        (unsigned long long)tt.sessions, name, (unsigned long long)tt.subscriptions,
 		        name, tt.retained, name, (unsigned long long)tt.retained_bytes, name,
