@@ -21,10 +21,11 @@
 #define FILE_MAX_BYTES (1u << 20)
 
 enum key_type {
-	K_UINT, /* a number in [min, max] */
-	K_SIZE, /* bytes: a number with an optional k/m/g (x1024) suffix, e.g. 64k, 1MiB */
-	K_ENUM, /* one of names[] (stored as its index) */
-	K_PATH, /* a non-empty string */
+	K_UINT,  /* a number in [min, max] */
+	K_SIZE,  /* bytes: a number with an optional k/m/g (x1024) suffix, e.g. 64k, 1MiB */
+	K_ENUM,  /* one of names[] (stored as its index) */
+	K_PATH,  /* a non-empty string */
+	K_ORDER, /* some of names[], each once, comma-separated: packed 4 bits each (index+1) */
 	K_LISTEN,
 };
 
@@ -43,6 +44,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const client_auths[] = { "none", "optional", "required", NULL };
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const auth_methods[] = { "certificate", "token", "password", NULL };
 static const char *const identities[] = { "none",      "cn",     "san_dns", "san_uri",
 	                                  "san_email", "sha256", NULL };
 
@@ -87,6 +89,12 @@ static const struct key_def keys[] = {
 	  "auth_backoff_max) to try again, refused with 0x9F meanwhile; 0: no backoff" },
 	{ "auth_backoff_max", K_UINT, OFF(auth_backoff_max), 1, 86400, 60, NULL, "seconds", NULL,
 	  "the longest wait auth_backoff_after imposes" },
+	{ "auth_chain", K_ORDER, OFF(auth_chain), 0, 0, BW_CONFIG_CHAIN_DEFAULT,
+	  "certificate,token,password", NULL, auth_methods,
+	  "the ways a client may authenticate, in order: the first that applies to a CONNECT "
+	  "decides (certificate: a verified client certificate naming a user, tls_identity; "
+	  "token: a JWT; password: a username the password file holds); leave one out to turn "
+	  "it off" },
 	{ "auth_threads", K_UINT, OFF(auth_threads), 1, 64, 2, NULL, "threads", NULL,
 	  "threads that check passwords, off the workers" },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, BW_LOG_INFO, "info", NULL, log_levels,
@@ -451,6 +459,28 @@ static int set_key(struct bw_config *c, const struct key_def *k, char *value,
 			            BW_CONFIG_PATH_MAX - 1);
 		snprintf((char *)c + k->offset, BW_CONFIG_PATH_MAX, "%s", value);
 		return 0;
+	case K_ORDER: {
+		uint32_t packed = 0, used = 0, pos = 0;
+		char copy[LINE_MAX_BYTES];
+		snprintf(copy, sizeof(copy), "%s", value);
+		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t;
+		     t = strtok_r(NULL, ", ", &save)) {
+			uint32_t i = 0;
+			while (k->names[i] && strcmp(t, k->names[i]))
+				i++;
+			if (!k->names[i])
+				return fail(err, n, o, k->name, "'%s' is not one of %s", t,
+				            k->def_text);
+			if (used & (1u << i))
+				return fail(err, n, o, k->name, "'%s' is named twice", t);
+			used |= 1u << i;
+			packed |= (i + 1) << (4 * pos++);
+		}
+		if (!packed)
+			return fail(err, n, o, k->name, "needs at least one of %s", k->def_text);
+		*(uint32_t *)((char *)c + k->offset) = packed;
+		return 0;
+	}
 	case K_ENUM:
 		for (uint32_t i = 0; k->names[i]; i++) {
 			if (!strcmp(value, k->names[i])) {

@@ -34,6 +34,14 @@ enum bw_listener_kind {
 #define BW_CONFIG_INHERIT UINT32_MAX
 
 /* tls_client_auth values (indexes of its names: none, optional, required). */
+/* The ways to authenticate that auth_chain lists. */
+enum bw_config_method {
+	BW_CONFIG_METHOD_CERTIFICATE,
+	BW_CONFIG_METHOD_TOKEN,
+	BW_CONFIG_METHOD_PASSWORD,
+};
+#define BW_CONFIG_CHAIN_DEFAULT 0x321u /* certificate, token, password */
+
 /* Which field of a verified client certificate names its user. */
 enum bw_config_identity {
 	BW_CONFIG_IDENTITY_NONE,
@@ -90,6 +98,7 @@ struct bw_config {
 	char password_file[BW_CONFIG_PATH_MAX];
 	char acl_file[BW_CONFIG_PATH_MAX];
 	uint32_t auth_threads;
+	uint32_t auth_chain; /* enum bw_config_method + 1, 4 bits each, first first */
 	uint32_t auth_backoff_after;
 	uint32_t auth_backoff_max;
 	char jwt_jwks_file[BW_CONFIG_PATH_MAX];

@@ -617,6 +617,7 @@ int main(int argc, char **argv)
 		.out_budget = cfg.output_queue_budget,
 		.hub = hub,
 		.policy = &policy,
+		.auth_chain = cfg.auth_chain,
 		.jwt_policy = &jwt_policy,
 		.jwt_username_claim = cfg.jwt_username_claim,
 		.jwt_grace_ms = cfg.jwt_grace * 1000u,

@@ -126,6 +126,7 @@ struct bw_broker {
 	struct bw_msg **rv;     /* retained messages for a new subscription */
 	size_t out_pool;        /* output bytes queued for all connections (outq pool) */
 	struct bw_policy *pol;  /* passwords, ACL, JWT keys in force here; NULL: none */
+	uint32_t chain;         /* cfg.auth_chain, or the default */
 	uint64_t pol_gen;       /* cfg.policy's generation pol came from */
 	size_t rv_cap;
 };
@@ -1193,6 +1194,15 @@ static char *cert_identity(const struct listener_ctx *l, struct bw_conn *c)
 	return n > 0 && n <= UINT16_MAX ? strdup(buf) : NULL;
 }
 
+/* Whether the auth chain lists method (enum bw_config_method). */
+static bool chain_has(const struct bw_broker *b, uint32_t method)
+{
+	for (uint32_t ch = b->chain; ch; ch >>= 4)
+		if ((ch & 0xf) == method + 1)
+			return true;
+	return false;
+}
+
 /* Three base64url segments: a JWS compact token, not a password. */
 static bool looks_like_jwt(const uint8_t *p, size_t len)
 {
@@ -1223,17 +1233,36 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	if (backing_off(l, c))
 		return BW_RC_CONNECTION_RATE_EXCEEDED;
 
-	/* Anonymous only where the listener allows it; credentials only where a
-	 * certificate, a password file or JWT keys can check them: fail closed. */
-	char *cert_user = enhanced ? NULL : cert_identity(l, c);
+	/* The first way of the auth chain that applies decides. Anonymous only
+	 * where the listener allows it; credentials only where a certificate, a
+	 * password file or JWT keys can check them: fail closed. */
 	const struct bw_policy *pol = b->pol;
-	bool jwt = enhanced || (!cert_user && pol && pol->jwt_keys && pkt->has_password &&
-	                        looks_like_jwt(pkt->password.p, pkt->password.len));
-	if (!cert_user && !user && !jwt && !l->allow_anonymous)
-		return auth_failed(l, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
-	if (!cert_user && user && !jwt && (!pkt->has_password || !pol || !pol->passwd))
+	char *cert_user = NULL;
+	bool jwt = false, password = false;
+	bool can_hash = user && pkt->has_password && pol && pol->passwd;
+	for (uint32_t ch = b->chain; ch && !cert_user && !jwt && !password; ch >>= 4) {
+		switch ((ch & 0xf) - 1) {
+		case BW_CONFIG_METHOD_CERTIFICATE:
+			cert_user = enhanced ? NULL : cert_identity(l, c);
+			break;
+		case BW_CONFIG_METHOD_TOKEN:
+			jwt = enhanced || (pol && pol->jwt_keys && pkt->has_password &&
+			                   looks_like_jwt(pkt->password.p, pkt->password.len));
+			break;
+		case BW_CONFIG_METHOD_PASSWORD:
+			password =
+			        can_hash && bw_passwd_lookup(pol->passwd, user, pkt->username.len);
+			break;
+		}
+	}
+	/* A user the file lacks still costs a hash: timing tells nobody who exists. */
+	password |= !cert_user && !jwt && can_hash && chain_has(b, BW_CONFIG_METHOD_PASSWORD);
+	if (!cert_user && !jwt && !password && user)
 		return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
-		                   pkt->has_password ? "no password file" : "no password");
+		                   pkt->has_password ? "no way to check the password"
+		                                     : "no password");
+	if (!cert_user && !jwt && !password && !l->allow_anonymous)
+		return auth_failed(l, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
 	if (pkt->will) {
 		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len)) {
 			free(cert_user);
@@ -1459,6 +1488,7 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 	if (!b)
 		return NULL;
 	b->cfg = *cfg;
+	b->chain = cfg->auth_chain ? cfg->auth_chain : BW_CONFIG_CHAIN_DEFAULT;
 	if (cfg->policy)
 		b->pol = bw_policy_slot_get(cfg->policy, &b->pol_gen);
 	b->hub = cfg->hub;
@@ -1495,7 +1525,10 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			.now_ms = now_ms,
 			.place = op_place,
 			.connect = op_connect,
-			.auth_method = b->pol && b->pol->jwt_keys ? "JWT" : NULL,
+			.auth_method =
+			        b->pol && b->pol->jwt_keys && chain_has(b, BW_CONFIG_METHOD_TOKEN)
+			                ? "JWT"
+			                : NULL,
 			.reauth = op_reauth,
 			.may_publish = op_may_publish,
 			.publish = op_publish,

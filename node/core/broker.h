@@ -64,6 +64,12 @@ struct bw_broker_config {
 	 * jwt_username_claim (a username the client sends must equal it), and
 	 * the connection ends (0x87) when the token expires.
 	 */
+	/*
+	 * The ways a client may authenticate, in order (config auth_chain:
+	 * 4 bits each, enum bw_config_method + 1; 0: certificate, token,
+	 * password): the first that applies to a CONNECT decides.
+	 */
+	uint32_t auth_chain;
 	const struct bw_jwt_policy *jwt_policy;
 	const char *jwt_username_claim;
 	/*

@@ -68,6 +68,7 @@ static struct bw_acl *acl;
 static struct bw_policy_slot policy; /* passwd and acl, once setup() ran */
 static struct bw_broker *broker;     /* brokers[0] */
 static uint32_t sys_interval_ms;     /* set by setup_sys */
+static uint32_t auth_chain;          /* 0: the default */
 
 static int setup(void **state)
 {
@@ -96,6 +97,7 @@ static int setup(void **state)
 		.filters_max = 1000,
 		.hub = hub,
 		.policy = &policy,
+		.auth_chain = auth_chain,
 		.sys_interval_ms = sys_interval_ms,
 		.version = "test",
 		.now_ms = fake_now,
@@ -128,6 +130,7 @@ static int teardown(void **state)
 	bw_hub_free(&hub, drop_letter, NULL);
 	bw_policy_slot_destroy(&policy);
 	sys_interval_ms = 0;
+	auth_chain = 0;
 	n_workers = 1;
 	return 0;
 }
@@ -652,6 +655,22 @@ static void test_passwords(void **state)
 	disconnect(c, false);
 }
 
+/* An auth chain without password: a username and password is refused (0x86). */
+static void test_auth_chain_leaves_passwords_out(void **state)
+{
+	auth_chain = BW_CONFIG_METHOD_TOKEN + 1;
+	for (uint32_t i = 0; i < n_workers; i++) /* again, with that chain */
+		bw_broker_free(&brokers[i]);
+	bw_policy_slot_destroy(&policy);
+	bw_hub_free(&hub, drop_letter, NULL);
+	assert_int_equal(setup_auth(state), 0);
+	bw_conn_free(
+	        &connect_client("x", (struct opts){ .user = "alice",
+	                                            .pass = "pw-a",
+	                                            .expect_code = BW_RC_BAD_USERNAME_PASSWORD })
+	                 ->c);
+}
+
 static void test_acls(void **state)
 {
 	struct client *a = connect_client("a", (struct opts){ .user = "alice", .pass = "pw-a" });
@@ -1041,6 +1060,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passwords, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_acls, setup_auth, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_chain_leaves_passwords_out, setup_auth,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_policy_reload_rechecks_live_sessions,
 		                                setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),

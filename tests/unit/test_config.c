@@ -231,6 +231,9 @@ static void test_tls_listeners_and_keys(void **state)
 	             "tls_min_version must be 1.2 or 1.3, not '1.1'");
 	expect_error("listen mqtts 127.0.0.1:1 tls_cert=", "tls_cert needs a value");
 	expect_error("tls_client_auth always", "tls_client_auth: 'always' is not one");
+	expect_error("auth_chain password,ldap", "auth_chain: 'ldap' is not one of certificate,");
+	expect_error("auth_chain token,password,token", "auth_chain: 'token' is named twice");
+	expect_error("auth_chain ,", "auth_chain: needs at least one of");
 	expect_error("tls_min_version 1.0", "tls_min_version: '1.0' is not one");
 	expect_error("listen mqtts 127.0.0.1:1 tls_identity=serial",
 	             "tls_identity must be none, cn, san_dns, san_uri, san_email or sha256");
@@ -343,6 +346,11 @@ static void test_set(void **state)
 {
 	struct bw_config c;
 	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nworkers 1\n"), 0);
+	assert_int_equal(c.auth_chain, BW_CONFIG_CHAIN_DEFAULT);
+	assert_int_equal(bw_config_set(&c, "auth_chain=password, certificate", err, sizeof(err)),
+	                 0);
+	assert_int_equal(c.auth_chain,
+	                 (BW_CONFIG_METHOD_PASSWORD + 1) | (BW_CONFIG_METHOD_CERTIFICATE + 1) << 4);
 	assert_int_equal(bw_config_set(&c, "workers=3", err, sizeof(err)), 0);
 	assert_int_equal(c.workers, 3);
 	assert_int_equal(bw_config_set(&c, "listen=mqtt 127.0.0.1:7", err, sizeof(err)), 0);
