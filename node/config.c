@@ -156,6 +156,9 @@ static const struct key_def keys[] = {
 	  "from each CA of the chain; reread on SIGHUP" },
 	{ "tls_ciphers", K_PATH, OFF(tls.ciphers), 0, 0, 0, "ECDHE+AESGCM:ECDHE+CHACHA20", NULL,
 	  NULL, "OpenSSL cipher list for TLS 1.2" },
+	{ "tls_groups", K_PATH, OFF(tls.groups), 0, 0, 0, "", NULL, NULL,
+	  "colon-separated key exchange groups in order of preference (e.g. X25519:P-256); "
+	  "unset: OpenSSL's" },
 	{ "tls_ciphersuites", K_PATH, OFF(tls.ciphersuites), 0, 0, 0, "", NULL, NULL,
 	  "OpenSSL TLS 1.3 cipher suites (colon-separated); unset: OpenSSL's" },
 	{ "tls_min_version", K_ENUM, OFF(tls.min_version), 0, 0, 0, "1.2", NULL, tls_versions,
@@ -336,20 +339,22 @@ static char *next_word(char **s)
 }
 
 /* The listener options that override a global tls_* key of the same name. */
-static const char *const tls_options[] = { "tls_cert",        "tls_key",         "tls_client_ca",
-	                                   "tls_crl",         "tls_ciphers",     "tls_ciphersuites",
-	                                   "tls_client_auth", "tls_min_version", "tls_identity" };
+static const char *const tls_options[] = { "tls_cert",    "tls_key",         "tls_client_ca",
+	                                   "tls_crl",     "tls_ciphers",     "tls_ciphersuites",
+	                                   "tls_groups",  "tls_client_auth", "tls_min_version",
+	                                   "tls_identity" };
 
 /* Applies listener option `name=v` to its TLS settings; 1 when name is none of them. */
 static int set_tls_option(struct bw_tls_settings *t, const char *name, const char *v,
                           const struct origin *o, char *err, size_t n)
 {
-	char *str[] = { t->cert, t->key, t->client_ca, t->crl, t->ciphers, t->ciphersuites };
+	char *str[] = { t->cert,    t->key,          t->client_ca, t->crl,
+		        t->ciphers, t->ciphersuites, t->groups };
 	size_t i = 0;
 
 	while (i < sizeof(tls_options) / sizeof(tls_options[0]) && strcmp(name, tls_options[i]))
 		i++;
-	if (i < 6) {
+	if (i < sizeof(str) / sizeof(str[0])) {
 		if (!*v)
 			return fail(err, n, o, "listen", "%s needs a value", name);
 		if (strlen(v) >= BW_CONFIG_PATH_MAX)
@@ -358,10 +363,12 @@ static int set_tls_option(struct bw_tls_settings *t, const char *name, const cha
 		snprintf(str[i], BW_CONFIG_PATH_MAX, "%s", v);
 		return 0;
 	}
-	if (i == 9)
+	if (i == sizeof(tls_options) / sizeof(tls_options[0]))
 		return 1;
-	const char *const *names = i == 6 ? client_auths : i == 7 ? tls_versions : identities;
-	uint32_t *dst = i == 6 ? &t->client_auth : i == 7 ? &t->min_version : &t->identity;
+	i -= sizeof(str) /
+	     sizeof(str[0]); /* 0: tls_client_auth, 1: tls_min_version, 2: tls_identity */
+	const char *const *names = i == 0 ? client_auths : i == 1 ? tls_versions : identities;
+	uint32_t *dst = i == 0 ? &t->client_auth : i == 1 ? &t->min_version : &t->identity;
 	for (uint32_t k = 0; names[k]; k++) {
 		if (!strcmp(v, names[k])) {
 			*dst = k;
@@ -369,8 +376,8 @@ static int set_tls_option(struct bw_tls_settings *t, const char *name, const cha
 		}
 	}
 	return fail(err, n, o, "listen", "%s must be %s, not '%s'", name,
-	            i == 6   ? "none, optional or required"
-	            : i == 7 ? "1.2 or 1.3"
+	            i == 0   ? "none, optional or required"
+	            : i == 1 ? "1.2 or 1.3"
 	                     : "none, cn, san_dns, san_uri, san_email or sha256",
 	            v);
 }
@@ -679,6 +686,8 @@ void bw_config_listener_tls(const struct bw_config *c, const struct bw_listener_
 		memcpy(out->ciphers, own->ciphers, sizeof(out->ciphers));
 	if (own->ciphersuites[0])
 		memcpy(out->ciphersuites, own->ciphersuites, sizeof(out->ciphersuites));
+	if (own->groups[0])
+		memcpy(out->groups, own->groups, sizeof(out->groups));
 	if (own->client_auth != BW_CONFIG_INHERIT)
 		out->client_auth = own->client_auth;
 	if (own->min_version != BW_CONFIG_INHERIT)

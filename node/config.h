@@ -69,6 +69,7 @@ struct bw_tls_settings {
 	char crl[BW_CONFIG_PATH_MAX];
 	char ciphers[BW_CONFIG_PATH_MAX];      /* TLS 1.2 cipher list */
 	char ciphersuites[BW_CONFIG_PATH_MAX]; /* TLS 1.3 */
+	char groups[BW_CONFIG_PATH_MAX];       /* key exchange groups */
 	uint32_t client_auth;                  /* enum bw_config_client_auth */
 	uint32_t min_version;                  /* 0: TLS 1.2, 1: TLS 1.3 */
 	uint32_t identity;                     /* enum bw_config_identity */

@@ -217,6 +217,7 @@ static int load_tls(const struct bw_config *cfg, char *err, size_t cap)
 			.crl_file = t.crl,
 			.ciphers = t.ciphers,
 			.ciphersuites = t.ciphersuites,
+			.groups = t.groups,
 			.client_auth =
 			        t.client_auth == BW_CONFIG_AUTH_REQUIRED   ? BW_TLS_AUTH_REQUIRED
 			        : t.client_auth == BW_CONFIG_AUTH_OPTIONAL ? BW_TLS_AUTH_OPTIONAL

@@ -33,7 +33,7 @@
 struct bw_tls_ctx {
 	pthread_mutex_t mu;
 	SSL_CTX *ssl_ctx; /* under mu; each SSL holds its own reference */
-	char *name, *cert, *key, *ca, *crl, *ciphers, *suites;
+	char *name, *cert, *key, *ca, *crl, *ciphers, *suites, *groups;
 	enum bw_tls_client_auth auth;
 	bool tls13;
 };
@@ -287,6 +287,8 @@ static SSL_CTX *build(const struct bw_tls_ctx *t, char *err, size_t cap)
 		return fail_file(x, err, cap, "tls_ciphers", t->ciphers);
 	if (set(t->suites) && !SSL_CTX_set_ciphersuites(x, t->suites))
 		return fail_file(x, err, cap, "tls_ciphersuites", t->suites);
+	if (set(t->groups) && !SSL_CTX_set1_groups_list(x, t->groups))
+		return fail_file(x, err, cap, "tls_groups", t->groups);
 	if (!SSL_CTX_use_certificate_chain_file(x, t->cert))
 		return fail_file(x, err, cap, "tls_cert", t->cert);
 	/* Loading the key checks it against the certificate already. */
@@ -350,6 +352,7 @@ void bw_tls_ctx_free(struct bw_tls_ctx **tp)
 	free(t->crl);
 	free(t->ciphers);
 	free(t->suites);
+	free(t->groups);
 	free(t);
 	*tp = NULL;
 }
@@ -383,11 +386,12 @@ int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, cha
 	t->crl = dup_or_null(cfg->crl_file);
 	t->ciphers = dup_or_null(cfg->ciphers);
 	t->suites = dup_or_null(cfg->ciphersuites);
+	t->groups = dup_or_null(cfg->groups);
 	t->auth = cfg->client_auth;
 	t->tls13 = cfg->min_tls13;
 	if (!t->name || !t->cert || !t->key || (set(cfg->client_ca_file) && !t->ca) ||
 	    (set(cfg->crl_file) && !t->crl) || (set(cfg->ciphers) && !t->ciphers) ||
-	    (set(cfg->ciphersuites) && !t->suites)) {
+	    (set(cfg->ciphersuites) && !t->suites) || (set(cfg->groups) && !t->groups)) {
 		snprintf(err, cap, "out of memory");
 		bw_tls_ctx_free(&t);
 		return -1;

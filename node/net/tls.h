@@ -41,6 +41,7 @@ struct bw_tls_config {
 	const char *crl_file;       /* PEM CRLs, checked for every certificate of a chain */
 	const char *ciphers;        /* TLS 1.2 cipher list; unset: OpenSSL's */
 	const char *ciphersuites;   /* TLS 1.3 suites; unset: OpenSSL's */
+	const char *groups;         /* key exchange groups; unset: OpenSSL's */
 	enum bw_tls_client_auth client_auth;
 	bool min_tls13; /* false: TLS 1.2 and 1.3; true: 1.3 only */
 };

@@ -369,6 +369,9 @@ static void test_context_errors_name_the_file(void **state)
 	cfg.ciphers = "NOT-A-CIPHER";
 	expect_ctx_error(&cfg, "tls_ciphers NOT-A-CIPHER", "no cipher match");
 	cfg.ciphers = NULL;
+	cfg.groups = "NOT-A-GROUP";
+	expect_ctx_error(&cfg, "tls_groups NOT-A-GROUP", NULL);
+	cfg.groups = "X25519:P-256";
 	cfg.client_auth = BW_TLS_AUTH_REQUIRED;
 	expect_ctx_error(&cfg, "tls_client_auth needs tls_client_ca", NULL);
 	cfg.client_ca_file = path("garbage.pem");
