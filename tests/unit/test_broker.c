@@ -755,6 +755,8 @@ static void test_policy_reload_rechecks_live_sessions(void **state)
 
 	struct bw_packet d = expect(a, BW_DISCONNECT);
 	assert_int_equal(d.disconnect.code, BW_RC_NOT_AUTHORIZED);
+	assert_int_equal(bw_conn_state(a->c), BW_CONN_CLOSING);
+	bw_conn_free(&a->c);
 	bw_conn_free(
 	        &connect_client("a2", (struct opts){ .user = "alice",
 	                                             .pass = "pw-a",
