@@ -687,9 +687,8 @@ static void tls_recv(struct bw_bench_conn *c, const uint8_t *data, uint32_t n)
 	if (c->state == CS_CLOSING)
 		return;
 	if (rc == BW_BENCH_TLS_CLOSED) {
-		if (c->state == CS_BYE)
-			conn_close(c);
-		else
+		/* After DISCONNECT the broker's FIN follows, as over TCP. */
+		if (c->state != CS_BYE)
 			conn_fail(c, "TLS close_notify from the broker");
 	} else if (rc < 0) {
 		conn_fail(c, "TLS: %s", rc == -ENOMEM ? "out of memory" : why);
@@ -703,6 +702,8 @@ static void recv_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
 	struct bw_bench_conn *c = BW_CONTAINER_OF(op, struct bw_bench_conn, recv_op);
 	struct bw_bench_thread *t = c->t;
 	int bid = bw_ring_cqe_bid(cqe_flags);
+	int fd = c->fd;
+	uint32_t iter = c->iter;
 
 	if (!(cqe_flags & IORING_CQE_F_MORE))
 		c->recv_armed = false;
@@ -723,6 +724,13 @@ static void recv_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
 	}
 	if (bid >= 0)
 		bw_ring_buf_put(&t->ring, (uint16_t)bid);
+	/*
+	 * The packets just handled may have closed the connection: with this
+	 * (last) recv over, it was released, and a churning slot may already
+	 * be on a new socket, maybe with the same descriptor number.
+	 */
+	if (c->fd != fd || c->iter != iter)
+		return;
 	if (c->state == CS_CLOSING) {
 		maybe_release(c);
 		return;
