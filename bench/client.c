@@ -10,6 +10,9 @@
  * payload of every PUBLISH starts with the publisher's index, a sequence
  * number and a CLOCK_MONOTONIC timestamp (the scheduled send time when
  * paced), which subscribers count with seq.h and turn into latency.
+ * With TLS a connection goes through CS_TLS between TCP and CONNECT: the
+ * handshake advances with each receive (tls.h), MQTT is written as
+ * plaintext into the same output buffer and encrypted when it is flushed.
  */
 #include "bench/client.h"
 
@@ -40,6 +43,7 @@ enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE, ROLE_CHURN };
 enum conn_state {
 	CS_FREE,    /* no socket */
 	CS_TCP,     /* connect() in progress */
+	CS_TLS,     /* TLS handshake in progress */
 	CS_CONNACK, /* CONNECT sent */
 	CS_SUBACK,  /* SUBSCRIBE sent */
 	CS_READY,
@@ -53,6 +57,7 @@ enum slot_state { SLOT_FREE, SLOT_WAIT_ACK, SLOT_WAIT_COMP };
 struct bw_bench_conn {
 	struct bw_bench_thread *t;
 	int fd;
+	struct bw_bench_tls *tls; /* TLS: the slot's SSL and kept session; NULL: plain */
 	uint8_t role;
 	uint8_t state;
 	bool recv_armed;
@@ -149,7 +154,8 @@ static void flush(struct bw_bench_conn *c)
 {
 	if (c->fd < 0 || c->state == CS_CLOSING)
 		return;
-	int rc = bw_bench_out_flush(&c->out, &c->t->ring, &c->send_op, c->fd);
+	int rc = c->tls ? bw_bench_tls_flush(c->tls, &c->out, &c->t->ring, &c->send_op, c->fd)
+	                : bw_bench_out_flush(&c->out, &c->t->ring, &c->send_op, c->fd);
 	if (rc < 0)
 		conn_fail(c, "send: %s", strerror(-rc));
 	else if (rc > 0)
@@ -289,6 +295,7 @@ static void maybe_release(struct bw_bench_conn *c)
 		return;
 	close(c->fd);
 	c->fd = -1;
+	bw_bench_tls_end(c->tls, !c->failed);
 	t->c[BW_BENCH_C_OPEN]--;
 	c->state = CS_DONE;
 	handshake_over(c);
@@ -327,9 +334,10 @@ static void arm_recv(struct bw_bench_conn *c)
 	c->recv_armed = true;
 }
 
-/* TCP is up: start reading and say CONNECT. */
+/* TCP is up: start reading and say CONNECT, or start the TLS handshake. */
 static void connected(struct bw_bench_conn *c)
 {
+	struct bw_bench_tls_ctx *tls = c->t->plan->tls;
 	int fl = fcntl(c->fd, F_GETFL);
 
 	/* Blocking again: io_uring then waits for room instead of failing with EAGAIN. */
@@ -337,10 +345,19 @@ static void connected(struct bw_bench_conn *c)
 		conn_fail(c, "fcntl: %s", strerror(errno));
 		return;
 	}
-	c->state = CS_CONNACK;
+	c->state = tls ? CS_TLS : CS_CONNACK;
 	arm_recv(c);
-	if (c->state == CS_CONNACK && send_connect(c))
+	if (c->state == CS_TLS) {
+		char why[BW_BENCH_TLS_WHY_MAX];
+		int rc = bw_bench_tls_start(&c->tls, tls, why);
+		if (rc < 0) {
+			conn_fail(c, "TLS: %s", rc == -ENOMEM ? "out of memory" : why);
+			return;
+		}
+		flush(c); /* the ClientHello */
+	} else if (c->state == CS_CONNACK && send_connect(c)) {
 		flush(c);
+	}
 }
 
 static void poll_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
@@ -623,28 +640,97 @@ static int on_packet(void *ctx, const uint8_t *p, const struct bw_frame *f)
 	}
 }
 
+/* The MQTT stream could not take what was received. */
+static void feed_failed(struct bw_bench_conn *c, int rc)
+{
+	if (c->state != CS_CLOSING)
+		conn_fail(c, "%s",
+		          rc == -ENOMEM ? "out of memory" : "malformed packet from the broker");
+}
+
+/* The TLS handshake is over: count it and say CONNECT. */
+static void tls_up(struct bw_bench_conn *c)
+{
+	struct bw_bench_thread *t = c->t;
+
+	t->c[bw_bench_tls_resumed(c->tls) ? BW_BENCH_C_TLS_RESUMED : BW_BENCH_C_TLS_FULL]++;
+	if (!t->tls_desc[0])
+		bw_bench_tls_describe(c->tls, t->tls_desc, sizeof(t->tls_desc));
+	c->state = CS_CONNACK;
+	send_connect(c);
+}
+
+struct tls_feed {
+	struct bw_bench_conn *c;
+	int rc; /* the MQTT stream's error, which stopped the TLS input */
+};
+
+static int tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+	struct tls_feed *f = arg;
+
+	f->rc = bw_bench_in_feed(&f->c->in, p, (uint32_t)n, MAX_PACKET_IN, on_packet, f->c);
+	return f->rc;
+}
+
+/* Ciphertext in: the handshake moves on, the plaintext goes to the MQTT stream. */
+static void tls_recv(struct bw_bench_conn *c, const uint8_t *data, uint32_t n)
+{
+	char why[BW_BENCH_TLS_WHY_MAX];
+	struct tls_feed f = { c, 0 };
+	int rc = bw_bench_tls_input(c->tls, data, n, tls_plain, &f, why);
+
+	if (f.rc < 0) {
+		feed_failed(c, f.rc);
+		return;
+	}
+	if (c->state == CS_CLOSING)
+		return;
+	if (rc == BW_BENCH_TLS_CLOSED) {
+		/* After DISCONNECT the broker's FIN follows, as over TCP. */
+		if (c->state != CS_BYE)
+			conn_fail(c, "TLS close_notify from the broker");
+	} else if (rc < 0) {
+		conn_fail(c, "TLS: %s", rc == -ENOMEM ? "out of memory" : why);
+	} else if (c->state == CS_TLS && bw_bench_tls_ready(c->tls)) {
+		tls_up(c);
+	}
+}
+
 static void recv_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
 {
 	struct bw_bench_conn *c = BW_CONTAINER_OF(op, struct bw_bench_conn, recv_op);
 	struct bw_bench_thread *t = c->t;
 	int bid = bw_ring_cqe_bid(cqe_flags);
+	int fd = c->fd;
+	uint32_t iter = c->iter;
 
 	if (!(cqe_flags & IORING_CQE_F_MORE))
 		c->recv_armed = false;
 	if (res > 0 && bid >= 0) {
 		t->c[BW_BENCH_C_BYTES_IN] += (uint64_t)res;
 		if (c->state != CS_CLOSING) {
+			const uint8_t *data = bw_ring_buf(&t->ring, (uint16_t)bid);
 			t->now_ns = bw_bench_now_ns();
-			int rc = bw_bench_in_feed(&c->in, bw_ring_buf(&t->ring, (uint16_t)bid),
-			                          (uint32_t)res, MAX_PACKET_IN, on_packet, c);
-			if (rc < 0 && c->state != CS_CLOSING)
-				conn_fail(c, "%s",
-				          rc == -ENOMEM ? "out of memory"
-				                        : "malformed packet from the broker");
+			if (c->tls) {
+				tls_recv(c, data, (uint32_t)res);
+			} else {
+				int rc = bw_bench_in_feed(&c->in, data, (uint32_t)res,
+				                          MAX_PACKET_IN, on_packet, c);
+				if (rc < 0)
+					feed_failed(c, rc);
+			}
 		}
 	}
 	if (bid >= 0)
 		bw_ring_buf_put(&t->ring, (uint16_t)bid);
+	/*
+	 * The packets just handled may have closed the connection: with this
+	 * (last) recv over, it was released, and a churning slot may already
+	 * be on a new socket, maybe with the same descriptor number.
+	 */
+	if (c->fd != fd || c->iter != iter)
+		return;
 	if (c->state == CS_CLOSING) {
 		maybe_release(c);
 		return;
@@ -653,7 +739,8 @@ static void recv_done(struct bw_op *op, int32_t res, uint32_t cqe_flags)
 		if (c->state == CS_BYE)
 			conn_close(c);
 		else
-			conn_fail(c, "connection closed by the broker");
+			conn_fail(c, "connection closed by the broker%s",
+			          c->state == CS_TLS ? " during the TLS handshake" : "");
 		return;
 	}
 	if (res < 0 && res != -ENOBUFS) {
@@ -891,8 +978,8 @@ static void enter_phase(struct bw_bench_thread *t, int ph)
 			struct bw_bench_conn *c = &t->conns[i];
 			if (c->state == CS_READY)
 				send_disconnect(c);
-			else if (c->state == CS_TCP || c->state == CS_CONNACK ||
-			         c->state == CS_SUBACK)
+			else if (c->state == CS_TCP || c->state == CS_TLS ||
+			         c->state == CS_CONNACK || c->state == CS_SUBACK)
 				conn_close(c);
 		}
 		break;
@@ -1103,6 +1190,7 @@ void bw_bench_thread_free(struct bw_bench_thread *t)
 	for (uint32_t i = 0; t->conns && i < t->n_conns; i++) {
 		bw_bench_in_free(&t->conns[i].in);
 		bw_bench_out_free(&t->conns[i].out);
+		bw_bench_tls_free(&t->conns[i].tls);
 		free(t->conns[i].slots);
 	}
 	for (uint32_t i = 0; t->trk && i < t->n_trk; i++)

@@ -14,6 +14,7 @@
 #include "bench/hist.h"
 #include "bench/load.h"
 #include "bench/seq.h"
+#include "bench/tls.h"
 #include "node/io/ring.h"
 
 #include <pthread.h>
@@ -43,6 +44,8 @@ enum bw_bench_count {
 	BW_BENCH_C_PUBS_BUSY, /* publishers with output or acks outstanding (a gauge) */
 	BW_BENCH_C_BYTES_IN,
 	BW_BENCH_C_BYTES_OUT,
+	BW_BENCH_C_TLS_FULL,    /* TLS handshakes completed in full */
+	BW_BENCH_C_TLS_RESUMED, /* ... and resuming a session */
 	BW_BENCH_C_N,
 };
 
@@ -57,12 +60,13 @@ struct bw_bench_tmpl {
 /* What every thread shares; read-only once they start, but the atomics. */
 struct bw_bench_plan {
 	const struct bw_bench_load_opts *o;
-	uint32_t n_pub;              /* publishers */
-	uint32_t n_sub;              /* subscribers */
-	uint32_t n_other;            /* idle or churning clients */
-	struct bw_bench_tmpl *tmpls; /* one a topic: n_pub for pairs, else 1 */
-	double interval_ns;          /* paced: between a publisher's messages; 0: flat out */
-	uint32_t batch_bytes;        /* QoS 0 output a publisher builds ahead */
+	uint32_t n_pub;               /* publishers */
+	uint32_t n_sub;               /* subscribers */
+	uint32_t n_other;             /* idle or churning clients */
+	struct bw_bench_tmpl *tmpls;  /* one a topic: n_pub for pairs, else 1 */
+	double interval_ns;           /* paced: between a publisher's messages; 0: flat out */
+	uint32_t batch_bytes;         /* QoS 0 output a publisher builds ahead */
+	struct bw_bench_tls_ctx *tls; /* NULL: plain TCP */
 	/* Per publisher, written by its thread before it ends. */
 	uint64_t *pub_sent;
 	uint64_t *pub_refused;
@@ -103,7 +107,8 @@ struct bw_bench_thread {
 	_Atomic uint64_t pub[BW_BENCH_C_N]; /* c, as of the last batch */
 	uint64_t protocol_errors;           /* also in C_FAILED */
 	uint64_t seq_nomem;
-	char err[256]; /* the first failure, for the report */
+	char err[256];     /* the first failure, for the report */
+	char tls_desc[64]; /* the first TLS handshake's version and cipher */
 	_Atomic bool has_err;
 };
 

@@ -119,6 +119,7 @@ static void free_plan(struct bw_bench_plan *pl, uint32_t n_tmpls)
 	free(pl->pub_sent);
 	free(pl->pub_refused);
 	free(pl->pub_acked);
+	bw_bench_tls_ctx_free(&pl->tls);
 	memset(pl, 0, sizeof(*pl));
 }
 
@@ -421,6 +422,7 @@ struct totals {
 	uint64_t sent, acked, refused, expected, received, unique, lost, extra;
 	uint64_t dups, dups_flag, reordered, given_up, unexpected, nomem, failed;
 	uint64_t w_sent, w_received, w_connects; /* in the window */
+	uint64_t tls_full, tls_resumed, w_tls_full, w_tls_resumed;
 	double msgs_per_s, pub_per_s, connects_per_s, mb_in_per_s, mb_out_per_s;
 	double cpu_s, cpu_us_per_msg; /* < 0: not measured */
 	double rss_per_conn;          /* bytes; < 0: not measured */
@@ -471,6 +473,12 @@ static void add_up(struct run *r, struct totals *tt)
 	tt->w_sent = r->w1[BW_BENCH_C_SENT] - r->w0[BW_BENCH_C_SENT];
 	tt->w_received = r->w1[BW_BENCH_C_RECEIVED] - r->w0[BW_BENCH_C_RECEIVED];
 	tt->w_connects = r->w1[BW_BENCH_C_CONNECTS] - r->w0[BW_BENCH_C_CONNECTS];
+	for (unsigned i = 0; i < r->n_th; i++) {
+		tt->tls_full += r->th[i].c[BW_BENCH_C_TLS_FULL];
+		tt->tls_resumed += r->th[i].c[BW_BENCH_C_TLS_RESUMED];
+	}
+	tt->w_tls_full = r->w1[BW_BENCH_C_TLS_FULL] - r->w0[BW_BENCH_C_TLS_FULL];
+	tt->w_tls_resumed = r->w1[BW_BENCH_C_TLS_RESUMED] - r->w0[BW_BENCH_C_TLS_RESUMED];
 	tt->msgs_per_s = (double)tt->w_received / w;
 	tt->pub_per_s = (double)tt->w_sent / w;
 	tt->connects_per_s = (double)tt->w_connects / w;
@@ -531,6 +539,8 @@ static int verdict(struct run *r, const struct totals *tt)
 		fail(r, "%" PRIu64 " message(s) not tracked for want of memory", tt->nomem);
 	if (o->scenario == BW_BENCH_CONNECT && tt->w_connects == 0)
 		fail(r, "no connection was accepted in the window");
+	if (o->tls && tt->tls_full + tt->tls_resumed == 0)
+		fail(r, "no TLS handshake completed");
 	return r->n_failures ? 1 : 0;
 }
 
@@ -552,6 +562,42 @@ static void print_hist(const char *name, const struct bw_bench_hist *h)
 	       bw_bench_hist_mean(h) / 1e3, h->count);
 }
 
+/* The first TLS handshake's version and cipher, or "". */
+static const char *tls_desc(const struct run *r)
+{
+	for (unsigned i = 0; i < r->n_th; i++)
+		if (r->th[i].tls_desc[0])
+			return r->th[i].tls_desc;
+	return "";
+}
+
+/* Resumed handshakes in the window, in percent; -1 without any. */
+static double resumed_pct(const struct totals *tt)
+{
+	uint64_t n = tt->w_tls_full + tt->w_tls_resumed;
+
+	return n ? 100.0 * (double)tt->w_tls_resumed / (double)n : -1;
+}
+
+static void print_tls(const struct run *r, const struct totals *tt)
+{
+	const struct bw_bench_load_opts *o = r->o;
+	double w = r->window_s > 0 ? r->window_s : 1;
+	char a[16];
+
+	printf("%-22s %s: %" PRIu64 " handshakes, %" PRIu64 " resumed", "tls",
+	       tls_desc(r)[0] ? tls_desc(r) : "no handshake", tt->tls_full + tt->tls_resumed,
+	       tt->tls_resumed);
+	if (o->scenario == BW_BENCH_CONNECT)
+		printf("; in the window %s/s, %.1f %% resumed",
+		       human(a, sizeof(a), (double)(tt->w_tls_full + tt->w_tls_resumed) / w),
+		       resumed_pct(tt) < 0 ? 0.0 : resumed_pct(tt));
+	printf("\n");
+	if (o->tls_resume && tt->w_tls_full && !tt->w_tls_resumed)
+		printf("%-22s the broker resumed no session: every handshake was a full one\n",
+		       "note");
+}
+
 static void print_table(const struct run *r, const struct totals *tt, int rc)
 {
 	const struct bw_bench_load_opts *o = r->o;
@@ -564,8 +610,9 @@ static void print_table(const struct run *r, const struct totals *tt, int rc)
 		printf("%u publisher(s) -> %u subscriber(s), QoS %u, %u-byte payloads%s",
 		       o->publishers, o->subscribers, o->qos, o->size,
 		       o->rate > 0 ? ", paced" : "");
-	printf(", MQTT %s, %s:%u, %u thread(s)\n", o->version == BW_MQTT_5 ? "5.0" : "3.1.1",
-	       o->host, o->port, o->threads);
+	printf(", MQTT %s%s, %s:%u, %u thread(s)\n", o->version == BW_MQTT_5 ? "5.0" : "3.1.1",
+	       o->tls ? (o->tls_resume ? " over TLS, resuming" : " over TLS") : "", o->host,
+	       o->port, o->threads);
 	printf("window %.2f s after %.2f s warmup; drain %.2f s%s\n\n", r->window_s, o->warmup,
 	       r->drain_s,
 	       r->still_arriving  ? " (hit --drain with deliveries still arriving)"
@@ -607,6 +654,8 @@ static void print_table(const struct run *r, const struct totals *tt, int rc)
 			print_hist(o->rate > 0 ? "latency (us)" : "latency (us, unpaced)",
 			           &tt->lat);
 	}
+	if (o->tls)
+		print_tls(r, tt);
 	if (o->pid) {
 		printf("%-22s pid %d", "broker", (int)o->pid);
 		if (tt->cpu_us_per_msg >= 0)
@@ -682,6 +731,12 @@ static int write_json(FILE *f, const struct run *r, const struct totals *tt, int
 	        r->plan.n_sub, r->plan.n_other, o->size, o->seconds, o->warmup, o->rate,
 	        o->inflight, o->threads, o->n_sources, o->concurrency);
 	json_str(f, o->topic);
+	fprintf(f, ",\"tls\":%s,\"tls_resume\":%s,\"tls_version\":\"%s\",\"client_cert\":%s",
+	        o->tls ? "true" : "false", o->tls_resume ? "true" : "false",
+	        o->tls_version == 12   ? "1.2"
+	        : o->tls_version == 13 ? "1.3"
+	                               : "any",
+	        o->cert ? "true" : "false");
 	fprintf(f,
 	        "},\"window_s\":%.4f,\"drain_s\":%.4f,\"drain_timeout\":%s,\"still_arriving\":%s,"
 	        "\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
@@ -714,6 +769,27 @@ static int write_json(FILE *f, const struct run *r, const struct totals *tt, int
 	json_num(f, "broker_rss_before_kb",
 	         o->scenario == BW_BENCH_IDLE && o->pid ? (double)r->rss_before_kb : -1, 0);
 	json_num(f, "rss_per_conn_bytes", tt->rss_per_conn, 1);
+	if (o->tls) {
+		double w = r->window_s > 0 ? r->window_s : 1;
+		fputs(",\"tls\":{\"protocol\":", f);
+		json_str(f, tls_desc(r));
+		fputs(",\"library\":", f);
+		json_str(f, bw_bench_tls_library());
+		fprintf(f,
+		        ",\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64
+		        ",\"window_handshakes\":%" PRIu64 ",\"window_resumed\":%" PRIu64,
+		        tt->tls_full + tt->tls_resumed, tt->tls_resumed,
+		        tt->w_tls_full + tt->w_tls_resumed, tt->w_tls_resumed);
+		json_num(f, "handshakes_per_s",
+		         o->scenario == BW_BENCH_CONNECT
+		                 ? (double)(tt->w_tls_full + tt->w_tls_resumed) / w
+		                 : -1,
+		         1);
+		json_num(f, "resumed_pct", resumed_pct(tt), 2);
+		fputc('}', f);
+	} else {
+		fputs(",\"tls\":null", f);
+	}
 	json_hist(f, "latency_us", &tt->lat);
 	json_hist(f, "handshake_us", &tt->hs);
 	fputs(",\"failures\":[", f);
@@ -761,6 +837,25 @@ int bw_bench_load_run(const struct bw_bench_load_opts *o)
 	if (err) {
 		fprintf(stderr, "bulwark-bench: cannot set up the run: %s\n", strerror(-err));
 		goto out;
+	}
+	if (o->tls) {
+		char why[300];
+		struct bw_bench_tls_config tc = {
+			.cafile = o->cafile,
+			.cert = o->cert,
+			.key = o->key,
+			.servername = o->servername,
+			.host = o->host,
+			.insecure = o->tls_insecure,
+			.resume = o->tls_resume,
+			.lean = o->scenario == BW_BENCH_IDLE || o->scenario == BW_BENCH_CONNECT,
+			.version = o->tls_version,
+		};
+		if (bw_bench_tls_ctx_new(&r->plan.tls, &tc, why, sizeof(why)) < 0) {
+			fprintf(stderr, "bulwark-bench: %s\n", why);
+			rc = 2; /* a file or name given on the command line */
+			goto out;
+		}
 	}
 	raise_nofile(o, (uint64_t)r->plan.n_pub + r->plan.n_sub + r->plan.n_other);
 	r->n_th = o->threads;

@@ -60,6 +60,15 @@ struct bw_bench_load_opts {
 	uint32_t tick_us;      /* shortest pause between paced sends */
 	const char *client_id; /* prefix of client identifiers */
 	bool progress;         /* live rates on stderr (when it is a terminal) */
+	/* MQTT over TLS (bench/tls.h); the rest only with tls. */
+	bool tls;
+	bool tls_resume;     /* connect: offer each client's last session again */
+	bool tls_insecure;   /* no verification of the broker's certificate */
+	uint8_t tls_version; /* 0: 1.2 or 1.3; 12 or 13: only that one */
+	const char *cafile;  /* trust anchors; NULL: the system's */
+	const char *cert;    /* client certificate and its key */
+	const char *key;
+	const char *servername; /* SNI and the name verified; NULL: host */
 };
 
 /* The scenario called name, or -1. */
@@ -81,7 +90,8 @@ void bw_bench_load_usage(FILE *out);
 /*
  * Runs the scenario, prints the result table on stdout and writes the JSON
  * file. Returns the exit code: 0, or 1 when the run failed (a connection
- * failed, or a QoS 1/2 message was lost or duplicated beyond the spec).
+ * failed, or a QoS 1/2 message was lost or duplicated beyond the spec), or
+ * 2 when a TLS file or name given cannot be used.
  */
 int bw_bench_load_run(const struct bw_bench_load_opts *o);
 

@@ -36,7 +36,7 @@ const char *bw_bench_scenario_name(enum bw_bench_scenario s)
 void bw_bench_load_usage(FILE *out)
 {
 	fprintf(out,
-	        "Load scenarios against a running broker (MQTT over TCP):\n"
+	        "Load scenarios against a running broker (MQTT over TCP, or TLS with --tls):\n"
 	        "  fanin     N publishers -> 1 subscriber on one topic (default 10 -> 1)\n"
 	        "  fanout    1 publisher -> N subscribers on one topic (default 1 -> 100)\n"
 	        "  pairs     N publishers, each with its own topic and subscriber (default 10)\n"
@@ -54,7 +54,7 @@ void bw_bench_load_usage(FILE *out)
 	        "\n"
 	        "Common options:\n"
 	        "  --host ADDR         broker address (default 127.0.0.1)\n"
-	        "  --port N            broker port (default 1883)\n"
+	        "  --port N            broker port (default 1883; with --tls 8883)\n"
 	        "  --mqtt 3|5          protocol version 3.1.1 or 5.0 (default 3)\n"
 	        "  --publishers N      publishing connections\n"
 	        "  --subscribers N     subscribing connections (fanin may use 0: no accounting)\n"
@@ -81,7 +81,19 @@ void bw_bench_load_usage(FILE *out)
 	        "  --client-id PREFIX  client identifier prefix (default bb<pid>)\n"
 	        "  --pid PID           broker process: CPU time a message, peak RSS (VmHWM)\n"
 	        "  --json FILE         also write every figure to FILE as JSON\n"
-	        "  --no-progress       no live rates on stderr\n",
+	        "  --no-progress       no live rates on stderr\n"
+	        "\n"
+	        "TLS (OpenSSL over memory; io_uring keeps the socket):\n"
+	        "  --tls               MQTT over TLS 1.2 or 1.3 (mqtts)\n"
+	        "  --cafile FILE       PEM CAs the broker's certificate must chain to\n"
+	        "                      (default: the system's trust store)\n"
+	        "  --cert FILE, --key FILE  client certificate (PEM chain) and its key\n"
+	        "  --servername NAME   SNI and the name the certificate must hold\n"
+	        "                      (default: --host, checked as an IP address or a name)\n"
+	        "  --tls-version 1.2|1.3  only that version (default: either, 1.3 preferred)\n"
+	        "  --tls-resume        connect: each client offers the session (ticket) its\n"
+	        "                      last connection got: resumed handshakes\n"
+	        "  --insecure          do not verify the broker's certificate\n",
 	        BW_BENCH_PAYLOAD_MIN, BW_BENCH_LOAD_PAY_MAX);
 }
 
@@ -158,6 +170,8 @@ enum {
 	GIVEN_QOS = 1 << 4,
 	GIVEN_SIZE = 1 << 5,
 	GIVEN_INFLIGHT = 1 << 6,
+	GIVEN_PORT = 1 << 7,
+	GIVEN_TLS_OPT = 1 << 8, /* a TLS option other than --tls */
 };
 
 static void defaults(struct bw_bench_load_opts *o, enum bw_bench_scenario sc)
@@ -243,6 +257,20 @@ static int settle(struct bw_bench_load_opts *o, unsigned given)
 	if (o->rate > 0 && o->rate / (o->publishers ? o->publishers : 1) < 1e-3)
 		return bw_bench_usage_error("--rate is below one message in 1000 s a publisher",
 		                            NULL);
+	if ((given & GIVEN_TLS_OPT) && !o->tls)
+		return bw_bench_usage_error("--cafile, --cert, --key, --servername, --tls-version, "
+		                            "--tls-resume and --insecure need --tls",
+		                            NULL);
+	if (!o->cert != !o->key)
+		return bw_bench_usage_error("--cert and --key go together", NULL);
+	if (o->tls_resume && o->scenario != BW_BENCH_CONNECT)
+		return bw_bench_usage_error("--tls-resume is for the connect scenario", NULL);
+	if (o->tls && o->tls_insecure && (o->cafile || o->servername))
+		return bw_bench_usage_error("--insecure verifies nothing: no --cafile or "
+		                            "--servername with it",
+		                            NULL);
+	if (o->tls && !(given & GIVEN_PORT))
+		o->port = 8883;
 	if (!o->client_id) {
 		static char id[32];
 		snprintf(id, sizeof(id), "bb%d", (int)getpid());
@@ -251,6 +279,14 @@ static int settle(struct bw_bench_load_opts *o, unsigned given)
 	if (!resolve(o))
 		return bw_bench_usage_error("--host does not resolve to an IPv4 address", o->host);
 	return 0;
+}
+
+/* A TLS option's file or name: not empty. */
+static bool tls_file(const char **dst, const char *v, unsigned *given)
+{
+	*dst = v;
+	*given |= GIVEN_TLS_OPT;
+	return *v != '\0';
 }
 
 int bw_bench_load_parse(int argc, char **argv, struct bw_bench_load_opts *o)
@@ -280,6 +316,35 @@ int bw_bench_load_parse(int argc, char **argv, struct bw_bench_load_opts *o)
 			if (!bw_bench_parse_u32(v, 1, 65535, &u))
 				goto bad;
 			o->port = (uint16_t)u;
+			given |= GIVEN_PORT;
+		} else if (!strcmp(a, "--tls")) {
+			o->tls = true;
+		} else if (!strcmp(a, "--tls-resume")) {
+			o->tls_resume = true;
+			given |= GIVEN_TLS_OPT;
+		} else if (!strcmp(a, "--insecure")) {
+			o->tls_insecure = true;
+			given |= GIVEN_TLS_OPT;
+		} else if (OPT("--cafile")) {
+			if (!tls_file(&o->cafile, v, &given))
+				goto bad;
+		} else if (OPT("--cert")) {
+			if (!tls_file(&o->cert, v, &given))
+				goto bad;
+		} else if (OPT("--key")) {
+			if (!tls_file(&o->key, v, &given))
+				goto bad;
+		} else if (OPT("--servername")) {
+			if (!tls_file(&o->servername, v, &given))
+				goto bad;
+		} else if (OPT("--tls-version")) {
+			if (!strcmp(v, "1.2"))
+				o->tls_version = 12;
+			else if (!strcmp(v, "1.3"))
+				o->tls_version = 13;
+			else
+				goto bad;
+			given |= GIVEN_TLS_OPT;
 		} else if (OPT("--mqtt")) {
 			if (!strcmp(v, "3") || !strcmp(v, "3.1.1") || !strcmp(v, "4"))
 				o->version = BW_MQTT_311;

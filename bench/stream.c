@@ -155,6 +155,25 @@ int bw_bench_out_flush(struct bw_bench_out *o, struct bw_ring *r, struct bw_op *
 	return rc < 0 ? rc : 1;
 }
 
+int bw_bench_out_flush_buf(struct bw_bench_out *o, uint8_t **buf, uint32_t len, uint32_t *cap,
+                           uint32_t msgs, struct bw_ring *r, struct bw_op *op, int fd)
+{
+	if (o->busy || len == 0)
+		return 0;
+	uint8_t *b = o->fly;
+	uint32_t c = o->fly_cap;
+
+	o->fly = *buf;
+	o->fly_cap = *cap;
+	o->fly_len = len;
+	o->fly_msgs = msgs;
+	o->fly_off = 0;
+	*buf = b;
+	*cap = c;
+	int rc = send_rest(o, r, op, fd);
+	return rc < 0 ? rc : 1;
+}
+
 int bw_bench_out_sent(struct bw_bench_out *o, int32_t res, struct bw_ring *r, struct bw_op *op,
                       int fd, uint32_t *msgs)
 {

@@ -82,6 +82,18 @@ int bw_bench_out_put(struct bw_bench_out *o, const void *p, uint32_t n);
 int bw_bench_out_flush(struct bw_bench_out *o, struct bw_ring *r, struct bw_op *op, int fd);
 
 /*
+ * The TLS path: when no send is in flight, starts sending (*buf)[0..len),
+ * which holds msgs PUBLISHes, instead of the pending buffer; *buf (of *cap
+ * bytes allocated) becomes the stream's in-flight buffer and the one it
+ * held before is handed back in *buf and *cap, empty, to be filled again.
+ * Returns 1 when a send was started, 0 when a send is in flight or len is
+ * 0 (nothing changes), or -errno from the ring (nothing started; the
+ * buffers are swapped all the same).
+ */
+int bw_bench_out_flush_buf(struct bw_bench_out *o, uint8_t **buf, uint32_t len, uint32_t *cap,
+                           uint32_t msgs, struct bw_ring *r, struct bw_op *op, int fd);
+
+/*
  * Handles the completion (res) of the send started by flush. Sends the
  * rest of a partial write and returns 0; when the whole buffer is gone,
  * returns 1 with *msgs set to the PUBLISHes it held (the caller then

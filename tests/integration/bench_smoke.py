@@ -7,7 +7,11 @@ build/bin/bulwark on an ephemeral port: each must pass its own checks
 the checks themselves: against `bulwark-bench sink`, which relays nothing,
 a QoS 1 subscriber receives nothing and the run must report the loss and
 exit 1, while QoS 0 reports it and exits 0; a refused connection fails the
-run; bad command lines exit 2. Every run is bounded.
+run; bad command lines exit 2. Over TLS (a PKI made with the openssl CLI,
+ECDSA P-256, and an mqtts listener): connect with full and with resumed
+handshakes, QoS 0 fan-in and fan-out without loss, idle memory, a client
+certificate, and a CA the broker's certificate does not chain to. Every run
+is bounded.
 Usage: bench_smoke.py BULWARK BULWARK_BENCH
 """
 import json
@@ -63,7 +67,11 @@ def usage_errors():
     for args in (["fanin", "--qos", "3"], ["fanin", "--size", "8"], ["nope"],
                  ["pairs", "--publishers", "3", "--subscribers", "4"],
                  ["idle", "--publishers", "2"], ["fanin", "--port"],
-                 ["latency", "--rate", "0"], ["fanin", "--source", "10.0.0.9-10.0.0.1"]):
+                 ["latency", "--rate", "0"], ["fanin", "--source", "10.0.0.9-10.0.0.1"],
+                 ["fanin", "--cafile", "ca.pem"], ["fanin", "--tls", "--tls-resume"],
+                 ["connect", "--tls", "--cert", "c.pem"],
+                 ["connect", "--tls", "--tls-version", "1.1"],
+                 ["connect", "--tls", "--cafile", "/nonexistent/ca.pem"]):
         p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=10)
         check("usage error exits 2: %s" % " ".join(args), p.returncode == 2,
               "exit %d %s" % (p.returncode, p.stderr.strip()))
@@ -114,6 +122,92 @@ def against_node(tmp):
         check("idle: exit 0, broker memory a connection",
               rc == 0 and doc and doc["rss_per_conn_bytes"] is not None, out[-1500:])
         check("broker still running", proc.poll() is None)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def openssl(d, *args):
+    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 and a client one (ECDSA P-256)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl(d, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=bench-ca")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, serial, ext in (("server", "7", ["-extfile", "ext"]), ("client", "8", [])):
+        openssl(d, "req", *ec, "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=bench-" + name)
+        openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-set_serial", serial, "-days", "2", "-out", name + ".pem", *ext)
+
+
+def tls_ok(doc):
+    return (doc is not None and doc["tls"] is not None and doc["tls"]["handshakes"] > 0 and
+            doc["params"]["tls"] is True)
+
+
+def over_tls(tmp):
+    pki = os.path.join(tmp, "pki")
+    os.mkdir(pki)
+    make_pki(pki)
+    state = os.path.join(tmp, "tls-state")
+    os.mkdir(state)
+    proc, ports, _ = node.start_node(BULWARK, state, [
+        "listen=mqtts 127.0.0.1:0 allow_anonymous=true",
+        "listen=mqtts 127.0.0.1:0 allow_anonymous=true tls_client_auth=required "
+        "tls_client_ca=" + os.path.join(pki, "ca.pem"),
+        "tls_cert=" + os.path.join(pki, "server.pem"),
+        "tls_key=" + os.path.join(pki, "server.key"), "workers=1", "state_dir=" + state])
+    ca = ["--tls", "--cafile", os.path.join(pki, "ca.pem")]
+    port = ca + ["--port", str(ports[0]), "--pid", str(proc.pid)]
+    try:
+        for name, args in (("fanin QoS 0", ["fanin", "--publishers", "4"]),
+                           ("fanout QoS 0", ["fanout", "--subscribers", "20"])):
+            rc, out, doc = bench(tmp, args + port + SHORT)
+            check("TLS %s: exit 0, no loss, handshakes" % name,
+                  rc == 0 and counts_ok(doc) and tls_ok(doc) and doc["loss_pct"] == 0 and
+                  doc["msgs_per_s"] > 0, out[-1500:])
+
+        rc, out, doc = bench(tmp, ["connect", "--connections", "10"] + port + SHORT)
+        check("TLS connect: full handshakes in the window, none resumed",
+              rc == 0 and tls_ok(doc) and doc["tls"]["handshakes_per_s"] > 0 and
+              doc["tls"]["resumed"] == 0 and doc["connects_per_s"] > 0, out[-1500:])
+        rc, out, doc = bench(tmp, ["connect", "--connections", "10", "--tls-resume"] + port +
+                             SHORT)
+        check("TLS connect --tls-resume: resumed handshakes",
+              rc == 0 and tls_ok(doc) and doc["tls"]["window_resumed"] > 0 and
+              doc["tls"]["resumed_pct"] > 50, out[-1500:])
+        rc, out, doc = bench(tmp, ["connect", "--connections", "10", "--tls-resume",
+                                   "--tls-version", "1.2"] + port + SHORT)
+        check("TLS 1.2 connect --tls-resume: resumed handshakes",
+              rc == 0 and tls_ok(doc) and doc["tls"]["window_resumed"] > 0 and
+              doc["tls"]["protocol"].startswith("TLSv1.2"), out[-1500:])
+
+        rc, out, doc = bench(tmp, ["idle", "--connections", "200"] + port + SHORT)
+        check("TLS idle: exit 0, broker memory a connection",
+              rc == 0 and tls_ok(doc) and doc["tls"]["handshakes"] == 200 and
+              doc["rss_per_conn_bytes"] is not None, out[-1500:])
+
+        cert = ["--cert", os.path.join(pki, "client.pem"), "--key", os.path.join(pki, "client.key")]
+        rc, out, doc = bench(tmp, ["fanin", "--publishers", "2", "--port", str(ports[1])] + ca +
+                             cert + SHORT)
+        check("TLS with a client certificate: exit 0, no loss",
+              rc == 0 and counts_ok(doc) and tls_ok(doc), out[-1500:])
+        rc, out, doc = bench(tmp, ["fanin", "--publishers", "2", "--tls", "--cafile",
+                                   os.path.join(pki, "client.pem"), "--port", str(ports[0]),
+                                   "--connect-timeout", "5"] + SHORT)
+        check("TLS with the wrong CA fails the run (exit 1), no handshake",
+              rc == 1 and doc and doc["tls"]["handshakes"] == 0 and
+              any("certificate" in f for f in doc["failures"]), out[-800:])
+        check("broker still running (TLS)", proc.poll() is None)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -186,6 +280,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
         usage_errors()
         against_node(tmp)
+        over_tls(tmp)
         against_sink(tmp)
         refused(tmp)
     print("%d passed, %d failed in %.1f s" % (passed, len(failures), time.monotonic() - start))
