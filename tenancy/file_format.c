@@ -135,26 +135,8 @@ static int get_list(struct jctx *c, json_t *o, const char *key, size_t max, cons
 	return 0;
 }
 
-/* The quota members: name, offset, width (4 or 8 bytes). max_qos is apart. */
-struct qfield {
-	const char *name;
-	size_t off;
-	unsigned width;
-};
-
-#define QF(f)                                                                                      \
-	{                                                                                          \
-#f, offsetof(struct bw_quotas, f), sizeof(((struct bw_quotas *)0)->f)              \
-	}
-
-static const struct qfield qfields[] = {
-	QF(connections),          QF(persistent_sessions),  QF(tenant_msgs_per_s),
-	QF(tenant_bytes_per_s),   QF(client_msgs_per_s),    QF(client_bytes_per_s),
-	QF(client_subscriptions), QF(retained_msgs),        QF(retained_bytes),
-	QF(max_packet_bytes),     QF(max_session_expiry_s), QF(session_queued_msgs),
-};
-
-#define NQF (sizeof(qfields) / sizeof(qfields[0]))
+#define qfields bw__quota_fields
+#define NQF     BW__QUOTA_FIELDS
 
 static int parse_quotas(struct jctx *c, json_t *o, const char *path, struct bw_quotas *q)
 {
@@ -174,16 +156,11 @@ static int parse_quotas(struct jctx *c, json_t *o, const char *path, struct bw_q
 	if (only(c, o, path, allowed) != 0)
 		return c->rc;
 	for (size_t i = 0; i < NQF; i++) {
-		const struct qfield *f = &qfields[i];
+		const struct bw__quota_field *f = &qfields[i];
 		uint64_t max = f->width == 4 ? UINT32_MAX : INT64_MAX;
 		if (get_uint(c, o, f->name, false, max, path, &v) != 0)
 			return c->rc;
-		if (f->width == 4) {
-			uint32_t v32 = (uint32_t)v;
-			memcpy((char *)q + f->off, &v32, 4);
-		} else {
-			memcpy((char *)q + f->off, &v, 8);
-		}
+		bw__quota_set(q, f, v);
 	}
 	json_t *mq = json_object_get(o, "max_qos");
 	if (mq && !json_is_null(mq)) {
@@ -421,16 +398,8 @@ static json_t *dump_quotas(const struct bw_quotas *q)
 	int rc = 0;
 
 	for (size_t i = 0; o && rc == 0 && i < NQF; i++) {
-		const struct qfield *f = &qfields[i];
-		uint64_t v = 0;
-		if (f->width == 4) {
-			uint32_t v32;
-			memcpy(&v32, (const char *)q + f->off, 4);
-			v = v32;
-		} else {
-			memcpy(&v, (const char *)q + f->off, 8);
-		}
-		rc = set(o, f->name, json_integer((json_int_t)v));
+		const struct bw__quota_field *f = &qfields[i];
+		rc = set(o, f->name, json_integer((json_int_t)bw__quota_get(q, f)));
 	}
 	if (o && rc == 0)
 		rc = set(o, "max_qos",

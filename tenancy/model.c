@@ -215,6 +215,44 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
+/* ---- quota fields ------------------------------------------------------------------- */
+
+#define QF(f)                                                                                      \
+	{                                                                                          \
+#f, offsetof(struct bw_quotas, f), sizeof(((struct bw_quotas *)0)->f)              \
+	}
+
+const struct bw__quota_field bw__quota_fields[BW__QUOTA_FIELDS] = {
+	QF(connections),          QF(persistent_sessions),  QF(tenant_msgs_per_s),
+	QF(tenant_bytes_per_s),   QF(client_msgs_per_s),    QF(client_bytes_per_s),
+	QF(client_subscriptions), QF(retained_msgs),        QF(retained_bytes),
+	QF(max_packet_bytes),     QF(max_session_expiry_s), QF(session_queued_msgs),
+};
+
+uint64_t bw__quota_get(const struct bw_quotas *q, const struct bw__quota_field *f)
+{
+	uint64_t v = 0;
+	uint32_t v32;
+
+	if (f->width == 4) {
+		memcpy(&v32, (const char *)q + f->off, 4);
+		v = v32;
+	} else {
+		memcpy(&v, (const char *)q + f->off, 8);
+	}
+	return v;
+}
+
+void bw__quota_set(struct bw_quotas *q, const struct bw__quota_field *f, uint64_t v)
+{
+	uint32_t v32 = (uint32_t)v;
+
+	if (f->width == 4)
+		memcpy((char *)q + f->off, &v32, 4);
+	else
+		memcpy((char *)q + f->off, &v, 8);
+}
+
 /* ---- validation -------------------------------------------------------------------- */
 
 static const char *const status_names[] = { "active", "suspended" };
@@ -422,6 +460,12 @@ static int ca_parse(const char *pem, size_t len, uint8_t (**fps)[BW_TENANCY_CA_F
 		*n = rc == 0 ? count : 0;
 	}
 	return rc;
+}
+
+int bw__tenancy_ca_fingerprints(const char *pem, size_t len, uint8_t (**fps)[BW_TENANCY_CA_FP_LEN],
+                                size_t *n, char *err, size_t cap)
+{
+	return ca_parse(pem, len, fps, n, err, cap);
 }
 
 int bw_tenancy_ca_fingerprint(const uint8_t *der, size_t len, uint8_t fp[BW_TENANCY_CA_FP_LEN])

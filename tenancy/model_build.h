@@ -98,6 +98,33 @@ int bw__tbuild_finish(struct bw__tbuild **b, uint64_t version, bool strict, size
 /* The id the next new tenant of a builder over s would get (file format). */
 uint32_t bw__tenancy_next_id(const struct bw_tenancy *s);
 
+/*
+ * The quota fields other than max_qos, for the file and the database: the
+ * name (the JSON member; the column is "q_" and the name), where it is in
+ * struct bw_quotas, and its width (4: uint32_t, at most UINT32_MAX; 8:
+ * uint64_t, at most INT64_MAX).
+ */
+struct bw__quota_field {
+	const char *name;
+	size_t off;
+	unsigned width;
+};
+
+#define BW__QUOTA_FIELDS 12
+extern const struct bw__quota_field bw__quota_fields[BW__QUOTA_FIELDS];
+
+/* Field f of q, widened; and setting it (v must fit the width). */
+uint64_t bw__quota_get(const struct bw_quotas *q, const struct bw__quota_field *f);
+void bw__quota_set(struct bw_quotas *q, const struct bw__quota_field *f, uint64_t v);
+
+/*
+ * The fingerprints of the CA certificates in pem[0..len), as a tenant's
+ * ca_pem is checked: *fps (malloc'd, the caller frees it) and *n. Returns 0
+ * or -EINVAL, -ENOMEM with err.
+ */
+int bw__tenancy_ca_fingerprints(const char *pem, size_t len, uint8_t (**fps)[BW_TENANCY_CA_FP_LEN],
+                                size_t *n, char *err, size_t cap);
+
 /* True when the two records hold the same data (strings and lists compared). */
 bool bw__tenant_equal(const struct bw_tenant *a, const struct bw_tenant *b);
 bool bw__group_equal(const struct bw_group *a, const struct bw_group *b);
