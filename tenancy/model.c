@@ -1410,10 +1410,10 @@ int bw__tbuild_group_put(struct bw__tbuild *b, const struct bw_group *g, char *e
 	}
 	uintptr_t i = (uintptr_t)map_get(&d->gmap, r->pub.name, r->pub.name_len);
 	if (i) {
+		/* The map's key moves to the new record before the old one can be freed. */
+		map_put(&d->gmap, r->pub.name, r->pub.name_len, (void *)i, NULL);
 		grec_put(&d->g[i - 1]);
 		d->g[i - 1] = r;
-		map_put(&d->gmap, r->pub.name, r->pub.name_len, (void *)i,
-		        NULL); /* new key owner */
 		return 0;
 	}
 	if (arr_add((void ***)&d->g, &d->ng, &d->gcap, &d->gmap, r->pub.name, r->pub.name_len, r) !=
@@ -1441,9 +1441,9 @@ static int drop_group(struct draft *d, size_t i, const char *group)
 	struct prec *r = prec_make(p, keep, n, true, &rc, NULL, 0);
 	if (!r)
 		return rc;
+	map_put(&d->pmap, r->pub.name, r->pub.name_len, (void *)(uintptr_t)(i + 1), NULL);
 	prec_put(&d->p[i]);
 	d->p[i] = r;
-	map_put(&d->pmap, r->pub.name, r->pub.name_len, (void *)(uintptr_t)(i + 1), NULL);
 	return 0;
 }
 
@@ -1494,9 +1494,9 @@ int bw__tbuild_principal_put(struct bw__tbuild *b, const struct bw_principal *p,
 	}
 	uintptr_t i = (uintptr_t)map_get(&d->pmap, r->pub.name, r->pub.name_len);
 	if (i) {
+		map_put(&d->pmap, r->pub.name, r->pub.name_len, (void *)i, NULL);
 		prec_put(&d->p[i - 1]);
 		d->p[i - 1] = r;
-		map_put(&d->pmap, r->pub.name, r->pub.name_len, (void *)i, NULL);
 		return 0;
 	}
 	if (arr_add((void ***)&d->p, &d->np, &d->pcap, &d->pmap, r->pub.name, r->pub.name_len, r) !=

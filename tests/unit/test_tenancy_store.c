@@ -876,7 +876,7 @@ static void test_change_callback(void **state)
 struct reader_arg {
 	struct bw_tenancy_service *svc;
 	atomic_bool stop;
-	unsigned long reads;
+	atomic_ulong reads;
 };
 
 static void *reader(void *arg)
@@ -891,7 +891,7 @@ static void *reader(void *arg)
 			assert_non_null(bw_tenancy_principal_acl(s, p));
 		}
 		bw_tenancy_release(&s);
-		r->reads++;
+		atomic_fetch_add(&r->reads, 1);
 	}
 	return NULL;
 }
@@ -915,7 +915,7 @@ static void test_concurrent_readers(void **state)
 	atomic_store(&ra.stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	assert_true(ra.reads > 0);
+	assert_true(atomic_load(&ra.reads) > 0);
 	struct bw_tenancy *s = bw_tenancy_service_current(svc);
 	assert_int_equal(bw_tenancy_principal_count(s), 24);
 	bw_tenancy_release(&s);
