@@ -23,8 +23,9 @@
 /*
  * Parses text[0..len) (need not be NUL-terminated); name is the file name
  * for messages. Returns 0 with *out a new snapshot (version 0, one
- * reference), or -EINVAL (bad content), -EEXIST (a hostname, CA or id two
- * tenants claim), -EFBIG, -ENOMEM with *out NULL and err[0..cap) one line
+ * reference), or -EINVAL (bad content), -ENOENT (a principal names a group
+ * its tenant lacks), -EEXIST (a hostname, CA or id two tenants claim),
+ * -EFBIG, -ENOMEM with *out NULL and err[0..cap) one line
  * "name: where: what".
  */
 int bw__tenancy_json_parse(const char *text, size_t len, const char *name, struct bw_tenancy **out,
