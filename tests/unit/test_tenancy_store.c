@@ -36,6 +36,7 @@
 #include "tenancy/acl.h"
 #include "tenancy/model.h"
 #include "tenancy/service.h"
+#include "tenancy/store.h"
 #include "tenancy_material.h"
 
 #ifndef BW_TEST_PG
@@ -932,6 +933,99 @@ static void test_concurrent_readers(void **state)
 	bw_tenancy_service_stop(&svc);
 }
 
+/* A host for driving a store directly, without a service. */
+static struct bw_tenancy *host_current(void *arg)
+{
+	(void)arg;
+	return bw_tenancy_empty();
+}
+
+static void host_publish(void *arg, struct bw_tenancy *snap, bool full)
+{
+	(void)arg;
+	(void)full;
+	bw_tenancy_release(&snap);
+}
+
+static void host_wake(void *arg)
+{
+	(void)arg;
+}
+
+static void host_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)msg;
+}
+
+/* The store's own blocking full load agrees with what the service holds. */
+static void test_store_load(void **state)
+{
+	struct env *e = env_of(state);
+	struct bw_tenancy_service *svc = start(e, NULL);
+	const struct bw_tenancy_store_ops *ops =
+	        BW_TEST_PG ? &bw_tenancy_store_pg : &bw_tenancy_store_file;
+	struct bw_tenancy_store_host host = {
+		.current = host_current, .publish = host_publish, .wake = host_wake, .log = host_log
+	};
+	struct bw_tenancy_store_cfg cfg = { .state_dir = e->dir, .postgres_url = e->url };
+	struct bw_tenancy_store *st = NULL;
+	struct bw_tenancy *loaded = NULL;
+	struct bw_tenancy_delta *d = NULL;
+
+	populate(svc);
+	OK(ops->open(&cfg, &host, &st, E));
+	OK(ops->load(st, &loaded, E));
+	check_populated(loaded);
+	struct bw_tenancy *cur = bw_tenancy_service_current(svc);
+	assert_int_equal(bw_tenancy_diff(cur, loaded, &d), 0);
+	assert_int_equal(d->n, 0);
+	bw_tenancy_delta_free(&d);
+	bw_tenancy_release(&cur);
+	bw_tenancy_release(&loaded);
+	ops->close(&st);
+	assert_null(st);
+	bw_tenancy_service_stop(&svc);
+}
+
+#if !BW_TEST_PG
+/* A damaged file stops the start with its name and position; nothing is overwritten. */
+static void test_file_damaged(void **state)
+{
+	struct env *e = env_of(state);
+	struct bw_tenancy_service_cfg cfg = { .state_dir = e->dir };
+	struct bw_tenancy_service *svc = NULL;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tenancy.json", e->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"format\": \"bulwark-tenancy\", \"version\": 1,\n \"tenants\": [{\"name\": "
+	      "\"acme\", \"id\": 1,\n}]}\n",
+	      f);
+	fclose(f);
+	assert_int_equal(bw_tenancy_service_start(&cfg, &svc, E), -EINVAL);
+	assert_null(svc);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, ": line 3, column 1: "));
+
+	f = fopen(path, "w");
+	fputs("{\"format\": \"bulwark-tenancy\", \"version\": 1, \"tenants\": [{\"name\": "
+	      "\"acme\", \"id\": 1, \"principals\": [{\"name\": \"p\", \"kind\": "
+	      "\"password\", \"password_hash\": \"hunter2\"}]}]}",
+	      f);
+	fclose(f);
+	assert_int_equal(bw_tenancy_service_start(&cfg, &svc, E), -EINVAL);
+	assert_non_null(strstr(err, "tenancy.json: tenants[0].principals[0]: principal \"acme/p\": "
+	                            "password_hash: "));
+	cfg.state_dir = "/nonexistent/bulwark";
+	assert_int_equal(bw_tenancy_service_start(&cfg, &svc, E), -ENOENT);
+	assert_non_null(strstr(err, "state_dir /nonexistent/bulwark: "));
+}
+#endif
+
 #if BW_TEST_PG
 /* ---- PostgreSQL only --------------------------------------------------------------- */
 
@@ -1184,6 +1278,42 @@ static void test_pg_outage(void **state)
 	bw_tenancy_service_stop(&svc);
 }
 
+/* PostgreSQL unreachable at start: an empty snapshot, status down, then recovery. */
+static void test_pg_down_at_start(void **state)
+{
+	struct env *e = env_of(state);
+	char db[80], url[1100], sql[160];
+	struct bw_tenancy_status st;
+
+	snprintf(db, sizeof(db), "%s_late", e->db);
+	conninfo_for(getenv("BW_TEST_POSTGRES"), db, url, sizeof(url));
+	struct bw_tenancy_service_cfg cfg = { .postgres_url = url,
+		                              .start_wait_ms = 300,
+		                              .backoff_max_ms = 300 };
+	struct bw_tenancy_service *svc = NULL;
+	OK(bw_tenancy_service_start(&cfg, &svc, E));
+	bw_tenancy_service_status(svc, &st);
+	assert_false(st.up);
+	assert_false(st.loaded);
+	assert_non_null(strstr(st.last_error, "PostgreSQL: "));
+	print_message("down at start: %s\n", st.last_error);
+	struct bw_tenancy *s = bw_tenancy_service_current(svc);
+	assert_int_equal(bw_tenancy_tenant_count(s), 0);
+	bw_tenancy_release(&s);
+
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	sql_on(admin_url, sql);
+	int64_t took = wait_for(is_up, svc, 5000);
+	assert_true(took >= 0);
+	bw_tenancy_service_status(svc, &st);
+	assert_true(st.loaded);
+	struct bw_tenant t = tenant("late");
+	OK(bw_tenancy_service_tenant_put(svc, &t, E));
+	bw_tenancy_service_stop(&svc);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", db);
+	sql_on(admin_url, sql);
+}
+
 static void test_pg_bad_url(void **state)
 {
 	struct bw_tenancy_service_cfg cfg = { .postgres_url = "postgresql://[bad" };
@@ -1208,11 +1338,16 @@ int main(void)
 		T(test_effective_acl),
 		T(test_change_callback),
 		T(test_concurrent_readers),
+		T(test_store_load),
+#if !BW_TEST_PG
+		T(test_file_damaged),
+#endif
 #if BW_TEST_PG
 		T(test_pg_second_node),
 		T(test_pg_plain_sql),
 		T(test_pg_concurrent_migration),
 		T(test_pg_outage),
+		T(test_pg_down_at_start),
 		cmocka_unit_test(test_pg_bad_url),
 #endif
 	};
