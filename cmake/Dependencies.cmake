@@ -26,6 +26,8 @@ bw_require_pkg(SSL "libssl>=3.0" libssl-dev)
 bw_require_pkg(CRYPTO "libcrypto>=3.0" libssl-dev)
 bw_require_pkg(ARGON2 libargon2 libargon2-dev)
 bw_require_pkg(JANSSON "jansson>=2.14" libjansson-dev)
+# libpq for the PostgreSQL tenancy store (non-blocking API, LISTEN/NOTIFY).
+bw_require_pkg(PQ libpq libpq-dev)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)

@@ -212,6 +212,7 @@ struct parser {
 	unsigned line;
 	char *err;
 	size_t cap;
+	bool rules_only; /* bw_acl_parse_rules(): no section lines */
 };
 
 #define FAIL(p, ...)                                                                               \
@@ -276,6 +277,9 @@ static int add_rule(struct parser *p, struct rule *r, struct tok f, bool mosquit
 		rs = &p->acl->anonymous;
 		break;
 	case T_EVERYONE:
+		if (mosquitto_topic && p->rules_only)
+			FAIL(p, "a \"topic\" line in a rule list: use \"pattern\" or an allow/deny "
+			        "rule");
 		if (mosquitto_topic)
 			FAIL(p, "a \"topic\" line in the \"everyone\" section: use \"pattern\" or "
 			        "an allow/deny rule");
@@ -374,6 +378,9 @@ static int parse_line(struct parser *p, const char *s, size_t len)
 	struct tok kw = next_tok(&s, end);
 	if (kw.len == 0 || kw.p[0] == '#')
 		return 0;
+	if (p->rules_only &&
+	    (tok_is(kw, "user") || tok_is(kw, "anonymous") || tok_is(kw, "everyone")))
+		FAIL(p, "\"%s\": a rule list holds rules only, no sections", shown(kw, show));
 	if (tok_is(kw, "user")) {
 		return open_user(p, rest(s, end));
 	} else if (tok_is(kw, "anonymous") || tok_is(kw, "everyone")) {
@@ -456,10 +463,15 @@ size_t bw_acl_rule_count(const struct bw_acl *acl)
 	return acl ? acl->rules : 0;
 }
 
-int bw_acl_parse(const char *text, size_t len, const char *name, struct bw_acl **out, char *err,
-                 size_t cap)
+/* bw_acl_parse() and bw_acl_parse_rules() (rules_only). */
+static int parse(const char *text, size_t len, const char *name, struct bw_acl **out, char *err,
+                 size_t cap, bool rules_only)
 {
-	struct parser p = { .name = name ? name : "<input>", .err = err, .cap = cap };
+	struct parser p = { .name = name ? name : "<input>",
+		            .err = err,
+		            .cap = cap,
+		            .rules_only = rules_only,
+		            .target = rules_only ? T_EVERYONE : T_NONE };
 	size_t at = 0;
 	int rc = 0;
 
@@ -499,6 +511,18 @@ int bw_acl_parse(const char *text, size_t len, const char *name, struct bw_acl *
 	}
 	*out = p.acl;
 	return 0;
+}
+
+int bw_acl_parse(const char *text, size_t len, const char *name, struct bw_acl **out, char *err,
+                 size_t cap)
+{
+	return parse(text, len, name, out, err, cap, false);
+}
+
+int bw_acl_parse_rules(const char *text, size_t len, const char *name, struct bw_acl **out,
+                       char *err, size_t cap)
+{
+	return parse(text, len, name, out, err, cap, true);
 }
 
 int bw_acl_load(const char *path, struct bw_acl **out, char *err, size_t cap)

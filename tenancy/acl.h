@@ -92,6 +92,17 @@ struct bw_acl_subject {
 int bw_acl_parse(const char *text, size_t len, const char *name, struct bw_acl **out, char *err,
                  size_t cap);
 
+/*
+ * A rule list, as a tenancy security group or principal holds: the rules of
+ * one section without its header, for whoever the result is compiled for
+ * (they all go to the "everyone" set). Lines are "allow ...", "deny ..." and
+ * "pattern ..."; "user", "anonymous" and "everyone" lines are refused, and so
+ * are "topic" lines (which name no placeholders and belong to a user).
+ * Returns and reports as bw_acl_parse().
+ */
+int bw_acl_parse_rules(const char *text, size_t len, const char *name, struct bw_acl **out,
+                       char *err, size_t cap);
+
 /* Reads and parses the file at path; also -errno when it cannot be read. */
 int bw_acl_load(const char *path, struct bw_acl **out, char *err, size_t cap);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz drivers (stdlib only, deterministic).
 
-    tests/fuzz/make-seeds.py            (re)writes corpus/decode/, topic/, passwd/, acl/ and jwt/
+    tests/fuzz/make-seeds.py            (re)writes corpus/decode/, topic/, passwd/, acl/, jwt/ and tenancy/
     tests/fuzz/make-seeds.py --jwt-keys prints the public keys fuzz_jwt.c holds
 
 corpus/decode/NAME: the input format of fuzz_decode.c: a config byte (bit 0:
@@ -22,6 +22,9 @@ certificate CN lines), 0xFF, an ACL file, 0xFF, query lines.
 corpus/jwt/NAME: the inputs of fuzz_jwt.c: compact tokens signed with its
 fixed keys (valid ones and ones each check refuses), header 0xFF payload
 pairs that the driver signs, and JWK Sets (starting with '{').
+
+corpus/tenancy/NAME: the input of fuzz_tenancy.c: a tenancy.json file, valid
+(every field) or damaged in one way each.
 
 Files this script does not name are left alone, so inputs added by hand
 (or minimized from a fuzzing run) survive a re-run.
@@ -589,6 +592,74 @@ def jwt_seeds():
     return seeds
 
 
+# A CA certificate (EC P-256, CA:TRUE) as tests/unit/tenancy_material.h holds it.
+TENANCY_CA_PEM = """-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUPlrYZvoFuNK8BAnhC8NJTA4H9UowCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJVGVzdCBDQSBhMCAXDTI2MTEyNDIyMjg1M1oYDzIxMjYxMDMx
+MjIyODUzWjAUMRIwEAYDVQQDDAlUZXN0IENBIGEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAT/ECOBV0AHoKUih3hDrHvvim9/8YoxOmSt7QyewT/PObRNlK0WKe1P
+gp5nbl/MENvGORaOS9tXQ0X4x8sHJhDoo1MwUTAdBgNVHQ4EFgQUzTFUisPQ+96G
+xGyNGIzM9OOY/IYwHwYDVR0jBBgwFoAUzTFUisPQ+96GxGyNGIzM9OOY/IYwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA13fAFpzZig9H2QW0wP4m
+7AGL39eDiR45FzBDxsgU3XECID9+tkosypo0M4BobLsV3EncrpyuwAjSFlIA+tLT
+87j+
+-----END CERTIFICATE-----
+"""
+
+TENANCY_HASH = ("$7$101$cR2JDGEzLxF+FoXU$Z3zONKHoNCGYLA+VFfsGICOaOKvUkhB6bObEcPLIjfnd9s+VK2UGceW8rQpYMz"
+                "OL/cyPWZoSuckzBL+Tt9ca2Q==")
+
+
+def tenancy_seeds():
+    """corpus/tenancy: tenancy.json files, valid ones and damaged ones."""
+    def doc(tenants, **top):
+        d = {"format": "bulwark-tenancy", "version": 1, "next_tenant_id": 10, "tenants": tenants}
+        d.update(top)
+        return json.dumps(d, indent=1).encode()
+    full = {
+        "name": "acme", "id": 1, "status": "active", "allow_anonymous": False,
+        "sni": ["mqtt.acme.example", "acme.example"],
+        "quotas": {"connections": 100, "client_msgs_per_s": 50, "retained_bytes": 1 << 20,
+                   "max_qos": 1, "max_packet_bytes": 65536},
+        "ca_pem": TENANCY_CA_PEM,
+        "jwt": {"issuers": ["https://id.acme.example"], "audiences": ["mqtt"],
+                "jwks": json.dumps({"keys": [{"kty": "oct", "alg": "HS256", "kid": "k1",
+                                              "k": b64u(b"A" * 32)}]})},
+        "groups": [{"name": "sensors", "rules": "allow publish data/%c/#\n"},
+                   {"name": "dashboards", "rules": "allow subscribe data/# qos=1\n"
+                                                   "deny subscribe data/secret/#\n"}],
+        "principals": [
+            {"name": "dev1", "kind": "password", "password_hash": TENANCY_HASH,
+             "enabled": True, "groups": ["sensors"], "rules": ""},
+            {"name": "ops", "kind": "token", "groups": ["sensors", "dashboards"],
+             "rules": "pattern read ops/%u/#"},
+            {"name": "CN=cam 1", "kind": "certificate", "enabled": False}]}
+    small = {"name": "globex", "id": 2, "status": "suspended"}
+    out = [
+        ("full", doc([full, small])),
+        ("minimal", doc([small])),
+        ("empty", doc([])),
+        ("no-next-id", json.dumps({"format": "bulwark-tenancy", "version": 1,
+                                   "tenants": [small]}).encode()),
+        ("bad-syntax", b'{"format": "bulwark-tenancy", "version": 1,, "tenants": []}'),
+        ("bad-version", doc([], version=2)),
+        ("bad-member", doc([dict(small, color="red")])),
+        ("bad-hash", doc([dict(small, principals=[{"name": "p", "kind": "password",
+                                                    "password_hash": "plain"}])])),
+        ("bad-group-ref", doc([dict(small, principals=[{"name": "p", "kind": "token",
+                                                         "groups": ["nope"]}])])),
+        ("bad-rules", doc([dict(small, groups=[{"name": "g", "rules": "user bob\n"}])])),
+        ("clash-sni", doc([dict(small, sni=["x.example"]),
+                           {"name": "b", "id": 3, "sni": ["x.example"]}])),
+        ("clash-id", doc([small, {"name": "b", "id": 2}])),
+        ("dup-tenant", doc([small, small])),
+        ("bad-qos", doc([dict(small, quotas={"max_qos": 3})])),
+        ("bad-ca", doc([dict(small, ca_pem="-----BEGIN CERTIFICATE-----\nAAAA\n"
+                                          "-----END CERTIFICATE-----\n")])),
+    ]
+    return out
+
+
 def write(dirname, name, data):
     path = os.path.join(HERE, "corpus", dirname, name)
     with open(path, "wb") as f:
@@ -601,7 +672,7 @@ def main():
         print("y", b64u(JWT_EC_PUB[1].to_bytes(32, "big")))
         print("k", b64u(JWT_HS_SECRET))
         return 0
-    for d in ("decode", "topic", "passwd", "acl", "jwt"):
+    for d in ("decode", "topic", "passwd", "acl", "jwt", "tenancy"):
         os.makedirs(os.path.join(HERE, "corpus", d), exist_ok=True)
     dec = decode_seeds()
     names = [n for n, _, _, _ in dec]
@@ -621,8 +692,12 @@ def main():
     assert len(jwt) == len({n for n, _ in jwt}), "duplicate jwt seed name"
     for name, data in jwt:
         write("jwt", name, data)
+    ten = tenancy_seeds()
+    for name, data in ten:
+        write("tenancy", name, data)
     print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds, "
-          f"{len(pw)} passwd seeds, {len(acl)} acl seeds, {len(jwt)} jwt seeds")
+          f"{len(pw)} passwd seeds, {len(acl)} acl seeds, {len(jwt)} jwt seeds, "
+          f"{len(ten)} tenancy seeds")
     return 0
 
 
