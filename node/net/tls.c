@@ -9,7 +9,11 @@
  *
  * The SSL_CTX of a listener sits behind a mutex only for the moment a
  * connection takes a reference to it (SSL_new) or a reload swaps it, so a
- * worker can never start from a context another thread is freeing.
+ * worker can never start from a context another thread is freeing. Tenant
+ * CAs are parsed once into X509 objects that every rebuilt SSL_CTX shares
+ * (their extensions cached up front, so verifying only reads them). A
+ * verified client's chain outlives its handshake in the session ticket's
+ * application data, so a resumed connection still knows its trust anchor.
  */
 #include "node/net/tls.h"
 
@@ -22,6 +26,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -30,9 +35,22 @@
 /* The largest plaintext of one record. */
 #define RECORD_MAX 16384u
 
+/* STACK_OF(X509) under a name clang-format takes for a type. */
+typedef STACK_OF(X509) cert_list;
+
 struct bw_tls_ctx {
 	pthread_mutex_t mu;
 	SSL_CTX *ssl_ctx; /* under mu; each SSL holds its own reference */
+	/*
+	 * Held from building a context to swapping it in, by reloads and
+	 * tenant CA changes, which would otherwise lose one another's work:
+	 * 1. a reload builds from tenant set S;
+	 * 2. bw_tls_ctx_set_tenant_cas() builds from S', swaps, records S';
+	 * 3. the reload swaps its context in: S is in force, S' recorded.
+	 * Workers never take it.
+	 */
+	pthread_mutex_t build_mu;
+	cert_list *tenant_cas; /* under build_mu; NULL: none */
 	char *name, *cert, *key, *ca, *crl, *ciphers, *suites, *groups;
 	enum bw_tls_client_auth auth;
 	bool tls13;
@@ -247,8 +265,81 @@ static bool set(const char *s)
 	return s && *s;
 }
 
-/* A new SSL_CTX from t's files and settings, or NULL with err set. */
-static SSL_CTX *build(const struct bw_tls_ctx *t, char *err, size_t cap)
+/*
+ * The fingerprints of s's verified client chain above the leaf (the leaf's
+ * own when it is the anchor), at most cap; 0 without a verified client
+ * certificate.
+ */
+static size_t verified_fps(SSL *s, uint8_t (*fps)[32], size_t cap)
+{
+	cert_list *ch = SSL_get0_verified_chain(s);
+	int n = ch ? sk_X509_num(ch) : 0;
+	size_t k = 0;
+
+	if (n <= 0 || !SSL_get0_peer_certificate(s) || SSL_get_verify_result(s) != X509_V_OK)
+		return 0;
+	for (int i = n > 1 ? 1 : 0; i < n && k < cap && k < BW_TLS_CHAIN_MAX; i++) {
+		unsigned int len = 0;
+		if (!X509_digest(sk_X509_value(ch, i), EVP_sha256(), fps[k], &len) || len != 32) {
+			ERR_clear_error();
+			return 0; /* no half chain: the anchor must not look like another */
+		}
+		k++;
+	}
+	return k;
+}
+
+/*
+ * A new ticket carries the verified chain's fingerprints, since a resumed
+ * handshake verifies nothing. A resumed session's ticket is made from a
+ * copy of that session, which carries them already.
+ */
+static int on_ticket_new(SSL *s, void *arg)
+{
+	uint8_t fps[BW_TLS_CHAIN_MAX][32];
+	size_t n;
+
+	(void)arg;
+	if (SSL_session_reused(s))
+		return 1;
+	n = verified_fps(s, fps, BW_TLS_CHAIN_MAX);
+	if (n == 0)
+		return 1;
+	return SSL_SESSION_set1_ticket_appdata(SSL_get_session(s), fps, n * 32);
+}
+
+/* OpenSSL's default choices, plus: a ticket whose data is not ours is not used. */
+static SSL_TICKET_RETURN on_ticket_open(SSL *s, SSL_SESSION *ss, const unsigned char *name,
+                                        size_t name_len, SSL_TICKET_STATUS status, void *arg)
+{
+	void *data = NULL;
+	size_t len = 0;
+
+	(void)s;
+	(void)name;
+	(void)name_len;
+	(void)arg;
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		if (!SSL_SESSION_get0_ticket_appdata(ss, &data, &len) || len % 32 != 0 ||
+		    len > BW_TLS_CHAIN_MAX * 32)
+			return SSL_TICKET_RETURN_IGNORE_RENEW;
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
+		                                    : SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_FATAL_ERR_MALLOC:
+	case SSL_TICKET_FATAL_ERR_OTHER:
+		return SSL_TICKET_RETURN_ABORT;
+	default: /* none, empty, or not one of our keys: a full handshake */
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+}
+
+/*
+ * A new SSL_CTX from t's files and settings with the tenant CAs cas (NULL:
+ * none; the context takes its own references), or NULL with err set.
+ */
+static SSL_CTX *build(const struct bw_tls_ctx *t, cert_list *cas, char *err, size_t cap)
 {
 	SSL_CTX *x;
 
@@ -310,15 +401,29 @@ static SSL_CTX *build(const struct bw_tls_ctx *t, char *err, size_t cap)
 		if (!names)
 			return fail_file(x, err, cap, "tls_client_ca", t->ca);
 		SSL_CTX_set_client_CA_list(x, names);
+		/*
+		 * Tenant CAs are trusted but not named: with many tenants the
+		 * CertificateRequest would grow without bound.
+		 */
+		X509_STORE *st = SSL_CTX_get_cert_store(x);
+		for (int i = 0; i < sk_X509_num(cas); i++) {
+			if (!X509_STORE_add_cert(st, sk_X509_value(cas, i))) {
+				char why[BW_TLS_WHY_MAX];
+				ossl_reason(why, sizeof(why));
+				snprintf(err, cap, "tenant CAs: %s", why);
+				SSL_CTX_free(x);
+				return NULL;
+			}
+		}
 		if (set(t->crl)) {
-			X509_STORE *st = SSL_CTX_get_cert_store(x);
 			X509_LOOKUP *lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
 			if (!lu || X509_load_crl_file(lu, t->crl, X509_FILETYPE_PEM) <= 0)
 				return fail_file(x, err, cap, "tls_crl", t->crl);
 			/*
 			 * Every certificate of a client's chain is checked, so
 			 * the file needs a CRL from each CA that issues one;
-			 * a missing or expired CRL refuses the client.
+			 * a missing or expired CRL refuses the client. That
+			 * holds for chains to tenant CAs too.
 			 */
 			X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 		}
@@ -329,6 +434,8 @@ static SSL_CTX *build(const struct bw_tls_ctx *t, char *err, size_t cap)
 	}
 	SSL_CTX_set_alpn_select_cb(x, on_alpn, NULL);
 	SSL_CTX_set_tlsext_servername_callback(x, on_servername);
+	if (!SSL_CTX_set_session_ticket_cb(x, on_ticket_new, on_ticket_open, NULL))
+		return fail_file(x, err, cap, "session tickets", "callbacks");
 	return x;
 }
 
@@ -344,7 +451,9 @@ void bw_tls_ctx_free(struct bw_tls_ctx **tp)
 	if (!t)
 		return;
 	SSL_CTX_free(t->ssl_ctx);
+	sk_X509_pop_free(t->tenant_cas, X509_free);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->build_mu);
 	free(t->name);
 	free(t->cert);
 	free(t->key);
@@ -379,6 +488,7 @@ int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, cha
 		return -1;
 	}
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->build_mu, NULL);
 	t->name = strdup(cfg->name ? cfg->name : "tls");
 	t->cert = strdup(cfg->cert_file);
 	t->key = strdup(cfg->key_file);
@@ -396,7 +506,7 @@ int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, cha
 		bw_tls_ctx_free(&t);
 		return -1;
 	}
-	t->ssl_ctx = build(t, err, cap);
+	t->ssl_ctx = build(t, NULL, err, cap);
 	if (!t->ssl_ctx) {
 		bw_tls_ctx_free(&t);
 		return -1;
@@ -405,9 +515,10 @@ int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, cha
 	return 0;
 }
 
-int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap)
+/* Builds a context with the tenant CAs cas and swaps it in; build_mu held. */
+static int rebuild(struct bw_tls_ctx *t, cert_list *cas, char *err, size_t cap)
 {
-	SSL_CTX *x = build(t, err, cap);
+	SSL_CTX *x = build(t, cas, err, cap);
 
 	if (!x)
 		return -1;
@@ -417,6 +528,90 @@ int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap)
 	pthread_mutex_unlock(&t->mu);
 	SSL_CTX_free(old); /* connections made from it hold their own references */
 	return 0;
+}
+
+int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap)
+{
+	pthread_mutex_lock(&t->build_mu);
+	int rc = rebuild(t, t->tenant_cas, err, cap);
+	pthread_mutex_unlock(&t->build_mu);
+	return rc;
+}
+
+/*
+ * Appends the certificates of tenant bundle i (pem) to cas. Returns 0, or
+ * -1 with err set when it holds none or one does not parse (err counts
+ * certificates from 1).
+ */
+static int parse_bundle(cert_list *cas, const char *pem, size_t i, char *err, size_t cap)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	unsigned at = 0; /* the certificate being read */
+	char why[BW_TLS_WHY_MAX];
+
+	ERR_clear_error();
+	if (!b)
+		goto fail;
+	for (;;) {
+		at++;
+		x = PEM_read_bio_X509(b, NULL, no_password, NULL);
+		if (!x)
+			break;
+		/*
+		 * Caches the extensions now, while only this thread sees x;
+		 * it fails on extensions that do not parse.
+		 */
+		if (X509_check_purpose(x, -1, 0) != 1 || !sk_X509_push(cas, x)) {
+			X509_free(x);
+			goto fail;
+		}
+	}
+	/* The end of the bundle: no further "-----BEGIN CERTIFICATE-----". */
+	unsigned long e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		goto fail;
+	ERR_clear_error();
+	BIO_free(b);
+	if (at > 1)
+		return 0;
+	snprintf(err, cap, "tenant CA bundle %zu: no certificate", i);
+	return -1;
+fail:
+	ossl_reason(why, sizeof(why));
+	if (at)
+		snprintf(err, cap, "tenant CA bundle %zu, certificate %u: %s", i, at, why);
+	else
+		snprintf(err, cap, "tenant CA bundle %zu: %s", i, why);
+	BIO_free(b);
+	return -1;
+}
+
+int bw_tls_ctx_set_tenant_cas(struct bw_tls_ctx *t, const char *const *pems, size_t n, char *err,
+                              size_t cap)
+{
+	cert_list *cas = sk_X509_new_null();
+
+	if (!cas) {
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (set(pems[i]) && parse_bundle(cas, pems[i], i, err, cap)) {
+			sk_X509_pop_free(cas, X509_free);
+			return -1;
+		}
+	}
+	pthread_mutex_lock(&t->build_mu);
+	int rc = rebuild(t, cas, err, cap);
+	if (rc == 0) {
+		cert_list *old = t->tenant_cas;
+		t->tenant_cas = cas;
+		cas = old;
+	}
+	pthread_mutex_unlock(&t->build_mu);
+	sk_X509_pop_free(cas, X509_free); /* the old set, or the refused one */
+	return rc;
 }
 
 const char *bw_tls_library(void)
@@ -761,4 +956,27 @@ int bw_tls_conn_peer_sha256(const struct bw_tls_conn *c, uint8_t out[32])
 		return -ENOENT;
 	}
 	return 0;
+}
+
+int bw_tls_conn_chain_fps(const struct bw_tls_conn *c, uint8_t (*fps)[32], size_t cap)
+{
+	void *data = NULL;
+	size_t len = 0;
+
+	if (!c->established)
+		return 0;
+	if (!SSL_session_reused(c->ssl))
+		return (int)verified_fps(c->ssl, fps, cap);
+	/* Resumed: what the ticket carried (on_ticket_open checked its size). */
+	if (!SSL_get0_peer_certificate(c->ssl) || SSL_get_verify_result(c->ssl) != X509_V_OK ||
+	    !SSL_SESSION_get0_ticket_appdata(SSL_get_session(c->ssl), &data, &len))
+		return 0;
+	size_t n = len / 32;
+	if (n > cap)
+		n = cap;
+	if (n > BW_TLS_CHAIN_MAX)
+		n = BW_TLS_CHAIN_MAX;
+	if (n)
+		memcpy(fps, data, n * 32);
+	return (int)n;
 }

@@ -68,6 +68,22 @@ int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, cha
  */
 int bw_tls_ctx_reload(struct bw_tls_ctx *t, char *err, size_t cap);
 
+/*
+ * Replaces the tenants' client CAs: pems[0..n) are PEM bundles, one a
+ * tenant (NULL or "": none), each one or more CA certificates (any other
+ * PEM block is skipped). With tls_client_auth optional or required they
+ * are trust anchors for client certificates besides tls_client_ca; their
+ * names are not sent in CertificateRequest. Like a reload, this builds a
+ * new SSL_CTX (reading the files again) for new connections, and the set
+ * is kept for later reloads; the old ticket keys go with the old context.
+ * Returns 0, or -1 with err saying why and nothing changed: "tenant CA
+ * bundle 3: ..." with OpenSSL's reason for a bundle without a certificate
+ * or that does not parse, or a file's error as bw_tls_ctx_reload(). Any
+ * thread; serialised with reloads. The pems are not kept.
+ */
+int bw_tls_ctx_set_tenant_cas(struct bw_tls_ctx *t, const char *const *pems, size_t n, char *err,
+                              size_t cap);
+
 /* Frees the context (NULL: nothing); live connections keep what they use. */
 void bw_tls_ctx_free(struct bw_tls_ctx **t);
 
@@ -165,5 +181,20 @@ int bw_tls_conn_peer_san(const struct bw_tls_conn *c, unsigned i, char *buf, siz
 
 /* The SHA-256 of the client certificate (DER). 0, or -ENOENT without one. */
 int bw_tls_conn_peer_sha256(const struct bw_tls_conn *c, uint8_t out[32]);
+
+/* The most fingerprints bw_tls_conn_chain_fps() reports. */
+#define BW_TLS_CHAIN_MAX 16
+
+/*
+ * After a handshake that verified a client certificate: the SHA-256 (of
+ * the DER) of each certificate of the verified chain above the leaf, the
+ * leaf's issuer first and the trust anchor last, into fps[0..cap). When
+ * the leaf is itself the trust anchor, its own. Returns how many were
+ * written (at most cap and BW_TLS_CHAIN_MAX; a chain longer than that is
+ * cut short of its anchor); 0 without a verified client certificate. A
+ * resumed session reports the chain of the handshake it resumes (carried
+ * in the session ticket, which only the listener can read).
+ */
+int bw_tls_conn_chain_fps(const struct bw_tls_conn *c, uint8_t (*fps)[32], size_t cap);
 
 #endif

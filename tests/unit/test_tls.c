@@ -125,7 +125,10 @@ static X509_CRL *make_crl(X509 *ca, EVP_PKEY *ca_key, long serial)
 /*
  * ca.pem; server.pem/server.key (serial 2) and server2.pem/server2.key
  * (serial 22, for reloads); client.pem/client.key (valid, serial 3),
- * revoked.pem (serial 4, in crl.pem), expired.pem, other.pem (another CA).
+ * revoked.pem (serial 4, in crl.pem), expired.pem, other.pem (from
+ * another CA, other-ca.pem). For tenants: tenant-c.pem, a bundle of a root
+ * and its issuing CA, which issued device-c.pem; self.pem, a self-signed
+ * device; crl-both.pem, crl.pem's CRL and one of the other CA.
  */
 static int make_pki(void **state)
 {
@@ -149,6 +152,28 @@ static int make_pki(void **state)
 	X509 *exp = make_cert(key, "device-3", 5, ca, ca_key, false, -7200, -3600, NULL);
 	X509 *oth = make_cert(key, "device-4", 6, other, other_key, false, -60, 86400, NULL);
 	X509_CRL *crl = make_crl(ca, ca_key, 4);
+	X509_CRL *crl_other = make_crl(other, other_key, 99);
+	EVP_PKEY *c_key = EVP_EC_gen("P-256");
+	X509 *c_root = make_cert(c_key, "Tenant C root", 1, NULL, NULL, true, -60, 86400, NULL);
+	X509 *c_issuing =
+	        make_cert(c_key, "Tenant C issuing", 2, c_root, c_key, true, -60, 86400, NULL);
+	X509 *dev_c = make_cert(key, "device-c", 3, c_issuing, c_key, false, -60, 86400, NULL);
+	X509 *self = make_cert(key, "device-self", 7, NULL, NULL, false, -60, 86400, NULL);
+	write_pem("other-ca.pem", other, NULL, NULL);
+	write_pem("tenant-c-root.pem", c_root, NULL, NULL);
+	write_pem("tenant-c-issuing.pem", c_issuing, NULL, NULL);
+	write_pem("device-c.pem", dev_c, NULL, NULL);
+	write_pem("self.pem", self, NULL, NULL);
+	FILE *f = fopen(path("crl-both.pem"), "w");
+	assert_non_null(f);
+	assert_true(PEM_write_X509_CRL(f, crl) && PEM_write_X509_CRL(f, crl_other));
+	fclose(f);
+	X509_CRL_free(crl_other);
+	X509_free(c_root);
+	X509_free(c_issuing);
+	X509_free(dev_c);
+	X509_free(self);
+	EVP_PKEY_free(c_key);
 	write_pem("ca.pem", ca, NULL, NULL);
 	write_pem("server.pem", srv, NULL, NULL);
 	write_pem("server.key", NULL, key, NULL);
@@ -174,10 +199,26 @@ static int make_pki(void **state)
 
 static int remove_pki(void **state)
 {
-	const char *names[] = { "ca.pem",      "server.pem", "server.key", "server2.pem",
-		                "server2.key", "client.pem", "client.key", "revoked.pem",
-		                "expired.pem", "other.pem",  "crl.pem",    "garbage.pem",
-		                "swap.pem",    "swap.key" };
+	const char *names[] = { "ca.pem",
+		                "server.pem",
+		                "server.key",
+		                "server2.pem",
+		                "server2.key",
+		                "client.pem",
+		                "client.key",
+		                "revoked.pem",
+		                "expired.pem",
+		                "other.pem",
+		                "crl.pem",
+		                "garbage.pem",
+		                "swap.pem",
+		                "swap.key",
+		                "other-ca.pem",
+		                "tenant-c-root.pem",
+		                "tenant-c-issuing.pem",
+		                "device-c.pem",
+		                "self.pem",
+		                "crl-both.pem" };
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(path(names[i]));
@@ -773,6 +814,157 @@ static void test_sink_error(void **state)
 	bw_tls_ctx_free(&t);
 }
 
+/* ---- tenant CAs ------------------------------------------------------------ */
+
+/* The file's text (the caller frees it). */
+static char *read_text(const char *name)
+{
+	FILE *f = fopen(path(name), "r");
+	assert_non_null(f);
+	char *s = calloc(1, 16384);
+	assert_non_null(s);
+	size_t n = fread(s, 1, 16383, f);
+	assert_true(n > 0 && n < 16383);
+	fclose(f);
+	return s;
+}
+
+/* The SHA-256 of the first certificate of the file. */
+static void fingerprint(const char *name, uint8_t out[32])
+{
+	unsigned n = 0;
+	FILE *f = fopen(path(name), "r");
+	assert_non_null(f);
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	assert_true(X509_digest(x, EVP_sha256(), out, &n) && n == 32);
+	X509_free(x);
+}
+
+/* A client of x on a new connection of t, kept open for the test to look at. */
+struct pair {
+	SSL *cl;
+	struct bw_tls_conn *sv;
+};
+
+/*
+ * The handshake and one byte of data (as try_client()), resuming sess
+ * (NULL: none). Returns the server's input result; close_pair() either way.
+ */
+static int open_pair(struct pair *p, struct bw_tls_ctx *t, SSL_CTX *x, SSL_SESSION *sess, char *why)
+{
+	static struct got got;
+	p->cl = client_new(x, NULL, NULL, sess);
+	p->sv = bw_tls_conn_new(t);
+	assert_non_null(p->sv);
+	why[0] = 0;
+	got.len = 0;
+	int rc = pump(p->cl, p->sv, &got, why);
+	if (rc == 0) {
+		assert_int_equal(SSL_write(p->cl, "x", 1), 1);
+		rc = pump(p->cl, p->sv, &got, why);
+		if (rc == 0 && !(bw_tls_conn_ready(p->sv) && got.len == 1))
+			rc = -EAGAIN;
+	}
+	return rc;
+}
+
+static void close_pair(struct pair *p)
+{
+	bw_tls_conn_free(&p->sv);
+	SSL_free(p->cl);
+	p->cl = NULL;
+}
+
+/* The one fingerprint a verified client's chain has. */
+static void expect_one_fp(struct bw_tls_conn *sv, const uint8_t want[32])
+{
+	uint8_t fps[4][32];
+	assert_int_equal(bw_tls_conn_chain_fps(sv, fps, 4), 1);
+	assert_memory_equal(fps[0], want, 32);
+}
+
+static void test_tenant_cas(void **state)
+{
+	struct bw_tls_ctx *t = server(BW_TLS_AUTH_REQUIRED, false, false);
+	SSL_CTX *xa = client_ctx("client.pem", "client.key", 0);
+	SSL_CTX *xb = client_ctx("other.pem", "client.key", 0);
+	char *b = read_text("other-ca.pem");
+	char err[512], why[BW_TLS_WHY_MAX];
+	uint8_t fps[4][32], fp_a[32], fp_b[32];
+	struct pair before, p;
+	static struct got got;
+	(void)state;
+	fingerprint("ca.pem", fp_a);
+	fingerprint("other-ca.pem", fp_b);
+
+	/* Only the listener's CA A: B's client is refused. */
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), -EPROTO);
+	assert_non_null(strstr(why, "unable to get local issuer certificate"));
+	assert_int_equal(bw_tls_conn_chain_fps(p.sv, fps, 4), 0);
+	close_pair(&p);
+	assert_int_equal(open_pair(&before, t, xa, NULL, why), 0);
+
+	/* B as one tenant's CA, the others without any. */
+	const char *bundles[] = { NULL, "", b };
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, bundles, 3, err, sizeof(err)), 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), 0);
+	expect_one_fp(p.sv, fp_b);
+	assert_int_equal(bw_tls_conn_chain_fps(p.sv, fps, 0), 0);
+	/* The CertificateRequest names A only. */
+	STACK_OF(X509_NAME) *names = SSL_get_client_CA_list(p.cl);
+	assert_int_equal(sk_X509_NAME_num(names), 1);
+	char cn[64];
+	X509_NAME_get_text_by_NID(sk_X509_NAME_value(names, 0), NID_commonName, cn, sizeof(cn));
+	assert_string_equal(cn, "Test CA");
+	close_pair(&p);
+	assert_int_equal(open_pair(&p, t, xa, NULL, why), 0);
+	expect_one_fp(p.sv, fp_a);
+	close_pair(&p);
+
+	/* The connection from before the change goes on. */
+	assert_int_equal(SSL_write(before.cl, "still", 5), 5);
+	got.len = 0;
+	assert_int_equal(pump(before.cl, before.sv, &got, why), 0);
+	assert_int_equal(got.len, 5);
+	expect_one_fp(before.sv, fp_a);
+	close_pair(&before);
+
+	/* A bundle that does not parse is refused by its index; B stays. */
+	const char *no_cert[] = { b, "not PEM at all\n" };
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, no_cert, 2, err, sizeof(err)), -1);
+	assert_string_equal(err, "tenant CA bundle 1: no certificate");
+	char *broken = calloc(1, strlen(b) + 128);
+	assert_non_null(broken);
+	strcpy(broken, b);
+	strcat(broken, "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n");
+	const char *bad[] = { b, "", broken };
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, bad, 3, err, sizeof(err)), -1);
+	if (!strstr(err, "tenant CA bundle 2, certificate 2: "))
+		fail_msg("err: %s", err);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), 0);
+	close_pair(&p);
+
+	/* A reload keeps them. */
+	assert_int_equal(bw_tls_ctx_reload(t, err, sizeof(err)), 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), 0);
+	expect_one_fp(p.sv, fp_b);
+	close_pair(&p);
+
+	/* None: B's client is refused again, A's is not. */
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), -EPROTO);
+	close_pair(&p);
+	assert_int_equal(open_pair(&p, t, xa, NULL, why), 0);
+	close_pair(&p);
+	free(broken);
+	free(b);
+	SSL_CTX_free(xa);
+	SSL_CTX_free(xb);
+	bw_tls_ctx_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -787,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_close_notify),
 		cmocka_unit_test(test_output_hand_off),
 		cmocka_unit_test(test_sink_error),
+		cmocka_unit_test(test_tenant_cas),
 	};
 	return cmocka_run_group_tests(tests, make_pki, remove_pki);
 }
