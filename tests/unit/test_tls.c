@@ -965,6 +965,122 @@ static void test_tenant_cas(void **state)
 	bw_tls_ctx_free(&t);
 }
 
+/*
+ * A tenant bundle of an issuing CA and its root: the chain is reported
+ * issuer first, root last, and resumed sessions (twice over) report it
+ * too; a tenant change ends resumption. A self-signed device registered
+ * as its own anchor reports itself.
+ */
+static void test_tenant_chain_and_resumption(void **state)
+{
+	int versions[] = { 0, TLS1_2_VERSION };
+	char err[512], why[BW_TLS_WHY_MAX];
+	uint8_t buf[64], fps[4][32], fp_issuing[32], fp_root[32], fp_self[32];
+	(void)state;
+	fingerprint("tenant-c-issuing.pem", fp_issuing);
+	fingerprint("tenant-c-root.pem", fp_root);
+	fingerprint("self.pem", fp_self);
+	char *issuing = read_text("tenant-c-issuing.pem"), *root = read_text("tenant-c-root.pem");
+	char *bundle = calloc(1, strlen(issuing) + strlen(root) + 1);
+	assert_non_null(bundle);
+	strcat(strcat(bundle, issuing), root);
+	for (int v = 0; v < 2; v++) {
+		struct bw_tls_ctx *t = server(BW_TLS_AUTH_OPTIONAL, false, false);
+		SSL_CTX *x = client_ctx("device-c.pem", "client.key", versions[v]);
+		SSL_SESSION *sess = NULL;
+		struct pair p;
+		const char *one[] = { bundle };
+		assert_int_equal(bw_tls_ctx_set_tenant_cas(t, one, 1, err, sizeof(err)), 0);
+		for (int round = 0; round < 4; round++) {
+			if (round == 3) /* new ticket keys: a full handshake */
+				assert_int_equal(
+				        bw_tls_ctx_set_tenant_cas(t, one, 1, err, sizeof(err)), 0);
+			assert_int_equal(open_pair(&p, t, x, sess, why), 0);
+			assert_int_equal(SSL_session_reused(p.cl), round == 1 || round == 2);
+			assert_int_equal(bw_tls_conn_chain_fps(p.sv, fps, 4), 2);
+			assert_memory_equal(fps[0], fp_issuing, 32);
+			assert_memory_equal(fps[1], fp_root, 32);
+			assert_int_equal(bw_tls_conn_chain_fps(p.sv, fps, 1), 1);
+			assert_memory_equal(fps[0], fp_issuing, 32);
+			client_read(p.cl, buf, sizeof(buf)); /* TLS 1.3 tickets */
+			SSL_SESSION_free(sess);
+			sess = SSL_get1_session(p.cl);
+			(void)SSL_shutdown(p.cl);
+			close_pair(&p);
+		}
+		SSL_SESSION_free(sess);
+		SSL_CTX_free(x);
+
+		/* Without a client certificate, resumed or not: none. */
+		x = client_ctx(NULL, NULL, versions[v]);
+		sess = NULL;
+		for (int round = 0; round < 2; round++) {
+			assert_int_equal(open_pair(&p, t, x, sess, why), 0);
+			assert_int_equal(SSL_session_reused(p.cl), round == 1);
+			assert_int_equal(bw_tls_conn_chain_fps(p.sv, fps, 4), 0);
+			client_read(p.cl, buf, sizeof(buf));
+			SSL_SESSION_free(sess);
+			sess = SSL_get1_session(p.cl);
+			(void)SSL_shutdown(p.cl);
+			close_pair(&p);
+		}
+		SSL_SESSION_free(sess);
+		SSL_CTX_free(x);
+
+		/* A device trusted as itself. */
+		char *self = read_text("self.pem");
+		const char *selfs[] = { self };
+		assert_int_equal(bw_tls_ctx_set_tenant_cas(t, selfs, 1, err, sizeof(err)), 0);
+		x = client_ctx("self.pem", "client.key", versions[v]);
+		assert_int_equal(open_pair(&p, t, x, NULL, why), 0);
+		expect_one_fp(p.sv, fp_self);
+		close_pair(&p);
+		SSL_CTX_free(x);
+		free(self);
+		bw_tls_ctx_free(&t);
+	}
+	free(issuing);
+	free(root);
+	free(bundle);
+}
+
+/* With tls_crl, a chain to a tenant CA needs that CA's CRL in the file too. */
+static void test_tenant_cas_and_crls(void **state)
+{
+	struct bw_tls_config cfg = {
+		.name = "127.0.0.1:8883",
+		.cert_file = path("server.pem"),
+		.key_file = path("server.key"),
+		.client_ca_file = path("ca.pem"),
+		.crl_file = path("crl.pem"),
+		.client_auth = BW_TLS_AUTH_REQUIRED,
+	};
+	SSL_CTX *xb = client_ctx("other.pem", "client.key", 0);
+	char *b = read_text("other-ca.pem");
+	const char *one[] = { b };
+	char err[512], why[BW_TLS_WHY_MAX];
+	struct bw_tls_ctx *t;
+	struct pair p;
+	(void)state;
+	assert_int_equal(bw_tls_ctx_new(&t, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, one, 1, err, sizeof(err)), 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), -EPROTO);
+	assert_non_null(strstr(why, "unable to get certificate CRL"));
+	close_pair(&p);
+	bw_tls_ctx_free(&t);
+
+	cfg.crl_file = path("crl-both.pem");
+	assert_int_equal(bw_tls_ctx_new(&t, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(bw_tls_ctx_set_tenant_cas(t, one, 1, err, sizeof(err)), 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), 0);
+	close_pair(&p);
+	assert_int_equal(try_client(t, "revoked.pem", "client.key", 0, why), -EPROTO);
+	assert_non_null(strstr(why, "certificate revoked"));
+	bw_tls_ctx_free(&t);
+	free(b);
+	SSL_CTX_free(xb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -980,6 +1096,8 @@ int main(void)
 		cmocka_unit_test(test_output_hand_off),
 		cmocka_unit_test(test_sink_error),
 		cmocka_unit_test(test_tenant_cas),
+		cmocka_unit_test(test_tenant_chain_and_resumption),
+		cmocka_unit_test(test_tenant_cas_and_crls),
 	};
 	return cmocka_run_group_tests(tests, make_pki, remove_pki);
 }
