@@ -5,8 +5,10 @@
  * bw_tls_conn. Covers the context's errors (missing, garbage and
  * mismatched files), the handshake with ALPN and SNI, data both ways,
  * client certificates (valid, missing, expired, from another CA, revoked),
- * version limits, session tickets, reload, close_notify and the output
- * buffer's hand-off. Every pump is bounded.
+ * version limits, session tickets, reload, close_notify, the output
+ * buffer's hand-off, and tenant CAs (trust, the verified chain's
+ * fingerprints across resumption, bad bundles, CRLs, changes from other
+ * threads). Every pump is bounded.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1081,6 +1084,72 @@ static void test_tenant_cas_and_crls(void **state)
 	SSL_CTX_free(xb);
 }
 
+struct churn {
+	struct bw_tls_ctx *t;
+	const char *b;
+	int failures; /* cmocka's asserts are for the main thread */
+};
+
+/* Tenant changes, ending with B in force. */
+static void *churn_tenants(void *arg)
+{
+	struct churn *ch = arg;
+	char err[512];
+	for (int i = 0; i < 20; i++) {
+		const char *one[] = { i % 2 ? ch->b : NULL };
+		if (bw_tls_ctx_set_tenant_cas(ch->t, one, 1, err, sizeof(err)))
+			ch->failures++;
+	}
+	return NULL;
+}
+
+static void *churn_reloads(void *arg)
+{
+	struct churn *ch = arg;
+	char err[512];
+	for (int i = 0; i < 20; i++) {
+		if (bw_tls_ctx_reload(ch->t, err, sizeof(err)))
+			ch->failures++;
+	}
+	return NULL;
+}
+
+/*
+ * Tenant changes and reloads from two threads while connections are made
+ * (for TSan): every A client gets through, and the last tenant set is the
+ * one in force.
+ */
+static void test_tenant_cas_across_threads(void **state)
+{
+	struct bw_tls_ctx *t = server(BW_TLS_AUTH_REQUIRED, false, false);
+	SSL_CTX *xa = client_ctx("client.pem", "client.key", 0);
+	SSL_CTX *xb = client_ctx("other.pem", "client.key", 0);
+	char *b = read_text("other-ca.pem");
+	struct churn tenants = { .t = t, .b = b }, reloads = { .t = t, .b = b };
+	char why[BW_TLS_WHY_MAX];
+	uint8_t fp_a[32];
+	pthread_t th[2];
+	struct pair p;
+	(void)state;
+	fingerprint("ca.pem", fp_a);
+	assert_int_equal(pthread_create(&th[0], NULL, churn_tenants, &tenants), 0);
+	assert_int_equal(pthread_create(&th[1], NULL, churn_reloads, &reloads), 0);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(open_pair(&p, t, xa, NULL, why), 0);
+		expect_one_fp(p.sv, fp_a);
+		close_pair(&p);
+	}
+	assert_int_equal(pthread_join(th[0], NULL), 0);
+	assert_int_equal(pthread_join(th[1], NULL), 0);
+	assert_int_equal(tenants.failures + reloads.failures, 0);
+	assert_int_equal(open_pair(&p, t, xb, NULL, why), 0);
+	close_pair(&p);
+	free(b);
+	SSL_CTX_free(xa);
+	SSL_CTX_free(xb);
+	bw_tls_ctx_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1098,6 +1167,7 @@ int main(void)
 		cmocka_unit_test(test_tenant_cas),
 		cmocka_unit_test(test_tenant_chain_and_resumption),
 		cmocka_unit_test(test_tenant_cas_and_crls),
+		cmocka_unit_test(test_tenant_cas_across_threads),
 	};
 	return cmocka_run_group_tests(tests, make_pki, remove_pki);
 }
