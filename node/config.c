@@ -52,10 +52,11 @@ static const char *const identities[] = { "none",      "cn",     "san_dns", "san
 
 static const struct key_def keys[] = {
 	{ "listen", K_LISTEN, 0, 0, 0, 0, "(none)", NULL, NULL,
-	  "a listener, repeatable: `mqtt ADDR:PORT [tenant=NAME] [allow_anonymous=true]`, "
-	  "`mqtts ADDR:PORT [tenant=NAME] [allow_anonymous=true] [tls_KEY=VALUE...]` (MQTT over "
-	  "TLS; any tls_* key below as an option overrides it for this listener) or "
-	  "`http ADDR:PORT`" },
+	  "a listener, repeatable: `mqtt ADDR:PORT [tenant=NAME] [resolve=SIGNALS] "
+	  "[allow_anonymous=true]`, `mqtts ADDR:PORT [...the same] [tls_KEY=VALUE...]` (MQTT "
+	  "over TLS; any tls_* key below as an option overrides it for this listener) or "
+	  "`http ADDR:PORT`; resolve= lists which of ca, sni, claim, username and listener may "
+	  "name a client's tenant (default all; docs/tenancy.md)" },
 	{ "workers", K_UINT, OFF(workers), 0, 256, 0, "0", "threads", NULL,
 	  "worker threads, each with its own io_uring; 0 means one per online CPU" },
 	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, 0, "/var/lib/bulwark", NULL, NULL,
@@ -136,6 +137,32 @@ static const struct key_def keys[] = {
 	  "messages", NULL, "retained messages a tenant may hold" },
 	{ "max_retained_bytes", K_SIZE, OFF(max_retained_bytes), 0, 4095u << 20, 1u << 30, NULL,
 	  "bytes", NULL, "bytes of retained messages a tenant may hold" },
+	{ "postgres", K_PATH, OFF(postgres), 0, 0, 0, "", NULL, NULL,
+	  "the tenancy store in PostgreSQL: postgresql://USER[:PASSWORD]@HOST:PORT/DB (or a "
+	  "conninfo string); empty: the embedded store, STATE_DIR/tenancy.json" },
+	{ "tenant_claim", K_PATH, OFF(tenant_claim), 0, 0, 0, "tenant", NULL, NULL,
+	  "the JWT claim that names the client's tenant (docs/tenancy.md)" },
+	{ "max_tenants", K_UINT, OFF(max_tenants), 1, 1024, 1024, NULL, "tenants", NULL,
+	  "tenants one node serves" },
+	{ "max_qos", K_UINT, OFF(max_qos), 0, 2, 2, NULL, NULL, NULL,
+	  "highest QoS a client may publish or be granted (a tenant's quota may lower it)" },
+	{ "max_session_expiry", K_UINT, OFF(max_session_expiry), 0, 4294967295u, 0, NULL,
+	  "seconds", NULL,
+	  "longest session expiry a client may ask for (longer is capped; 3.1.1 persistent "
+	  "sessions too); 0: no limit" },
+	{ "tenant_max_connections", K_UINT, OFF(tenant_max_connections), 0, 4294967295u, 0, NULL,
+	  "connections", NULL, "connections a tenant may hold on this node; 0: no limit" },
+	{ "tenant_max_sessions", K_UINT, OFF(tenant_max_sessions), 0, 4294967295u, 0, NULL,
+	  "sessions", NULL,
+	  "persistent sessions (expiry above 0) a tenant may hold on this node; 0: no limit" },
+	{ "tenant_msgs_per_s", K_UINT, OFF(tenant_msgs_per_s), 0, 4294967295u, 0, NULL,
+	  "messages/s", NULL, "PUBLISH packets a second a tenant may send in; 0: no limit" },
+	{ "tenant_bytes_per_s", K_SIZE, OFF(tenant_bytes_per_s), 0, 4294967295u, 0, NULL,
+	  "bytes/s", NULL, "PUBLISH bytes a second a tenant may send in; 0: no limit" },
+	{ "client_msgs_per_s", K_UINT, OFF(client_msgs_per_s), 0, 4294967295u, 0, NULL,
+	  "messages/s", NULL, "PUBLISH packets a second one client may send; 0: no limit" },
+	{ "client_bytes_per_s", K_SIZE, OFF(client_bytes_per_s), 0, 4294967295u, 0, NULL,
+	  "bytes/s", NULL, "PUBLISH bytes a second one client may send; 0: no limit" },
 	{ "sys_interval", K_UINT, OFF(sys_interval), 0, 86400, 10, NULL, "seconds", NULL,
 	  "how often each tenant's $SYS/broker/... statistics are published; 0: never" },
 	{ "max_connections", K_UINT, OFF(max_connections), 1, 10000000, 1000000, NULL,
@@ -393,6 +420,28 @@ static void origin_text(const struct origin *o, char *buf, size_t cap)
 		snprintf(buf, cap, "--set");
 }
 
+/* resolve=: some of ca, sni, claim, username, listener, each once. */
+static int parse_signals(const char *v, uint32_t *out)
+{
+	static const char *const names[] = { "ca", "sni", "claim", "username", "listener" };
+	char copy[256];
+	uint32_t mask = 0;
+	if (strlen(v) >= sizeof(copy))
+		return -1;
+	snprintf(copy, sizeof(copy), "%s", v);
+	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		uint32_t i = 0;
+		while (i < 5 && strcmp(t, names[i]))
+			i++;
+		if (i == 5 || (mask & (1u << i)))
+			return -1;
+		mask |= 1u << i;
+	}
+	*out = mask;
+	return mask ? 0 : -1;
+}
+
 static int parse_listen(struct bw_config *c, char *value, const struct origin *o, char *err,
                         size_t n)
 {
@@ -401,6 +450,7 @@ static int parse_listen(struct bw_config *c, char *value, const struct origin *o
 
 	memset(&l, 0, sizeof(l));
 	snprintf(l.tenant, sizeof(l.tenant), "default");
+	l.resolve = BW_SIGNAL_ALL;
 	l.tls_set.client_auth = l.tls_set.min_version = l.tls_set.identity = BW_CONFIG_INHERIT;
 	origin_text(o, l.origin, sizeof(l.origin));
 	if (!kind || !addr)
@@ -429,6 +479,14 @@ static int parse_listen(struct bw_config *c, char *value, const struct origin *o
 				return fail(err, n, o, "listen",
 				            "tenant '%s' is not a DNS label (a-z, 0-9, '-')", v);
 			snprintf(l.tenant, sizeof(l.tenant), "%s", v);
+			l.tenant_set = true;
+			rc = 0;
+		} else if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "resolve")) {
+			if (parse_signals(v, &l.resolve))
+				return fail(err, n, o, "listen",
+				            "resolve=%s: a comma-separated list of ca, sni, claim, "
+				            "username and listener, each once",
+				            v);
 			rc = 0;
 		} else if (l.kind == BW_LISTEN_MQTT && !strcmp(opt, "allow_anonymous")) {
 			if (parse_bool(v, &l.allow_anonymous))

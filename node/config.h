@@ -42,6 +42,16 @@ enum bw_config_method {
 };
 #define BW_CONFIG_CHAIN_DEFAULT 0x321u /* certificate, token, password */
 
+/* The signals that name a client's tenant (a listener's resolve= option): bits. */
+enum bw_config_signal {
+	BW_SIGNAL_CA = 1u << 0,       /* the verified client certificate's issuing CA */
+	BW_SIGNAL_SNI = 1u << 1,      /* the TLS SNI hostname */
+	BW_SIGNAL_CLAIM = 1u << 2,    /* a claim of the JWT (tenant_claim) */
+	BW_SIGNAL_USERNAME = 1u << 3, /* a username "name@tenant" */
+	BW_SIGNAL_LISTENER = 1u << 4, /* the listener's own tenant= */
+	BW_SIGNAL_ALL = 0x1fu,
+};
+
 /* Which field of a verified client certificate names its user. */
 enum bw_config_identity {
 	BW_CONFIG_IDENTITY_NONE,
@@ -82,6 +92,8 @@ struct bw_listener_config {
 	socklen_t addr_len;
 	char addr_text[80];              /* as written, for logs */
 	char tenant[BW_CONFIG_NAME_MAX]; /* "default" unless tenant= says */
+	bool tenant_set;                 /* tenant= said: a signal that must agree */
+	uint32_t resolve;                /* enum bw_config_signal bits; resolve= */
 	bool allow_anonymous;
 	struct bw_tls_settings tls_set; /* its own tls_* options (see bw_config_listener_tls) */
 	/* Where it was configured, for errors: "FILE:LINE", "environment ...", "--set". */
@@ -125,6 +137,17 @@ struct bw_config {
 	uint32_t output_queue_budget; /* a worker */
 	uint32_t max_retained_messages;
 	uint32_t max_retained_bytes;
+	char postgres[BW_CONFIG_PATH_MAX]; /* the tenancy store; empty: embedded */
+	char tenant_claim[BW_CONFIG_PATH_MAX];
+	uint32_t max_tenants;
+	uint32_t max_qos;
+	uint32_t max_session_expiry; /* seconds; 0: no limit */
+	uint32_t tenant_max_connections;
+	uint32_t tenant_max_sessions;
+	uint32_t tenant_msgs_per_s;
+	uint32_t tenant_bytes_per_s;
+	uint32_t client_msgs_per_s;
+	uint32_t client_bytes_per_s;
 	struct bw_tls_settings tls; /* the global tls_* keys */
 	bool listeners_from_set;    /* a --set listen has replaced the listeners */
 };

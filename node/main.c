@@ -18,6 +18,7 @@
 #include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
 #include "tenancy/policy.h"
+#include "tenancy/service.h"
 #include "tenancy/auth/password.h"
 #include "node/io/features.h"
 #include "node/log.h"
@@ -92,6 +93,7 @@ static atomic_bool started; /* workers[] is complete: metrics may read it */
 static struct bw_jobs *jobs;
 static struct bw_policy_slot policy; /* passwords, ACL, JWT keys; reloaded on SIGHUP */
 static bool policy_ready;
+static struct bw_tenancy_service *tenancy; /* tenants, groups, principals: the store */
 static struct stat jwks_seen; /* the jwt_jwks_file loaded last: reloaded when it changes */
 static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
 static struct bw_backoff *backoff;
@@ -188,6 +190,102 @@ static void pin_ports(struct bw_config *cfg, const struct bw_worker *first)
 		else if (l->addr.ss_family == AF_INET6)
 			((struct sockaddr_in6 *)&l->addr)->sin6_port = port;
 	}
+}
+
+/* ---- the tenancy store ------------------------------------------------------- */
+
+static struct bw_tenancy *tenancy_current(void *arg)
+{
+	(void)arg;
+	return bw_tenancy_service_current(tenancy);
+}
+
+static void tenancy_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	if (level == 0)
+		bw_log_error("tenancy: %s", msg);
+	else if (level == 1)
+		bw_log_warn("tenancy: %s", msg);
+	else
+		bw_log_info("tenancy: %s", msg);
+}
+
+/*
+ * Every mqtts listener trusts the device CAs of every tenant too (a
+ * certificate then names its tenant by its CA). A bundle OpenSSL refuses
+ * leaves the listener's trust as it was, and says so.
+ */
+static void tenancy_cas(const struct bw_tenancy *snap)
+{
+	size_t n = bw_tenancy_tenant_count(snap), k = 0;
+	const char **pems = calloc(n ? n : 1, sizeof(*pems));
+	if (!pems) {
+		bw_log_error("tenancy: tenant CAs not updated: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct bw_tenant *t = bw_tenancy_tenant_at(snap, i);
+		if (t->ca_pem && *t->ca_pem && t->status == BW_TENANT_ACTIVE)
+			pems[k++] = t->ca_pem;
+	}
+	for (uint32_t i = 0; i < BW_CONFIG_LISTENERS_MAX; i++) {
+		char err[512];
+		if (tls_ctx[i] && bw_tls_ctx_set_tenant_cas(tls_ctx[i], pems, k, err, sizeof(err)))
+			bw_log_error("tenancy: %s: tenant CAs not updated: %s",
+			             bw_tls_ctx_name(tls_ctx[i]), err);
+	}
+	free(pems);
+}
+
+/* On the service thread: the brokers take the snapshot at their next tick. */
+static void tenancy_changed(void *arg, const struct bw_tenancy *snap,
+                            const struct bw_tenancy_delta *delta)
+{
+	(void)arg;
+	bool cas = delta->full;
+	for (size_t i = 0; i < delta->n && !cas; i++)
+		cas = delta->changes[i].kind == BW_TENANCY_TENANT;
+	if (cas)
+		tenancy_cas(snap);
+	bw_log_info("tenancy: version %llu in force (%zu changes%s)",
+	            (unsigned long long)delta->to_version, delta->n,
+	            delta->full ? ", full load" : "");
+}
+
+static int tenancy_start(const struct bw_config *cfg)
+{
+	char err[512];
+	struct bw_tenancy_service_cfg tc = {
+		.state_dir = cfg->state_dir,
+		.postgres_url = cfg->postgres[0] ? cfg->postgres : NULL,
+		.start_wait_ms = 5000,
+		.on_change = tenancy_changed,
+		.log = tenancy_log,
+	};
+	if (bw_tenancy_service_start(&tc, &tenancy, err, sizeof(err)) < 0) {
+		bw_log_error("tenancy store: %s", err);
+		return -1;
+	}
+	struct bw_tenancy_status st;
+	bw_tenancy_service_status(tenancy, &st);
+	bw_log_info("tenancy store: %s, %s: %zu tenants, %zu groups, %zu principals", st.backend,
+	            st.loaded ? "loaded" : "not loaded yet", st.tenants, st.groups,
+	            st.principals);
+	return 0;
+}
+
+/* /readyz: ready once the tenancy store was read; its state either way. */
+static bool ready(void *arg, char *detail, size_t cap)
+{
+	struct bw_tenancy_status st;
+	(void)arg;
+	bw_tenancy_service_status(tenancy, &st);
+	snprintf(detail, cap,
+	         "tenancy: %s %s, version %llu, %zu tenants%s%s\n", st.backend,
+	         st.up ? "up" : "down", (unsigned long long)st.version, st.tenants,
+	         st.last_error[0] ? "; last error: " : "", st.last_error);
+	return st.loaded;
 }
 
 static void free_tls(void)
@@ -288,6 +386,7 @@ static int stop_all(const char *save_dir)
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
+	bw_tenancy_service_stop(&tenancy);
 	if (policy_ready)
 		bw_policy_slot_destroy(&policy);
 	free(workers);
@@ -574,6 +673,7 @@ int main(int argc, char **argv)
 		.n_workers = n_workers,
 		.tenant = tenants,
 		.n_tenants = listener_tenants(&cfg, tenants),
+		.tenants_max = cfg.max_tenants,
 		.retained = { .count_max = cfg.max_retained_messages,
 		              .bytes_max = cfg.max_retained_bytes,
 		              .levels_max = cfg.max_topic_levels },
@@ -607,7 +707,32 @@ int main(int argc, char **argv)
 		bw_log_error("auth backoff: out of memory");
 		return 1;
 	}
+	if ((rc = make_dir(cfg.state_dir)) < 0) {
+		bw_log_error("state_dir %s: %s", cfg.state_dir, strerror(-rc));
+		return 1;
+	}
+	if (tenancy_start(&cfg) < 0)
+		return 1;
 	struct bw_broker_config bc = {
+		.tenancy = tenancy_current,
+		.tenant_claim = cfg.tenant_claim,
+		.sni = bw_worker_sni,
+		.chain = bw_worker_chain,
+		.quotas = {
+			.connections = cfg.tenant_max_connections,
+			.persistent_sessions = cfg.tenant_max_sessions,
+			.tenant_msgs_per_s = cfg.tenant_msgs_per_s,
+			.tenant_bytes_per_s = cfg.tenant_bytes_per_s,
+			.client_msgs_per_s = cfg.client_msgs_per_s,
+			.client_bytes_per_s = cfg.client_bytes_per_s,
+			.client_subscriptions = cfg.max_subscriptions_per_client,
+			.retained_msgs = cfg.max_retained_messages,
+			.retained_bytes = cfg.max_retained_bytes,
+			.max_qos = (uint8_t)cfg.max_qos,
+			.max_packet_bytes = cfg.max_packet_size,
+			.max_session_expiry_s = cfg.max_session_expiry,
+			.session_queued_msgs = cfg.max_queued_messages,
+		},
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
 		.max_inflight = (uint16_t)cfg.max_inflight,
@@ -653,6 +778,7 @@ int main(int argc, char **argv)
 		.ops_for = ops_for,
 		.tick = tick,
 		.metrics = metrics,
+		.ready = ready,
 		.congested = congested,
 		.hub = hub,
 		.mail = mail,
@@ -669,11 +795,6 @@ int main(int argc, char **argv)
 	}
 	struct bw_snapshot_counts loaded;
 	char err[512];
-	if ((rc = make_dir(cfg.state_dir)) < 0) {
-		bw_log_error("state_dir %s: %s", cfg.state_dir, strerror(-rc));
-		stop_all(NULL);
-		return 1;
-	}
 	if (bw_snapshot_load(cfg.state_dir, hub, brokers, &loaded, err, sizeof(err)) < 0) {
 		bw_log_error("snapshot not loaded: %s; the node does not start rather than lose "
 		             "it (move the file aside to start empty)",

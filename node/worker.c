@@ -46,7 +46,7 @@
 #define HTTP_IDLE_MS      10000u
 #define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
 #define STOP_FLUSH_MS     1000u
-#define METRICS_CAP       (256u * 1024u)
+#define METRICS_CAP       (2u << 20) /* 1024 tenants' metrics fit */
 #define MAIL_BATCH        256u          /* letters taken a pass */
 #define TLS_OUT_BATCH     (64u * 1024u) /* plaintext encrypted a send */
 #define TLS_STAGE         16384u        /* a record's worth of small segments */
@@ -856,9 +856,11 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 			status = 200;
 			blen = (size_t)snprintf(body, METRICS_CAP, "ok\n");
 		} else if (path_is(req, "/readyz")) {
-			bool ok = !w->cfg.ready || w->cfg.ready(w->cfg.ops_arg);
+			char detail[1024] = "";
+			bool ok = !w->cfg.ready || w->cfg.ready(w->cfg.ops_arg, detail, sizeof(detail));
 			status = ok ? 200 : 503;
-			blen = (size_t)snprintf(body, METRICS_CAP, ok ? "ready\n" : "not ready\n");
+			blen = (size_t)snprintf(body, METRICS_CAP, "%s%s", ok ? "ready\n" : "not ready\n",
+			                        detail);
 		} else if (path_is(req, "/metrics")) {
 			status = 200;
 			type = "text/plain; version=0.0.4";
@@ -1270,6 +1272,23 @@ void bw_worker_hold(void *conn_user, bool on)
 		c->inflight--;
 		mark_dirty(c); /* freed from the loop if it closed meanwhile */
 	}
+}
+
+int bw_worker_sni(void *conn_user, char *buf, size_t cap)
+{
+	struct client *c = conn_user;
+	const char *sni = c->tls ? bw_tls_conn_sni(c->tls) : NULL;
+	size_t n = sni ? strlen(sni) : 0;
+	if (!sni || n >= cap)
+		return -ENOENT;
+	memcpy(buf, sni, n + 1);
+	return (int)n;
+}
+
+int bw_worker_chain(void *conn_user, uint8_t (*fps)[32], size_t cap)
+{
+	struct client *c = conn_user;
+	return c->tls ? bw_tls_conn_chain_fps(c->tls, fps, cap) : 0;
 }
 
 int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap)

@@ -50,8 +50,11 @@ struct bw_worker_config {
 	 * NULL: connections are never paused.
 	 */
 	bool (*congested)(void *arg);
-	/* Whether /readyz answers 200. NULL: always ready. */
-	bool (*ready)(void *arg);
+	/*
+	 * Whether /readyz answers 200, with detail lines for its body written
+	 * into detail[0..cap) (NUL-terminated). NULL: always ready.
+	 */
+	bool (*ready)(void *arg, char *detail, size_t cap);
 	/*
 	 * The node's hub and this worker's index in it. NULL: a worker alone,
 	 * which takes no mail and moves no connection.
@@ -133,6 +136,10 @@ void bw_worker_hold(void *conn_user, bool on);
  * verified client certificate of conn_user's connection (mqtts).
  */
 int bw_worker_peer(void *conn_user, uint32_t field, char *buf, size_t cap);
+
+/* The broker's sni() and chain() hooks: the TLS SNI and the verified chain's CA fingerprints. */
+int bw_worker_sni(void *conn_user, char *buf, size_t cap);
+int bw_worker_chain(void *conn_user, uint8_t (*fps)[32], size_t cap);
 
 /* The broker's source() hook: the peer address of conn_user's connection. */
 struct bw_addr;

@@ -16,9 +16,12 @@
 #include "tenancy/acl.h"
 #include "tenancy/auth/jwt.h"
 #include "tenancy/auth/passwd.h"
+#include "tenancy/auth/password.h"
+#include "tenancy/model.h"
 #include "tenancy/policy.h"
 
 #include "node/core/msg.h"
+#include "node/core/resolve.h"
 #include "node/core/retained.h"
 #include "node/core/session.h"
 #include "node/core/sub_index.h"
@@ -41,6 +44,32 @@
  */
 #define WORKER_KEY(i, member) ((void *)((((uintptr_t)(member) << 8) | (i)) + 1))
 #define KEY_WORKER(k)         ((uint32_t)(((uintptr_t)(k)-1) & 0xff))
+
+/*
+ * A token bucket: rate a second, a burst of one second's worth. Tokens
+ * are kept in thousandths, so rates below 1000 a second stay exact.
+ */
+struct bucket {
+	uint64_t milli; /* tokens x 1000 */
+	uint64_t at_ms; /* last refill */
+};
+
+/* Takes n tokens of a bucket of rate a second (0: no limit); false: over the rate. */
+static bool bucket_take(struct bucket *k, uint64_t rate, uint64_t n, uint64_t now)
+{
+	if (!rate)
+		return true;
+	uint64_t cap = rate * 1000, dt = now - k->at_ms;
+	if (k->at_ms == 0 || dt >= 1000)
+		k->milli = cap;
+	else
+		k->milli = k->milli + dt * rate > cap ? cap : k->milli + dt * rate;
+	k->at_ms = now;
+	if (k->milli < n * 1000)
+		return false;
+	k->milli -= n * 1000;
+	return true;
+}
 
 struct pending_retained {
 	struct pending_retained *next;
@@ -74,6 +103,9 @@ struct sess {
 	char *user;                  /* who authenticated (NUL-terminated); NULL: anonymous */
 	char *cert_cn;               /* the client certificate's CN (ACL %cn); NULL: none */
 	uint8_t how;                 /* enum auth_how: how the client authenticated */
+	bool stored;                 /* authenticated by the tenancy store, not the files */
+	bool persistent;             /* counted in its tenant's persistent sessions */
+	struct bucket msgs, bytes;   /* the client's publish rates */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
 	uint16_t id_len;
@@ -85,6 +117,12 @@ enum auth_how { AUTH_ANONYMOUS, AUTH_PASSWORD, AUTH_CERTIFICATE, AUTH_TOKEN };
 
 struct tenant {
 	uint32_t id; /* the hub's */
+	bool ready;  /* initialised (on first use) */
+	/* Its record in the broker's tenancy snapshot; NULL: a listener's
+	 * tenant the store does not hold, whose clients the files check. */
+	const struct bw_tenant *rec;
+	struct bw_quotas q;        /* in force: the record's, or the node's defaults */
+	struct bucket msgs, bytes; /* the tenant's rates: this worker's share */
 	struct bw_tenant_stats *stats;
 	struct bw_sub_index *index;   /* this worker's subscriptions */
 	struct bw_sub_index *replica; /* the node's interest: which workers want what */
@@ -102,7 +140,8 @@ struct share_letter {
 
 struct listener_ctx {
 	struct bw_broker *b;
-	struct tenant *t;
+	struct tenant *t; /* its own (tenant=, or "default") */
+	const struct bw_listener_config *cfg;
 	bool allow_anonymous;
 	uint32_t identity; /* enum bw_config_identity */
 };
@@ -111,8 +150,8 @@ struct bw_broker {
 	struct bw_broker_config cfg;
 	struct bw_hub *hub;
 	uint32_t self;          /* worker index */
-	struct tenant *tenants; /* [bw_hub_tenants()], by id */
-	uint32_t n_tenants;
+	struct tenant *tenants; /* [bw_hub_tenants_max()], by id; ready on first use */
+	uint32_t n_tenants;     /* ids below it may be ready */
 	struct listener_ctx *lctx;
 	struct bw_conn_ops *ops; /* one a listener, ctx = &lctx[i] */
 	struct sess *timed;      /* head of the timed list */
@@ -128,6 +167,7 @@ struct bw_broker {
 	struct bw_policy *pol;  /* passwords, ACL, JWT keys in force here; NULL: none */
 	uint32_t chain;         /* cfg.auth_chain, or the default */
 	uint64_t pol_gen;       /* cfg.policy's generation pol came from */
+	struct bw_tenancy *snap; /* the tenancy in force here (a reference); NULL: no store */
 	size_t rv_cap;
 };
 
@@ -138,6 +178,8 @@ static uint64_t hash_id(const uint8_t *p, size_t n)
 		h = (h ^ p[i]) * 0x100000001b3ULL;
 	return h;
 }
+
+static void tenant_quotas(struct bw_broker *b, struct tenant *t);
 
 static int tenant_init(struct bw_broker *b, struct tenant *t, uint32_t id)
 {
@@ -153,7 +195,108 @@ static int tenant_init(struct bw_broker *b, struct tenant *t, uint32_t id)
 	t->replica = bw_sub_index_new(&rl);
 	t->tab_mask = 63;
 	t->tab = calloc(t->tab_mask + 1, sizeof(*t->tab));
-	return t->index && t->replica && t->tab ? 0 : -ENOMEM;
+	if (!t->index || !t->replica || !t->tab) {
+		bw_sub_index_free(&t->index);
+		bw_sub_index_free(&t->replica);
+		free(t->tab);
+		t->tab = NULL;
+		return -ENOMEM;
+	}
+	t->ready = true;
+	if (id >= b->n_tenants)
+		b->n_tenants = id + 1;
+	tenant_quotas(b, t);
+	return 0;
+}
+
+/* Tenant id of the hub, made ready here on first use; NULL: no such id, or out of memory. */
+static struct tenant *tenant_get(struct bw_broker *b, uint32_t id)
+{
+	if (id >= bw_hub_tenants(b->hub))
+		return NULL;
+	struct tenant *t = &b->tenants[id];
+	if (!t->ready && tenant_init(b, t, id) < 0) {
+		bw_log_error("tenant %s: out of memory", bw_hub_tenant_name(b->hub, id));
+		return NULL;
+	}
+	return t;
+}
+
+/* a, or b where a is 0 (the node's default). */
+static uint64_t or_default(uint64_t a, uint64_t b)
+{
+	return a ? a : b;
+}
+
+/*
+ * The quotas in force for t: its record's, each zero field the node's.
+ * Its retained limits go to the hub (any worker may; they agree).
+ */
+static void tenant_quotas(struct bw_broker *b, struct tenant *t)
+{
+	const struct bw_quotas *d = &b->cfg.quotas;
+	const struct bw_quotas *r = t->rec ? &t->rec->quotas : NULL;
+	struct bw_quotas q = *d;
+	if (r) {
+		q.connections = (uint32_t)or_default(r->connections, d->connections);
+		q.persistent_sessions =
+		        (uint32_t)or_default(r->persistent_sessions, d->persistent_sessions);
+		q.tenant_msgs_per_s = (uint32_t)or_default(r->tenant_msgs_per_s, d->tenant_msgs_per_s);
+		q.tenant_bytes_per_s = or_default(r->tenant_bytes_per_s, d->tenant_bytes_per_s);
+		q.client_msgs_per_s = (uint32_t)or_default(r->client_msgs_per_s, d->client_msgs_per_s);
+		q.client_bytes_per_s = or_default(r->client_bytes_per_s, d->client_bytes_per_s);
+		q.client_subscriptions =
+		        (uint32_t)or_default(r->client_subscriptions, d->client_subscriptions);
+		q.retained_msgs = (uint32_t)or_default(r->retained_msgs, d->retained_msgs);
+		q.retained_bytes = or_default(r->retained_bytes, d->retained_bytes);
+		q.max_qos = r->max_qos <= 2 ? r->max_qos : d->max_qos;
+		q.max_packet_bytes = (uint32_t)or_default(r->max_packet_bytes, d->max_packet_bytes);
+		q.max_session_expiry_s =
+		        (uint32_t)or_default(r->max_session_expiry_s, d->max_session_expiry_s);
+		q.session_queued_msgs =
+		        (uint32_t)or_default(r->session_queued_msgs, d->session_queued_msgs);
+	}
+	if (q.max_qos > 2)
+		q.max_qos = 2;
+	/* The tenant's rates are shared out evenly over the node's workers. */
+	uint32_t w = bw_hub_workers(b->hub);
+	if (q.tenant_msgs_per_s)
+		q.tenant_msgs_per_s = q.tenant_msgs_per_s / w ? q.tenant_msgs_per_s / w : 1;
+	if (q.tenant_bytes_per_s)
+		q.tenant_bytes_per_s = q.tenant_bytes_per_s / w ? q.tenant_bytes_per_s / w : 1;
+	t->q = q;
+	if (r && (r->retained_msgs || r->retained_bytes)) {
+		struct bw_retained_limits rl = { .count_max = q.retained_msgs,
+			                         .bytes_max = q.retained_bytes,
+			                         .levels_max = b->cfg.max_topic_levels };
+		bw_hub_tenant_limits(b->hub, t->id, &rl);
+	}
+}
+
+/* The tenant's connections over the whole node (each worker's count, summed). */
+static uint64_t tenant_connected(const struct bw_broker *b, const struct tenant *t)
+{
+	uint64_t n = 0;
+	for (uint32_t w = 0; w < bw_hub_workers(b->hub); w++)
+		n += atomic_load_explicit(&bw_hub_stats(b->hub, t->id, w)->connected,
+		                          memory_order_relaxed);
+	return n;
+}
+
+static uint64_t tenant_persistent(const struct bw_broker *b, const struct tenant *t)
+{
+	uint64_t n = 0;
+	for (uint32_t w = 0; w < bw_hub_workers(b->hub); w++)
+		n += atomic_load_explicit(&bw_hub_stats(b->hub, t->id, w)->persistent,
+		                          memory_order_relaxed);
+	return n;
+}
+
+/* A quota said no: counted, and logged at debug level (it can be frequent). */
+static void quota_hit(struct bw_broker *b, struct tenant *t, const char *what)
+{
+	bw_stat_add(&t->stats->quota_hits, 1);
+	bw_log_debug("tenant %s: over its %s quota", bw_hub_tenant_name(b->hub, t->id), what);
 }
 
 /* ---- sessions by client id ---------------------------------------------- */
@@ -245,7 +388,7 @@ static void replica_apply(struct bw_broker *b, uint32_t worker, uint32_t tenant,
                           uint32_t member, const uint8_t *filter, size_t len)
 {
 	void *key = WORKER_KEY(worker, member);
-	struct tenant *t = tenant < b->n_tenants ? &b->tenants[tenant] : NULL;
+	struct tenant *t = tenant_get(b, tenant);
 	if (!t)
 		return;
 	if (!add) {
@@ -348,6 +491,7 @@ static void deliver(struct bw_broker *b, struct sess *s, const struct bw_deliver
 			bw_stat_add(&st->dropped, 1);
 		b->cfg.wants_send(bw_conn_user(s->conn));
 		bw_stat_add(&st->msgs_out, 1);
+		bw_stat_add(&st->bytes_out, (int64_t)(d->msg->topic.len + d->msg->payload.len));
 		if (!s->conn)
 			return; /* cut off: over the hard limit */
 		if (!is_congested(b, s)) {
@@ -504,16 +648,18 @@ void bw_broker_mail(struct bw_broker *b, uintptr_t letter)
 	struct bw_msg *m;
 	if (bw_letter_tag(letter) == BW_LETTER_MSG) {
 		m = bw_letter_ptr(letter);
-		if (m->tenant < b->n_tenants)
-			route_local(b, &b->tenants[m->tenant], m, NULL);
+		struct tenant *t = tenant_get(b, m->tenant);
+		if (t)
+			route_local(b, t, m, NULL);
 		bw_msg_unref(&m);
 		return;
 	}
 	struct share_letter *l = bw_letter_ptr(letter);
 	m = l->msg;
-	if (m->tenant < b->n_tenants) {
+	struct tenant *t = tenant_get(b, m->tenant);
+	if (t) {
 		interest_sync(b);
-		route_share(b, &b->tenants[m->tenant], m, l->filter, l->len, l->hops);
+		route_share(b, t, m, l->filter, l->len, l->hops);
 	}
 	bw_msg_unref(&l->msg);
 	free(l);
@@ -669,6 +815,8 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
 	bw_stat_add(&t->stats->sessions, -1);
+	if (s->persistent)
+		bw_stat_add(&t->stats->persistent, -1);
 	bw_acl_compiled_free(&s->acl);
 	free(s->user);
 	free(s->cert_cn);
@@ -688,10 +836,89 @@ static uint64_t now_ms(void *ctx)
 	return ((struct listener_ctx *)ctx)->b->cfg.now_ms();
 }
 
-static int op_place(void *ctx, struct bw_str client_id)
+/* Who a CONNECT is from, as far as its tenant goes. */
+struct who {
+	struct tenant *t;
+	const struct bw_tenant *rec; /* in b->snap; NULL: a listener's tenant the files check */
+	size_t user_len;             /* the principal's part of the username */
+	bool by_ca;                  /* the certificate's CA named the tenant */
+	char why[160];
+};
+
+/* A JWT the CONNECT carries (5.0 Authentication Data, or the password), or NULL. */
+static const uint8_t *connect_token(const struct bw_connect *pkt, size_t *len);
+
+/*
+ * The tenant of a CONNECT (resolve.h): one the store holds and that is
+ * active, or the listener's own. Returns 0, or -EACCES with w->why.
+ */
+static int identify(struct listener_ctx *l, struct bw_conn *c, const struct bw_connect *pkt,
+                    struct who *w)
+{
+	struct bw_broker *b = l->b;
+	void *u = bw_conn_user(c);
+	uint8_t fps[8][BW_TENANCY_CA_FP_LEN];
+	char sni[256];
+	struct bw_resolve_in in = {
+		.allowed = l->cfg->resolve,
+		.snap = b->snap,
+		.fps = (const uint8_t(*)[BW_TENANCY_CA_FP_LEN])fps,
+		.claim = b->cfg.tenant_claim ? b->cfg.tenant_claim : "tenant",
+		.user = pkt->has_username ? (const char *)pkt->username.p : NULL,
+		.user_len = pkt->has_username ? pkt->username.len : 0,
+		.listener = l->cfg->tenant,
+		.listener_set = l->cfg->tenant_set,
+	};
+	struct bw_resolve_out out;
+	int n;
+	memset(w, 0, sizeof(*w));
+	if (b->snap && b->cfg.chain && (n = b->cfg.chain(u, fps, 8)) > 0)
+		in.n_fps = (size_t)n;
+	if (b->snap && b->cfg.sni && (n = b->cfg.sni(u, sni, sizeof(sni))) > 0) {
+		in.sni = sni;
+		in.sni_len = (size_t)n;
+	}
+	in.token = connect_token(pkt, &in.token_len);
+	if (bw_resolve_tenant(&in, &out) < 0) {
+		snprintf(w->why, sizeof(w->why), "%s", out.why);
+		return -EACCES;
+	}
+	w->user_len = out.user_len;
+	w->by_ca = out.by_ca;
+	w->rec = b->snap ? bw_tenancy_tenant(b->snap, out.tenant, strlen(out.tenant)) : NULL;
+	if (!w->rec) {
+		if (strcmp(out.tenant, l->cfg->tenant)) {
+			snprintf(w->why, sizeof(w->why), "unknown tenant '%s'", out.tenant);
+			return -EACCES;
+		}
+		w->t = l->t;
+		return 0;
+	}
+	if (w->rec->status != BW_TENANT_ACTIVE) {
+		snprintf(w->why, sizeof(w->why), "tenant '%s' is suspended", out.tenant);
+		return -EACCES;
+	}
+	int id = bw_hub_tenant_add(b->hub, out.tenant);
+	if (id < 0 || !(w->t = tenant_get(b, (uint32_t)id))) {
+		snprintf(w->why, sizeof(w->why), "tenant '%s': %s", out.tenant,
+		         id == -ENOSPC ? "the node serves max_tenants already" : "out of memory");
+		return -EACCES;
+	}
+	if (w->t->rec != w->rec) {
+		w->t->rec = w->rec;
+		tenant_quotas(b, w->t);
+	}
+	return 0;
+}
+
+static int op_place(void *ctx, struct bw_conn *c, const struct bw_connect *pkt,
+                    struct bw_str client_id)
 {
 	struct listener_ctx *l = ctx;
-	uint32_t home = bw_hub_home(l->b->hub, l->t->id, client_id.p, client_id.len);
+	struct who w;
+	if (identify(l, c, pkt, &w) < 0)
+		return -1; /* refused here, by op_connect */
+	uint32_t home = bw_hub_home(l->b->hub, w.t->id, client_id.p, client_id.len);
 	return home == l->b->self ? -1 : (int)home;
 }
 
@@ -706,10 +933,17 @@ struct connect_args {
 	char *cert_cn;      /* the client certificate's CN, for %cn; NULL: none */
 	uint64_t token_exp; /* a JWT's exp as a monotonic deadline; 0: none */
 	uint8_t how;        /* enum auth_how */
+	struct tenant *t;
+	/* A tenant of the store: the snapshot (a reference) its record and
+	 * the principal are in; p NULL: anonymous. */
+	struct bw_tenancy *snap;
+	const struct bw_tenant *rec;
+	const struct bw_principal *p;
 };
 
 static void args_free(struct connect_args *a)
 {
+	bw_tenancy_release(&a->snap);
 	bw_msg_unref(&a->will);
 	free(a->username);
 	a->username = NULL;
@@ -831,6 +1065,138 @@ static bool sess_recheck(struct bw_broker *b, struct sess *s)
 	return true;
 }
 
+/* The principal kind each way of logging in needs. */
+static const enum bw_principal_kind kind_of[] = {
+	[AUTH_PASSWORD] = BW_PRINCIPAL_PASSWORD,
+	[AUTH_CERTIFICATE] = BW_PRINCIPAL_CERTIFICATE,
+	[AUTH_TOKEN] = BW_PRINCIPAL_TOKEN,
+};
+
+/* The enabled principal of rec named user[0..len) that logs in by how, or NULL. */
+static const struct bw_principal *principal_for(const struct bw_tenancy *snap,
+                                                const struct bw_tenant *rec, const char *user,
+                                                size_t len, uint8_t how)
+{
+	const struct bw_principal *p = bw_tenancy_principal(snap, rec, user, len);
+	return p && p->enabled && how != AUTH_ANONYMOUS && p->kind == kind_of[how] ? p : NULL;
+}
+
+/*
+ * A store client's rules compiled for who: its principal's groups and own
+ * rules, or for an anonymous client (p NULL) the tenant's group named
+ * "anonymous" (none: nothing is allowed). NULL when out of memory: refuse.
+ */
+static struct bw_acl_compiled *store_acl(const struct bw_tenancy *snap,
+                                         const struct bw_tenant *rec,
+                                         const struct bw_principal *p,
+                                         const struct bw_acl_subject *who)
+{
+	if (p) {
+		const struct bw_acl *acl = bw_tenancy_principal_acl(snap, p);
+		return acl ? bw_acl_compile(acl, who) : NULL;
+	}
+	const struct bw_group *g = bw_tenancy_group(snap, rec, "anonymous", 9);
+	const char *rules = g && g->rules ? g->rules : "";
+	struct bw_acl *acl = NULL;
+	if (bw_acl_parse_rules(rules, strlen(rules), "anonymous", &acl, NULL, 0) < 0)
+		return NULL;
+	struct bw_acl_compiled *c = bw_acl_compile(acl, who);
+	bw_acl_free(&acl);
+	return c;
+}
+
+static struct bw_acl_subject subject_of(const struct sess *s)
+{
+	return (struct bw_acl_subject){ .username = s->user,
+		                        .username_len = s->user ? strlen(s->user) : 0,
+		                        .client_id = s->id,
+		                        .client_id_len = s->id_len,
+		                        .cert_cn = s->cert_cn,
+		                        .cert_cn_len = s->cert_cn ? strlen(s->cert_cn) : 0 };
+}
+
+/*
+ * A connected client of a store tenant that changed: disconnected when its
+ * tenant is gone or suspended (0x98) or its principal gone or disabled
+ * (0x87); else its rules are compiled again and what they no longer allow
+ * is dropped.
+ */
+static void store_recheck(struct bw_broker *b, struct sess *s, const struct bw_tenant *rec)
+{
+	const char *why = NULL;
+	uint8_t reason = BW_RC_NOT_AUTHORIZED;
+	const struct bw_principal *p = NULL;
+	struct bw_acl_compiled *acl = NULL;
+	if (!rec || rec->status != BW_TENANT_ACTIVE) {
+		why = rec ? "its tenant is suspended" : "its tenant was deleted";
+		reason = BW_RC_ADMIN_ACTION;
+	} else if (s->user &&
+	           !(p = principal_for(b->snap, rec, s->user, strlen(s->user), s->how))) {
+		why = "its principal was disabled or deleted";
+	} else if (!s->user && !rec->allow_anonymous) {
+		why = "its tenant no longer allows anonymous clients";
+	} else {
+		struct bw_acl_subject who = subject_of(s);
+		if (!(acl = store_acl(b->snap, rec, p, &who)))
+			why = "out of memory compiling its rules";
+	}
+	if (why) {
+		bw_log_info("tenant %s: client '%.*s' (user '%s'): %s: disconnected",
+		            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id,
+		            s->user ? s->user : "", why);
+		bw_conn_kick(s->conn, reason);
+		b->cfg.wants_send(bw_conn_user(s->conn));
+		return;
+	}
+	bw_acl_compiled_free(&s->acl);
+	s->acl = acl;
+	subs_recheck(b, s);
+	bw_session_set_queue_max(s->state, s->t->q.session_queued_msgs
+	                                           ? s->t->q.session_queued_msgs
+	                                           : b->cfg.max_queued_messages);
+}
+
+/*
+ * Takes the tenancy snapshot in force when it moved on: every tenant whose
+ * record changed gets its quotas again and its connected store clients
+ * re-checked; offline sessions are checked when they resume. A tenant the
+ * snapshots share (the same record) costs nothing.
+ */
+static void tenancy_sync(struct bw_broker *b)
+{
+	if (!b->cfg.tenancy)
+		return;
+	struct bw_tenancy *snap = b->cfg.tenancy(b->cfg.tenancy_arg);
+	if (!snap || snap == b->snap) {
+		bw_tenancy_release(&snap);
+		return;
+	}
+	struct bw_tenancy *old = b->snap; /* keeps the old records alive for the compare */
+	b->snap = snap;
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
+		const char *name = bw_hub_tenant_name(b->hub, t->id);
+		const struct bw_tenant *rec = bw_tenancy_tenant(snap, name, strlen(name));
+		if (rec == t->rec && rec)
+			continue;
+		bool was = t->rec != NULL;
+		t->rec = rec;
+		tenant_quotas(b, t);
+		if (!was && !rec)
+			continue;
+		for (uint32_t i = 0; i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
+				if (s->stored && s->conn &&
+				    bw_conn_state(s->conn) == BW_CONN_CONNECTED)
+					store_recheck(b, s, rec);
+			}
+		}
+	}
+	bw_tenancy_release(&old);
+}
+
 /*
  * Takes a new policy when cfg.policy has one (a reload): connected sessions
  * are re-checked now, offline ones when they resume.
@@ -843,9 +1209,12 @@ static void policy_sync(struct bw_broker *b)
 	b->pol = bw_policy_slot_get(b->cfg.policy, &b->pol_gen);
 	for (uint32_t k = 0; k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
 		for (uint32_t i = 0; i <= t->tab_mask; i++) {
 			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
-				if (s->conn && bw_conn_state(s->conn) == BW_CONN_CONNECTED)
+				if (!s->stored && s->conn &&
+				    bw_conn_state(s->conn) == BW_CONN_CONNECTED)
 					sess_recheck(b, s);
 			}
 		}
@@ -860,27 +1229,45 @@ static void policy_sync(struct bw_broker *b)
 static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a)
 {
 	struct bw_broker *b = l->b;
-	struct tenant *t = l->t;
+	struct tenant *t = a->t;
 	struct bw_str id = bw_conn_client_id(c);
 	struct bw_acl_compiled *acl = NULL;
+	struct bw_acl_subject who = { .username = a->username,
+		                      .username_len = a->username_len,
+		                      .client_id = (const char *)id.p,
+		                      .client_id_len = id.len,
+		                      .cert_cn = a->cert_cn,
+		                      .cert_cn_len = a->cert_cn ? strlen(a->cert_cn) : 0 };
 
-	if (b->pol && b->pol->acl) {
-		struct bw_acl_subject who = { .username = a->username,
-			                      .username_len = a->username_len,
-			                      .client_id = (const char *)id.p,
-			                      .client_id_len = id.len,
-			                      .cert_cn = a->cert_cn,
-			                      .cert_cn_len = a->cert_cn ? strlen(a->cert_cn) : 0 };
-		if (!(acl = bw_acl_compile(b->pol->acl, &who)))
+	if (a->snap) {
+		if (!(acl = store_acl(a->snap, a->rec, a->p, &who)))
 			return BW_RC_UNSPECIFIED;
-		if (a->will && !bw_acl_can_publish(acl, a->will->topic.p, a->will->topic.len,
-		                                   a->will->qos, a->will->retain)) {
-			bw_acl_compiled_free(&acl);
-			bw_stat_add(&t->stats->denied, 1);
-			return BW_RC_NOT_AUTHORIZED; /* the will is checked like a publish */
-		}
+	} else if (b->pol && b->pol->acl && !(acl = bw_acl_compile(b->pol->acl, &who))) {
+		return BW_RC_UNSPECIFIED;
+	}
+	if (acl && a->will &&
+	    !bw_acl_can_publish(acl, a->will->topic.p, a->will->topic.len, a->will->qos,
+	                        a->will->retain)) {
+		bw_acl_compiled_free(&acl);
+		bw_stat_add(&t->stats->denied, 1);
+		return BW_RC_NOT_AUTHORIZED; /* the will is checked like a publish */
+	}
+	/* The tenant's quotas: session expiry capped, persistent sessions counted. */
+	struct bw_conn_grant grant = { .max_packet_size = t->q.max_packet_bytes,
+		                       .max_qos = t->q.max_qos };
+	if (t->q.max_session_expiry_s && a->expiry > t->q.max_session_expiry_s) {
+		a->expiry = t->q.max_session_expiry_s;
+		grant.expiry_capped = true;
+		grant.session_expiry = a->expiry;
 	}
 	struct sess *s = sess_find(t, id);
+	bool counted = s && s->persistent && !a->clean_start;
+	if (a->expiry > 0 && !counted && t->q.persistent_sessions &&
+	    tenant_persistent(b, t) >= t->q.persistent_sessions) {
+		bw_acl_compiled_free(&acl);
+		quota_hit(b, t, "persistent sessions");
+		return BW_RC_QUOTA_EXCEEDED;
+	}
 	if (s && s->conn) {
 		/* [MQTT-3.1.4-3]: the old connection goes (0x8E); its closed()
 		 * only schedules work, so s stays valid. */
@@ -914,10 +1301,15 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	s->cert_cn = a->cert_cn;
 	a->cert_cn = NULL;
 	s->how = a->how;
+	s->stored = a->snap != NULL;
 	if (present && s->acl)
 		subs_recheck(b, s); /* made under rules that may have changed since */
 	s->conn = c;
 	s->expiry_s = a->expiry;
+	if (s->persistent != (a->expiry > 0)) {
+		s->persistent = a->expiry > 0;
+		bw_stat_add(&t->stats->persistent, s->persistent ? 1 : -1);
+	}
 	s->will = a->will;
 	a->will = NULL;
 	s->will_delay_s = a->will_delay_s;
@@ -925,7 +1317,10 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	s->token_exp = a->token_exp;
 	if (s->token_exp)
 		timed_add(b, s);
+	bw_session_set_queue_max(s->state, t->q.session_queued_msgs ? t->q.session_queued_msgs
+	                                                            : b->cfg.max_queued_messages);
 	bw_stat_add(&t->stats->connected, 1);
+	bw_conn_grant(c, &grant);
 	bw_conn_attach(c, s->state, present);
 	return 0;
 }
@@ -945,7 +1340,9 @@ struct auth_job {
 	bool enhanced;         /* the token came as 5.0 Authentication Data (method JWT) */
 	bool reauth;           /* AUTH 0x19: a->username is the session's user */
 	struct bw_policy *pol; /* a reference: what the check uses, on the job's thread */
-	int verdict;           /* 0 or a reason code */
+	/* A store tenant's client: a.snap and a.rec say which; the check finds a.p. */
+	const char *why; /* the refusal, for the log */
+	int verdict;     /* 0 or a reason code */
 	uint64_t now_ms;
 };
 
@@ -966,19 +1363,37 @@ static int jwt_check(struct auth_job *j)
 	struct bw_jwt_claims *claims = NULL;
 	const char *why = NULL;
 	struct timespec ts;
+	const struct bw_jwt_keys *keys = j->pol ? j->pol->jwt_keys : NULL;
+	struct bw_jwt_policy pol = cfg->jwt_policy ? *cfg->jwt_policy : (struct bw_jwt_policy){ 0 };
+	if (j->a.snap) { /* the tenant's own keys, issuers and audiences */
+		keys = bw_tenancy_tenant_jwt_keys(j->a.snap, j->a.rec);
+		pol.issuers = j->a.rec->jwt_issuers;
+		pol.issuers_n = j->a.rec->jwt_issuers_n;
+		pol.audiences = j->a.rec->jwt_audiences;
+		pol.audiences_n = j->a.rec->jwt_audiences_n;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int rc = bw_jwt_verify(j->pol ? j->pol->jwt_keys : NULL, cfg->jwt_policy, j->password,
-	                       j->password_len, ts.tv_sec, &claims, &why);
+	int rc = bw_jwt_verify(keys, &pol, j->password, j->password_len, ts.tv_sec, &claims, &why);
 	if (rc < 0) {
-		bw_log_info("jwt refused: %s", why ? why : strerror(-rc));
+		j->why = why ? why : "token refused";
 		return BW_RC_BAD_USERNAME_PASSWORD;
 	}
 	const char *user = bw_jwt_claim_string(claims, cfg->jwt_username_claim);
+	const char *tclaim = bw_jwt_claim_string(claims, cfg->tenant_claim ? cfg->tenant_claim
+	                                                                    : "tenant");
 	size_t len = user ? strlen(user) : 0;
 	rc = 0;
 	if (!user || len == 0 || len > UINT16_MAX ||
 	    (j->a.username && (len != j->a.username_len || memcmp(user, j->a.username, len)))) {
+		j->why = "the token names no user, or another one than the username";
 		rc = BW_RC_BAD_USERNAME_PASSWORD; /* no user, or not the one the client named */
+	} else if (j->a.snap && tclaim && strcmp(tclaim, j->a.rec->name)) {
+		j->why = "the token names another tenant";
+		rc = BW_RC_NOT_AUTHORIZED;
+	} else if (j->a.snap && !(j->a.p = principal_for(j->a.snap, j->a.rec, user, len,
+	                                                   AUTH_TOKEN))) {
+		j->why = "no enabled token principal of that name";
+		rc = BW_RC_NOT_AUTHORIZED;
 	} else {
 		char *copy = strdup(user);
 		if (!copy) {
@@ -999,12 +1414,38 @@ static int jwt_check(struct auth_job *j)
 	return rc;
 }
 
+/* The password of a store tenant's principal; an unknown one still costs a hash. */
+static int store_password_check(struct auth_job *j)
+{
+	const struct bw_principal *p = principal_for(j->a.snap, j->a.rec, j->a.username,
+	                                             j->a.username_len, AUTH_PASSWORD);
+	if (p && p->password_hash &&
+	    bw_password_verify(j->password, j->password_len, p->password_hash) == 0) {
+		j->a.p = p;
+		return 0;
+	}
+	if (!p) { /* the decoy: a hash of the tenant's, as costly as a real check */
+		for (size_t i = 0; (p = bw_tenancy_principal_at(j->a.snap, j->a.rec, i)); i++) {
+			if (p->password_hash) {
+				bw_password_verify(j->password, j->password_len, p->password_hash);
+				break;
+			}
+		}
+	}
+	j->why = "bad username or password";
+	return BW_RC_BAD_USERNAME_PASSWORD;
+}
+
 static void auth_run(struct bw_job *job)
 {
 	struct auth_job *j = (struct auth_job *)job;
 	const struct bw_passwd *pw = j->pol ? j->pol->passwd : NULL;
 	if (j->jwt) {
 		j->verdict = jwt_check(j);
+		return;
+	}
+	if (j->a.snap) {
+		j->verdict = store_password_check(j);
 		return;
 	}
 	int rc =
@@ -1021,8 +1462,8 @@ static void auth_drop(struct bw_job *job)
  * A client failed to authenticate: counted, logged (who and why, never a
  * secret). Returns the reason code to refuse with.
  */
-static int auth_failed(struct listener_ctx *l, struct bw_conn *c, const char *user, int reason,
-                       const char *why)
+static int auth_failed(struct listener_ctx *l, struct tenant *t, struct bw_conn *c,
+                       const char *user, int reason, const char *why)
 {
 	const struct bw_broker_config *cfg = &l->b->cfg;
 	struct bw_str id = bw_conn_client_id(c);
@@ -1030,14 +1471,14 @@ static int auth_failed(struct listener_ctx *l, struct bw_conn *c, const char *us
 	char text[INET6_ADDRSTRLEN] = "?";
 	uint64_t wait = 0;
 
-	bw_stat_add(&l->t->stats->auth_failures, 1);
+	bw_stat_add(&t->stats->auth_failures, 1);
 	if (cfg->source && cfg->source(bw_conn_user(c), &from) == 0) {
 		bw_addr_text(&from, text, sizeof(text));
 		if (cfg->backoff)
 			wait = bw_backoff_fail(cfg->backoff, &from, cfg->now_ms());
 	}
 	bw_log_info("tenant %s: client '%.*s' (user '%s') from %s: %s%s",
-	            bw_hub_tenant_name(l->b->hub, l->t->id), (int)id.len, (const char *)id.p,
+	            bw_hub_tenant_name(l->b->hub, t->id), (int)id.len, (const char *)id.p,
 	            user ? user : "", text, why,
 	            wait ? "; the address waits before it may retry" : "");
 	return reason;
@@ -1051,7 +1492,7 @@ static bool backing_off(struct listener_ctx *l, struct bw_conn *c)
 	if (!cfg->backoff || !cfg->source || cfg->source(bw_conn_user(c), &from) < 0 ||
 	    !bw_backoff_wait(cfg->backoff, &from, cfg->now_ms()))
 		return false;
-	bw_stat_add(&l->t->stats->auth_backoffs, 1);
+	bw_stat_add(&l->t->stats->auth_backoffs, 1); /* before its tenant is known */
 	return true;
 }
 
@@ -1078,17 +1519,19 @@ static int auth_apply(struct auth_job *j)
 		if (!s)
 			return BW_RC_NOT_AUTHORIZED;
 		if (j->verdict)
-			return auth_failed(l, j->c, s->user, BW_RC_NOT_AUTHORIZED,
-			                   "re-authentication refused");
+			return auth_failed(l, s->t, j->c, s->user, BW_RC_NOT_AUTHORIZED,
+			                   j->why ? j->why : "re-authentication refused");
 		s->token_exp = j->a.token_exp;
 		if (s->token_exp)
 			timed_add(l->b, s);
 		return 0;
 	}
 	if (j->verdict)
-		return auth_failed(l, j->c, j->a.username,
+		return auth_failed(l, j->a.t, j->c, j->a.username,
 		                   j->enhanced ? BW_RC_NOT_AUTHORIZED : j->verdict,
-		                   j->jwt ? "token refused" : "bad username or password");
+		                   j->why                       ? j->why
+		                   : j->jwt                     ? "token refused"
+		                                                : "bad username or password");
 	auth_passed(l, j->c);
 	return attach(l, j->c, &j->a);
 }
@@ -1171,10 +1614,17 @@ static int op_reauth(void *ctx, struct bw_conn *c, struct bw_bin data)
 	struct sess *s = owner(c);
 	if (!s || !s->user)
 		return BW_RC_NOT_AUTHORIZED;
+	if (s->stored && !s->t->rec)
+		return BW_RC_NOT_AUTHORIZED; /* its tenant is gone */
 	struct auth_job *j = auth_job_new(l, c, s->user, strlen(s->user), data.p, data.len);
 	if (!j)
 		return BW_RC_UNSPECIFIED;
 	j->jwt = j->enhanced = j->reauth = true;
+	j->a.t = s->t;
+	if (s->stored) {
+		j->a.snap = bw_tenancy_ref(l->b->snap);
+		j->a.rec = s->t->rec;
+	}
 	return auth_submit(l, j);
 }
 
@@ -1217,21 +1667,166 @@ static bool looks_like_jwt(const uint8_t *p, size_t len)
 	return dots == 2 && len >= 5;
 }
 
+static const uint8_t *connect_token(const struct bw_connect *pkt, size_t *len)
+{
+	if (pkt->version == BW_MQTT_5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD))) {
+		*len = pkt->props.auth_data.len;
+		return pkt->props.auth_data.p;
+	}
+	if (pkt->has_password && looks_like_jwt(pkt->password.p, pkt->password.len)) {
+		*len = pkt->password.len;
+		return pkt->password.p;
+	}
+	*len = 0;
+	return NULL;
+}
+
+/* The will, session expiry and certificate CN a CONNECT asks for. 0 or a reason code. */
+static int connect_args_fill(struct bw_broker *b, struct bw_conn *c, const struct bw_connect *pkt,
+                             struct connect_args *a)
+{
+	bool v5 = pkt->version == BW_MQTT_5;
+	if (pkt->will) {
+		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len))
+			return BW_RC_NOT_AUTHORIZED;
+		a->will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
+		                     v5 ? &pkt->will_props : NULL, pkt->will_payload.p,
+		                     pkt->will_payload.len, pkt->will_qos, pkt->will_retain,
+		                     b->cfg.now_ms());
+		if (!a->will)
+			return BW_RC_UNSPECIFIED;
+		if (pkt->will_qos > a->t->q.max_qos)
+			return BW_RC_QOS_NOT_SUPPORTED;
+		a->will->tenant = a->t->id;
+		a->will_delay_s = v5 ? pkt->will_props.will_delay : 0;
+		a->will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
+		                           ? pkt->will_props.message_expiry
+		                           : 0;
+	}
+	if (v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)))
+		a->expiry = pkt->props.session_expiry;
+	else if (!v5 && !pkt->clean_start)
+		a->expiry = NEVER;
+	char field[512];
+	if (b->cfg.peer &&
+	    b->cfg.peer(bw_conn_user(c), BW_CONFIG_IDENTITY_CN, field, sizeof(field)) > 0 &&
+	    !(a->cert_cn = strdup(field)))
+		return BW_RC_UNSPECIFIED;
+	return 0;
+}
+
+/* args_free(a) and returns rc: a CONNECT's way out. */
+static int connect_end(struct connect_args *a, int rc)
+{
+	args_free(a);
+	return rc;
+}
+
+/*
+ * A client of a tenant the store holds: the first way of the auth chain
+ * that applies decides, against the tenant's principals (a certificate
+ * only when its CA is the tenant's), keys and rules. Anonymous only where
+ * the tenant allows it.
+ */
+static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct bw_connect *pkt,
+                         struct connect_args *a, const struct who *w)
+{
+	struct bw_broker *b = l->b;
+	const struct bw_tenant *rec = w->rec;
+	bool enhanced = pkt->version == BW_MQTT_5 &&
+	                (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
+	const char *user = pkt->has_username ? (const char *)pkt->username.p : NULL;
+	char *cert_user = NULL;
+	bool jwt = false, password = false, applied = false;
+
+	for (uint32_t ch = b->chain; ch && !applied; ch >>= 4) {
+		switch ((ch & 0xf) - 1) {
+		case BW_CONFIG_METHOD_CERTIFICATE:
+			applied = w->by_ca && !enhanced && (cert_user = cert_identity(l, c));
+			break;
+		case BW_CONFIG_METHOD_TOKEN:
+			applied = jwt = enhanced || (bw_tenancy_tenant_jwt_keys(b->snap, rec) &&
+			                             pkt->has_password &&
+			                             looks_like_jwt(pkt->password.p, pkt->password.len));
+			break;
+		case BW_CONFIG_METHOD_PASSWORD:
+			applied = password = user && pkt->has_password;
+			break;
+		}
+	}
+	a->snap = bw_tenancy_ref(b->snap);
+	a->rec = rec;
+	if (!applied && user)
+		return connect_end(a, auth_failed(l, a->t, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+		                                  pkt->has_password ? "no way to check the password"
+		                                                    : "no password"));
+	if (!applied && !rec->allow_anonymous)
+		return connect_end(a, auth_failed(l, a->t, c, NULL, BW_RC_NOT_AUTHORIZED,
+		                                  "anonymous not allowed"));
+	int rc = connect_args_fill(b, c, pkt, a);
+	if (rc) {
+		free(cert_user);
+		return connect_end(a, rc);
+	}
+	if (cert_user) {
+		size_t n = strlen(cert_user);
+		a->username = cert_user;
+		a->username_len = (uint16_t)n;
+		a->how = AUTH_CERTIFICATE;
+		if (user && (w->user_len != n || memcmp(user, cert_user, n)))
+			return connect_end(a, auth_failed(l, a->t, c, NULL,
+			                                  BW_RC_BAD_USERNAME_PASSWORD,
+			                                  "username is not the certificate's identity"));
+		if (!(a->p = principal_for(b->snap, rec, cert_user, n, AUTH_CERTIFICATE)))
+			return connect_end(a, auth_failed(l, a->t, c, cert_user, BW_RC_NOT_AUTHORIZED,
+			                                  "no enabled certificate principal of that "
+			                                  "identity"));
+	}
+	if (cert_user || !applied) {
+		auth_passed(l, c);
+		return connect_end(a, attach(l, c, a));
+	}
+	struct auth_job *j = auth_job_new(l, c, user, w->user_len, secret.p, secret.len);
+	if (!j)
+		return connect_end(a, BW_RC_UNSPECIFIED);
+	a->username = j->a.username;
+	a->username_len = j->a.username_len;
+	a->how = jwt ? AUTH_TOKEN : AUTH_PASSWORD;
+	j->a = *a;
+	j->jwt = jwt;
+	j->enhanced = enhanced;
+	(void)password;
+	return auth_submit(l, j);
+}
+
 static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
 {
 	struct listener_ctx *l = ctx;
 	struct bw_broker *b = l->b;
-	struct tenant *t = l->t;
-	bool v5 = pkt->version == BW_MQTT_5;
 	struct connect_args a = { .clean_start = pkt->clean_start };
 	const char *user = pkt->has_username ? (const char *)pkt->username.p : NULL;
+	struct who w;
 
 	/* 5.0 enhanced authentication (the connection let only method JWT
 	 * through): the token is the Authentication Data. */
-	bool enhanced = v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	bool enhanced = pkt->version == BW_MQTT_5 &&
+	                (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
 	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
 	if (backing_off(l, c))
 		return BW_RC_CONNECTION_RATE_EXCEEDED;
+	if (identify(l, c, pkt, &w) < 0)
+		return auth_failed(l, l->t, c, NULL, BW_RC_NOT_AUTHORIZED, w.why);
+	struct tenant *t = a.t = w.t;
+	struct bw_str id = bw_conn_client_id(c);
+	if (bw_hub_home(b->hub, t->id, id.p, id.len) != b->self)
+		return BW_RC_SERVER_BUSY; /* the tenancy changed while it moved here: retry */
+	if (t->q.connections && tenant_connected(b, t) >= t->q.connections) {
+		quota_hit(b, t, "connections");
+		return BW_RC_QUOTA_EXCEEDED;
+	}
+	if (w.rec)
+		return store_connect(l, c, pkt, &a, &w);
 
 	/* The first way of the auth chain that applies decides. Anonymous only
 	 * where the listener allows it; credentials only where a certificate, a
@@ -1258,65 +1853,39 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	/* A user the file lacks still costs a hash: timing tells nobody who exists. */
 	password |= !cert_user && !jwt && can_hash && chain_has(b, BW_CONFIG_METHOD_PASSWORD);
 	if (!cert_user && !jwt && !password && user)
-		return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+		return auth_failed(l, t, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
 		                   pkt->has_password ? "no way to check the password"
 		                                     : "no password");
 	if (!cert_user && !jwt && !password && !l->allow_anonymous)
-		return auth_failed(l, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
-	if (pkt->will) {
-		if (bw_topic_is_sys(pkt->will_topic.p, pkt->will_topic.len)) {
-			free(cert_user);
-			return BW_RC_NOT_AUTHORIZED;
-		}
-		a.will = bw_msg_new(pkt->will_topic.p, pkt->will_topic.len,
-		                    v5 ? &pkt->will_props : NULL, pkt->will_payload.p,
-		                    pkt->will_payload.len, pkt->will_qos, pkt->will_retain,
-		                    b->cfg.now_ms());
-		if (!a.will) {
-			free(cert_user);
-			return BW_RC_UNSPECIFIED;
-		}
-		a.will->tenant = t->id;
-		a.will_delay_s = v5 ? pkt->will_props.will_delay : 0;
-		a.will_expiry_s = v5 && (pkt->will_props.has & BW_PROP_BIT(BW_PROP_MESSAGE_EXPIRY))
-		                          ? pkt->will_props.message_expiry
-		                          : 0;
+		return auth_failed(l, t, c, NULL, BW_RC_NOT_AUTHORIZED, "anonymous not allowed");
+	int rc = connect_args_fill(b, c, pkt, &a);
+	if (rc) {
+		free(cert_user);
+		return connect_end(&a, rc);
 	}
-	if (v5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)))
-		a.expiry = pkt->props.session_expiry;
-	else if (!v5 && !pkt->clean_start)
-		a.expiry = NEVER;
-	char field[512];
-	if (b->cfg.peer &&
-	    b->cfg.peer(bw_conn_user(c), BW_CONFIG_IDENTITY_CN, field, sizeof(field)) > 0)
-		a.cert_cn = strdup(field);
 	if (cert_user) {
 		/* A verified certificate names the user: no password needed, and a
 		 * username the client sends must be that name. */
 		size_t n = strlen(cert_user);
 		if (user && (pkt->username.len != n || memcmp(user, cert_user, n))) {
-			args_free(&a);
 			free(cert_user);
-			return auth_failed(l, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
-			                   "username is not the certificate's identity");
+			return connect_end(&a, auth_failed(l, t, c, NULL,
+			                                   BW_RC_BAD_USERNAME_PASSWORD,
+			                                   "username is not the certificate's "
+			                                   "identity"));
 		}
 		a.username = cert_user;
 		a.username_len = (uint16_t)n;
 		a.how = AUTH_CERTIFICATE;
 		auth_passed(l, c);
 	}
-	if (cert_user || (!user && !jwt)) {
-		int rc = attach(l, c, &a);
-		args_free(&a);
-		return rc;
-	}
+	if (cert_user || (!user && !jwt))
+		return connect_end(&a, attach(l, c, &a));
 
 	/* The password is checked on the job pool: a good hash costs ~100 ms. */
 	struct auth_job *j = auth_job_new(l, c, user, pkt->username.len, secret.p, secret.len);
-	if (!j) {
-		args_free(&a);
-		return BW_RC_UNSPECIFIED;
-	}
+	if (!j)
+		return connect_end(&a, BW_RC_UNSPECIFIED);
 	/* A JWT alone: its claim names the user. */
 	a.username = j->a.username;
 	a.username_len = j->a.username_len;
@@ -1327,14 +1896,38 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	return auth_submit(l, j);
 }
 
+/*
+ * A PUBLISH within the client's quotas and rules: a QoS above the
+ * tenant's, or a rate above the client's or the tenant's, ends the
+ * connection (0x9B, 0x96); a topic its rules do not allow is refused.
+ */
 static int op_may_publish(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
-                          bool retain)
+                          bool retain, size_t size)
 {
 	struct listener_ctx *l = ctx;
 	struct sess *s = owner(c);
-	if (!s || !s->acl || bw_acl_can_publish(s->acl, topic.p, topic.len, qos, retain))
+	if (!s)
 		return 0;
-	bw_stat_add(&l->t->stats->denied, 1);
+	struct tenant *t = s->t;
+	const struct bw_quotas *q = &t->q;
+	if (qos > q->max_qos) {
+		quota_hit(l->b, t, "QoS");
+		return -BW_RC_QOS_NOT_SUPPORTED;
+	}
+	if (q->client_msgs_per_s || q->client_bytes_per_s || q->tenant_msgs_per_s ||
+	    q->tenant_bytes_per_s) {
+		uint64_t now = l->b->cfg.now_ms();
+		if (!bucket_take(&s->msgs, q->client_msgs_per_s, 1, now) ||
+		    !bucket_take(&s->bytes, q->client_bytes_per_s, size, now) ||
+		    !bucket_take(&t->msgs, q->tenant_msgs_per_s, 1, now) ||
+		    !bucket_take(&t->bytes, q->tenant_bytes_per_s, size, now)) {
+			quota_hit(l->b, t, "message rate");
+			return -BW_RC_MESSAGE_RATE_TOO_HIGH;
+		}
+	}
+	if (!s->acl || bw_acl_can_publish(s->acl, topic.p, topic.len, qos, retain))
+		return 0;
+	bw_stat_add(&t->stats->denied, 1);
 	return BW_RC_NOT_AUTHORIZED;
 }
 
@@ -1342,10 +1935,11 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 {
 	struct listener_ctx *l = ctx;
 	struct sess *s = owner(c);
-	m->tenant = l->t->id;
+	m->tenant = s->t->id;
 	m->publisher = s;
 	l->b->pressure = false;
-	publish(l->b, l->t, m, s);
+	bw_stat_add(&s->t->stats->bytes_in, (int64_t)(m->topic.len + m->payload.len));
+	publish(l->b, s->t, m, s);
 	if (l->b->pressure && l->b->cfg.pause)
 		l->b->cfg.pause(bw_conn_user(c));
 }
@@ -1353,13 +1947,15 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e, uint32_t sub_id)
 {
 	struct listener_ctx *l = ctx;
-	struct tenant *t = l->t;
 	struct sess *s = owner(c);
+	struct tenant *t = s->t;
 	struct bw_sub_opts o = { .qos = e->qos,
 		                 .no_local = e->no_local,
 		                 .retain_as_published = e->retain_as_published,
 		                 .retain_handling = e->retain_handling,
 		                 .sub_id = sub_id };
+	if (o.qos > t->q.max_qos)
+		o.qos = t->q.max_qos;
 	if (s->acl) {
 		uint8_t max_qos = 2;
 		bool check_each = false;
@@ -1376,8 +1972,11 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	struct bw_topic_share share;
 	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
 	int rc = bw_sub_index_add(t->index, e->filter.p, e->filter.len, s, &o, &fresh_filter);
-	if (rc == 0 && s->n_subs >= l->b->cfg.max_subscriptions) {
+	uint32_t max_subs = t->q.client_subscriptions ? t->q.client_subscriptions
+	                                              : l->b->cfg.max_subscriptions;
+	if (rc == 0 && s->n_subs >= max_subs) {
 		bw_sub_index_remove(t->index, e->filter.p, e->filter.len, s, &gone);
+		quota_hit(l->b, t, "subscriptions");
 		return -BW_RC_QUOTA_EXCEEDED;
 	}
 	if (rc == 0 && (shared || fresh_filter)) {
@@ -1429,9 +2028,9 @@ static void op_subscribed(void *ctx, struct bw_conn *c)
 	while (p) {
 		struct pending_retained *next = p->next;
 		size_t n = 0;
-		if (bw_hub_retained_get(b->hub, l->t->id, p->filter, p->len, &b->rv, &n,
+		if (bw_hub_retained_get(b->hub, s->t->id, p->filter, p->len, &b->rv, &n,
 		                        &b->rv_cap) < 0)
-			bw_stat_add(&l->t->stats->dropped, 1);
+			bw_stat_add(&s->t->stats->dropped, 1);
 		for (size_t i = 0; i < n; i++) {
 			struct bw_msg *m = b->rv[i];
 			struct bw_delivery d = { .msg = m, .retain = true };
@@ -1469,7 +2068,7 @@ static void op_closed(void *ctx, struct bw_conn *c, bool with_will)
 		return;
 	uint64_t now = b->cfg.now_ms();
 	s->conn = NULL;
-	bw_stat_add(&l->t->stats->connected, -1);
+	bw_stat_add(&s->t->stats->connected, -1);
 	if (!with_will)
 		bw_msg_unref(&s->will);
 	if (s->will)
@@ -1493,16 +2092,13 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 		b->pol = bw_policy_slot_get(cfg->policy, &b->pol_gen);
 	b->hub = cfg->hub;
 	b->self = cfg->worker;
-	b->n_tenants = bw_hub_tenants(b->hub);
-	b->tenants = calloc(b->n_tenants, sizeof(*b->tenants));
+	if (cfg->tenancy)
+		b->snap = cfg->tenancy(cfg->tenancy_arg);
+	b->tenants = calloc(bw_hub_tenants_max(b->hub), sizeof(*b->tenants));
 	b->lctx = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*b->lctx));
 	b->ops = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*b->ops));
 	if (!b->tenants || !b->lctx || !b->ops)
 		goto fail;
-	for (uint32_t i = 0; i < b->n_tenants; i++) {
-		if (tenant_init(b, &b->tenants[i], i))
-			goto fail;
-	}
 	bw_match_init(&b->match, UINT32_MAX);
 	bw_match_init(&b->rmatch, UINT32_MAX);
 	bw_match_init(&b->pmatch, 1);
@@ -1517,9 +2113,11 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			return NULL;
 		}
 		l->b = b;
+		l->cfg = &cfg->listeners[i];
 		l->allow_anonymous = cfg->listeners[i].allow_anonymous;
 		l->identity = cfg->identity ? cfg->identity[i] : BW_CONFIG_IDENTITY_NONE;
-		l->t = &b->tenants[id];
+		if (!(l->t = tenant_get(b, (uint32_t)id)))
+			goto fail;
 		b->ops[i] = (struct bw_conn_ops){
 			.ctx = l,
 			.now_ms = now_ms,
@@ -1549,6 +2147,8 @@ static void end_sessions(struct bw_broker *b)
 {
 	for (uint32_t k = 0; k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
 		for (uint32_t i = 0; t->tab && i <= t->tab_mask; i++) {
 			for (struct sess *s = t->tab[i], *next; s; s = next) {
 				next = s->hnext;
@@ -1573,6 +2173,8 @@ void bw_broker_shutdown(struct bw_broker *b)
 	/* A session expiry of 0 ends with the connection; others wait for the snapshot. */
 	for (uint32_t k = 0; k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
 		for (uint32_t i = 0; i <= t->tab_mask; i++) {
 			for (struct sess *s = t->tab[i], *next; s; s = next) {
 				next = s->hnext;
@@ -1591,8 +2193,11 @@ void bw_broker_free(struct bw_broker **bp)
 	b->freeing = true; /* no wills (see bw_broker_shutdown()), no redelivery */
 	end_sessions(b);
 	bw_policy_unref(&b->pol);
+	bw_tenancy_release(&b->snap);
 	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
 		bw_sub_index_free(&t->index);
 		bw_sub_index_free(&t->replica);
 		free(t->tab);
@@ -1645,8 +2250,10 @@ static void sys_publish(struct bw_broker *b, struct tenant *t, const char *topic
  */
 static void sys_stats(struct bw_broker *b, uint64_t now)
 {
-	for (uint32_t k = 0; k < b->n_tenants; k++) {
-		struct tenant *t = &b->tenants[k];
+	for (uint32_t k = 0; k < bw_hub_tenants(b->hub); k++) {
+		struct tenant *t = tenant_get(b, k);
+		if (!t)
+			continue;
 		struct bw_tenant_totals tt;
 		bw_hub_totals(b->hub, t->id, &tt);
 		sys_publish(b, t, "$SYS/broker/version", "bulwark %s", b->cfg.version);
@@ -1672,6 +2279,7 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
 	interest_sync(b);
 	policy_sync(b);
+	tenancy_sync(b);
 	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
 		b->next_sys_ms = now + b->cfg.sys_interval_ms;
 		sys_stats(b, now);
@@ -1731,6 +2339,8 @@ int bw_broker_sessions(struct bw_broker *b, int (*fn)(void *arg, const struct bw
 {
 	for (uint32_t k = 0; k < b->n_tenants; k++) {
 		struct tenant *t = &b->tenants[k];
+		if (!t->ready)
+			continue;
 		for (uint32_t i = 0; i <= t->tab_mask; i++) {
 			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
 				if (s->expiry_s == 0)
@@ -1766,7 +2376,7 @@ int bw_broker_session_subs(struct bw_broker *b, const struct bw_session_info *si
 
 struct bw_session *bw_broker_session_restore(struct bw_broker *b, const struct bw_session_info *si)
 {
-	struct tenant *t = si->tenant < b->n_tenants ? &b->tenants[si->tenant] : NULL;
+	struct tenant *t = tenant_get(b, si->tenant);
 	if (!t || sess_find(t, si->client_id)) {
 		errno = EEXIST;
 		return NULL;
@@ -1835,14 +2445,20 @@ size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)
 		        "bulwark_tenant_messages_dropped_total{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_auth_failures_total{tenant=\"%s\"} %llu\n"
 		        "bulwark_tenant_auth_backoffs_total{tenant=\"%s\"} %llu\n"
-		        "bulwark_tenant_acl_denials_total{tenant=\"%s\"} %llu\n",
+		        "bulwark_tenant_acl_denials_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_bytes_in_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_bytes_out_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_quota_hits_total{tenant=\"%s\"} %llu\n"
+		        "bulwark_tenant_persistent_sessions{tenant=\"%s\"} %llu\n",
 		        name, (unsigned long long)tt.connected, name,
 		        (unsigned long long)tt.sessions, name, (unsigned long long)tt.subscriptions,
 		        name, tt.retained, name, (unsigned long long)tt.retained_bytes, name,
 		        (unsigned long long)tt.msgs_in, name, (unsigned long long)tt.msgs_out, name,
 		        (unsigned long long)tt.dropped, name, (unsigned long long)tt.auth_failures,
 		        name, (unsigned long long)tt.auth_backoffs, name,
-		        (unsigned long long)tt.denied);
+		        (unsigned long long)tt.denied, name, (unsigned long long)tt.bytes_in, name,
+		        (unsigned long long)tt.bytes_out, name, (unsigned long long)tt.quota_hits,
+		        name, (unsigned long long)tt.persistent);
 		if (r < 0 || (size_t)r >= cap - n)
 			break;
 		n += (size_t)r;

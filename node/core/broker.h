@@ -28,6 +28,7 @@
 #include "node/core/conn.h"
 #include "node/core/hub.h"
 #include "node/jobs.h"
+#include "tenancy/model.h"
 #include "tenancy/policy.h"
 #include "node/core/sub_index.h"
 
@@ -99,6 +100,28 @@ struct bw_broker_config {
 	 */
 	const uint32_t *identity;
 	int (*peer)(void *conn_user, uint32_t field, char *buf, size_t cap);
+	/*
+	 * The tenancy store (tenancy/service.h): tenancy(arg) returns the
+	 * snapshot in force with a reference of its own (NULL fn: no store;
+	 * every client is of its listener's tenant, checked by the policy's
+	 * files). Clients of a tenant the store holds are resolved (resolve.h),
+	 * authenticated by its principals, CA and JWT keys, and held to its
+	 * rules and quotas; a new snapshot is taken at the next tick, and the
+	 * connected clients of each changed tenant are re-checked: a suspended
+	 * or deleted tenant's are disconnected (0x98), a disabled or deleted
+	 * principal's too (0x87), a subscription no longer allowed dropped.
+	 */
+	struct bw_tenancy *(*tenancy)(void *arg);
+	void *tenancy_arg;
+	const char *tenant_claim; /* the JWT claim naming the tenant; NULL: "tenant" */
+	/* The connection's TLS SNI (length, or -errno) and its verified chain's CA fingerprints (count). */
+	int (*sni)(void *conn_user, char *buf, size_t cap);
+	int (*chain)(void *conn_user, uint8_t (*fps)[BW_TENANCY_CA_FP_LEN], size_t cap);
+	/*
+	 * The node's quotas, what a tenant's zero fields mean (0 here: no
+	 * limit; max_qos 0..2). Tenants the store lacks have exactly these.
+	 */
+	struct bw_quotas quotas;
 	uint32_t worker;          /* this broker's worker index in the hub */
 	uint32_t sys_interval_ms; /* $SYS/broker/... statistics; 0: none */
 	const char *version;      /* for $SYS/broker/version */

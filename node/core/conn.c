@@ -49,6 +49,9 @@ struct bw_conn {
 	bool reauthing;    /* ops->reauth said -EINPROGRESS: bw_conn_reauth_done() comes */
 	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
 	bool keep_alive_capped;
+	bool expiry_capped;
+	uint8_t max_qos; /* 0..2: what the broker granted */
+	uint32_t session_expiry;
 	int move_to; /* bw_conn_moving() */
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
@@ -84,6 +87,7 @@ struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw
 	c->move_to = -1;
 	c->client_receive_max = UINT16_MAX;
 	c->client_max_packet = BW_PACKET_SIZE_MAX;
+	c->max_qos = 2;
 	bw_outq_init(&c->outq, &limits->outq);
 	c->last_rx_ms = now(c);
 	return c;
@@ -309,7 +313,7 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 			if (assign_client_id(c))
 				return refuse(c, BW_RC_UNSPECIFIED, NULL);
 			if (c->pinned || !c->ops.place ||
-			    c->ops.place(c->ops.ctx, bw_conn_client_id(c)) < 0)
+			    c->ops.place(c->ops.ctx, c, pkt, bw_conn_client_id(c)) < 0)
 				break;
 		}
 	} else if (set_client_id(c, pkt->client_id.p, pkt->client_id.len)) {
@@ -392,6 +396,14 @@ static int connect_finish(struct bw_conn *c, int rc)
 			p->has |= BW_PROP_BIT(BW_PROP_SERVER_KEEP_ALIVE);
 			p->server_keep_alive = c->keep_alive;
 		}
+		if (c->max_qos < 2) {
+			p->has |= BW_PROP_BIT(BW_PROP_MAX_QOS);
+			p->max_qos = c->max_qos;
+		}
+		if (c->expiry_capped) {
+			p->has |= BW_PROP_BIT(BW_PROP_SESSION_EXPIRY);
+			p->session_expiry = c->session_expiry;
+		}
 		if (c->enhanced)
 			set_auth_method(c, p);
 	}
@@ -401,6 +413,15 @@ static int connect_finish(struct bw_conn *c, int rc)
 	resend_inflight(c);
 	flush(c);
 	return 0;
+}
+
+void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g)
+{
+	if (g->max_packet_size && g->max_packet_size < c->lim.max_packet_size)
+		c->lim.max_packet_size = g->max_packet_size;
+	c->max_qos = g->max_qos < 2 ? g->max_qos : 2;
+	c->expiry_capped = g->expiry_capped;
+	c->session_expiry = g->session_expiry;
 }
 
 void bw_conn_attach(struct bw_conn *c, struct bw_session *s, bool session_present)
@@ -489,8 +510,12 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 		return refuse_publish(c, pub, BW_RC_PAYLOAD_FORMAT_INVALID,
 		                      "payload is not UTF-8 as its format says");
 	if (c->ops.may_publish &&
-	    (reason = c->ops.may_publish(c->ops.ctx, c, pub->topic, pub->qos, pub->retain)))
+	    (reason = c->ops.may_publish(c->ops.ctx, c, pub->topic, pub->qos, pub->retain,
+	                                 pub->topic.len + pub->payload.len)) != 0) {
+		if (reason < 0)
+			return fail(c, (uint8_t)-reason, "over the client's quota");
 		return refuse_publish(c, pub, (uint8_t)reason, "not authorized");
+	}
 
 	if (pub->qos == 2) {
 		int fresh = bw_session_inbound_qos2(c->session, pub->packet_id);
@@ -743,7 +768,7 @@ static long handle(struct bw_conn *c, const uint8_t *buf, size_t len)
 		if (pkt.type == BW_CONNECT && c->state == BW_CONN_AWAIT_CONNECT && !c->pinned &&
 		    c->ops.place && pkt.connect.client_id.len > 0 &&
 		    pkt.connect.client_id.len <= BW_CLIENT_ID_MAX) {
-			int to = c->ops.place(c->ops.ctx, pkt.connect.client_id);
+			int to = c->ops.place(c->ops.ctx, c, &pkt.connect, pkt.connect.client_id);
 			if (to >= 0) {
 				/* Moves: the CONNECT stays unhandled, and so does the rest. */
 				c->move_to = to;

@@ -53,13 +53,15 @@ struct bw_conn_ops {
 	void *ctx;
 	uint64_t (*now_ms)(void *ctx);
 	/*
-	 * Which worker a client id belongs on: -1 this one, else the index
-	 * of the worker the connection must move to before its CONNECT is
-	 * handled (see bw_conn_moving()). May be NULL: always here. For a
-	 * client without an id, the connection assigns ids until one
-	 * belongs here.
+	 * Which worker the client id of this CONNECT belongs on (its tenant,
+	 * which the CONNECT and the connection name, is part of the answer):
+	 * -1 this one, else the index of the worker the connection must move
+	 * to before its CONNECT is handled (see bw_conn_moving()). May be
+	 * NULL: always here. For a client without an id (pkt's is empty),
+	 * the connection assigns ids until one belongs here.
 	 */
-	int (*place)(void *ctx, struct bw_str client_id);
+	int (*place)(void *ctx, struct bw_conn *c, const struct bw_connect *pkt,
+	             struct bw_str client_id);
 	/*
 	 * A CONNECT passed the codec and the node's limits. Authenticates
 	 * and attaches a session (bw_conn_attach). Returns 0, or the MQTT 5
@@ -70,12 +72,14 @@ struct bw_conn_ops {
 	 */
 	int (*connect)(void *ctx, struct bw_conn *c, const struct bw_connect *pkt);
 	/*
-	 * Whether the client may publish to topic at qos (retained or not):
-	 * 0, or the reason code to refuse it with (5.0 PUBACK/PUBREC; 3.1.1
-	 * acknowledges and drops it). May be NULL: everything may.
+	 * Whether the client may publish to topic at qos (retained or not),
+	 * a PUBLISH of size bytes: 0; a reason code to refuse it with (5.0
+	 * PUBACK/PUBREC; 3.1.1 acknowledges and drops it); or a negative
+	 * reason code to end the connection with (a rate or QoS over the
+	 * client's quota). May be NULL: everything may.
 	 */
 	int (*may_publish)(void *ctx, struct bw_conn *c, struct bw_str topic, uint8_t qos,
-	                   bool retain);
+	                   bool retain, size_t size);
 	/*
 	 * MQTT 5 enhanced authentication: the one Authentication Method the
 	 * broker takes (NULL: none). A CONNECT naming another method, or any
@@ -116,6 +120,20 @@ struct bw_conn_ops {
 	 */
 	void (*closed)(void *ctx, struct bw_conn *c, bool send_will);
 };
+
+/*
+ * What the broker grants a client narrower than the connection's limits
+ * (its tenant's quotas), set from ops->connect before the CONNACK, which
+ * tells a 5.0 client: a smaller Maximum Packet Size, a Maximum QoS, a
+ * capped Session Expiry Interval.
+ */
+struct bw_conn_grant {
+	uint32_t max_packet_size; /* 0: the connection's limit */
+	uint8_t max_qos;          /* 0..2 */
+	bool expiry_capped;       /* the client asked for more than session_expiry */
+	uint32_t session_expiry;
+};
+void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g);
 
 /* A new connection, or NULL when out of memory. */
 struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw_conn_ops *ops,

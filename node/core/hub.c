@@ -59,9 +59,14 @@ struct worker {
 };
 
 struct bw_hub {
-	uint32_t n_workers, n_tenants, slots;
+	uint32_t n_workers, tenants_max, slots;
+	_Atomic uint32_t n_tenants; /* ids below it are ready to read */
 	void (*wake)(void *from_peer, void *to_peer);
-	struct tenant *tenants;
+	struct tenant *tenants;   /* [tenants_max] */
+	_Atomic uint32_t *by_name; /* [by_name_mask + 1]: id + 1, 0 empty; open addressing */
+	uint32_t by_name_mask;
+	pthread_mutex_t tmu;       /* serialises additions */
+	struct bw_retained_limits retained;
 	struct worker *workers;
 	struct ring **rings; /* [from * n + to] */
 	pthread_mutex_t qmu;
@@ -97,11 +102,53 @@ static struct ring *ring_of(const struct bw_hub *h, uint32_t from, uint32_t to)
 	return h->rings[(size_t)from * h->n_workers + to];
 }
 
+/* The name's slot in by_name: where it is, or the empty one it would take. */
+static uint32_t name_slot(const struct bw_hub *h, const char *name, uint32_t *id)
+{
+	uint32_t mask = h->by_name_mask;
+	uint32_t i = (uint32_t)hash_bytes(0xcbf29ce484222325ULL, name, strlen(name)) & mask;
+	for (;; i = (i + 1) & mask) {
+		uint32_t v = atomic_load_explicit(&h->by_name[i], memory_order_acquire);
+		if (v == 0 || !strcmp(h->tenants[v - 1].name, name)) {
+			*id = v;
+			return i;
+		}
+	}
+}
+
+static int tenant_add_locked(struct bw_hub *h, const char *name)
+{
+	uint32_t v, slot = name_slot(h, name, &v);
+	if (v)
+		return (int)v - 1;
+	uint32_t id = atomic_load_explicit(&h->n_tenants, memory_order_relaxed);
+	if (id == h->tenants_max)
+		return -ENOSPC;
+	struct tenant *t = &h->tenants[id];
+	t->name = strdup(name);
+	t->retained = bw_retained_new(&h->retained, release_retained, NULL);
+	t->stats = line_alloc(h->n_workers * sizeof(*t->stats));
+	if (!t->name || !t->retained || !t->stats) {
+		free(t->name);
+		bw_retained_free(&t->retained);
+		free(t->stats);
+		memset(t, 0, sizeof(*t));
+		return -ENOMEM;
+	}
+	memset(t->stats, 0, h->n_workers * sizeof(*t->stats));
+	pthread_mutex_init(&t->mu, NULL);
+	/* The record first, then the ways to find it. */
+	atomic_store_explicit(&h->n_tenants, id + 1, memory_order_release);
+	atomic_store_explicit(&h->by_name[slot], id + 1, memory_order_release);
+	return (int)id;
+}
+
 struct bw_hub *bw_hub_new(const struct bw_hub_config *cfg)
 {
 	uint32_t slots = cfg->mail_slots ? cfg->mail_slots : 1024;
-	if (cfg->n_workers == 0 || cfg->n_workers > BW_HUB_WORKERS_MAX || cfg->n_tenants == 0 ||
-	    cfg->n_tenants > BW_HUB_TENANTS_MAX || (slots & (slots - 1))) {
+	uint32_t tmax = cfg->tenants_max ? cfg->tenants_max : BW_HUB_TENANTS_MAX;
+	if (cfg->n_workers == 0 || cfg->n_workers > BW_HUB_WORKERS_MAX ||
+	    tmax > BW_HUB_TENANTS_MAX || cfg->n_tenants > tmax || (slots & (slots - 1))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -112,23 +159,28 @@ struct bw_hub *bw_hub_new(const struct bw_hub_config *cfg)
 	h->slots = slots;
 	h->wake = cfg->wake;
 	h->seed = 0xcbf29ce484222325ULL;
+	h->retained = cfg->retained;
+	h->tenants_max = tmax;
 	pthread_mutex_init(&h->qmu, NULL);
 	pthread_cond_init(&h->qcv, NULL);
-	h->tenants = calloc(cfg->n_tenants, sizeof(*h->tenants));
+	pthread_mutex_init(&h->tmu, NULL);
+	/* by_name: a power of two at least twice the tenants, so probes stay short. */
+	uint32_t pow2 = 1;
+	while (pow2 < tmax)
+		pow2 <<= 1;
+	h->tenants = calloc(tmax, sizeof(*h->tenants));
+	h->by_name = calloc(2 * (size_t)pow2, sizeof(*h->by_name));
 	h->workers = calloc(cfg->n_workers, sizeof(*h->workers));
 	h->rings = calloc((size_t)cfg->n_workers * cfg->n_workers, sizeof(*h->rings));
-	if (!h->tenants || !h->workers || !h->rings)
+	if (!h->tenants || !h->by_name || !h->workers || !h->rings)
 		goto fail;
+	h->by_name_mask = 2 * pow2 - 1;
 	for (uint32_t i = 0; i < cfg->n_tenants; i++) {
-		struct tenant *t = &h->tenants[i];
-		pthread_mutex_init(&t->mu, NULL);
-		h->n_tenants++;
-		t->name = strdup(cfg->tenant[i]);
-		t->retained = bw_retained_new(&cfg->retained, release_retained, NULL);
-		t->stats = line_alloc(cfg->n_workers * sizeof(*t->stats));
-		if (!t->name || !t->retained || !t->stats)
-			goto fail;
-		memset(t->stats, 0, cfg->n_workers * sizeof(*t->stats));
+		if (tenant_add_locked(h, cfg->tenant[i]) != (int)i) {
+			bw_hub_free(&h, NULL, NULL);
+			errno = EINVAL; /* a name given twice, or out of memory */
+			return NULL;
+		}
 	}
 	for (uint32_t i = 0; i < cfg->n_workers; i++) {
 		struct worker *w = &h->workers[i];
@@ -195,7 +247,8 @@ void bw_hub_free(struct bw_hub **hp, void (*drop)(void *arg, uintptr_t letter), 
 	}
 	for (size_t k = 0; h->rings && k < (size_t)h->n_workers * h->n_workers; k++)
 		free(h->rings[k]);
-	for (uint32_t i = 0; i < h->n_tenants; i++) {
+	uint32_t n_tenants = atomic_load_explicit(&h->n_tenants, memory_order_acquire);
+	for (uint32_t i = 0; h->tenants && i < n_tenants; i++) {
 		struct tenant *t = &h->tenants[i];
 		free(t->name);
 		bw_retained_free(&t->retained);
@@ -203,10 +256,12 @@ void bw_hub_free(struct bw_hub **hp, void (*drop)(void *arg, uintptr_t letter), 
 		pthread_mutex_destroy(&t->mu);
 	}
 	free(h->tenants);
+	free(h->by_name);
 	free(h->workers);
 	free(h->rings);
 	pthread_mutex_destroy(&h->qmu);
 	pthread_cond_destroy(&h->qcv);
+	pthread_mutex_destroy(&h->tmu);
 	free(h);
 }
 
@@ -217,21 +272,43 @@ uint32_t bw_hub_workers(const struct bw_hub *h)
 
 uint32_t bw_hub_tenants(const struct bw_hub *h)
 {
-	return h->n_tenants;
+	return atomic_load_explicit(&((struct bw_hub *)h)->n_tenants, memory_order_acquire);
+}
+
+uint32_t bw_hub_tenants_max(const struct bw_hub *h)
+{
+	return h->tenants_max;
 }
 
 int bw_hub_tenant_find(const struct bw_hub *h, const char *name)
 {
-	for (uint32_t i = 0; i < h->n_tenants; i++) {
-		if (!strcmp(h->tenants[i].name, name))
-			return (int)i;
-	}
-	return -1;
+	uint32_t v;
+	name_slot(h, name, &v);
+	return (int)v - 1;
+}
+
+int bw_hub_tenant_add(struct bw_hub *h, const char *name)
+{
+	int id = bw_hub_tenant_find(h, name);
+	if (id >= 0)
+		return id;
+	pthread_mutex_lock(&h->tmu);
+	id = tenant_add_locked(h, name);
+	pthread_mutex_unlock(&h->tmu);
+	return id;
 }
 
 const char *bw_hub_tenant_name(const struct bw_hub *h, uint32_t tenant)
 {
-	return tenant < h->n_tenants ? h->tenants[tenant].name : NULL;
+	return tenant < bw_hub_tenants(h) ? h->tenants[tenant].name : NULL;
+}
+
+void bw_hub_tenant_limits(struct bw_hub *h, uint32_t tenant, const struct bw_retained_limits *l)
+{
+	struct tenant *t = &h->tenants[tenant];
+	pthread_mutex_lock(&t->mu);
+	bw_retained_set_limits(t->retained, l);
+	pthread_mutex_unlock(&t->mu);
 }
 
 uint32_t bw_hub_home(const struct bw_hub *h, uint32_t tenant, const void *id, size_t len)
@@ -540,6 +617,10 @@ void bw_hub_totals(struct bw_hub *h, uint32_t tenant, struct bw_tenant_totals *t
 		tt->auth_failures += atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
 		tt->denied += atomic_load_explicit(&s->denied, memory_order_relaxed);
 		tt->auth_backoffs += atomic_load_explicit(&s->auth_backoffs, memory_order_relaxed);
+		tt->bytes_in += atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
+		tt->bytes_out += atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
+		tt->quota_hits += atomic_load_explicit(&s->quota_hits, memory_order_relaxed);
+		tt->persistent += atomic_load_explicit(&s->persistent, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&t->mu);
 	bw_retained_stats(t->retained, &rs);

@@ -74,6 +74,9 @@ struct bw_tenant_stats {
 	_Atomic uint64_t msgs_in, msgs_out, dropped;
 	_Atomic uint64_t auth_failures, denied; /* bad credentials; ACL refusals */
 	_Atomic uint64_t auth_backoffs;         /* CONNECTs refused: their address waits */
+	_Atomic uint64_t bytes_in, bytes_out;   /* PUBLISH topic and payload bytes */
+	_Atomic uint64_t quota_hits;            /* refusals for a quota (connections, rates, ...) */
+	_Atomic uint64_t persistent;            /* sessions with an expiry above 0 */
 } __attribute__((aligned(64)));
 
 /* Adds n to a counter the calling worker owns: a plain add, no bus lock. */
@@ -93,15 +96,17 @@ struct bw_tenant_totals {
 	uint64_t connected, sessions, subscriptions;
 	uint64_t msgs_in, msgs_out, dropped;
 	uint64_t auth_failures, denied, auth_backoffs;
+	uint64_t bytes_in, bytes_out, quota_hits, persistent;
 	uint32_t retained;
 	uint64_t retained_bytes;
 };
 
 struct bw_hub_config {
 	uint32_t n_workers;                 /* 1..BW_HUB_WORKERS_MAX */
-	const char *const *tenant;          /* names; a tenant's id is its index here */
-	uint32_t n_tenants;                 /* 1..BW_HUB_TENANTS_MAX */
-	struct bw_retained_limits retained; /* a tenant */
+	const char *const *tenant;          /* names known at start; a tenant's id is its index */
+	uint32_t n_tenants;                 /* 0..tenants_max */
+	uint32_t tenants_max;               /* 0: BW_HUB_TENANTS_MAX; at most that */
+	struct bw_retained_limits retained; /* a tenant, unless bw_hub_tenant_limits() says */
 	uint32_t mail_slots;                /* a ring, a power of two; 0: 1024 */
 	/*
 	 * Wakes worker `to` (its peer pointer, see bw_hub_attach) from worker
@@ -121,11 +126,32 @@ struct bw_hub *bw_hub_new(const struct bw_hub_config *cfg);
 void bw_hub_free(struct bw_hub **h, void (*drop)(void *arg, uintptr_t letter), void *arg);
 
 uint32_t bw_hub_workers(const struct bw_hub *h);
-uint32_t bw_hub_tenants(const struct bw_hub *h);
 
-/* The id of the named tenant, or -1. */
+/*
+ * Tenants the hub knows: ids 0 .. bw_hub_tenants() - 1, never more than
+ * bw_hub_tenants_max(). The count only grows: a tenant is added the first
+ * time the node meets it (a listener, a restored session, a client of a
+ * tenant from the tenancy store) and keeps its id, so a letter or a
+ * session naming an id stays meaningful. Any thread, without a lock.
+ */
+uint32_t bw_hub_tenants(const struct bw_hub *h);
+uint32_t bw_hub_tenants_max(const struct bw_hub *h);
+
+/* The id of the named tenant, or -1. Any thread, without a lock. */
 int bw_hub_tenant_find(const struct bw_hub *h, const char *name);
+
+/*
+ * The id of the named tenant, added when new: the id, or -ENOSPC (the hub
+ * holds tenants_max already) or -ENOMEM. Any thread.
+ */
+int bw_hub_tenant_add(struct bw_hub *h, const char *name);
 const char *bw_hub_tenant_name(const struct bw_hub *h, uint32_t tenant);
+
+/*
+ * The tenant's own retained limits (its quotas); messages already held
+ * stay, new ones must fit. Any thread.
+ */
+void bw_hub_tenant_limits(struct bw_hub *h, uint32_t tenant, const struct bw_retained_limits *l);
 
 /* The worker that owns client id (id, len) of tenant. */
 uint32_t bw_hub_home(const struct bw_hub *h, uint32_t tenant, const void *id, size_t len);

@@ -154,6 +154,11 @@ static struct rnode *path_find(const struct bw_retained *r, const uint8_t *t, si
 	return n;
 }
 
+void bw_retained_set_limits(struct bw_retained *r, const struct bw_retained_limits *limits)
+{
+	r->lim = *limits;
+}
+
 int bw_retained_set(struct bw_retained *r, const uint8_t *topic, size_t len, void *msg, size_t size)
 {
 	if (!msg || bw_topic_name_check(topic, len) != 0)

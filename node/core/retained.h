@@ -47,6 +47,9 @@ struct bw_retained;
 struct bw_retained *bw_retained_new(const struct bw_retained_limits *limits,
                                     bw_retained_release_fn release, void *release_arg);
 
+/* New limits: messages held stay, new ones must fit. */
+void bw_retained_set_limits(struct bw_retained *r, const struct bw_retained_limits *limits);
+
 /* Releases every message, frees the index and NULLs *r. NULL is fine. */
 void bw_retained_free(struct bw_retained **r);
 

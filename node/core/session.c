@@ -67,6 +67,11 @@ void bw_session_free(struct bw_session **sp)
 	*sp = NULL;
 }
 
+void bw_session_set_queue_max(struct bw_session *s, uint32_t queue_max)
+{
+	s->lim.queue_max = queue_max;
+}
+
 void bw_session_set_inflight_max(struct bw_session *s, uint16_t inflight_max)
 {
 	s->lim.inflight_max = inflight_max;

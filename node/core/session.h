@@ -78,6 +78,9 @@ void bw_session_free(struct bw_session **s);
  */
 void bw_session_set_inflight_max(struct bw_session *s, uint16_t inflight_max);
 
+/* The most messages the session may queue (its tenant's quota); those queued stay. */
+void bw_session_set_queue_max(struct bw_session *s, uint32_t queue_max);
+
 /*
  * Queues a delivery (taking a new reference to d->msg). Returns 0, or
  * -ENOBUFS when the queue is full and the policy refuses new deliveries

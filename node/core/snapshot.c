@@ -520,9 +520,9 @@ static struct bw_delivery delivery_of(struct bw_msg *m, const StoredMessage *r)
 static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
                         const StoredSession *r, int64_t off, uint64_t now)
 {
-	int tenant = bw_hub_tenant_find(hub, r->tenant);
+	int tenant = bw_hub_tenant_add(hub, r->tenant);
 	if (tenant < 0) {
-		bw_log_warn("snapshot: session '%s' of tenant %s skipped: no such tenant now",
+		bw_log_warn("snapshot: session '%s' of tenant %s skipped: the node serves max_tenants already",
 		            r->client_id, r->tenant);
 		return 1;
 	}
@@ -608,7 +608,7 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 /* Restores one retained message record; 1 when skipped, 0, or -errno. */
 static int load_retained(struct bw_hub *hub, const StoredMessage *r, int64_t off, uint64_t now)
 {
-	int tenant = bw_hub_tenant_find(hub, r->tenant);
+	int tenant = bw_hub_tenant_add(hub, r->tenant);
 	if (tenant < 0)
 		return 1;
 	struct bw_msg *m = record_msg(r, (uint32_t)tenant, off);

@@ -93,6 +93,7 @@ static int setup(void **state)
 		.max_inflight = 16,
 		.max_queued_messages = 100,
 		.max_subscriptions = 8,
+		.quotas = { .max_qos = 2 },
 		.max_topic_levels = 16,
 		.filters_max = 1000,
 		.hub = hub,

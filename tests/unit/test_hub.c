@@ -15,6 +15,7 @@
 #include "node/core/hub.h"
 #include "node/core/msg.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,43 @@ static void test_config_is_checked(void **state)
 	c.mail_slots = 100; /* not a power of two */
 	assert_null(bw_hub_new(&c));
 	c.mail_slots = 0;
-	c.n_tenants = 0;
+	c.tenants_max = BW_HUB_TENANTS_MAX + 1;
 	assert_null(bw_hub_new(&c));
+	c.tenants_max = 1;
+	c.n_tenants = 2; /* more than it may hold */
+	assert_null(bw_hub_new(&c));
+}
+
+/* Tenants come as the node meets them, keep their ids, and stop at tenants_max. */
+static void test_tenants_are_added_once_up_to_the_limit(void **state)
+{
+	struct bw_hub_config c = { .n_workers = 2, .tenant = tenants, .n_tenants = 1,
+		                   .tenants_max = 3 };
+	(void)state;
+	struct bw_hub *h = bw_hub_new(&c);
+	assert_non_null(h);
+	assert_int_equal(bw_hub_tenants(h), 1);
+	assert_int_equal(bw_hub_tenants_max(h), 3);
+	assert_int_equal(bw_hub_tenant_find(h, "acme"), -1);
+	assert_int_equal(bw_hub_tenant_add(h, "acme"), 1);
+	assert_int_equal(bw_hub_tenant_add(h, "acme"), 1);
+	assert_int_equal(bw_hub_tenant_find(h, "acme"), 1);
+	assert_string_equal(bw_hub_tenant_name(h, 1), "acme");
+	assert_int_equal(bw_hub_tenant_add(h, "globex"), 2);
+	assert_int_equal(bw_hub_tenant_add(h, "initech"), -ENOSPC);
+	assert_int_equal(bw_hub_tenant_find(h, tenants[0]), 0);
+	assert_int_equal(bw_hub_tenants(h), 3);
+	assert_null(bw_hub_tenant_name(h, 3));
+	/* Each has its own counters and retained limits. */
+	struct bw_retained_limits one = { .count_max = 1, .bytes_max = 1000, .levels_max = 8 };
+	bw_hub_tenant_limits(h, 2, &one);
+	bw_stat_add(&bw_hub_stats(h, 1, 0)->quota_hits, 3);
+	struct bw_tenant_totals tt;
+	bw_hub_totals(h, 1, &tt);
+	assert_int_equal(tt.quota_hits, 3);
+	bw_hub_totals(h, 2, &tt);
+	assert_int_equal(tt.quota_hits, 0);
+	bw_hub_free(&h, NULL, NULL);
 }
 
 static void test_mail_keeps_order_through_overflow(void **state)
@@ -267,6 +303,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_is_checked),
+		cmocka_unit_test(test_tenants_are_added_once_up_to_the_limit),
 		cmocka_unit_test(test_mail_keeps_order_through_overflow),
 		cmocka_unit_test(test_mail_between_threads),
 		cmocka_unit_test(test_interest_reaches_every_other_worker_in_order),

@@ -54,6 +54,7 @@ static void node_up(void)
 		                       .max_inflight = 16,
 		                       .max_queued_messages = 100,
 		                       .max_subscriptions = 8,
+		                       .quotas = { .max_qos = 2 },
 		                       .max_topic_levels = 16,
 		                       .filters_max = 100,
 		                       .hub = hub,
