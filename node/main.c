@@ -849,6 +849,10 @@ int main(int argc, char **argv)
 			            r ? strerror(-r) : "");
 			reload_tls();
 			reload_policy(&cfg, "SIGHUP");
+			if (bw_tenancy_service_reload(tenancy, err, sizeof(err)) < 0)
+				bw_log_error("SIGHUP: tenancy store not reread: %s; the tenancy in "
+				             "force stays",
+				             err);
 			continue;
 		}
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -276,6 +276,19 @@ int bw_tenancy_service_write(struct bw_tenancy_service *s, const struct bw_tenan
 	return rc;
 }
 
+int bw_tenancy_service_reload(struct bw_tenancy_service *s, char *err, size_t cap)
+{
+	int rc = 0;
+	if (err && cap)
+		err[0] = '\0';
+	if (!s->ops->reload)
+		return 0;
+	pthread_mutex_lock(&s->write_mu); /* not in the middle of a write */
+	rc = s->ops->reload(s->store, err, cap);
+	pthread_mutex_unlock(&s->write_mu);
+	return rc;
+}
+
 /* ---- one function a write ----------------------------------------------------------- */
 
 static int op_write(struct bw_tenancy_service *s, enum bw_tenancy_op_kind kind, const char *tenant,

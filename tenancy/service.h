@@ -73,6 +73,14 @@ struct bw_tenancy *bw_tenancy_service_current(struct bw_tenancy_service *svc);
 /* Drops a snapshot reference from current() (bw_tenancy_release()). */
 void bw_tenancy_service_release(struct bw_tenancy **snap);
 
+/*
+ * Reads the store again (SIGHUP): the embedded file, edited by hand, is
+ * parsed and put in force whole, or refused (err names the file and the
+ * position) leaving the snapshot in force. PostgreSQL keeps itself
+ * current: nothing to do. Returns 0 or -errno. Not on the service thread.
+ */
+int bw_tenancy_service_reload(struct bw_tenancy_service *svc, char *err, size_t cap);
+
 /* Fills *out for /readyz and metrics. Any thread. */
 void bw_tenancy_service_status(struct bw_tenancy_service *svc, struct bw_tenancy_status *out);
 

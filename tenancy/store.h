@@ -142,6 +142,13 @@ struct bw_tenancy_store_ops {
 	                   int *timeout_ms);
 	/* Service thread: does what is due (fds: the polled ones, with revents). */
 	void (*run)(struct bw_tenancy_store *st, const struct pollfd *fds, size_t n);
+	/*
+	 * Any thread but the service's: reads the store again and has the
+	 * service publish what it found (a full load), or fails leaving the
+	 * snapshot in force. May be NULL: the store keeps itself current
+	 * (PostgreSQL's notifications).
+	 */
+	int (*reload)(struct bw_tenancy_store *st, char *err, size_t cap);
 	/* Any thread: fills *out (backend, up, last_error, counters; not the counts). */
 	void (*status)(struct bw_tenancy_store *st, struct bw_tenancy_status *out);
 	/* Service thread, or after it ended: closes *st and NULLs it. */

@@ -256,6 +256,26 @@ static int fs_write(struct bw_tenancy_store *st, const struct bw_tenancy_op *op,
 	return 0;
 }
 
+/* tenancy.json edited by hand (then SIGHUP): read again, published whole. */
+static int fs_reload(struct bw_tenancy_store *st, char *err, size_t cap)
+{
+	struct file_store *f = fs_of(st);
+	struct bw_tenancy *snap = NULL;
+	int rc = fs_read(f, &snap, err, cap);
+	if (rc != 0)
+		return rc;
+	bw_tenancy_release(&f->model);
+	f->model = bw_tenancy_ref(snap);
+	pthread_mutex_lock(&f->mu);
+	bw_tenancy_release(&f->pending);
+	f->pending = snap;
+	f->pending_full = true;
+	f->handed++;
+	f->host->wake(f->host->arg);
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
 static size_t fs_poll_fds(struct bw_tenancy_store *st, struct pollfd *fds, size_t cap,
                           int *timeout_ms)
 {
@@ -306,6 +326,7 @@ const struct bw_tenancy_store_ops bw_tenancy_store_file = {
 	.write = fs_write,
 	.poll_fds = fs_poll_fds,
 	.run = fs_run,
+	.reload = fs_reload,
 	.status = fs_status,
 	.close = fs_close,
 };
