@@ -265,7 +265,7 @@ static void tenant_quotas(struct bw_broker *b, struct tenant *t)
 	if (q.tenant_bytes_per_s)
 		q.tenant_bytes_per_s = q.tenant_bytes_per_s / w ? q.tenant_bytes_per_s / w : 1;
 	t->q = q;
-	if (r && (r->retained_msgs || r->retained_bytes)) {
+	if (q.retained_msgs || q.retained_bytes) {
 		struct bw_retained_limits rl = { .count_max = q.retained_msgs,
 			                         .bytes_max = q.retained_bytes,
 			                         .levels_max = b->cfg.max_topic_levels };
@@ -1738,12 +1738,12 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
 	const char *user = pkt->has_username ? (const char *)pkt->username.p : NULL;
 	char *cert_user = NULL;
-	bool jwt = false, password = false, applied = false;
+	bool jwt = false, applied = false;
 
 	for (uint32_t ch = b->chain; ch && !applied; ch >>= 4) {
 		switch ((ch & 0xf) - 1) {
 		case BW_CONFIG_METHOD_CERTIFICATE:
-			applied = w->by_ca && !enhanced && (cert_user = cert_identity(l, c));
+			applied = w->by_ca && !enhanced && (cert_user = cert_identity(l, c)) != NULL;
 			break;
 		case BW_CONFIG_METHOD_TOKEN:
 			applied = jwt = enhanced || (bw_tenancy_tenant_jwt_keys(b->snap, rec) &&
@@ -1751,7 +1751,7 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 			                             looks_like_jwt(pkt->password.p, pkt->password.len));
 			break;
 		case BW_CONFIG_METHOD_PASSWORD:
-			applied = password = user && pkt->has_password;
+			applied = user && pkt->has_password;
 			break;
 		}
 	}
@@ -1796,7 +1796,6 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 	j->a = *a;
 	j->jwt = jwt;
 	j->enhanced = enhanced;
-	(void)password;
 	return auth_submit(l, j);
 }
 
