@@ -687,6 +687,8 @@ static void publish(struct bw_broker *b, struct tenant *t, struct bw_msg *m, con
 		                             m->payload.len ? m : NULL);
 		if (rc < 0) {
 			bw_stat_add(&t->stats->dropped, 1);
+			if (rc == -EDQUOT)
+				bw_stat_add(&t->stats->quota_hits, 1);
 			bw_log_warn("tenant %s: retained message for '%.*s' refused (%s)",
 			            bw_hub_tenant_name(b->hub, t->id), (int)m->topic.len,
 			            (const char *)m->topic.p,
@@ -1924,10 +1926,17 @@ static int op_may_publish(void *ctx, struct bw_conn *c, struct bw_str topic, uin
 			return -BW_RC_MESSAGE_RATE_TOO_HIGH;
 		}
 	}
-	if (!s->acl || bw_acl_can_publish(s->acl, topic.p, topic.len, qos, retain))
-		return 0;
-	bw_stat_add(&t->stats->denied, 1);
-	return BW_RC_NOT_AUTHORIZED;
+	if (s->acl && !bw_acl_can_publish(s->acl, topic.p, topic.len, qos, retain)) {
+		bw_stat_add(&t->stats->denied, 1);
+		return BW_RC_NOT_AUTHORIZED;
+	}
+	/* A retained message (not a clearing one) over the tenant's retained quota. */
+	if (retain && size > topic.len &&
+	    !bw_hub_retained_fits(l->b->hub, t->id, topic.p, topic.len, size)) {
+		quota_hit(l->b, t, "retained");
+		return BW_RC_QUOTA_EXCEEDED;
+	}
+	return 0;
 }
 
 static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)

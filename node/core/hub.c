@@ -583,6 +583,16 @@ int bw_hub_retained_get(struct bw_hub *h, uint32_t tenant, const uint8_t *filter
 	return rc == -ENOMEM ? rc : c.count;
 }
 
+bool bw_hub_retained_fits(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
+                          size_t size)
+{
+	struct tenant *t = &h->tenants[tenant];
+	pthread_mutex_lock(&t->mu);
+	bool fits = bw_retained_fits(t->retained, topic, len, size);
+	pthread_mutex_unlock(&t->mu);
+	return fits;
+}
+
 int bw_hub_retained_each(struct bw_hub *h, uint32_t tenant, bw_retained_visit_fn visit, void *arg)
 {
 	struct tenant *t = &h->tenants[tenant];

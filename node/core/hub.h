@@ -227,6 +227,10 @@ int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic,
 int bw_hub_retained_get(struct bw_hub *h, uint32_t tenant, const uint8_t *filter, size_t len,
                         struct bw_msg ***v, size_t *n, size_t *cap);
 
+/* Whether a retained message of size bytes on topic would fit the tenant's limits now. */
+bool bw_hub_retained_fits(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
+                          size_t size);
+
 /* Visits every retained message of tenant under its lock (snapshots). */
 int bw_hub_retained_each(struct bw_hub *h, uint32_t tenant, bw_retained_visit_fn visit, void *arg);
 

@@ -159,6 +159,15 @@ void bw_retained_set_limits(struct bw_retained *r, const struct bw_retained_limi
 	r->lim = *limits;
 }
 
+bool bw_retained_fits(struct bw_retained *r, const uint8_t *topic, size_t len, size_t size)
+{
+	struct rnode *n = path_find(r, topic, len);
+	bool replace = n && n->msg;
+	uint64_t bytes = r->st.bytes - (replace ? n->size : 0);
+	return (replace || r->st.count < r->lim.count_max) && size <= r->lim.bytes_max &&
+	       bytes <= r->lim.bytes_max - size;
+}
+
 int bw_retained_set(struct bw_retained *r, const uint8_t *topic, size_t len, void *msg, size_t size)
 {
 	if (!msg || bw_topic_name_check(topic, len) != 0)

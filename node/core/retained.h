@@ -47,6 +47,9 @@ struct bw_retained;
 struct bw_retained *bw_retained_new(const struct bw_retained_limits *limits,
                                     bw_retained_release_fn release, void *release_arg);
 
+/* Whether a message of size bytes on topic would fit the limits now. */
+bool bw_retained_fits(struct bw_retained *r, const uint8_t *topic, size_t len, size_t size);
+
 /* New limits: messages held stay, new ones must fit. */
 void bw_retained_set_limits(struct bw_retained *r, const struct bw_retained_limits *limits);
 
