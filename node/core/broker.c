@@ -1241,6 +1241,19 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 		                      .cert_cn = a->cert_cn,
 		                      .cert_cn_len = a->cert_cn ? strlen(a->cert_cn) : 0 };
 
+	if (a->snap && a->snap != b->snap) {
+		/* The check ran on an older snapshot: what it found must still hold. */
+		const struct bw_tenant *rec = t->rec;
+		const struct bw_principal *p = NULL;
+		if (!rec || rec->status != BW_TENANT_ACTIVE ||
+		    (a->p && !(p = principal_for(b->snap, rec, a->p->name, a->p->name_len, a->how))) ||
+		    (!a->p && !rec->allow_anonymous))
+			return BW_RC_NOT_AUTHORIZED;
+		bw_tenancy_release(&a->snap);
+		a->snap = bw_tenancy_ref(b->snap);
+		a->rec = rec;
+		a->p = p;
+	}
 	if (a->snap) {
 		if (!(acl = store_acl(a->snap, a->rec, a->p, &who)))
 			return BW_RC_UNSPECIFIED;
