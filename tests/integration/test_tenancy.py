@@ -438,6 +438,20 @@ class Raw:
         self.s.close()
 
 
+def raw_burst(port, user, cid, n, size, raw=None):
+    """n QoS 0 PUBLISHes of size bytes in one write from a 5.0 client (raw,
+    or a new one), then what the node answers. One write, so the client is
+    done sending before the node closes: a client that is still writing
+    may meet the connection reset before it reads the DISCONNECT."""
+    r = raw or Raw(port, V5, cid, user, PW)
+    if r.ack != 0:
+        return f"refused: CONNACK {r.connack!r}"
+    r.send(publish_packet(True, b"rate/x", b"r" * size) * n)
+    res = r.read(3)
+    r.close()
+    return res
+
+
 def metric(http_port, name, tenant_name):
     conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=TIMEOUT)
     conn.request("GET", "/metrics")
@@ -577,8 +591,8 @@ def topic_alias(port, a, g):
 
 def outcome(res):
     """What the node answered, in words."""
-    if res is None or res == "closed":
-        return "no answer" if res is None else "closed"
+    if res is None or isinstance(res, str):
+        return "no answer" if res is None else res
     kind = {4: "PUBACK", 9: "SUBACK", 14: "DISCONNECT"}.get(res[0] >> 4, hex(res[0]))
     code = res[1][-1] if kind == "SUBACK" else res[1][2] if kind == "PUBACK" and \
         len(res[1]) > 2 else res[1][0] if kind == "DISCONNECT" and res[1] else 0
@@ -736,31 +750,29 @@ def quotas(port, http_port):
     close_all(s2, s3, s4, s5, s1b)
 
     # Message and byte rates: a burst over them ends the connection.
-    def burst(tenant_name, v, n, size=10, pause=0.0):
-        c = Client(port, f"burst-{tenant_name}-{VNAME[v]}", f"alice@{tenant_name}", PW, v)
-        for i in range(n):
-            if c.gone is not None:
-                break
-            c.pub("rate/x", b"r" * size, qos=0, wait=False)
-            if pause:
-                time.sleep(pause)
-        wait_for(lambda: c.gone is not None, 3)
-        c.close()
-        return c
     for name, q, n, size in (("qrate", "client_msgs_per_s=20", 100, 10),
                              ("qtrate", "tenant_msgs_per_s=20", 100, 10),
                              ("qbytes", "client_bytes_per_s=2000", 20, 500)):
-        ok = burst(name, V311, n // 10, size, pause=0.1) if name != "qbytes" else \
-            burst(name, V311, 3, size, pause=0.5)
-        check(f"quota {q}: a client within it stays connected", ok.gone == 0,
-              f"ack {ok.ack} gone {ok.gone}")
-        c5 = burst(name, V5, n, size)
-        check(f"quota {q}: a 5.0 burst over it: DISCONNECT 0x96", c5.gone == 0x96,
-              f"ack {c5.ack} gone {c5.gone}")
-        time.sleep(1.05)  # the tenant's bucket fills again
-        c3 = burst(name, V311, n, size)
-        check(f"quota {q}: a 3.1.1 burst over it: closed", c3.ack == 0 and
-              c3.gone not in (None, 0), f"ack {c3.ack} gone {c3.gone}")
+        user = f"alice@{name}"
+        c = Client(port, f"{name}-calm", user, PW, V311)
+        for i in range(3 if name == "qbytes" else 10):
+            c.pub("rate/x", b"r" * size, qos=0, wait=False)
+            time.sleep(0.5 if name == "qbytes" else 0.1)
+        calm = c.up and c.pub("rate/x", b"r", qos=1)
+        c.close()
+        check(f"quota {q}: a client within it stays connected", calm, f"{c.ack} {c.gone}")
+        time.sleep(1.05)  # the buckets fill again
+        res = raw_burst(port, user, f"{name}-burst-5", n, size)
+        check(f"quota {q}: a 5.0 burst over it: DISCONNECT 0x96 ({outcome(res)})",
+              outcome(res) == "DISCONNECT 0x96", repr(res))
+        time.sleep(1.05)
+        c = Client(port, f"{name}-burst-3", user, PW, V311)
+        for i in range(n):
+            c.pub("rate/x", b"r" * size, qos=0, wait=False)
+        wait_for(lambda: c.gone is not None, 3)
+        c.close()
+        check(f"quota {q}: a 3.1.1 burst over it: closed", c.ack == 0 and
+              c.gone not in (None, 0), f"ack {c.ack} gone {c.gone}")
 
     # Subscriptions: 3 a client.
     for v in (V5, V311):
@@ -863,6 +875,26 @@ def quotas(port, http_port):
           all(h and h > 0 for h in hits.values()), str(hits))
 
 
+def sys_retained_quota(port):
+    """On a node publishing $SYS (retained, each tenant its own): the
+    broker's messages should not take the tenant's retained quota."""
+    c = Client(port, "qret-sys", "alice@qret", PW)  # the node now serves qret
+    c.sub("$SYS/broker/uptime")
+    wait_for(lambda: c.got, 3)  # $SYS went out for qret
+    ok = c.ack == 0 and all(c.pub(f"mine/{i}", b"mine", retain=True) for i in range(2))
+    s = Client(port, "qret-sys-sub", "alice@qret", PW)
+    s.sub("mine/#")
+    wait_for(lambda: len(s.got) >= 2, 2)
+    # BROKER BUG: $SYS/broker/... are retained in the tenant's own store and
+    # count against its retained_msgs quota: here the first $SYS tick fills
+    # both places and the client keeps none. Once full, each $SYS tick also
+    # logs a "retained message ... refused (retained quota)" warning for
+    # every other $SYS topic and adds them to the tenant's messages_dropped.
+    check("quota retained_msgs=2 with $SYS on: the client's 2 retained messages are kept "
+          "[BROKER BUG: $SYS takes the quota]", ok and len(s.got) == 2, str(s.got))
+    close_all(c, s)
+
+
 # ---- 4. live changes -------------------------------------------------------------
 
 class Node:
@@ -893,6 +925,11 @@ class Node:
         ok = wait_for(lambda: self.versions() > before, 5)
         time.sleep(0.25)  # every worker's tick takes it
         return t0, ok
+
+    def about(self, text):
+        """The log's lines that mention text (for a failure's detail)."""
+        with open(self.log, errors="replace") as f:
+            return "".join(line for line in f if text in line)[-1500:]
 
     def survived(self, what):
         if self.proc.poll() is None:
@@ -1003,24 +1040,27 @@ def live_quota(n):
     g = Client(port, "lv-globex-burst", "alice@globex", PW)
     gsub = Client(port, "lv-globex-sub", "bob@globex", PW)
     gsub.sub("burst/#", 0)
-    a = Client(port, "lv-acme-burst", "alice@acme", PW)
+    a = Raw(port, V5, "lv-acme-burst", "alice@acme", PW)
+    a.send(publish_packet(True, b"burst/a", b"before", qos=1, pid=1))
+    before = a.read(3)
     hits0 = metric(http_port, "bulwark_tenant_quota_hits_total", "globex")
     find(n.tenants, "acme")["quotas"] = {"client_msgs_per_s": 10}
     _, applied = n.apply()
     for i in range(60):
-        a.pub("burst/a", b"a%d" % i, qos=0, wait=False)
         g.pub("burst/g", b"g%d" % i, qos=0, wait=False)
-    wait_for(lambda: a.gone is not None, 3)
+    res = raw_burst(port, None, None, 60, 10, raw=a)
     got_g = wait_for(lambda: len([1 for tp, _, _, _ in gsub.got if tp == "burst/g"]) >= 60, 3)
     check("live: a quota lowered: an acme client connected before bursts: DISCONNECT 0x96",
-          applied and a.ack == 0 and a.gone == 0x96, f"{a.ack} {a.gone}")
+          applied and a.ack == 0 and outcome(before) == "PUBACK 0x00" and
+          outcome(res) == "DISCONNECT 0x96",
+          f"{a.ack} {before!r} {res!r}\n{n.about('lv-acme-burst')}")
     check("live: globex (no quota) bursts the same meanwhile: connected, all 60 delivered",
           g.up and got_g, f"{g.gone} {len(gsub.got)}")
     ha = metric(http_port, "bulwark_tenant_quota_hits_total", "acme")
     hg = metric(http_port, "bulwark_tenant_quota_hits_total", "globex")
     check("/metrics: quota hits for acme > 0, none for globex",
           ha and ha > 0 and hg == hits0 == 0, f"acme {ha} globex {hits0} -> {hg}")
-    close_all(g, gsub, a)
+    close_all(g, gsub)
 
 
 # ---- main ------------------------------------------------------------------------
@@ -1067,6 +1107,7 @@ def main():
             for v in (V311, V5):
                 isolation(n.ports[0], v)
             resolution(n.ports[:3], pki)
+            sys_retained_quota(n.ports[0])
             for step in (live_rule, live_disable, live_suspend, live_quota):
                 step(n)
                 n.survived(step.__name__)
