@@ -1146,8 +1146,9 @@ static void store_recheck(struct bw_broker *b, struct sess *s, const struct bw_t
 		bw_log_info("tenant %s: client '%.*s' (user '%s'): %s: disconnected",
 		            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id,
 		            s->user ? s->user : "", why);
-		bw_conn_kick(s->conn, reason);
-		b->cfg.wants_send(bw_conn_user(s->conn));
+		struct bw_conn *c = s->conn; /* the kick detaches it from s */
+		bw_conn_kick(c, reason);
+		b->cfg.wants_send(bw_conn_user(c));
 		return;
 	}
 	bw_acl_compiled_free(&s->acl);
