@@ -203,6 +203,8 @@ static struct bw_tenancy *tenancy_current(void *arg)
 static void tenancy_log(void *arg, int level, const char *msg)
 {
 	(void)arg;
+	if (!strncmp(msg, "tenancy: ", 9))
+		msg += 9; /* the store's messages may say it already */
 	if (level == 0)
 		bw_log_error("tenancy: %s", msg);
 	else if (level == 1)
@@ -270,8 +272,7 @@ static int tenancy_start(const struct bw_config *cfg)
 	struct bw_tenancy_status st;
 	bw_tenancy_service_status(tenancy, &st);
 	bw_log_info("tenancy store: %s, %s: %zu tenants, %zu groups, %zu principals", st.backend,
-	            st.loaded ? "loaded" : "not loaded yet", st.tenants, st.groups,
-	            st.principals);
+	            st.loaded ? "loaded" : "not loaded yet", st.tenants, st.groups, st.principals);
 	return 0;
 }
 
@@ -281,8 +282,7 @@ static bool ready(void *arg, char *detail, size_t cap)
 	struct bw_tenancy_status st;
 	(void)arg;
 	bw_tenancy_service_status(tenancy, &st);
-	snprintf(detail, cap,
-	         "tenancy: %s %s, version %llu, %zu tenants%s%s\n", st.backend,
+	snprintf(detail, cap, "tenancy: %s %s, version %llu, %zu tenants%s%s\n", st.backend,
 	         st.up ? "up" : "down", (unsigned long long)st.version, st.tenants,
 	         st.last_error[0] ? "; last error: " : "", st.last_error);
 	return st.loaded;

@@ -46,7 +46,7 @@
 #define HTTP_IDLE_MS      10000u
 #define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
 #define STOP_FLUSH_MS     1000u
-#define METRICS_CAP       (2u << 20) /* 1024 tenants' metrics fit */
+#define METRICS_CAP       (2u << 20)    /* 1024 tenants' metrics fit */
 #define MAIL_BATCH        256u          /* letters taken a pass */
 #define TLS_OUT_BATCH     (64u * 1024u) /* plaintext encrypted a send */
 #define TLS_STAGE         16384u        /* a record's worth of small segments */
@@ -857,10 +857,11 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 			blen = (size_t)snprintf(body, METRICS_CAP, "ok\n");
 		} else if (path_is(req, "/readyz")) {
 			char detail[1024] = "";
-			bool ok = !w->cfg.ready || w->cfg.ready(w->cfg.ops_arg, detail, sizeof(detail));
+			bool ok = !w->cfg.ready ||
+			          w->cfg.ready(w->cfg.ops_arg, detail, sizeof(detail));
 			status = ok ? 200 : 503;
-			blen = (size_t)snprintf(body, METRICS_CAP, "%s%s", ok ? "ready\n" : "not ready\n",
-			                        detail);
+			blen = (size_t)snprintf(body, METRICS_CAP, "%s%s",
+			                        ok ? "ready\n" : "not ready\n", detail);
 		} else if (path_is(req, "/metrics")) {
 			status = 200;
 			type = "text/plain; version=0.0.4";

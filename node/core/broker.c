@@ -159,14 +159,14 @@ struct bw_broker {
 	bool pressure;           /* the current publish fed a congested subscriber */
 	bool freeing;            /* bw_broker_free(): sessions end without routing */
 	uint64_t started_ms, next_sys_ms;
-	struct bw_match match;  /* local routing, reused */
-	struct bw_match rmatch; /* the replica's answer, reused */
-	struct bw_match pmatch; /* the replica's pick for a share group whose member left */
-	struct bw_msg **rv;     /* retained messages for a new subscription */
-	size_t out_pool;        /* output bytes queued for all connections (outq pool) */
-	struct bw_policy *pol;  /* passwords, ACL, JWT keys in force here; NULL: none */
-	uint32_t chain;         /* cfg.auth_chain, or the default */
-	uint64_t pol_gen;       /* cfg.policy's generation pol came from */
+	struct bw_match match;   /* local routing, reused */
+	struct bw_match rmatch;  /* the replica's answer, reused */
+	struct bw_match pmatch;  /* the replica's pick for a share group whose member left */
+	struct bw_msg **rv;      /* retained messages for a new subscription */
+	size_t out_pool;         /* output bytes queued for all connections (outq pool) */
+	struct bw_policy *pol;   /* passwords, ACL, JWT keys in force here; NULL: none */
+	uint32_t chain;          /* cfg.auth_chain, or the default */
+	uint64_t pol_gen;        /* cfg.policy's generation pol came from */
 	struct bw_tenancy *snap; /* the tenancy in force here (a reference); NULL: no store */
 	size_t rv_cap;
 };
@@ -241,9 +241,11 @@ static void tenant_quotas(struct bw_broker *b, struct tenant *t)
 		q.connections = (uint32_t)or_default(r->connections, d->connections);
 		q.persistent_sessions =
 		        (uint32_t)or_default(r->persistent_sessions, d->persistent_sessions);
-		q.tenant_msgs_per_s = (uint32_t)or_default(r->tenant_msgs_per_s, d->tenant_msgs_per_s);
+		q.tenant_msgs_per_s =
+		        (uint32_t)or_default(r->tenant_msgs_per_s, d->tenant_msgs_per_s);
 		q.tenant_bytes_per_s = or_default(r->tenant_bytes_per_s, d->tenant_bytes_per_s);
-		q.client_msgs_per_s = (uint32_t)or_default(r->client_msgs_per_s, d->client_msgs_per_s);
+		q.client_msgs_per_s =
+		        (uint32_t)or_default(r->client_msgs_per_s, d->client_msgs_per_s);
 		q.client_bytes_per_s = or_default(r->client_bytes_per_s, d->client_bytes_per_s);
 		q.client_subscriptions =
 		        (uint32_t)or_default(r->client_subscriptions, d->client_subscriptions);
@@ -1088,8 +1090,7 @@ static const struct bw_principal *principal_for(const struct bw_tenancy *snap,
  * rules, or for an anonymous client (p NULL) the tenant's group named
  * "anonymous" (none: nothing is allowed). NULL when out of memory: refuse.
  */
-static struct bw_acl_compiled *store_acl(const struct bw_tenancy *snap,
-                                         const struct bw_tenant *rec,
+static struct bw_acl_compiled *store_acl(const struct bw_tenancy *snap, const struct bw_tenant *rec,
                                          const struct bw_principal *p,
                                          const struct bw_acl_subject *who)
 {
@@ -1247,7 +1248,8 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 		const struct bw_tenant *rec = t->rec;
 		const struct bw_principal *p = NULL;
 		if (!rec || rec->status != BW_TENANT_ACTIVE ||
-		    (a->p && !(p = principal_for(b->snap, rec, a->p->name, a->p->name_len, a->how))) ||
+		    (a->p &&
+		     !(p = principal_for(b->snap, rec, a->p->name, a->p->name_len, a->how))) ||
 		    (!a->p && !rec->allow_anonymous))
 			return BW_RC_NOT_AUTHORIZED;
 		bw_tenancy_release(&a->snap);
@@ -1395,8 +1397,8 @@ static int jwt_check(struct auth_job *j)
 		return BW_RC_BAD_USERNAME_PASSWORD;
 	}
 	const char *user = bw_jwt_claim_string(claims, cfg->jwt_username_claim);
-	const char *tclaim = bw_jwt_claim_string(claims, cfg->tenant_claim ? cfg->tenant_claim
-	                                                                    : "tenant");
+	const char *tclaim =
+	        bw_jwt_claim_string(claims, cfg->tenant_claim ? cfg->tenant_claim : "tenant");
 	size_t len = user ? strlen(user) : 0;
 	rc = 0;
 	if (!user || len == 0 || len > UINT16_MAX ||
@@ -1406,8 +1408,8 @@ static int jwt_check(struct auth_job *j)
 	} else if (j->a.snap && tclaim && strcmp(tclaim, j->a.rec->name)) {
 		j->why = "the token names another tenant";
 		rc = BW_RC_NOT_AUTHORIZED;
-	} else if (j->a.snap && !(j->a.p = principal_for(j->a.snap, j->a.rec, user, len,
-	                                                   AUTH_TOKEN))) {
+	} else if (j->a.snap &&
+	           !(j->a.p = principal_for(j->a.snap, j->a.rec, user, len, AUTH_TOKEN))) {
 		j->why = "no enabled token principal of that name";
 		rc = BW_RC_NOT_AUTHORIZED;
 	} else {
@@ -1433,8 +1435,8 @@ static int jwt_check(struct auth_job *j)
 /* The password of a store tenant's principal; an unknown one still costs a hash. */
 static int store_password_check(struct auth_job *j)
 {
-	const struct bw_principal *p = principal_for(j->a.snap, j->a.rec, j->a.username,
-	                                             j->a.username_len, AUTH_PASSWORD);
+	const struct bw_principal *p =
+	        principal_for(j->a.snap, j->a.rec, j->a.username, j->a.username_len, AUTH_PASSWORD);
 	if (p && p->password_hash &&
 	    bw_password_verify(j->password, j->password_len, p->password_hash) == 0) {
 		j->a.p = p;
@@ -1545,9 +1547,9 @@ static int auth_apply(struct auth_job *j)
 	if (j->verdict)
 		return auth_failed(l, j->a.t, j->c, j->a.username,
 		                   j->enhanced ? BW_RC_NOT_AUTHORIZED : j->verdict,
-		                   j->why                       ? j->why
-		                   : j->jwt                     ? "token refused"
-		                                                : "bad username or password");
+		                   j->why   ? j->why
+		                   : j->jwt ? "token refused"
+		                            : "bad username or password");
 	auth_passed(l, j->c);
 	return attach(l, j->c, &j->a);
 }
@@ -1749,8 +1751,8 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 {
 	struct bw_broker *b = l->b;
 	const struct bw_tenant *rec = w->rec;
-	bool enhanced = pkt->version == BW_MQTT_5 &&
-	                (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	bool enhanced =
+	        pkt->version == BW_MQTT_5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
 	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
 	const char *user = pkt->has_username ? (const char *)pkt->username.p : NULL;
 	char *cert_user = NULL;
@@ -1759,12 +1761,14 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 	for (uint32_t ch = b->chain; ch && !applied; ch >>= 4) {
 		switch ((ch & 0xf) - 1) {
 		case BW_CONFIG_METHOD_CERTIFICATE:
-			applied = w->by_ca && !enhanced && (cert_user = cert_identity(l, c)) != NULL;
+			applied =
+			        w->by_ca && !enhanced && (cert_user = cert_identity(l, c)) != NULL;
 			break;
 		case BW_CONFIG_METHOD_TOKEN:
-			applied = jwt = enhanced || (bw_tenancy_tenant_jwt_keys(b->snap, rec) &&
-			                             pkt->has_password &&
-			                             looks_like_jwt(pkt->password.p, pkt->password.len));
+			applied = jwt =
+			        enhanced ||
+			        (bw_tenancy_tenant_jwt_keys(b->snap, rec) && pkt->has_password &&
+			         looks_like_jwt(pkt->password.p, pkt->password.len));
 			break;
 		case BW_CONFIG_METHOD_PASSWORD:
 			applied = user && pkt->has_password;
@@ -1791,13 +1795,14 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 		a->username_len = (uint16_t)n;
 		a->how = AUTH_CERTIFICATE;
 		if (user && (w->user_len != n || memcmp(user, cert_user, n)))
-			return connect_end(a, auth_failed(l, a->t, c, NULL,
-			                                  BW_RC_BAD_USERNAME_PASSWORD,
-			                                  "username is not the certificate's identity"));
+			return connect_end(
+			        a, auth_failed(l, a->t, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+			                       "username is not the certificate's identity"));
 		if (!(a->p = principal_for(b->snap, rec, cert_user, n, AUTH_CERTIFICATE)))
-			return connect_end(a, auth_failed(l, a->t, c, cert_user, BW_RC_NOT_AUTHORIZED,
-			                                  "no enabled certificate principal of that "
-			                                  "identity"));
+			return connect_end(a,
+			                   auth_failed(l, a->t, c, cert_user, BW_RC_NOT_AUTHORIZED,
+			                               "no enabled certificate principal of that "
+			                               "identity"));
 	}
 	if (cert_user || !applied) {
 		auth_passed(l, c);
@@ -1825,8 +1830,8 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 
 	/* 5.0 enhanced authentication (the connection let only method JWT
 	 * through): the token is the Authentication Data. */
-	bool enhanced = pkt->version == BW_MQTT_5 &&
-	                (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
+	bool enhanced =
+	        pkt->version == BW_MQTT_5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
 	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
 	if (backing_off(l, c))
 		return BW_RC_CONNECTION_RATE_EXCEEDED;
@@ -1884,10 +1889,10 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 		size_t n = strlen(cert_user);
 		if (user && (pkt->username.len != n || memcmp(user, cert_user, n))) {
 			free(cert_user);
-			return connect_end(&a, auth_failed(l, t, c, NULL,
-			                                   BW_RC_BAD_USERNAME_PASSWORD,
-			                                   "username is not the certificate's "
-			                                   "identity"));
+			return connect_end(&a,
+			                   auth_failed(l, t, c, NULL, BW_RC_BAD_USERNAME_PASSWORD,
+			                               "username is not the certificate's "
+			                               "identity"));
 		}
 		a.username = cert_user;
 		a.username_len = (uint16_t)n;
@@ -1994,8 +1999,8 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	struct bw_topic_share share;
 	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
 	int rc = bw_sub_index_add(t->index, e->filter.p, e->filter.len, s, &o, &fresh_filter);
-	uint32_t max_subs = t->q.client_subscriptions ? t->q.client_subscriptions
-	                                              : l->b->cfg.max_subscriptions;
+	uint32_t max_subs =
+	        t->q.client_subscriptions ? t->q.client_subscriptions : l->b->cfg.max_subscriptions;
 	if (rc == 0 && s->n_subs >= max_subs) {
 		bw_sub_index_remove(t->index, e->filter.p, e->filter.len, s, &gone);
 		quota_hit(l->b, t, "subscriptions");

@@ -114,7 +114,8 @@ struct bw_broker_config {
 	struct bw_tenancy *(*tenancy)(void *arg);
 	void *tenancy_arg;
 	const char *tenant_claim; /* the JWT claim naming the tenant; NULL: "tenant" */
-	/* The connection's TLS SNI (length, or -errno) and its verified chain's CA fingerprints (count). */
+	/* The connection's TLS SNI (length, or -errno) and its verified chain's CA fingerprints
+	 * (count). */
 	int (*sni)(void *conn_user, char *buf, size_t cap);
 	int (*chain)(void *conn_user, uint8_t (*fps)[BW_TENANCY_CA_FP_LEN], size_t cap);
 	/*

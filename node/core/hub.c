@@ -62,10 +62,10 @@ struct bw_hub {
 	uint32_t n_workers, tenants_max, slots;
 	_Atomic uint32_t n_tenants; /* ids below it are ready to read */
 	void (*wake)(void *from_peer, void *to_peer);
-	struct tenant *tenants;   /* [tenants_max] */
+	struct tenant *tenants;    /* [tenants_max] */
 	_Atomic uint32_t *by_name; /* [by_name_mask + 1]: id + 1, 0 empty; open addressing */
 	uint32_t by_name_mask;
-	pthread_mutex_t tmu;       /* serialises additions */
+	pthread_mutex_t tmu; /* serialises additions */
 	struct bw_retained_limits retained;
 	struct worker *workers;
 	struct ring **rings; /* [from * n + to] */

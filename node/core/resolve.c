@@ -12,8 +12,7 @@
 
 #define PEEK_MAX 8192 /* bytes of a token's payload read to find a claim */
 
-int bw_resolve_peek_claim(const uint8_t *token, size_t len, const char *name, char *buf,
-                          size_t cap)
+int bw_resolve_peek_claim(const uint8_t *token, size_t len, const char *name, char *buf, size_t cap)
 {
 	const uint8_t *dot1 = memchr(token, '.', len);
 	if (!dot1)
@@ -55,8 +54,9 @@ static int named(struct bw_resolve_out *out, uint32_t signal, const char *what, 
 	if (len > BW_TENANT_NAME_MAX)
 		len = BW_TENANT_NAME_MAX;
 	if (out->signals && (strlen(out->tenant) != len || memcmp(out->tenant, name, len))) {
-		snprintf(out->why, sizeof(out->why), "tenant signals disagree: %s names '%.*s', not '%s'",
-		         what, (int)len, name, out->tenant);
+		snprintf(out->why, sizeof(out->why),
+		         "tenant signals disagree: %s names '%.*s', not '%s'", what, (int)len, name,
+		         out->tenant);
 		return -EACCES;
 	}
 	memcpy(out->tenant, name, len);

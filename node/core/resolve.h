@@ -30,8 +30,8 @@
 #include "tenancy/tenant.h"
 
 struct bw_resolve_in {
-	uint32_t allowed;              /* enum bw_config_signal bits */
-	const struct bw_tenancy *snap; /* the tenancy in force; NULL: no store */
+	uint32_t allowed;                           /* enum bw_config_signal bits */
+	const struct bw_tenancy *snap;              /* the tenancy in force; NULL: no store */
 	const uint8_t (*fps)[BW_TENANCY_CA_FP_LEN]; /* the verified chain's CAs */
 	size_t n_fps;
 	const char *sni; /* NULL: none */
@@ -47,10 +47,10 @@ struct bw_resolve_in {
 
 struct bw_resolve_out {
 	char tenant[BW_TENANT_NAME_MAX + 1];
-	uint32_t signals;  /* the signals that named it (none: the listener's by default) */
-	bool by_ca;        /* the CA signal named it: a certificate may log in */
-	size_t user_len;   /* the principal's part of the username */
-	char why[160];     /* when refused */
+	uint32_t signals; /* the signals that named it (none: the listener's by default) */
+	bool by_ca;       /* the CA signal named it: a certificate may log in */
+	size_t user_len;  /* the principal's part of the username */
+	char why[160];    /* when refused */
 };
 
 /* 0 with out filled, or -EACCES with out->why saying which signals disagree. */

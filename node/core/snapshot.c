@@ -522,7 +522,8 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 {
 	int tenant = bw_hub_tenant_add(hub, r->tenant);
 	if (tenant < 0) {
-		bw_log_warn("snapshot: session '%s' of tenant %s skipped: the node serves max_tenants already",
+		bw_log_warn("snapshot: session '%s' of tenant %s skipped: the node serves "
+		            "max_tenants already",
 		            r->client_id, r->tenant);
 		return 1;
 	}

@@ -73,8 +73,9 @@ static void test_config_is_checked(void **state)
 /* Tenants come as the node meets them, keep their ids, and stop at tenants_max. */
 static void test_tenants_are_added_once_up_to_the_limit(void **state)
 {
-	struct bw_hub_config c = { .n_workers = 2, .tenant = tenants, .n_tenants = 1,
-		                   .tenants_max = 3 };
+	struct bw_hub_config c = {
+		.n_workers = 2, .tenant = tenants, .n_tenants = 1, .tenants_max = 3
+	};
 	(void)state;
 	struct bw_hub *h = bw_hub_new(&c);
 	assert_non_null(h);

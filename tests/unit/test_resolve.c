@@ -14,15 +14,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char doc[] =
-        "{\"format\": \"bulwark-tenancy\", \"version\": 1, \"tenants\": ["
-        " {\"name\": \"acme\", \"id\": 1, \"sni\": [\"mqtt.acme.test\"]},"
-        " {\"name\": \"globex\", \"id\": 2, \"sni\": [\"globex.test\"]}]}";
+static const char doc[] = "{\"format\": \"bulwark-tenancy\", \"version\": 1, \"tenants\": ["
+                          " {\"name\": \"acme\", \"id\": 1, \"sni\": [\"mqtt.acme.test\"]},"
+                          " {\"name\": \"globex\", \"id\": 2, \"sni\": [\"globex.test\"]}]}";
 
 /* A JWS compact token whose payload is json (unsigned: resolution never verifies). */
 static void token(const char *json, char *out, size_t cap)
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char b64[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t n = strlen(json), o = 0;
 	o += (size_t)snprintf(out, cap, "eyJhbGciOiJIUzI1NiJ9.");
 	for (size_t i = 0; i < n; i += 3) {
@@ -55,10 +55,9 @@ static int setup(void **state)
 	memset(&f, 0, sizeof(f));
 	if (bw__tenancy_json_parse(doc, sizeof(doc) - 1, "test", &f.snap, err, sizeof(err)))
 		return -1;
-	f.in = (struct bw_resolve_in){ .allowed = BW_SIGNAL_ALL,
-		                       .snap = f.snap,
-		                       .claim = "tenant",
-		                       .listener = "default" };
+	f.in = (struct bw_resolve_in){
+		.allowed = BW_SIGNAL_ALL, .snap = f.snap, .claim = "tenant", .listener = "default"
+	};
 	*state = &f;
 	return 0;
 }
@@ -138,8 +137,8 @@ static void test_agreeing_signals_pass_disagreeing_ones_refuse(void **state)
 	f->in.listener_set = true;
 	assert_int_equal(bw_resolve_tenant(&f->in, &f->out), 0);
 	assert_string_equal(f->out.tenant, "acme");
-	assert_int_equal(f->out.signals, BW_SIGNAL_USERNAME | BW_SIGNAL_SNI | BW_SIGNAL_CLAIM |
-	                                         BW_SIGNAL_LISTENER);
+	assert_int_equal(f->out.signals,
+	                 BW_SIGNAL_USERNAME | BW_SIGNAL_SNI | BW_SIGNAL_CLAIM | BW_SIGNAL_LISTENER);
 
 	user(f, "alice@globex"); /* the username against the SNI */
 	assert_int_equal(bw_resolve_tenant(&f->in, &f->out), -EACCES);
@@ -204,9 +203,9 @@ static void test_peek_claim(void **state)
 	                                       sizeof(buf)),
 	                 4);
 	assert_string_equal(buf, "acme");
-	assert_int_equal(bw_resolve_peek_claim((const uint8_t *)tok, strlen(tok), "n", buf,
-	                                       sizeof(buf)),
-	                 -ENOENT);
+	assert_int_equal(
+	        bw_resolve_peek_claim((const uint8_t *)tok, strlen(tok), "n", buf, sizeof(buf)),
+	        -ENOENT);
 	token("{\"tenant\":\"a-name-longer-than-the-buffer\"}", tok, sizeof(tok));
 	assert_int_equal(bw_resolve_peek_claim((const uint8_t *)tok, strlen(tok), "tenant", buf,
 	                                       sizeof(buf)),
@@ -215,9 +214,9 @@ static void test_peek_claim(void **state)
 	assert_int_equal(bw_resolve_peek_claim((const uint8_t *)tok, strlen(tok), "tenant", buf,
 	                                       sizeof(buf)),
 	                 -EINVAL);
-	assert_int_equal(bw_resolve_peek_claim((const uint8_t *)"abc", 3, "tenant", buf,
-	                                       sizeof(buf)),
-	                 -EINVAL);
+	assert_int_equal(
+	        bw_resolve_peek_claim((const uint8_t *)"abc", 3, "tenant", buf, sizeof(buf)),
+	        -EINVAL);
 }
 
 int main(void)
