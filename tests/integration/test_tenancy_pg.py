@@ -7,9 +7,12 @@ tables' triggers NOTIFY the nodes.
 1. Two nodes on one database: a tenant and a principal inserted by SQL are
    usable on both within a second (measured and printed).
 2. Revocation on both nodes, measured from the UPDATE to the disconnect:
-   a principal disabled (5.0: DISCONNECT 0x87), a tenant suspended (0x98),
-   a group's rule deleted and the group deleted (the subscriptions they
-   allowed stop receiving, the connection stays).
+   a principal disabled (5.0: DISCONNECT 0x87), CONNECTs whose password
+   check is under way at that moment (none may stay connected), a tenant
+   suspended (0x98), a group's rule deleted and the group deleted (the
+   subscriptions they allowed stop receiving, the connection stays). A node
+   that dies on the way is a failure, and is started again so that the
+   cases after it still run.
 3. PostgreSQL stopped (pg_ctl stop -m fast) and restarted under traffic, on
    a server of this test's own (scripts/pg-test): connected clients keep
    working, a cached principal connects, one that never existed is refused,
