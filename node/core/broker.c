@@ -36,7 +36,8 @@
 #include <string.h>
 #include <time.h>
 
-#define NEVER UINT32_MAX /* a session expiry interval that never elapses */
+#define NEVER      UINT32_MAX /* a session expiry interval that never elapses */
+#define SYS_TOPICS 9          /* $SYS/broker/... topics sys_stats() publishes, retained */
 /*
  * Replica keys: worker i's plain interest is member 0; its share group
  * members are 1..n, one key each, so a group's round-robin over keys
@@ -268,8 +269,15 @@ static void tenant_quotas(struct bw_broker *b, struct tenant *t)
 		q.tenant_bytes_per_s = q.tenant_bytes_per_s / w ? q.tenant_bytes_per_s / w : 1;
 	t->q = q;
 	if (q.retained_msgs || q.retained_bytes) {
-		struct bw_retained_limits rl = { .count_max = q.retained_msgs,
-			                         .bytes_max = q.retained_bytes,
+		/* The broker's own $SYS statistics (retained) come on top of the quota. */
+		uint32_t sys = b->cfg.sys_interval_ms ? SYS_TOPICS : 0;
+		struct bw_retained_limits rl = { .count_max = q.retained_msgs > UINT32_MAX - sys
+			                                              ? UINT32_MAX
+			                                              : q.retained_msgs + sys,
+			                         .bytes_max =
+			                                 q.retained_bytes > UINT64_MAX / 2
+			                                         ? q.retained_bytes
+			                                         : q.retained_bytes + sys * 256u,
 			                         .levels_max = b->cfg.max_topic_levels };
 		bw_hub_tenant_limits(b->hub, t->id, &rl);
 	}
