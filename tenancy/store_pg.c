@@ -459,7 +459,7 @@ static void load_tenant(struct loader *l, PGresult *r, int row, PGresult *hosts,
 	struct bw_tenant t = { .name = name, .name_len = strlen(name) };
 	json_t *ji = NULL, *ja = NULL;
 	char msg[512] = "";
-	uint64_t id = 0, v;
+	uint64_t id = 0, v = 0;
 	int rc = 0;
 
 	/* Hosts are ordered by tenant as tenants are by name: walk them along. */
