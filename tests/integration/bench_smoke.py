@@ -142,10 +142,13 @@ def against_node(tmp):
 
 
 def noisy(tmp, proc, flood_port, quiet_port):
-    """noisy: the quiet tenant's latency at 2000/s (QoS 1, so nothing may be
-    lost) alone and under a flood from the other tenant's listener."""
+    """noisy: the quiet tenant's latency at 2000/s alone and under a flood
+    from the other tenant's listener. QoS 0: at QoS 1 a publisher whose 64
+    in flight are held up by the flood (tens of ms in a Debug or ASan build)
+    stops sending, and what it did not send is not timed; nothing is lost
+    at QoS 0 either, as the subscriber is never congested."""
     tenants = ["--port", str(quiet_port), "--flood-port", str(flood_port),
-               "--pid", str(proc.pid), "--rate", "2000", "--qos", "1", "--drain", "3"]
+               "--pid", str(proc.pid), "--rate", "2000", "--drain", "3"]
     rc, out, doc = bench(tmp, ["noisy", "--flood-publishers", "4"] + tenants + SHORT)
     check("noisy: exit 0, the quiet tenant's deliveries counted in both phases",
           rc == 0 and doc and doc["scenario"] == "noisy" and doc["ok"] and
