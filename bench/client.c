@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -237,6 +238,8 @@ static int sub_filter(const struct bw_bench_conn *c, char *buf, size_t cap)
 		return snprintf(buf, cap, "%s/pair/%u", o->topic, c->id);
 	case BW_BENCH_SHARED:
 		return snprintf(buf, cap, "$share/bench/%s/shared", o->topic);
+	case BW_BENCH_FLOOD:
+		return snprintf(buf, cap, "%s/%u", o->topic, c->id);
 	default:
 		return snprintf(buf, cap, "%s/all", o->topic);
 	}
@@ -1003,6 +1006,12 @@ static void *thread_main(void *arg)
 
 	/* Paced sends wake on a timerfd; 1 ns slack instead of the default 50 us. */
 	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	/*
+	 * Linux gives each thread its own nice value: noisy's flood threads
+	 * yield to the quiet tenant's, whose wakeups are what is measured.
+	 */
+	if (pl->o->nice)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), pl->o->nice);
 	int rc = bw_ring_init(&t->ring, &rp);
 	if (rc == 0 && pl->interval_ns > 0) {
 		t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -1090,6 +1099,20 @@ static void conn_init(struct bw_bench_thread *t, struct bw_bench_conn *c, uint8_
 	c->window = o->inflight;
 }
 
+/* Flood: the topic publisher i publishes to, i*S/P of S topics (S = 0: P topics). */
+static uint32_t flood_topic(const struct bw_bench_plan *pl, uint32_t i)
+{
+	uint32_t topics = pl->n_sub ? pl->n_sub : pl->n_pub;
+
+	return (uint32_t)((uint64_t)i * topics / pl->n_pub);
+}
+
+/* Flood: the first publisher of topic j (S > 0), ceil(j*P/S); j = S gives P. */
+static uint32_t flood_first(const struct bw_bench_plan *pl, uint32_t j)
+{
+	return (uint32_t)(((uint64_t)j * pl->n_pub + pl->n_sub - 1) / pl->n_sub);
+}
+
 /* Whether global index i of a role with this count belongs to thread t. */
 static bool mine(const struct bw_bench_thread *t, uint32_t i, bool shared_sub)
 {
@@ -1150,8 +1173,16 @@ int bw_bench_thread_setup(struct bw_bench_thread *t, struct bw_bench_plan *plan,
 			continue;
 		}
 		struct bw_bench_seq *s = &t->trk[t->n_trk++];
-		bool pairs = o->scenario == BW_BENCH_PAIRS;
-		if (bw_bench_seq_init(s, pairs ? i : 0, pairs ? 1 : plan->n_pub) < 0)
+		/* The publishers it hears from: all, its pair, or its flood topic's. */
+		uint32_t first = 0, count = plan->n_pub;
+		if (o->scenario == BW_BENCH_PAIRS) {
+			first = i;
+			count = 1;
+		} else if (o->scenario == BW_BENCH_FLOOD) {
+			first = flood_first(plan, i);
+			count = flood_first(plan, i + 1) - first;
+		}
+		if (bw_bench_seq_init(s, first, count) < 0)
 			return -ENOMEM;
 		c->trk = s;
 	}
@@ -1160,7 +1191,9 @@ int bw_bench_thread_setup(struct bw_bench_thread *t, struct bw_bench_plan *plan,
 			continue;
 		struct bw_bench_conn *c = &t->conns[k++];
 		conn_init(t, c, ROLE_PUB, i, plan->n_sub + i);
-		c->tmpl = &plan->tmpls[o->scenario == BW_BENCH_PAIRS ? i : 0];
+		c->tmpl = &plan->tmpls[o->scenario == BW_BENCH_PAIRS   ? i
+		                       : o->scenario == BW_BENCH_FLOOD ? flood_topic(plan, i)
+		                                                       : 0];
 		c->offset_ns = plan->interval_ns * i / plan->n_pub;
 		if (o->qos && !(c->slots = calloc(o->inflight, 1)))
 			return -ENOMEM;

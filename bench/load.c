@@ -6,11 +6,13 @@
  * or nothing more arrives for QUIET_MS, or --drain runs out; close. Counts
  * are taken from the threads' published counters at the window's edges,
  * and the loss and duplicate accounting from their trackers once they have
- * been joined. Every wait is bounded.
+ * been joined. Every wait is bounded. The phases are also steps of their
+ * own (load_run.h), for scenarios that run two loads at once (noisy.c).
  */
 #include "bench/load.h"
 
 #include "bench/client.h"
+#include "bench/load_run.h"
 #include "bench/procstat.h"
 #include "bw_version.h"
 #include "proto/mqtt/codec.h"
@@ -35,11 +37,13 @@
 #define BATCH_MIN     (4u << 10)
 #define THREAD_BUDGET (4u << 20) /* QoS 0 output built ahead, a thread */
 
-struct run {
+struct bw__bench_run {
 	const struct bw_bench_load_opts *o;
 	struct bw_bench_plan plan;
 	struct bw_bench_thread *th;
 	unsigned n_th;
+	unsigned started;           /* threads running, not yet joined */
+	struct bw__bench_run *peer; /* measured alongside: its window is ours */
 	bool tty;
 	uint64_t t_start_ns;
 	/* Snapshots at the window's edges. */
@@ -61,9 +65,10 @@ struct run {
 	unsigned n_failures;
 };
 
-static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct bw__bench_run *r, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
-static void fail(struct run *r, const char *fmt, ...)
+static void fail(struct bw__bench_run *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -123,9 +128,14 @@ static void free_plan(struct bw_bench_plan *pl, uint32_t n_tmpls)
 	memset(pl, 0, sizeof(*pl));
 }
 
+/* Topics published to: one a publisher (pairs), one a flood topic, or one. */
 static uint32_t n_tmpls(const struct bw_bench_plan *pl)
 {
-	return pl->o->scenario == BW_BENCH_PAIRS ? pl->n_pub : (pl->n_pub ? 1 : 0);
+	if (pl->o->scenario == BW_BENCH_PAIRS)
+		return pl->n_pub;
+	if (pl->o->scenario == BW_BENCH_FLOOD)
+		return pl->n_sub ? pl->n_sub : pl->n_pub;
+	return pl->n_pub ? 1 : 0;
 }
 
 static int make_plan(struct bw_bench_plan *pl, const struct bw_bench_load_opts *o)
@@ -157,6 +167,8 @@ static int make_plan(struct bw_bench_plan *pl, const struct bw_bench_load_opts *
 			snprintf(topic, sizeof(topic), "%s/pair/%u", o->topic, i);
 		else if (o->scenario == BW_BENCH_SHARED)
 			snprintf(topic, sizeof(topic), "%s/shared", o->topic);
+		else if (o->scenario == BW_BENCH_FLOOD)
+			snprintf(topic, sizeof(topic), "%s/%u", o->topic, i);
 		else
 			snprintf(topic, sizeof(topic), "%s/all", o->topic);
 		int rc = make_tmpl(&pl->tmpls[i], o, topic);
@@ -170,7 +182,7 @@ static int make_plan(struct bw_bench_plan *pl, const struct bw_bench_load_opts *
 	return 0;
 }
 
-static uint64_t sum(const struct run *r, enum bw_bench_count k)
+static uint64_t sum(const struct bw__bench_run *r, enum bw_bench_count k)
 {
 	uint64_t s = 0;
 
@@ -179,13 +191,13 @@ static uint64_t sum(const struct run *r, enum bw_bench_count k)
 	return s;
 }
 
-static void snapshot(const struct run *r, uint64_t *v)
+static void snapshot(const struct bw__bench_run *r, uint64_t *v)
 {
 	for (int k = 0; k < BW_BENCH_C_N; k++)
 		v[k] = sum(r, (enum bw_bench_count)k);
 }
 
-static void set_phase(struct run *r, enum bw_bench_phase ph)
+static void set_phase(struct bw__bench_run *r, enum bw_bench_phase ph)
 {
 	atomic_store_explicit(&r->plan.phase, ph, memory_order_release);
 	if (ph == BW_BENCH_PH_EXIT)
@@ -217,7 +229,7 @@ static const char *human(char *buf, size_t cap, double v)
 }
 
 /* Once a second on a terminal: what happened in the last second. */
-static void progress(struct run *r, const char *what, bool force)
+static void progress(struct bw__bench_run *r, const char *what, bool force)
 {
 	uint64_t now = bw_bench_now_ns(), v[BW_BENCH_C_N];
 	char a[16], b[16], c[16];
@@ -244,7 +256,7 @@ static void progress(struct run *r, const char *what, bool force)
 	r->last_ns = now;
 }
 
-static void broker_cpu(struct run *r, uint64_t *ns)
+static void broker_cpu(struct bw__bench_run *r, uint64_t *ns)
 {
 	if (!r->o->pid)
 		return;
@@ -253,7 +265,7 @@ static void broker_cpu(struct run *r, uint64_t *ns)
 }
 
 /* Sleeps until the monotonic clock reaches until_ns, showing progress. */
-static void wait_until(struct run *r, uint64_t until_ns, const char *what)
+static void wait_until(struct bw__bench_run *r, uint64_t until_ns, const char *what)
 {
 	for (;;) {
 		uint64_t now = bw_bench_now_ns();
@@ -261,13 +273,15 @@ static void wait_until(struct run *r, uint64_t until_ns, const char *what)
 			return;
 		if (sum(r, BW_BENCH_C_FAILED) > 0 && r->o->scenario != BW_BENCH_CONNECT)
 			return; /* a broken connection ends the run early */
+		if (r->peer && sum(r->peer, BW_BENCH_C_FAILED) > 0)
+			return; /* so does one of the load measured alongside */
 		uint64_t left_ms = (until_ns - now) / 1000000u;
 		sleep_ms(left_ms < TICK_MS ? (unsigned)left_ms + 1 : TICK_MS);
 		progress(r, what, false);
 	}
 }
 
-static bool threads_in(const struct run *r, enum bw_bench_phase ph)
+static bool threads_in(const struct bw__bench_run *r, enum bw_bench_phase ph)
 {
 	for (unsigned i = 0; i < r->n_th; i++)
 		if (atomic_load(&r->th[i].seen_phase) != (int)ph)
@@ -276,20 +290,21 @@ static bool threads_in(const struct run *r, enum bw_bench_phase ph)
 }
 
 /* Deliveries the subscribers should see for what the publishers sent. */
-static uint64_t expected_now(const struct run *r)
+static uint64_t expected_now(const struct bw__bench_run *r)
 {
 	uint64_t net = sum(r, BW_BENCH_C_SENT) - sum(r, BW_BENCH_C_REFUSED);
 	const struct bw_bench_load_opts *o = r->o;
 
 	if (r->plan.n_sub == 0)
 		return 0;
-	if (o->scenario == BW_BENCH_PAIRS || o->scenario == BW_BENCH_SHARED)
+	if (o->scenario == BW_BENCH_PAIRS || o->scenario == BW_BENCH_SHARED ||
+	    o->scenario == BW_BENCH_FLOOD)
 		return net;
 	return net * r->plan.n_sub;
 }
 
 /* Connects every client but the churning ones; false when not all made it. */
-static bool phase_connect(struct run *r)
+static bool phase_connect(struct bw__bench_run *r)
 {
 	uint64_t want = (uint64_t)r->plan.n_pub + r->plan.n_sub +
 	                (r->o->scenario == BW_BENCH_IDLE ? r->plan.n_other : 0);
@@ -313,10 +328,17 @@ static bool phase_connect(struct run *r)
 	}
 }
 
+void bw__bench_run_start(struct bw__bench_run *r)
+{
+	atomic_store(&r->plan.t0_ns, bw_bench_now_ns());
+	set_phase(r, BW_BENCH_PH_RUN);
+}
+
 /* Publishes (or churns) through the warmup and the window. */
-static void phase_run(struct run *r)
+static void phase_run(struct bw__bench_run *r)
 {
 	const struct bw_bench_load_opts *o = r->o;
+	struct bw__bench_run *peer = r->peer;
 	uint64_t t0 = bw_bench_now_ns();
 	uint64_t ws = t0 + (uint64_t)(o->warmup * 1e9);
 	uint64_t we = ws + (uint64_t)(o->seconds * 1e9);
@@ -324,19 +346,36 @@ static void phase_run(struct run *r)
 	atomic_store(&r->plan.t0_ns, t0);
 	atomic_store(&r->plan.win_start_ns, ws);
 	atomic_store(&r->plan.win_end_ns, we);
+	if (peer) {
+		atomic_store(&peer->plan.win_start_ns, ws);
+		atomic_store(&peer->plan.win_end_ns, we);
+	}
 	set_phase(r, BW_BENCH_PH_RUN);
 	wait_until(r, ws, "warmup");
 	uint64_t a = bw_bench_now_ns();
 	snapshot(r, r->w0);
+	if (peer)
+		snapshot(peer, peer->w0);
 	broker_cpu(r, &r->cpu0_ns);
 	wait_until(r, we, "measure");
 	broker_cpu(r, &r->cpu1_ns);
 	snapshot(r, r->w1);
+	if (peer)
+		snapshot(peer, peer->w1);
 	r->window_s = (double)(bw_bench_now_ns() - a) / 1e9;
+	if (peer)
+		peer->window_s = r->window_s;
 	if (o->pid) {
 		(void)bw_bench_proc_status_kb(o->pid, "VmRSS", &r->rss_kb);
 		(void)bw_bench_proc_status_kb(o->pid, "VmHWM", &r->hwm_kb);
 	}
+}
+
+void bw__bench_run_measure(struct bw__bench_run *r, struct bw__bench_run *peer)
+{
+	r->peer = peer;
+	phase_run(r);
+	r->peer = NULL;
 }
 
 /*
@@ -344,7 +383,7 @@ static void phase_run(struct run *r)
  * and has its acks, then until the subscribers have every message, or
  * received nothing for QUIET_MS; all within --drain.
  */
-static void phase_stop(struct run *r)
+static void phase_stop(struct bw__bench_run *r)
 {
 	uint64_t start = bw_bench_now_ns();
 	uint64_t deadline = start + (uint64_t)(r->o->drain * 1e9);
@@ -385,7 +424,7 @@ static void phase_stop(struct run *r)
 }
 
 /* DISCONNECT everyone; the broker closes; whatever is left is closed by the threads. */
-static void phase_close(struct run *r)
+static void phase_close(struct bw__bench_run *r)
 {
 	uint64_t deadline = bw_bench_now_ns() + CLOSE_WAIT_MS * 1000000ull;
 
@@ -418,19 +457,8 @@ static void raise_nofile(const struct bw_bench_load_opts *o, uint64_t conns)
 	(void)o;
 }
 
-struct totals {
-	uint64_t sent, acked, refused, expected, received, unique, lost, extra;
-	uint64_t dups, dups_flag, reordered, given_up, unexpected, nomem, failed;
-	uint64_t w_sent, w_received, w_connects; /* in the window */
-	uint64_t tls_full, tls_resumed, w_tls_full, w_tls_resumed;
-	double msgs_per_s, pub_per_s, connects_per_s, mb_in_per_s, mb_out_per_s;
-	double cpu_s, cpu_us_per_msg; /* < 0: not measured */
-	double rss_per_conn;          /* bytes; < 0: not measured */
-	struct bw_bench_hist lat, hs;
-};
-
 /* Adds up the joined threads' counts and trackers. */
-static void add_up(struct run *r, struct totals *tt)
+static void add_up(struct bw__bench_run *r, struct bw__bench_totals *tt)
 {
 	const struct bw_bench_plan *pl = &r->plan;
 
@@ -497,13 +525,16 @@ static void add_up(struct run *r, struct totals *tt)
 		if (per)
 			tt->cpu_us_per_msg = tt->cpu_s * 1e6 / (double)per;
 	}
+	tt->window_s = r->window_s;
+	tt->hwm_kb = r->hwm_kb;
+	tt->still_arriving = r->still_arriving;
 	if (r->o->scenario == BW_BENCH_IDLE && r->o->pid && r->rss_kb && r->rss_before_kb)
 		tt->rss_per_conn = ((double)r->rss_kb - (double)r->rss_before_kb) * 1024.0 /
 		                   (double)r->o->connections;
 }
 
 /* Decides whether the run failed; returns its exit code. */
-static int verdict(struct run *r, const struct totals *tt)
+static int verdict(struct bw__bench_run *r, const struct bw__bench_totals *tt)
 {
 	const struct bw_bench_load_opts *o = r->o;
 	bool conns_only = o->scenario == BW_BENCH_CONNECT || o->scenario == BW_BENCH_IDLE;
@@ -563,7 +594,7 @@ static void print_hist(const char *name, const struct bw_bench_hist *h)
 }
 
 /* The first TLS handshake's version and cipher, or "". */
-static const char *tls_desc(const struct run *r)
+static const char *tls_desc(const struct bw__bench_run *r)
 {
 	for (unsigned i = 0; i < r->n_th; i++)
 		if (r->th[i].tls_desc[0])
@@ -572,14 +603,14 @@ static const char *tls_desc(const struct run *r)
 }
 
 /* Resumed handshakes in the window, in percent; -1 without any. */
-static double resumed_pct(const struct totals *tt)
+static double resumed_pct(const struct bw__bench_totals *tt)
 {
 	uint64_t n = tt->w_tls_full + tt->w_tls_resumed;
 
 	return n ? 100.0 * (double)tt->w_tls_resumed / (double)n : -1;
 }
 
-static void print_tls(const struct run *r, const struct totals *tt)
+static void print_tls(const struct bw__bench_run *r, const struct bw__bench_totals *tt)
 {
 	const struct bw_bench_load_opts *o = r->o;
 	double w = r->window_s > 0 ? r->window_s : 1;
@@ -598,7 +629,7 @@ static void print_tls(const struct run *r, const struct totals *tt)
 		       "note");
 }
 
-static void print_table(const struct run *r, const struct totals *tt, int rc)
+static void print_table(const struct bw__bench_run *r, const struct bw__bench_totals *tt, int rc)
 {
 	const struct bw_bench_load_opts *o = r->o;
 	char a[16];
@@ -669,7 +700,7 @@ static void print_table(const struct run *r, const struct totals *tt, int rc)
 	fflush(stdout);
 }
 
-static void json_str(FILE *f, const char *s)
+void bw__bench_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; s && *s; s++) {
@@ -685,7 +716,7 @@ static void json_str(FILE *f, const char *s)
 }
 
 /* A number, or null when not measured (< 0). */
-static void json_num(FILE *f, const char *key, double v, int decimals)
+void bw__bench_json_num(FILE *f, const char *key, double v, int decimals)
 {
 	if (v < 0 || !isfinite(v))
 		fprintf(f, ",\"%s\":null", key);
@@ -693,7 +724,7 @@ static void json_num(FILE *f, const char *key, double v, int decimals)
 		fprintf(f, ",\"%s\":%.*f", key, decimals, v);
 }
 
-static void json_hist(FILE *f, const char *key, const struct bw_bench_hist *h)
+void bw__bench_json_hist(FILE *f, const char *key, const struct bw_bench_hist *h)
 {
 	if (h->count == 0) {
 		fprintf(f, ",\"%s\":null", key);
@@ -713,16 +744,16 @@ static void json_hist(FILE *f, const char *key, const struct bw_bench_hist *h)
 	fputs("]}", f);
 }
 
-/* Writes every figure to f, which it closes. Returns 0 or -errno. */
-static int write_json(FILE *f, const struct run *r, const struct totals *tt, int rc)
+void bw__bench_run_json(FILE *f, const struct bw__bench_run *r, const struct bw__bench_totals *tt,
+                        int rc)
 {
 	const struct bw_bench_load_opts *o = r->o;
 
 	fprintf(f, "{\"bench\":\"load\",\"scenario\":\"%s\",\"bulwark_bench\":\"%s\",\"commit\":",
 	        bw_bench_scenario_name(o->scenario), BW_VERSION);
-	json_str(f, BW_GIT_COMMIT);
+	bw__bench_json_str(f, BW_GIT_COMMIT);
 	fprintf(f, ",\"ok\":%s,\"exit_code\":%d,\"params\":{\"host\":", rc ? "false" : "true", rc);
-	json_str(f, o->host);
+	bw__bench_json_str(f, o->host);
 	fprintf(f,
 	        ",\"port\":%u,\"mqtt\":\"%s\",\"qos\":%u,\"publishers\":%u,\"subscribers\":%u,"
 	        "\"connections\":%u,\"size\":%u,\"seconds\":%g,\"warmup\":%g,\"rate\":%g,"
@@ -730,7 +761,7 @@ static int write_json(FILE *f, const struct run *r, const struct totals *tt, int
 	        o->port, o->version == BW_MQTT_5 ? "5.0" : "3.1.1", o->qos, r->plan.n_pub,
 	        r->plan.n_sub, r->plan.n_other, o->size, o->seconds, o->warmup, o->rate,
 	        o->inflight, o->threads, o->n_sources, o->concurrency);
-	json_str(f, o->topic);
+	bw__bench_json_str(f, o->topic);
 	fprintf(f, ",\"tls\":%s,\"tls_resume\":%s,\"tls_version\":\"%s\",\"client_cert\":%s",
 	        o->tls ? "true" : "false", o->tls_resume ? "true" : "false",
 	        o->tls_version == 12   ? "1.2"
@@ -751,130 +782,143 @@ static int write_json(FILE *f, const struct run *r, const struct totals *tt, int
 	        tt->reordered, tt->unexpected + tt->extra, tt->failed, tt->w_sent, tt->w_received,
 	        tt->w_connects);
 	/* Missing messages still arriving at the end are a backlog, not a loss rate. */
-	json_num(f, "loss_pct",
-	         tt->expected && !r->still_arriving
-	                 ? 100.0 * (double)tt->lost / (double)tt->expected
-	                 : -1,
-	         4);
-	json_num(f, "msgs_per_s", tt->msgs_per_s, 1);
-	json_num(f, "pub_msgs_per_s", tt->pub_per_s, 1);
-	json_num(f, "mb_to_broker_per_s", tt->mb_out_per_s, 3);
-	json_num(f, "mb_from_broker_per_s", tt->mb_in_per_s, 3);
-	json_num(f, "connects_per_s", o->scenario == BW_BENCH_CONNECT ? tt->connects_per_s : -1, 1);
+	bw__bench_json_num(f, "loss_pct",
+	                   tt->expected && !r->still_arriving
+	                           ? 100.0 * (double)tt->lost / (double)tt->expected
+	                           : -1,
+	                   4);
+	bw__bench_json_num(f, "msgs_per_s", tt->msgs_per_s, 1);
+	bw__bench_json_num(f, "pub_msgs_per_s", tt->pub_per_s, 1);
+	bw__bench_json_num(f, "mb_to_broker_per_s", tt->mb_out_per_s, 3);
+	bw__bench_json_num(f, "mb_from_broker_per_s", tt->mb_in_per_s, 3);
+	bw__bench_json_num(f, "connects_per_s",
+	                   o->scenario == BW_BENCH_CONNECT ? tt->connects_per_s : -1, 1);
 	fprintf(f, ",\"broker_pid\":%d", (int)o->pid);
-	json_num(f, "broker_cpu_s", tt->cpu_s, 3);
-	json_num(f, "broker_cpu_us_per_msg", tt->cpu_us_per_msg, 4);
-	json_num(f, "broker_rss_kb", o->pid ? (double)r->hwm_kb : -1, 0);
-	json_num(f, "broker_rss_now_kb", o->pid ? (double)r->rss_kb : -1, 0);
-	json_num(f, "broker_rss_before_kb",
-	         o->scenario == BW_BENCH_IDLE && o->pid ? (double)r->rss_before_kb : -1, 0);
-	json_num(f, "rss_per_conn_bytes", tt->rss_per_conn, 1);
+	bw__bench_json_num(f, "broker_cpu_s", tt->cpu_s, 3);
+	bw__bench_json_num(f, "broker_cpu_us_per_msg", tt->cpu_us_per_msg, 4);
+	bw__bench_json_num(f, "broker_rss_kb", o->pid ? (double)r->hwm_kb : -1, 0);
+	bw__bench_json_num(f, "broker_rss_now_kb", o->pid ? (double)r->rss_kb : -1, 0);
+	bw__bench_json_num(f, "broker_rss_before_kb",
+	                   o->scenario == BW_BENCH_IDLE && o->pid ? (double)r->rss_before_kb : -1,
+	                   0);
+	bw__bench_json_num(f, "rss_per_conn_bytes", tt->rss_per_conn, 1);
 	if (o->tls) {
 		double w = r->window_s > 0 ? r->window_s : 1;
 		fputs(",\"tls\":{\"protocol\":", f);
-		json_str(f, tls_desc(r));
+		bw__bench_json_str(f, tls_desc(r));
 		fputs(",\"library\":", f);
-		json_str(f, bw_bench_tls_library());
+		bw__bench_json_str(f, bw_bench_tls_library());
 		fprintf(f,
 		        ",\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64
 		        ",\"window_handshakes\":%" PRIu64 ",\"window_resumed\":%" PRIu64,
 		        tt->tls_full + tt->tls_resumed, tt->tls_resumed,
 		        tt->w_tls_full + tt->w_tls_resumed, tt->w_tls_resumed);
-		json_num(f, "handshakes_per_s",
-		         o->scenario == BW_BENCH_CONNECT
-		                 ? (double)(tt->w_tls_full + tt->w_tls_resumed) / w
-		                 : -1,
-		         1);
-		json_num(f, "resumed_pct", resumed_pct(tt), 2);
+		bw__bench_json_num(f, "handshakes_per_s",
+		                   o->scenario == BW_BENCH_CONNECT
+		                           ? (double)(tt->w_tls_full + tt->w_tls_resumed) / w
+		                           : -1,
+		                   1);
+		bw__bench_json_num(f, "resumed_pct", resumed_pct(tt), 2);
 		fputc('}', f);
 	} else {
 		fputs(",\"tls\":null", f);
 	}
-	json_hist(f, "latency_us", &tt->lat);
-	json_hist(f, "handshake_us", &tt->hs);
+	bw__bench_json_hist(f, "latency_us", &tt->lat);
+	bw__bench_json_hist(f, "handshake_us", &tt->hs);
 	fputs(",\"failures\":[", f);
 	for (unsigned i = 0; i < r->n_failures; i++) {
 		if (i)
 			fputc(',', f);
-		json_str(f, r->failures[i]);
+		bw__bench_json_str(f, r->failures[i]);
 	}
-	fputs("]}\n", f);
+	fputs("]}", f);
+}
+
+/* Writes every figure to f, which it closes. Returns 0 or -errno. */
+static int write_json(FILE *f, const struct bw__bench_run *r, const struct bw__bench_totals *tt,
+                      int rc)
+{
+	bw__bench_run_json(f, r, tt, rc);
+	fputc('\n', f);
 	int err = ferror(f) ? -EIO : 0;
 	if (fclose(f) != 0 && err == 0)
 		err = -errno;
 	return err;
 }
 
-int bw_bench_load_run(const struct bw_bench_load_opts *o)
+/* Joins the threads that started; they leave at once in the EXIT phase. */
+static void join_all(struct bw__bench_run *r)
 {
-	struct run *r = calloc(1, sizeof(*r));
-	struct totals *tt = calloc(1, sizeof(*tt));
-	FILE *json = NULL;
-	unsigned started = 0;
-	int rc = 1;
+	for (; r->started > 0; r->started--)
+		pthread_join(r->th[r->started - 1].tid, NULL);
+}
 
-	if (!r || !tt) {
-		fprintf(stderr, "bulwark-bench: out of memory\n");
-		goto out;
+void bw__bench_run_free(struct bw__bench_run **rp)
+{
+	struct bw__bench_run *r = *rp;
+
+	if (!r)
+		return;
+	if (r->started) {
+		/* Not finished: stop the threads that did start. */
+		set_phase(r, BW_BENCH_PH_EXIT);
+		join_all(r);
 	}
-	r->o = o;
-	r->tty = o->progress && isatty(STDERR_FILENO);
-	r->have_cpu = o->pid != 0;
-	/* Opened first so that a bad path fails before the run, not after. */
-	if (o->json_path && !(json = fopen(o->json_path, "w"))) {
-		fprintf(stderr, "bulwark-bench: %s: %s\n", o->json_path, strerror(errno));
-		goto out;
+	for (unsigned i = 0; r->th && i < r->n_th; i++)
+		bw_bench_thread_free(&r->th[i]);
+	free(r->th);
+	if (r->plan.o)
+		free_plan(&r->plan, n_tmpls(&r->plan));
+	free(r);
+	*rp = NULL;
+}
+
+/* The TLS context of the run's clients; returns 0, or 2 after saying why not. */
+static int tls_setup(struct bw__bench_run *r)
+{
+	const struct bw_bench_load_opts *o = r->o;
+	char why[300];
+	struct bw_bench_tls_config tc = {
+		.cafile = o->cafile,
+		.cert = o->cert,
+		.key = o->key,
+		.servername = o->servername,
+		.host = o->host,
+		.insecure = o->tls_insecure,
+		.resume = o->tls_resume,
+		.lean = o->scenario == BW_BENCH_IDLE || o->scenario == BW_BENCH_CONNECT,
+		.version = o->tls_version,
+	};
+
+	if (bw_bench_tls_ctx_new(&r->plan.tls, &tc, why, sizeof(why)) < 0) {
+		fprintf(stderr, "bulwark-bench: %s\n", why);
+		return 2; /* a file or name given on the command line */
 	}
-	if (o->pid) {
-		uint64_t ns;
-		if (bw_bench_proc_cpu_ns(o->pid, &ns) < 0) {
-			fprintf(stderr, "bulwark-bench: no process %d to measure (--pid)\n",
-			        (int)o->pid);
-			goto out;
-		}
-	}
-	int err = make_plan(&r->plan, o);
-	if (err) {
-		fprintf(stderr, "bulwark-bench: cannot set up the run: %s\n", strerror(-err));
-		goto out;
-	}
-	if (o->tls) {
-		char why[300];
-		struct bw_bench_tls_config tc = {
-			.cafile = o->cafile,
-			.cert = o->cert,
-			.key = o->key,
-			.servername = o->servername,
-			.host = o->host,
-			.insecure = o->tls_insecure,
-			.resume = o->tls_resume,
-			.lean = o->scenario == BW_BENCH_IDLE || o->scenario == BW_BENCH_CONNECT,
-			.version = o->tls_version,
-		};
-		if (bw_bench_tls_ctx_new(&r->plan.tls, &tc, why, sizeof(why)) < 0) {
-			fprintf(stderr, "bulwark-bench: %s\n", why);
-			rc = 2; /* a file or name given on the command line */
-			goto out;
-		}
-	}
-	raise_nofile(o, (uint64_t)r->plan.n_pub + r->plan.n_sub + r->plan.n_other);
-	r->n_th = o->threads;
+	return 0;
+}
+
+/* Sets up and starts the client threads; returns 0, or 1 after saying why not. */
+static int threads_up(struct bw__bench_run *r)
+{
+	int err;
+
+	r->n_th = r->o->threads;
 	r->th = calloc(r->n_th, sizeof(*r->th));
 	if (!r->th) {
 		fprintf(stderr, "bulwark-bench: out of memory\n");
-		goto out;
+		return 1;
 	}
 	for (unsigned i = 0; i < r->n_th; i++) {
 		if (bw_bench_thread_setup(&r->th[i], &r->plan, i) < 0) {
 			fprintf(stderr, "bulwark-bench: out of memory for the clients\n");
-			goto out;
+			return 1;
 		}
 	}
-	for (; started < r->n_th; started++) {
-		if ((err = bw_bench_thread_start(&r->th[started])) < 0) {
+	for (; r->started < r->n_th; r->started++) {
+		if ((err = bw_bench_thread_start(&r->th[r->started])) < 0) {
 			fprintf(stderr, "bulwark-bench: cannot start a thread: %s\n",
 			        strerror(-err));
-			goto out;
+			return 1;
 		}
 	}
 	uint64_t deadline = bw_bench_now_ns() + START_WAIT_MS * 1000000ull;
@@ -885,24 +929,110 @@ int bw_bench_load_run(const struct bw_bench_load_opts *o)
 			int st = atomic_load(&r->th[i].state);
 			fprintf(stderr, "bulwark-bench: thread %u could not set up io_uring: %s\n",
 			        i, st < 0 ? strerror(-st) : "timed out");
-			goto out;
+			return 1;
 		}
 	}
+	return 0;
+}
+
+int bw__bench_run_new(const struct bw_bench_load_opts *o, struct bw__bench_run **out)
+{
+	struct bw__bench_run *r = calloc(1, sizeof(*r));
+	int rc = 1;
+
+	*out = NULL;
+	if (!r) {
+		fprintf(stderr, "bulwark-bench: out of memory\n");
+		return 1;
+	}
+	r->o = o;
+	r->tty = o->progress && isatty(STDERR_FILENO);
+	r->have_cpu = o->pid != 0;
+	if (o->pid) {
+		uint64_t ns;
+		if (bw_bench_proc_cpu_ns(o->pid, &ns) < 0) {
+			fprintf(stderr, "bulwark-bench: no process %d to measure (--pid)\n",
+			        (int)o->pid);
+			goto fail;
+		}
+	}
+	int err = make_plan(&r->plan, o);
+	if (err) {
+		fprintf(stderr, "bulwark-bench: cannot set up the run: %s\n", strerror(-err));
+		goto fail;
+	}
+	if (o->tls && (rc = tls_setup(r)) != 0)
+		goto fail;
+	raise_nofile(o, (uint64_t)r->plan.n_pub + r->plan.n_sub + r->plan.n_other);
+	if ((rc = threads_up(r)) != 0)
+		goto fail;
 	r->t_start_ns = r->last_ns = bw_bench_now_ns();
 	if (o->scenario == BW_BENCH_IDLE && o->pid)
 		(void)bw_bench_proc_status_kb(o->pid, "VmRSS", &r->rss_before_kb);
+	*out = r;
+	return 0;
+fail:
+	bw__bench_run_free(&r);
+	return rc;
+}
+
+bool bw__bench_run_connect(struct bw__bench_run *r)
+{
+	return phase_connect(r);
+}
+
+void bw__bench_run_drain(struct bw__bench_run *r)
+{
+	phase_stop(r);
+}
+
+int bw__bench_run_finish(struct bw__bench_run *r, struct bw__bench_totals *tt)
+{
+	phase_close(r);
+	join_all(r);
+	add_up(r, tt);
+	return verdict(r, tt);
+}
+
+const char *bw__bench_run_failure(const struct bw__bench_run *r, unsigned i)
+{
+	return i < r->n_failures ? r->failures[i] : NULL;
+}
+
+void bw__bench_run_print(const struct bw__bench_run *r, const struct bw__bench_totals *tt, int rc)
+{
+	print_table(r, tt, rc);
+}
+
+int bw_bench_load_run(const struct bw_bench_load_opts *o)
+{
+	struct bw__bench_run *r = NULL;
+	struct bw__bench_totals *tt = NULL;
+	FILE *json = NULL;
+	int rc;
+
+	if (o->scenario == BW_BENCH_NOISY)
+		return bw__bench_noisy_run(o);
+	/* Opened first so that a bad path fails before the run, not after. */
+	if (o->json_path && !(json = fopen(o->json_path, "w"))) {
+		fprintf(stderr, "bulwark-bench: %s: %s\n", o->json_path, strerror(errno));
+		return 1;
+	}
+	if (!(tt = calloc(1, sizeof(*tt)))) {
+		fprintf(stderr, "bulwark-bench: out of memory\n");
+		rc = 1;
+		goto out;
+	}
+	if ((rc = bw__bench_run_new(o, &r)) != 0)
+		goto out;
 	if (phase_connect(r)) {
 		phase_run(r);
 		phase_stop(r);
 	}
-	phase_close(r);
-	for (; started > 0; started--)
-		pthread_join(r->th[started - 1].tid, NULL);
-	add_up(r, tt);
-	rc = verdict(r, tt);
+	rc = bw__bench_run_finish(r, tt);
 	print_table(r, tt, rc);
 	if (json) {
-		err = write_json(json, r, tt, rc);
+		int err = write_json(json, r, tt, rc);
 		json = NULL;
 		if (err) {
 			fprintf(stderr, "bulwark-bench: %s: %s\n", o->json_path, strerror(-err));
@@ -910,22 +1040,9 @@ int bw_bench_load_run(const struct bw_bench_load_opts *o)
 		}
 	}
 out:
-	if (r && started) {
-		/* Failed before the run: stop the threads that did start. */
-		set_phase(r, BW_BENCH_PH_EXIT);
-		for (; started > 0; started--)
-			pthread_join(r->th[started - 1].tid, NULL);
-	}
 	if (json)
 		fclose(json);
-	for (unsigned i = 0; r && r->th && i < r->n_th; i++)
-		bw_bench_thread_free(&r->th[i]);
-	if (r) {
-		free(r->th);
-		if (r->plan.o)
-			free_plan(&r->plan, n_tmpls(&r->plan));
-	}
-	free(r);
+	bw__bench_run_free(&r);
 	free(tt);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * The MQTT load scenarios of bulwark-bench (fanin, fanout, pairs, shared,
- * connect, idle, latency): their options, parsed from the command line,
- * and the run that drives a broker with them and reports what it measured.
+ * connect, idle, latency, noisy): their options, parsed from the command
+ * line, and the run that drives a broker with them and reports what it
+ * measured.
  */
 #ifndef BW_BENCH_LOAD_H
 #define BW_BENCH_LOAD_H
@@ -20,6 +21,14 @@ enum bw_bench_scenario {
 	BW_BENCH_CONNECT, /* connection storm: CONNECT, CONNACK, DISCONNECT, again */
 	BW_BENCH_IDLE,    /* hold N connections; broker memory a connection */
 	BW_BENCH_LATENCY, /* open loop at a fixed rate; latency percentiles */
+	BW_BENCH_NOISY,   /* latency of a quiet tenant without, then with, a flooding one */
+	/*
+	 * Not a scenario of its own (no name parses to it): noisy's flooding
+	 * tenant, P publishers to S <= P topics, topic j subscribed by
+	 * subscriber j (publisher i publishes to topic i*S/P; S = 0: P topics,
+	 * nobody subscribed).
+	 */
+	BW_BENCH_FLOOD,
 };
 
 #define BW_BENCH_CLIENTS_MAX  1000000u
@@ -69,6 +78,19 @@ struct bw_bench_load_opts {
 	const char *cert;    /* client certificate and its key */
 	const char *key;
 	const char *servername; /* SNI and the name verified; NULL: host */
+	int nice;               /* the client threads' nice value; 0: unchanged */
+	/* noisy: the flooding tenant's endpoint and load (the rest is the quiet one's). */
+	const char *flood_host;
+	uint16_t flood_port; /* 0: not given (an error for noisy) */
+	struct sockaddr_in flood_dst;
+	uint32_t flood_publishers;
+	uint32_t flood_subscribers; /* 0..flood_publishers */
+	uint32_t flood_size;
+	double flood_rate; /* 0: flat out */
+	unsigned flood_threads;
+	int flood_nice;
+	const char *flood_username;
+	const char *flood_password;
 };
 
 /* The scenario called name, or -1. */

@@ -17,13 +17,14 @@
 static const char *const names[] = {
 	[BW_BENCH_FANIN] = "fanin",     [BW_BENCH_FANOUT] = "fanout",   [BW_BENCH_PAIRS] = "pairs",
 	[BW_BENCH_SHARED] = "shared",   [BW_BENCH_CONNECT] = "connect", [BW_BENCH_IDLE] = "idle",
-	[BW_BENCH_LATENCY] = "latency",
+	[BW_BENCH_LATENCY] = "latency", [BW_BENCH_NOISY] = "noisy",     [BW_BENCH_FLOOD] = "flood",
 };
 
 int bw_bench_scenario_parse(const char *name)
 {
+	/* The flood is noisy's, not a scenario of its own. */
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(name, names[i]))
+		if (i != BW_BENCH_FLOOD && !strcmp(name, names[i]))
 			return (int)i;
 	return -1;
 }
@@ -51,6 +52,10 @@ void bw_bench_load_usage(FILE *out)
 	        "            1 subscriber; send times follow a fixed schedule and the payload\n"
 	        "            carries the scheduled time, so a stalled broker shows as latency\n"
 	        "            (no coordinated omission): p50/p90/p99/p99.9/max\n"
+	        "  noisy     a flooding tenant and a quiet one on the same broker: the quiet\n"
+	        "            tenant's latency (as latency, on --host/--port) alone, then while\n"
+	        "            --flood-publishers publish QoS 0 flat out on --flood-port; the\n"
+	        "            percentiles of both phases and their ratio (with/without)\n"
 	        "\n"
 	        "Common options:\n"
 	        "  --host ADDR         broker address (default 127.0.0.1)\n"
@@ -82,6 +87,20 @@ void bw_bench_load_usage(FILE *out)
 	        "  --pid PID           broker process: CPU time a message, peak RSS (VmHWM)\n"
 	        "  --json FILE         also write every figure to FILE as JSON\n"
 	        "  --no-progress       no live rates on stderr\n"
+	        "\n"
+	        "noisy: the flooding tenant (the other options are the quiet tenant's):\n"
+	        "  --flood-port N      its listener's port (required)\n"
+	        "  --flood-host ADDR   its listener's address (default --host)\n"
+	        "  --flood-publishers N   publishers, QoS 0 (default 8)\n"
+	        "  --flood-subscribers N  subscribers, 0..publishers (default: as many as\n"
+	        "                      publishers); publisher i of P publishes to topic i*S/P\n"
+	        "                      of S, each subscribed by one subscriber\n"
+	        "  --flood-size BYTES  payload size (default --size)\n"
+	        "  --flood-rate R      total publishes/s, paced (default: flat out)\n"
+	        "  --flood-threads N   its client threads (default 1), apart from --threads\n"
+	        "  --flood-nice N      nice value of its threads, 0..19 (default 10: the\n"
+	        "                      quiet tenant's thread, which is measured, goes first)\n"
+	        "  --flood-username U, --flood-password P   its credentials in CONNECT\n"
 	        "\n"
 	        "TLS (OpenSSL over memory; io_uring keeps the socket):\n"
 	        "  --tls               MQTT over TLS 1.2 or 1.3 (mqtts)\n"
@@ -145,18 +164,18 @@ static bool parse_sources(const char *arg, struct bw_bench_load_opts *o)
 	return ok;
 }
 
-static bool resolve(struct bw_bench_load_opts *o)
+static bool resolve(const char *host, uint16_t port, struct sockaddr_in *dst)
 {
 	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
 
-	memset(&o->dst, 0, sizeof(o->dst));
-	o->dst.sin_family = AF_INET;
-	o->dst.sin_port = htons(o->port);
-	if (inet_pton(AF_INET, o->host, &o->dst.sin_addr) == 1)
+	memset(dst, 0, sizeof(*dst));
+	dst->sin_family = AF_INET;
+	dst->sin_port = htons(port);
+	if (inet_pton(AF_INET, host, &dst->sin_addr) == 1)
 		return true;
-	if (getaddrinfo(o->host, NULL, &hints, &res) != 0)
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
 		return false;
-	o->dst.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	dst->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
 	freeaddrinfo(res);
 	return true;
 }
@@ -172,6 +191,9 @@ enum {
 	GIVEN_INFLIGHT = 1 << 6,
 	GIVEN_PORT = 1 << 7,
 	GIVEN_TLS_OPT = 1 << 8, /* a TLS option other than --tls */
+	GIVEN_FLOOD = 1 << 9,   /* a --flood-* option */
+	GIVEN_FLOOD_SUBS = 1 << 10,
+	GIVEN_FLOOD_SIZE = 1 << 11,
 };
 
 static void defaults(struct bw_bench_load_opts *o, enum bw_bench_scenario sc)
@@ -216,10 +238,44 @@ static void defaults(struct bw_bench_load_opts *o, enum bw_bench_scenario sc)
 		o->connections = 1000;
 		break;
 	case BW_BENCH_LATENCY:
+	case BW_BENCH_NOISY:
 		o->publishers = o->subscribers = 1;
 		o->rate = 10000;
 		break;
+	case BW_BENCH_FLOOD:
+		break;
 	}
+	o->flood_publishers = 8;
+	o->flood_threads = 1;
+	o->flood_nice = 10;
+}
+
+/* noisy: the flooding tenant's defaults and bounds; returns 0 or a usage error. */
+static int settle_noisy(struct bw_bench_load_opts *o, unsigned given)
+{
+	if (o->flood_port == 0)
+		return bw_bench_usage_error("noisy needs --flood-port, the flooding tenant's "
+		                            "listener",
+		                            NULL);
+	if (!o->flood_host)
+		o->flood_host = o->host;
+	if (!(given & GIVEN_FLOOD_SIZE))
+		o->flood_size = o->size;
+	if (!(given & GIVEN_FLOOD_SUBS))
+		o->flood_subscribers = o->flood_publishers;
+	if (o->flood_subscribers > o->flood_publishers)
+		return bw_bench_usage_error("--flood-subscribers is at most --flood-publishers",
+		                            NULL);
+	if (o->flood_password && !o->flood_username)
+		return bw_bench_usage_error("--flood-password needs --flood-username", NULL);
+	if ((uint64_t)o->publishers + o->subscribers + o->flood_publishers + o->flood_subscribers >
+	    BW_BENCH_CLIENTS_MAX)
+		return bw_bench_usage_error("too many connections (at most 1000000 in all)", NULL);
+	if (o->flood_rate > 0 && o->flood_rate / o->flood_publishers < 1e-3)
+		return bw_bench_usage_error("--flood-rate is below one message in 1000 s a "
+		                            "publisher",
+		                            NULL);
+	return 0;
 }
 
 /* Applies what depends on the scenario; returns 0 or a usage error. */
@@ -252,8 +308,16 @@ static int settle(struct bw_bench_load_opts *o, unsigned given)
 		return bw_bench_usage_error("--connections must be at least 1", NULL);
 	if ((uint64_t)o->publishers + o->subscribers > BW_BENCH_CLIENTS_MAX)
 		return bw_bench_usage_error("too many connections (at most 1000000 in all)", NULL);
-	if (o->scenario == BW_BENCH_LATENCY && o->rate == 0)
-		return bw_bench_usage_error("latency needs a --rate", NULL);
+	if ((o->scenario == BW_BENCH_LATENCY || o->scenario == BW_BENCH_NOISY) && o->rate == 0)
+		return bw_bench_usage_error("latency and noisy need a --rate", NULL);
+	if (o->scenario != BW_BENCH_NOISY && (given & GIVEN_FLOOD))
+		return bw_bench_usage_error("the --flood-* options are for the noisy scenario",
+		                            NULL);
+	if (o->scenario == BW_BENCH_NOISY) {
+		int rc = settle_noisy(o, given);
+		if (rc)
+			return rc;
+	}
 	if (o->rate > 0 && o->rate / (o->publishers ? o->publishers : 1) < 1e-3)
 		return bw_bench_usage_error("--rate is below one message in 1000 s a publisher",
 		                            NULL);
@@ -276,8 +340,11 @@ static int settle(struct bw_bench_load_opts *o, unsigned given)
 		snprintf(id, sizeof(id), "bb%d", (int)getpid());
 		o->client_id = id;
 	}
-	if (!resolve(o))
+	if (!resolve(o->host, o->port, &o->dst))
 		return bw_bench_usage_error("--host does not resolve to an IPv4 address", o->host);
+	if (o->scenario == BW_BENCH_NOISY && !resolve(o->flood_host, o->flood_port, &o->flood_dst))
+		return bw_bench_usage_error("--flood-host does not resolve to an IPv4 address",
+		                            o->flood_host);
 	return 0;
 }
 
@@ -427,6 +494,48 @@ int bw_bench_load_parse(int argc, char **argv, struct bw_bench_load_opts *o)
 		} else if (OPT("--tick-us")) {
 			if (!bw_bench_parse_u32(v, 1, 1000000, &o->tick_us))
 				goto bad;
+		} else if (OPT("--flood-host")) {
+			if (*v == '\0')
+				goto bad;
+			o->flood_host = v;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-port")) {
+			if (!bw_bench_parse_u32(v, 1, 65535, &u))
+				goto bad;
+			o->flood_port = (uint16_t)u;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-publishers")) {
+			if (!bw_bench_parse_u32(v, 1, BW_BENCH_CLIENTS_MAX, &o->flood_publishers))
+				goto bad;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-subscribers")) {
+			if (!bw_bench_parse_u32(v, 0, BW_BENCH_CLIENTS_MAX, &o->flood_subscribers))
+				goto bad;
+			given |= GIVEN_FLOOD | GIVEN_FLOOD_SUBS;
+		} else if (OPT("--flood-size")) {
+			if (!bw_bench_parse_u32(v, BW_BENCH_PAYLOAD_MIN, BW_BENCH_LOAD_PAY_MAX,
+			                        &o->flood_size))
+				goto bad;
+			given |= GIVEN_FLOOD | GIVEN_FLOOD_SIZE;
+		} else if (OPT("--flood-rate")) {
+			if (!bw_bench_parse_double(v, 0.001, BW_BENCH_RATE_MAX, &o->flood_rate))
+				goto bad;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-threads")) {
+			if (!bw_bench_parse_u32(v, 1, BW_BENCH_THREADS_MAX, &o->flood_threads))
+				goto bad;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-nice")) {
+			if (!bw_bench_parse_u32(v, 0, 19, &u))
+				goto bad;
+			o->flood_nice = (int)u;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-username")) {
+			o->flood_username = v;
+			given |= GIVEN_FLOOD;
+		} else if (OPT("--flood-password")) {
+			o->flood_password = v;
+			given |= GIVEN_FLOOD;
 		} else if (OPT("--client-id")) {
 			if (*v == '\0' || strlen(v) > 64)
 				goto bad;

@@ -1,9 +1,9 @@
 /*
  * The `bulwark-bench` executable: benchmarks for Bulwark. `codec` is a
  * micro-benchmark of the MQTT codec (codec_bench.c); fanin, fanout, pairs,
- * shared, connect, idle and latency drive a running broker with io_uring
- * clients (load.c); `sink` is a do-nothing MQTT server that measures the
- * bench's own ceiling (sink.c).
+ * shared, connect, idle, latency and noisy drive a running broker with
+ * io_uring clients (load.c, noisy.c); `sink` is a do-nothing MQTT server
+ * that measures the bench's own ceiling (sink.c).
  * Exit codes: 0 success, 1 error (or a failed run), 2 usage error.
  */
 #include "bench/args.h"
@@ -54,6 +54,7 @@ static void usage(FILE *out)
 	        "Examples:\n"
 	        "  bulwark-bench fanin --port 1883 --publishers 10 --qos 1 --seconds 5\n"
 	        "  bulwark-bench latency --port 1883 --rate 50000 --json lat.json\n"
+	        "  bulwark-bench noisy --port 1884 --flood-port 1883 --rate 5000\n"
 	        "  bulwark-bench codec --seconds 6 --sizes 16,256,4096 --json codec.json\n",
 	        BW_BENCH_SIZES_MAX, BW_BENCH_PAYLOAD_MAX);
 }
