@@ -736,8 +736,6 @@ int main(int argc, char **argv)
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
 		.max_inflight = (uint16_t)cfg.max_inflight,
-		.max_queued_messages = cfg.max_queued_messages,
-		.max_subscriptions = cfg.max_subscriptions_per_client,
 		.max_topic_levels = cfg.max_topic_levels,
 		.filters_max = 1000000,
 		.out_budget = cfg.output_queue_budget,

@@ -346,7 +346,7 @@ static struct sess *sess_new(struct bw_broker *b, struct tenant *t, struct bw_st
 		return NULL;
 	struct bw_session_limits lim = { .inflight_max = b->cfg.max_inflight,
 		                         .inbound_max = b->cfg.max_inflight,
-		                         .queue_max = b->cfg.max_queued_messages };
+		                         .queue_max = t->q.session_queued_msgs };
 	s->state = bw_session_new(&lim);
 	if (!s->state) {
 		free(s);
@@ -478,7 +478,7 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 		return false;
 	const struct bw_outq *q = bw_conn_outq(s->conn);
 	size_t soft = q->lim.soft_bytes, budget = b->cfg.out_budget;
-	uint32_t max = b->cfg.max_queued_messages, queued = bw_session_queued(s->state);
+	uint32_t max = s->t->q.session_queued_msgs, queued = bw_session_queued(s->state);
 	if (s->congested)
 		return (soft && bw_outq_bytes(q) > soft / 2) ||
 		       (max > 0 && queued >= (max + 3) / 4) ||
@@ -1163,9 +1163,7 @@ static void store_recheck(struct bw_broker *b, struct sess *s, const struct bw_t
 	bw_acl_compiled_free(&s->acl);
 	s->acl = acl;
 	subs_recheck(b, s);
-	bw_session_set_queue_max(s->state, s->t->q.session_queued_msgs
-	                                           ? s->t->q.session_queued_msgs
-	                                           : b->cfg.max_queued_messages);
+	bw_session_set_queue_max(s->state, s->t->q.session_queued_msgs);
 }
 
 /*
@@ -1343,8 +1341,7 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	s->token_exp = a->token_exp;
 	if (s->token_exp)
 		timed_add(b, s);
-	bw_session_set_queue_max(s->state, t->q.session_queued_msgs ? t->q.session_queued_msgs
-	                                                            : b->cfg.max_queued_messages);
+	bw_session_set_queue_max(s->state, t->q.session_queued_msgs);
 	bw_stat_add(&t->stats->connected, 1);
 	bw_conn_grant(c, &grant);
 	bw_conn_attach(c, s->state, present);
@@ -1749,6 +1746,27 @@ static int connect_end(struct connect_args *a, int rc)
 }
 
 /*
+ * The password or token of a CONNECT, checked on the job pool (a good hash
+ * costs ~100 ms): the job takes a (its will, snapshot and names). user
+ * NULL: a JWT alone, whose claim names the user.
+ */
+static int connect_check(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a,
+                         const char *user, size_t user_len, struct bw_bin secret, bool jwt,
+                         bool enhanced)
+{
+	struct auth_job *j = auth_job_new(l, c, user, user_len, secret.p, secret.len);
+	if (!j)
+		return connect_end(a, BW_RC_UNSPECIFIED);
+	a->username = j->a.username;
+	a->username_len = j->a.username_len;
+	a->how = jwt ? AUTH_TOKEN : AUTH_PASSWORD;
+	j->a = *a;
+	j->jwt = jwt;
+	j->enhanced = enhanced;
+	return auth_submit(l, j);
+}
+
+/*
  * A client of a tenant the store holds: the first way of the auth chain
  * that applies decides, against the tenant's principals (a certificate
  * only when its CA is the tenant's), keys and rules. Anonymous only where
@@ -1816,16 +1834,7 @@ static int store_connect(struct listener_ctx *l, struct bw_conn *c, const struct
 		auth_passed(l, c);
 		return connect_end(a, attach(l, c, a));
 	}
-	struct auth_job *j = auth_job_new(l, c, user, w->user_len, secret.p, secret.len);
-	if (!j)
-		return connect_end(a, BW_RC_UNSPECIFIED);
-	a->username = j->a.username;
-	a->username_len = j->a.username_len;
-	a->how = jwt ? AUTH_TOKEN : AUTH_PASSWORD;
-	j->a = *a;
-	j->jwt = jwt;
-	j->enhanced = enhanced;
-	return auth_submit(l, j);
+	return connect_check(l, c, a, user, w->user_len, secret, jwt, enhanced);
 }
 
 static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt)
@@ -1910,18 +1919,7 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	if (cert_user || (!user && !jwt))
 		return connect_end(&a, attach(l, c, &a));
 
-	/* The password is checked on the job pool: a good hash costs ~100 ms. */
-	struct auth_job *j = auth_job_new(l, c, user, pkt->username.len, secret.p, secret.len);
-	if (!j)
-		return connect_end(&a, BW_RC_UNSPECIFIED);
-	/* A JWT alone: its claim names the user. */
-	a.username = j->a.username;
-	a.username_len = j->a.username_len;
-	a.how = jwt ? AUTH_TOKEN : AUTH_PASSWORD;
-	j->a = a;
-	j->jwt = jwt;
-	j->enhanced = enhanced;
-	return auth_submit(l, j);
+	return connect_check(l, c, &a, user, user ? pkt->username.len : 0, secret, jwt, enhanced);
 }
 
 /*
@@ -2007,9 +2005,7 @@ static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry 
 	struct bw_topic_share share;
 	bool shared = bw_topic_share_split(e->filter.p, e->filter.len, &share);
 	int rc = bw_sub_index_add(t->index, e->filter.p, e->filter.len, s, &o, &fresh_filter);
-	uint32_t max_subs =
-	        t->q.client_subscriptions ? t->q.client_subscriptions : l->b->cfg.max_subscriptions;
-	if (rc == 0 && s->n_subs >= max_subs) {
+	if (rc == 0 && t->q.client_subscriptions && s->n_subs >= t->q.client_subscriptions) {
 		bw_sub_index_remove(t->index, e->filter.p, e->filter.len, s, &gone);
 		quota_hit(l->b, t, "subscriptions");
 		return -BW_RC_QUOTA_EXCEEDED;

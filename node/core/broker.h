@@ -41,9 +41,7 @@ struct bw_broker;
 struct bw_broker_config {
 	const struct bw_listener_config *listeners; /* the MQTT listeners served */
 	uint32_t n_listeners;
-	uint16_t max_inflight;        /* outbound window cap and inbound QoS 2 limit */
-	uint32_t max_queued_messages; /* a session */
-	uint32_t max_subscriptions;   /* a session */
+	uint16_t max_inflight; /* outbound window cap and inbound QoS 2 limit */
 	uint32_t max_topic_levels;
 	uint32_t filters_max; /* distinct filters a tenant */
 	size_t out_budget;    /* output_queue_budget; 0: none */
@@ -120,7 +118,9 @@ struct bw_broker_config {
 	int (*chain)(void *conn_user, uint8_t (*fps)[BW_TENANCY_CA_FP_LEN], size_t cap);
 	/*
 	 * The node's quotas, what a tenant's zero fields mean (0 here: no
-	 * limit; max_qos 0..2). Tenants the store lacks have exactly these.
+	 * limit; max_qos 0..2). Tenants the store lacks have exactly these:
+	 * client_subscriptions and session_queued_msgs are the limits of every
+	 * session of theirs.
 	 */
 	struct bw_quotas quotas;
 	uint32_t worker;          /* this broker's worker index in the hub */

@@ -49,18 +49,18 @@ static void node_up(void)
 	hub = bw_hub_new(&hc);
 	assert_non_null(hub);
 	strcpy(listener.tenant, "acme");
-	struct bw_broker_config bc = { .listeners = &listener,
-		                       .n_listeners = 1,
-		                       .max_inflight = 16,
-		                       .max_queued_messages = 100,
-		                       .max_subscriptions = 8,
-		                       .quotas = { .max_qos = 2 },
-		                       .max_topic_levels = 16,
-		                       .filters_max = 100,
-		                       .hub = hub,
-		                       .version = "test",
-		                       .now_ms = mono_ms,
-		                       .wants_send = wants_send };
+	struct bw_broker_config bc = {
+		.listeners = &listener,
+		.n_listeners = 1,
+		.max_inflight = 16,
+		.quotas = { .max_qos = 2, .client_subscriptions = 8, .session_queued_msgs = 100 },
+		.max_topic_levels = 16,
+		.filters_max = 100,
+		.hub = hub,
+		.version = "test",
+		.now_ms = mono_ms,
+		.wants_send = wants_send
+	};
 	for (uint32_t i = 0; i < 2; i++) {
 		bc.worker = i;
 		assert_non_null(brokers[i] = bw_broker_new(&bc));
