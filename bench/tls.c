@@ -1,13 +1,15 @@
 /*
- * Client TLS over memory (see tls.h). The SSL of a connection talks to one
- * BIO of our own method, as in node/net/tls.c: reads come straight from the
+ * Client TLS over memory (see tls.h). The SSL of a connection talks to the
+ * node's memory BIO (node/net/membio.h): reads come straight from the
  * ring's receive buffer passed to bw_bench_tls_input(), writes append to
  * the slot's output buffer, which bw_bench_tls_flush() swaps into the
- * stream as the buffer to send. The node's module is server-only and keeps
- * reload state the bench has no use for, so this is its client twin rather
- * than a reuse.
+ * stream as the buffer to send. The node's TLS module is server-only and
+ * keeps reload state the bench has no use for, so the rest is the client's
+ * own.
  */
 #include "bench/tls.h"
+
+#include "node/net/membio.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,146 +35,18 @@ struct bw_bench_tls_ctx {
 };
 
 struct bw_bench_tls {
-	SSL *ssl;          /* of the current TCP connection; NULL between them */
-	SSL_SESSION *sess; /* resumption: the last session the broker gave this slot */
-	const uint8_t *in; /* what bio_read serves, during bw_bench_tls_input() */
-	size_t in_len;
-	uint8_t *out; /* ciphertext waiting to be sent */
-	uint32_t out_len;
-	uint32_t out_cap;
-	bool out_oom;     /* a write to the BIO found no memory */
-	bool out_full;    /* a write to the BIO would have passed OUT_MAX */
-	bool established; /* the handshake finished (whatever happened since) */
+	SSL *ssl;            /* of the current TCP connection; NULL between them */
+	SSL_SESSION *sess;   /* resumption: the last session the broker gave this slot */
+	struct bw_membio io; /* in: during bw_bench_tls_input(); out: ciphertext to send */
+	bool established;    /* the handshake finished (whatever happened since) */
 };
-
-/* ---- the BIO ------------------------------------------------------------- */
-
-static BIO_METHOD *bio_method;
-static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
-
-static int bio_write(BIO *b, const char *p, int n)
-{
-	struct bw_bench_tls *t = BIO_get_data(b);
-
-	BIO_clear_retry_flags(b);
-	if (n <= 0)
-		return 0;
-	uint64_t need = (uint64_t)t->out_len + (uint64_t)n;
-	if (need > OUT_MAX) {
-		t->out_full = true;
-		return -1;
-	}
-	if (need > t->out_cap) {
-		uint64_t cap = t->out_cap ? t->out_cap : 4096;
-		while (cap < need)
-			cap *= 2;
-		if (cap > OUT_MAX)
-			cap = OUT_MAX;
-		uint8_t *q = realloc(t->out, cap);
-		if (!q) {
-			t->out_oom = true;
-			return -1;
-		}
-		t->out = q;
-		t->out_cap = (uint32_t)cap;
-	}
-	memcpy(t->out + t->out_len, p, (size_t)n);
-	t->out_len = (uint32_t)need;
-	return n;
-}
-
-static int bio_read(BIO *b, char *p, int n)
-{
-	struct bw_bench_tls *t = BIO_get_data(b);
-
-	BIO_clear_retry_flags(b);
-	if (n <= 0)
-		return 0;
-	if (t->in_len == 0) {
-		BIO_set_retry_read(b); /* SSL_ERROR_WANT_READ */
-		return -1;
-	}
-	size_t k = t->in_len < (size_t)n ? t->in_len : (size_t)n;
-	memcpy(p, t->in, k);
-	t->in += k;
-	t->in_len -= k;
-	return (int)k;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	struct bw_bench_tls *t = BIO_get_data(b);
-
-	(void)num;
-	(void)ptr;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1; /* written is queued: nothing to flush */
-	case BIO_CTRL_PENDING:
-		return t ? (long)(t->in_len > LONG_MAX ? LONG_MAX : t->in_len) : 0;
-	default:
-		return 0; /* every other control (kTLS, dgram, ...) is unsupported */
-	}
-}
-
-static int bio_create(BIO *b)
-{
-	BIO_set_init(b, 1);
-	return 1;
-}
-
-static int bio_destroy(BIO *b)
-{
-	BIO_set_data(b, NULL);
-	return 1;
-}
-
-static void bio_method_init(void)
-{
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "bulwark-bench");
-
-	if (!m)
-		return;
-	if (!BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
-	    !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create) ||
-	    !BIO_meth_set_destroy(m, bio_destroy)) {
-		BIO_meth_free(m);
-		return;
-	}
-	bio_method = m;
-}
-
-/* ---- errors -------------------------------------------------------------- */
-
-/* OpenSSL's first queued reason into buf[0..cap); the queue is emptied. */
-static void ossl_reason(char *buf, size_t cap)
-{
-	unsigned long e, first = 0;
-
-	/* The queue holds at most ERR_NUM_ERRORS (16) entries. */
-	while ((e = ERR_get_error()) != 0) {
-		if (!first)
-			first = e;
-	}
-	if (!first) {
-		snprintf(buf, cap, "unknown error");
-		return;
-	}
-	if (ERR_SYSTEM_ERROR(first)) {
-		snprintf(buf, cap, "%s", strerror(ERR_GET_REASON(first)));
-		return;
-	}
-	const char *lib = ERR_lib_error_string(first);
-	const char *why = ERR_reason_error_string(first);
-	snprintf(buf, cap, "%s%s%s", lib ? lib : "", lib ? ": " : "", why ? why : "unknown reason");
-}
 
 /* "what file: OpenSSL's reason" into err; frees x; returns -1. */
 static int fail_file(SSL_CTX *x, char *err, size_t cap, const char *what, const char *file)
 {
 	char why[BW_BENCH_TLS_WHY_MAX];
 
-	ossl_reason(why, sizeof(why));
+	bw_ossl_reason(why, sizeof(why));
 	snprintf(err, cap, "%s %s: %s", what, file, why);
 	SSL_CTX_free(x);
 	return -1;
@@ -216,16 +90,11 @@ int bw_bench_tls_ctx_new(struct bw_bench_tls_ctx **out, const struct bw_bench_tl
 	int v = cfg->version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION;
 
 	*out = NULL;
-	pthread_once(&bio_once, bio_method_init);
-	if (!bio_method) {
-		snprintf(err, cap, "cannot create the TLS transport: out of memory");
-		return -1;
-	}
 	ERR_clear_error();
 	SSL_CTX *x = SSL_CTX_new(TLS_client_method());
 	if (!x) {
 		char why[BW_BENCH_TLS_WHY_MAX];
-		ossl_reason(why, sizeof(why));
+		bw_ossl_reason(why, sizeof(why));
 		snprintf(err, cap, "cannot create a TLS context: %s", why);
 		return -1;
 	}
@@ -322,7 +191,7 @@ static void conn_reason(const struct bw_bench_tls *t, char *why)
 {
 	long v = SSL_get_verify_result(t->ssl);
 
-	if (t->out_full) {
+	if (t->io.out_full) {
 		ERR_clear_error();
 		snprintf(why, BW_BENCH_TLS_WHY_MAX, "output backlog over %u bytes", OUT_MAX);
 	} else if (v != X509_V_OK) {
@@ -330,7 +199,7 @@ static void conn_reason(const struct bw_bench_tls *t, char *why)
 		snprintf(why, BW_BENCH_TLS_WHY_MAX, "server certificate: %s",
 		         X509_verify_cert_error_string(v));
 	} else {
-		ossl_reason(why, BW_BENCH_TLS_WHY_MAX);
+		bw_ossl_reason(why, BW_BENCH_TLS_WHY_MAX);
 	}
 }
 
@@ -341,20 +210,20 @@ int bw_bench_tls_start(struct bw_bench_tls **tp, struct bw_bench_tls_ctx *ctx, c
 	if (!t && !(t = *tp = calloc(1, sizeof(*t))))
 		return -ENOMEM;
 	bw_bench_tls_end(t, false);
-	BIO *b = BIO_new(bio_method);
+	BIO *b = bw_membio_new(&t->io);
 	t->ssl = b ? SSL_new(ctx->ssl_ctx) : NULL;
 	if (!t->ssl) {
 		BIO_free(b);
 		ERR_clear_error();
 		return -ENOMEM;
 	}
-	BIO_set_data(b, t);
+	t->io.out_max = OUT_MAX;
 	SSL_set_bio(t->ssl, b, b); /* the SSL owns b (one reference for both ends) */
 	SSL_set_app_data(t->ssl, t);
 	SSL_set_info_callback(t->ssl, on_info);
 	if ((ctx->sni && !SSL_set_tlsext_host_name(t->ssl, ctx->sni)) ||
 	    (ctx->resume && t->sess && !SSL_set_session(t->ssl, t->sess))) {
-		ossl_reason(why, BW_BENCH_TLS_WHY_MAX);
+		bw_ossl_reason(why, BW_BENCH_TLS_WHY_MAX);
 		return -EPROTO;
 	}
 	SSL_set_connect_state(t->ssl);
@@ -362,7 +231,7 @@ int bw_bench_tls_start(struct bw_bench_tls **tp, struct bw_bench_tls_ctx *ctx, c
 	/* Queues the ClientHello; it then waits for the server (WANT_READ). */
 	int n = SSL_do_handshake(t->ssl);
 	if (n <= 0 && SSL_get_error(t->ssl, n) != SSL_ERROR_WANT_READ) {
-		bool oom = t->out_oom;
+		bool oom = t->io.out_oom;
 		conn_reason(t, why);
 		return oom ? -ENOMEM : -EPROTO;
 	}
@@ -375,8 +244,8 @@ int bw_bench_tls_input(struct bw_bench_tls *t, const uint8_t *in, size_t len,
 	uint8_t plain[RECORD_MAX];
 	int rc = -EPROTO;
 
-	t->in = in;
-	t->in_len = len;
+	t->io.in = in;
+	t->io.in_len = len;
 	snprintf(why, BW_BENCH_TLS_WHY_MAX, "too many records in one read");
 	ERR_clear_error();
 	/*
@@ -398,7 +267,7 @@ int bw_bench_tls_input(struct bw_bench_tls *t, const uint8_t *in, size_t len,
 			rc = 0;
 		} else if (e == SSL_ERROR_ZERO_RETURN) {
 			rc = BW_BENCH_TLS_CLOSED;
-		} else if (t->out_oom) {
+		} else if (t->io.out_oom) {
 			rc = -ENOMEM;
 		} else {
 			conn_reason(t, why);
@@ -406,8 +275,8 @@ int bw_bench_tls_input(struct bw_bench_tls *t, const uint8_t *in, size_t len,
 		}
 		break;
 	}
-	t->in = NULL;
-	t->in_len = 0;
+	t->io.in = NULL;
+	t->io.in_len = 0;
 	ERR_clear_error();
 	return rc;
 }
@@ -442,16 +311,19 @@ int bw_bench_tls_flush(struct bw_bench_tls *t, struct bw_bench_out *o, struct bw
 		/* Without partial writes a successful SSL_write takes everything. */
 		int n = SSL_write(t->ssl, o->pend, (int)o->pend_len);
 		if (n <= 0) {
-			bool oom = t->out_oom;
+			bool oom = t->io.out_oom;
 			ERR_clear_error();
 			return oom ? -ENOMEM : -EPROTO;
 		}
 		msgs = o->pend_msgs;
 		o->pend_len = o->pend_msgs = 0;
 	}
-	uint32_t len = t->out_len;
-	t->out_len = 0;
-	return bw_bench_out_flush_buf(o, &t->out, len, &t->out_cap, msgs, r, op, fd);
+	/* The stream's buffers count in 32 bits: out_max keeps these within. */
+	uint32_t len = (uint32_t)t->io.out_len, cap = (uint32_t)t->io.out_cap;
+	t->io.out_len = 0;
+	int rc = bw_bench_out_flush_buf(o, &t->io.out, len, &cap, msgs, r, op, fd);
+	t->io.out_cap = cap;
+	return rc;
 }
 
 void bw_bench_tls_end(struct bw_bench_tls *t, bool clean)
@@ -469,10 +341,10 @@ void bw_bench_tls_end(struct bw_bench_tls *t, bool clean)
 		SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	SSL_free(t->ssl);
 	t->ssl = NULL;
-	free(t->out);
-	t->out = NULL;
-	t->out_len = t->out_cap = 0;
-	t->out_oom = t->out_full = t->established = false;
+	free(t->io.out);
+	t->io.out = NULL;
+	t->io.out_len = t->io.out_cap = 0;
+	t->io.out_oom = t->io.out_full = t->established = false;
 }
 
 void bw_bench_tls_free(struct bw_bench_tls **tp)

@@ -1,11 +1,10 @@
 /*
  * TLS over memory (see tls.h). Each connection's SSL talks to one BIO of
- * our own method: reads come straight from the receive buffer the worker
- * passes to bw_tls_conn_input() (no copy into a memory BIO), and writes
- * append to the connection's output buffer, which the worker takes out
- * whole, sends and gives back. A stock memory BIO would do, but it keeps
- * its largest allocation for the connection's life; ours holds nothing
- * while the connection is idle, and its output is bounded (OUT_MAX).
+ * our own (node/net/membio.h): reads come straight from the receive buffer
+ * the worker passes to bw_tls_conn_input(), and writes append to the
+ * connection's output buffer, which the worker takes out whole, sends and
+ * gives back; nothing is held while the connection is idle, and the output
+ * is bounded (OUT_MAX).
  *
  * The SSL_CTX of a listener sits behind a mutex only for the moment a
  * connection takes a reference to it (SSL_new) or a reload swaps it, so a
@@ -16,6 +15,8 @@
  * application data, so a resumed connection still knows its trust anchor.
  */
 #include "node/net/tls.h"
+
+#include "node/net/membio.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,149 +59,21 @@ struct bw_tls_ctx {
 
 struct bw_tls_conn {
 	SSL *ssl;
-	const uint8_t *in; /* what bio_read serves, during bw_tls_conn_input() */
-	size_t in_len;
-	uint8_t *out; /* ciphertext waiting to be taken */
-	size_t out_len, out_cap;
-	size_t lent_cap; /* capacity of the buffer the caller took */
+	struct bw_membio io; /* in: during bw_tls_conn_input(); out: ciphertext to take */
+	size_t lent_cap;     /* capacity of the buffer the caller took */
 	char *sni;
-	bool out_oom;     /* a write to the BIO found no memory */
-	bool out_full;    /* a write to the BIO would have passed OUT_MAX */
 	bool established; /* the handshake finished (whatever happened since) */
 	bool shut;        /* close_notify queued */
 };
 
-/* ---- the BIO ------------------------------------------------------------- */
-
-static BIO_METHOD *bio_method;
-static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
-
-static int bio_write(BIO *b, const char *p, int n)
-{
-	struct bw_tls_conn *c = BIO_get_data(b);
-
-	BIO_clear_retry_flags(b);
-	if (n <= 0)
-		return 0;
-	size_t need = c->out_len + (size_t)n;
-	if (need > OUT_MAX) {
-		c->out_full = true;
-		return -1;
-	}
-	if (need > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
-		while (cap < need)
-			cap *= 2;
-		uint8_t *q = realloc(c->out, cap);
-		if (!q) {
-			c->out_oom = true;
-			return -1;
-		}
-		c->out = q;
-		c->out_cap = cap;
-	}
-	memcpy(c->out + c->out_len, p, (size_t)n);
-	c->out_len = need;
-	return n;
-}
-
-static int bio_read(BIO *b, char *p, int n)
-{
-	struct bw_tls_conn *c = BIO_get_data(b);
-
-	BIO_clear_retry_flags(b);
-	if (n <= 0)
-		return 0;
-	if (c->in_len == 0) {
-		BIO_set_retry_read(b); /* SSL_ERROR_WANT_READ */
-		return -1;
-	}
-	size_t k = c->in_len < (size_t)n ? c->in_len : (size_t)n;
-	memcpy(p, c->in, k);
-	c->in += k;
-	c->in_len -= k;
-	return (int)k;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	struct bw_tls_conn *c = BIO_get_data(b);
-
-	(void)num;
-	(void)ptr;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1; /* written is queued: nothing to flush */
-	case BIO_CTRL_PENDING:
-		return c ? (long)(c->in_len > LONG_MAX ? LONG_MAX : c->in_len) : 0;
-	case BIO_CTRL_WPENDING:
-		return 0;
-	default:
-		return 0; /* every other control (kTLS, dgram, ...) is unsupported */
-	}
-}
-
-static int bio_create(BIO *b)
-{
-	BIO_set_init(b, 1);
-	return 1;
-}
-
-static int bio_destroy(BIO *b)
-{
-	BIO_set_data(b, NULL);
-	return 1;
-}
-
-static void bio_method_init(void)
-{
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "bulwark");
-	if (!m)
-		return;
-	if (!BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
-	    !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create) ||
-	    !BIO_meth_set_destroy(m, bio_destroy)) {
-		BIO_meth_free(m);
-		return;
-	}
-	bio_method = m;
-}
-
 /* ---- errors -------------------------------------------------------------- */
-
-/*
- * OpenSSL's reason for the failure just seen, from the first error queued
- * (the deepest: "No such file or directory", "no start line"), into
- * buf[0..cap); the queue is emptied.
- */
-static void ossl_reason(char *buf, size_t cap)
-{
-	unsigned long e, first = 0;
-
-	/* The queue holds at most ERR_NUM_ERRORS (16) entries. */
-	while ((e = ERR_get_error()) != 0) {
-		if (!first)
-			first = e;
-	}
-	if (!first) {
-		snprintf(buf, cap, "unknown error");
-		return;
-	}
-	if (ERR_SYSTEM_ERROR(first)) {
-		snprintf(buf, cap, "%s", strerror(ERR_GET_REASON(first)));
-		return;
-	}
-	const char *lib = ERR_lib_error_string(first);
-	const char *why = ERR_reason_error_string(first);
-	snprintf(buf, cap, "%s%s%s", lib ? lib : "", lib ? ": " : "", why ? why : "unknown reason");
-}
 
 /* "what file: OpenSSL's reason" into err; returns NULL for the caller. */
 static SSL_CTX *fail_file(SSL_CTX *x, char *err, size_t cap, const char *what, const char *file)
 {
 	char why[BW_TLS_WHY_MAX];
 
-	ossl_reason(why, sizeof(why));
+	bw_ossl_reason(why, sizeof(why));
 	snprintf(err, cap, "%s %s: %s", what, file, why);
 	SSL_CTX_free(x);
 	return NULL;
@@ -347,7 +220,7 @@ static SSL_CTX *build(const struct bw_tls_ctx *t, cert_list *cas, char *err, siz
 	x = SSL_CTX_new(TLS_server_method());
 	if (!x) {
 		char why[BW_TLS_WHY_MAX];
-		ossl_reason(why, sizeof(why));
+		bw_ossl_reason(why, sizeof(why));
 		snprintf(err, cap, "cannot create a TLS context: %s", why);
 		return NULL;
 	}
@@ -409,7 +282,7 @@ static SSL_CTX *build(const struct bw_tls_ctx *t, cert_list *cas, char *err, siz
 		for (int i = 0; i < sk_X509_num(cas); i++) {
 			if (!X509_STORE_add_cert(st, sk_X509_value(cas, i))) {
 				char why[BW_TLS_WHY_MAX];
-				ossl_reason(why, sizeof(why));
+				bw_ossl_reason(why, sizeof(why));
 				snprintf(err, cap, "tenant CAs: %s", why);
 				SSL_CTX_free(x);
 				return NULL;
@@ -469,11 +342,6 @@ void bw_tls_ctx_free(struct bw_tls_ctx **tp)
 int bw_tls_ctx_new(struct bw_tls_ctx **out, const struct bw_tls_config *cfg, char *err, size_t cap)
 {
 	*out = NULL;
-	pthread_once(&bio_once, bio_method_init);
-	if (!bio_method) {
-		snprintf(err, cap, "cannot create the TLS transport: out of memory");
-		return -1;
-	}
 	if (!set(cfg->cert_file) || !set(cfg->key_file)) {
 		snprintf(err, cap, "%s: a TLS listener needs tls_cert and tls_key", cfg->name);
 		return -1;
@@ -578,7 +446,7 @@ static int parse_bundle(cert_list *cas, const char *pem, size_t i, char *err, si
 	snprintf(err, cap, "tenant CA bundle %zu: no certificate", i);
 	return -1;
 fail:
-	ossl_reason(why, sizeof(why));
+	bw_ossl_reason(why, sizeof(why));
 	if (at)
 		snprintf(err, cap, "tenant CA bundle %zu, certificate %u: %s", i, at, why);
 	else
@@ -644,7 +512,7 @@ static void on_info(const SSL *s, int where, int ret)
 struct bw_tls_conn *bw_tls_conn_new(struct bw_tls_ctx *t)
 {
 	struct bw_tls_conn *c = calloc(1, sizeof(*c));
-	BIO *b = c ? BIO_new(bio_method) : NULL;
+	BIO *b = c ? bw_membio_new(&c->io) : NULL;
 
 	if (!b) {
 		free(c);
@@ -660,7 +528,7 @@ struct bw_tls_conn *bw_tls_conn_new(struct bw_tls_ctx *t)
 		free(c);
 		return NULL;
 	}
-	BIO_set_data(b, c);
+	c->io.out_max = OUT_MAX;
 	SSL_set_bio(c->ssl, b, b); /* the SSL owns b (one reference for both ends) */
 	SSL_set_app_data(c->ssl, c);
 	SSL_set_info_callback(c->ssl, on_info);
@@ -675,7 +543,7 @@ void bw_tls_conn_free(struct bw_tls_conn **cp)
 	if (!c)
 		return;
 	SSL_free(c->ssl);
-	free(c->out);
+	free(c->io.out);
 	free(c->sni);
 	free(c);
 	*cp = NULL;
@@ -686,7 +554,7 @@ static void conn_reason(const struct bw_tls_conn *c, char *why)
 {
 	long v = SSL_get_verify_result(c->ssl);
 
-	if (c->out_full) {
+	if (c->io.out_full) {
 		ERR_clear_error();
 		snprintf(why, BW_TLS_WHY_MAX, "output backlog over %u bytes", OUT_MAX);
 	} else if (v != X509_V_OK) {
@@ -694,7 +562,7 @@ static void conn_reason(const struct bw_tls_conn *c, char *why)
 		snprintf(why, BW_TLS_WHY_MAX, "client certificate: %s",
 		         X509_verify_cert_error_string(v));
 	} else {
-		ossl_reason(why, BW_TLS_WHY_MAX);
+		bw_ossl_reason(why, BW_TLS_WHY_MAX);
 	}
 }
 
@@ -704,8 +572,8 @@ int bw_tls_conn_input(struct bw_tls_conn *c, const uint8_t *in, size_t len,
 	uint8_t plain[RECORD_MAX];
 	int rc = -EPROTO;
 
-	c->in = in;
-	c->in_len = len;
+	c->io.in = in;
+	c->io.in_len = len;
 	snprintf(why, BW_TLS_WHY_MAX, "too many records in one read");
 	ERR_clear_error();
 	/*
@@ -727,7 +595,7 @@ int bw_tls_conn_input(struct bw_tls_conn *c, const uint8_t *in, size_t len,
 			rc = 0;
 		} else if (e == SSL_ERROR_ZERO_RETURN) {
 			rc = BW_TLS_CLOSED;
-		} else if (c->out_oom) {
+		} else if (c->io.out_oom) {
 			rc = -ENOMEM;
 		} else {
 			conn_reason(c, why);
@@ -735,8 +603,8 @@ int bw_tls_conn_input(struct bw_tls_conn *c, const uint8_t *in, size_t len,
 		}
 		break;
 	}
-	c->in = NULL;
-	c->in_len = 0;
+	c->io.in = NULL;
+	c->io.in_len = 0;
 	ERR_clear_error();
 	return rc;
 }
@@ -758,7 +626,7 @@ int bw_tls_conn_write(struct bw_tls_conn *c, const void *p, size_t n)
 		int k = n > (size_t)INT_MAX ? INT_MAX : (int)n;
 		int r = SSL_write(c->ssl, b, k);
 		if (r <= 0) {
-			bool oom = c->out_oom;
+			bool oom = c->io.out_oom;
 			ERR_clear_error();
 			return oom ? -ENOMEM : -EPROTO;
 		}
@@ -780,26 +648,26 @@ void bw_tls_conn_shutdown(struct bw_tls_conn *c)
 
 size_t bw_tls_conn_output_bytes(const struct bw_tls_conn *c)
 {
-	return c->out_len;
+	return c->io.out_len;
 }
 
 bool bw_tls_conn_take_output(struct bw_tls_conn *c, uint8_t **buf, size_t *len)
 {
-	if (c->out_len == 0)
+	if (c->io.out_len == 0)
 		return false;
-	*buf = c->out;
-	*len = c->out_len;
-	c->lent_cap = c->out_cap;
-	c->out = NULL;
-	c->out_len = c->out_cap = 0;
+	*buf = c->io.out;
+	*len = c->io.out_len;
+	c->lent_cap = c->io.out_cap;
+	c->io.out = NULL;
+	c->io.out_len = c->io.out_cap = 0;
 	return true;
 }
 
 void bw_tls_conn_give_back(struct bw_tls_conn *c, uint8_t *buf, bool more)
 {
-	if (more && !c->out) {
-		c->out = buf;
-		c->out_cap = c->lent_cap;
+	if (more && !c->io.out) {
+		c->io.out = buf;
+		c->io.out_cap = c->lent_cap;
 	} else {
 		free(buf);
 	}
