@@ -39,17 +39,23 @@
 #include "node/net/http.h"
 #include "node/net/tls.h"
 
-#define TICK_MS           100u
-#define BACKLOG           4096
-#define SEND_IOV          64
-#define HTTP_MAX_CLIENTS  64u
-#define HTTP_IDLE_MS      10000u
-#define CLOSING_LINGER_MS 5000u /* a CLOSING connection whose peer never drains */
-#define STOP_FLUSH_MS     1000u
-#define METRICS_CAP       (2u << 20)    /* 1024 tenants' metrics fit */
-#define MAIL_BATCH        256u          /* letters taken a pass */
-#define TLS_OUT_BATCH     (64u * 1024u) /* plaintext encrypted a send */
-#define TLS_STAGE         16384u        /* a record's worth of small segments */
+#define TICK_MS             100u
+#define BACKLOG             4096
+#define SEND_IOV            64
+#define HTTP_MAX_CLIENTS    64u
+#define HTTP_IDLE_MS        10000u
+#define CLOSING_LINGER_MS   5000u /* a CLOSING connection whose peer never drains */
+#define STOP_FLUSH_MS       1000u
+#define METRICS_CAP         (2u << 20)    /* 1024 tenants' metrics fit */
+#define MAIL_BATCH          256u          /* letters taken a pass */
+#define TLS_OUT_BATCH       (64u * 1024u) /* plaintext encrypted a send */
+#define TLS_STAGE           16384u        /* a record's worth of small segments */
+#define INPUT_QUANTUM       1024u         /* bytes of a client's input a turn */
+#define INPUT_BUDGET        (64u * 1024u) /* bytes of input handled a pass... */
+#define INPUT_BUDGET_SHARED 8192u         /* ...and while tenants take turns */
+#define SHARED_MS           100u          /* how long turns are short after tenants shared one */
+#define RECV_HOLD_BUFS      4u /* buffers a client holds unhandled before it stops reading */
+#define NO_CLASS            UINT32_MAX
 
 struct bw_worker;
 
@@ -77,6 +83,8 @@ struct client {
 	bool send_inflight;
 	bool dirty;
 	bool close_sent;   /* close(2) went to the ring: never close fd again */
+	bool throttled;    /* not reading: it holds RECV_HOLD_BUFS buffers unhandled */
+	bool ready;        /* on its tenant's ready list (see serve_input()) */
 	unsigned inflight; /* ops whose final completion is outstanding */
 	struct bw_conn *conn;
 	struct send_buf *sb; /* while a send is being made or in flight */
@@ -91,6 +99,11 @@ struct client {
 	uint64_t closing_since_ms;              /* MQTT: when the sweep first saw it CLOSING */
 	struct client *prev, *next;             /* all clients */
 	struct client *dirty_prev, *dirty_next; /* the dirty list */
+	/* What it sent and was not yet handled: buffer ids, oldest first. */
+	int32_t in_head, in_tail; /* linked through w->in_next; -1: none */
+	uint32_t in_off;          /* bytes of the head buffer handled */
+	uint32_t in_bufs;
+	struct client *ready_next;
 	/* HTTP only. */
 	char *hbuf; /* BW_HTTP_HEAD_MAX bytes */
 	size_t hlen;
@@ -123,7 +136,22 @@ struct bw_worker {
 	struct send_buf *spare_sb; /* spare send buffers */
 	uint32_t n_spare_sb;
 	uint8_t *tls_stage; /* TLS_STAGE bytes when a listener is mqtts */
+	/* Input shared out by tenant (see serve_input()). */
+	int32_t *in_next;            /* a queued buffer's successor, by buffer id */
+	uint32_t *in_len;            /* the bytes a queued buffer holds */
+	struct ready_class *classes; /* by bw_conn_tenant(); 0: not yet known */
+	uint32_t n_classes;
+	uint32_t active_head, active_tail; /* classes with a client ready, in turn */
+	uint32_t n_active;
+	uint64_t shared_until_ms; /* tenants took turns lately: short passes */
 	struct bw_worker_stats stats;
+};
+
+/* A tenant's clients with input waiting, and its place in the round. */
+struct ready_class {
+	struct client *head, *tail;
+	uint32_t next; /* the next active class, NO_CLASS: none */
+	bool active;
 };
 
 /*
@@ -197,6 +225,7 @@ size_t bw_worker_metrics(struct bw_worker *const *w, uint32_t n, char *buf, size
 		{ "connect_timeouts_total", "counter",
 		  offsetof(struct bw_worker_stats, connect_timeouts) },
 		{ "publisher_pauses_total", "counter", offsetof(struct bw_worker_stats, pauses) },
+		{ "input_throttles_total", "counter", offsetof(struct bw_worker_stats, throttles) },
 		{ "http_requests_total", "counter",
 		  offsetof(struct bw_worker_stats, http_requests) },
 		{ "tls_handshakes_total", "counter",
@@ -272,6 +301,42 @@ void bw_worker_wants_send(void *conn_user)
 		mark_dirty(c);
 }
 
+/* ---- a client's received, unhandled buffers ------------------------------- */
+
+static void input_push(struct client *c, uint16_t bid, uint32_t len)
+{
+	struct bw_worker *w = c->w;
+
+	w->in_next[bid] = -1;
+	w->in_len[bid] = len;
+	if (c->in_tail >= 0)
+		w->in_next[c->in_tail] = bid;
+	else
+		c->in_head = bid;
+	c->in_tail = bid;
+	c->in_bufs++;
+}
+
+/* Gives the oldest buffer back to the ring. */
+static void input_pop(struct client *c)
+{
+	struct bw_worker *w = c->w;
+	int32_t bid = c->in_head;
+
+	c->in_head = w->in_next[bid];
+	if (c->in_head < 0)
+		c->in_tail = -1;
+	c->in_off = 0;
+	c->in_bufs--;
+	bw_ring_buf_put(&w->ring, (uint16_t)bid);
+}
+
+static void input_drop(struct client *c)
+{
+	while (c->in_head >= 0)
+		input_pop(c);
+}
+
 /* ---- closing and freeing -------------------------------------------------- */
 
 static void on_close(struct bw_op *op, int32_t res, uint32_t flags)
@@ -301,6 +366,7 @@ static void client_close(struct client *c)
 	if (c->conn && bw_conn_state(c->conn) == BW_CONN_CONNECTED)
 		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
 	c->closing = true;
+	input_drop(c);
 	if (c->http) {
 		w->n_http--;
 	} else {
@@ -341,6 +407,8 @@ static void client_free(struct client *c)
 		c->next->prev = c->prev;
 	if (c->fd >= 0 && !c->close_sent)
 		close(c->fd);
+	if (w->ring_ok)
+		input_drop(c); /* the ring's exit took its buffers back otherwise */
 	bw_conn_free(&c->conn);
 	send_buf_put(c);
 	bw_tls_conn_free(&c->tls);
@@ -435,6 +503,162 @@ static int tls_input(struct client *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Whether c should have a receive armed, and has none. */
+static bool wants_recv(const struct client *c)
+{
+	return !c->recv_armed && !c->closing && !c->paused && !c->moving && !c->tls_failed &&
+	       !c->throttled;
+}
+
+/* ---- input, shared out by tenant ------------------------------------------- */
+
+/*
+ * What a client sends is not handled in its receive's callback: its
+ * buffers queue on the client, oldest first, and the client on its
+ * tenant's ready list (the tenant's hub id + 1 from bw_conn_tenant(); 0
+ * until its CONNECT is accepted). serve_input() goes round the tenants
+ * with input and, within a tenant, round its clients: a turn handles
+ * whole packets of one client up to INPUT_QUANTUM bytes (a TLS client: a
+ * buffer), a pass at most INPUT_BUDGET bytes, so that sends start and new
+ * completions are reaped in between. A client holding RECV_HOLD_BUFS
+ * buffers stops reading until it is down to half: its backlog then waits
+ * in its own socket (TCP closes its window) instead of in the provided
+ * buffers ahead of everyone else's. So a tenant that floods gets its share
+ * of the worker, and another tenant's message waits for at most a turn of
+ * each tenant with input, not for the flood's backlog.
+ */
+static void class_activate(struct bw_worker *w, uint32_t k)
+{
+	struct ready_class *rc = &w->classes[k];
+
+	rc->active = true;
+	rc->next = NO_CLASS;
+	w->n_active++;
+	if (w->active_tail != NO_CLASS)
+		w->classes[w->active_tail].next = k;
+	else
+		w->active_head = k;
+	w->active_tail = k;
+}
+
+static void ready_push(struct client *c)
+{
+	struct bw_worker *w = c->w;
+	uint32_t k = c->conn ? bw_conn_tenant(c->conn) : 0;
+
+	if (k >= w->n_classes)
+		k = 0;
+	struct ready_class *rc = &w->classes[k];
+	c->ready = true;
+	c->ready_next = NULL;
+	if (rc->tail)
+		rc->tail->ready_next = c;
+	else
+		rc->head = c;
+	rc->tail = c;
+	if (!rc->active)
+		class_activate(w, k);
+}
+
+/* The next client in turn: the first of the first tenant's, which goes last. */
+static struct client *ready_pop(struct bw_worker *w)
+{
+	uint32_t k = w->active_head;
+	struct ready_class *rc = &w->classes[k];
+	struct client *c = rc->head;
+
+	w->active_head = rc->next;
+	if (w->active_head == NO_CLASS)
+		w->active_tail = NO_CLASS;
+	rc->active = false;
+	w->n_active--;
+	rc->head = c->ready_next;
+	if (!rc->head)
+		rc->tail = NULL;
+	else
+		class_activate(w, k);
+	c->ready = false;
+	c->ready_next = NULL;
+	return c;
+}
+
+/* A moving client's queued input goes into its connection, which keeps it. */
+static int input_to_conn(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	while (c->in_head >= 0) {
+		const uint8_t *p = (const uint8_t *)bw_ring_buf(&w->ring, (uint16_t)c->in_head);
+		int rc = bw_conn_input(c->conn, p + c->in_off, w->in_len[c->in_head] - c->in_off);
+		input_pop(c);
+		if (rc == -ENOMEM)
+			return rc;
+	}
+	return 0;
+}
+
+/* One turn of c's input (see above). Returns the bytes it took. */
+static size_t take_turn(struct client *c)
+{
+	struct bw_worker *w = c->w;
+	size_t done = 0;
+
+	while (c->in_head >= 0 && !c->closing && done < INPUT_QUANTUM) {
+		uint16_t bid = (uint16_t)c->in_head;
+		const uint8_t *p = (const uint8_t *)bw_ring_buf(&w->ring, bid) + c->in_off;
+		size_t n = w->in_len[bid] - c->in_off;
+		long used = c->tls ? tls_input(c, p, n)
+		                   : bw_conn_input_some(c->conn, p, n, INPUT_QUANTUM - done);
+		if (c->closing)
+			break; /* its buffers went back with it */
+		if (c->tls && used == 0)
+			used = (long)n; /* all of it was decrypted */
+		if (used < 0) {
+			input_drop(c); /* CLOSING: the rest is never handled */
+			if (used == -ENOMEM) {
+				bw_log_warn("worker: fd %d: out of memory", c->fd);
+				client_close(c);
+			}
+			break;
+		}
+		done += (size_t)used;
+		c->in_off += (uint32_t)used;
+		if (c->in_off == w->in_len[bid])
+			input_pop(c);
+		if (!c->moving && bw_conn_moving(c->conn) >= 0) {
+			/* Reading stops here; see hand_over(). */
+			c->moving = true;
+			if (c->recv_armed)
+				bw_ring_cancel(&w->ring, &c->recv);
+		}
+	}
+	if (c->throttled && c->in_bufs <= RECV_HOLD_BUFS / 2) {
+		c->throttled = false;
+		if (wants_recv(c) && arm_recv(c) < 0)
+			client_close(c);
+	}
+	mark_dirty(c);
+	return done;
+}
+
+/* Turns until INPUT_BUDGET bytes were handled. Returns whether input is left. */
+static bool serve_input(struct bw_worker *w)
+{
+	uint64_t now = bw_worker_now_ms();
+
+	if (w->n_active > 1)
+		w->shared_until_ms = now + SHARED_MS;
+	size_t budget = now < w->shared_until_ms ? INPUT_BUDGET_SHARED : INPUT_BUDGET;
+	while (w->active_head != NO_CLASS && budget > 0) {
+		struct client *c = ready_pop(w);
+		size_t used = take_turn(c);
+		budget -= used < budget ? used : budget;
+		if (c->in_head >= 0 && !c->closing)
+			ready_push(c);
+	}
+	return w->active_head != NO_CLASS;
+}
+
 static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 {
 	struct client *c = BW_CONTAINER_OF(op, struct client, recv);
@@ -445,35 +669,28 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 		c->recv_armed = false;
 		c->inflight--;
 	}
-	if (bid >= 0) {
-		if (res > 0 && !c->closing) {
-			const uint8_t *p = bw_ring_buf(&w->ring, (uint16_t)bid);
-			if (c->http) {
-				http_input(c, p, (size_t)res);
-			} else {
-				int rc = c->tls ? tls_input(c, p, (size_t)res)
-				                : bw_conn_input(c->conn, p, (size_t)res);
-				if (rc == -ENOMEM) {
-					bw_log_warn("worker: fd %d: out of memory", c->fd);
-					client_close(c);
-				} else if (!c->closing && !c->moving &&
-				           bw_conn_moving(c->conn) >= 0) {
-					/* Reading stops here; see hand_over(). */
-					c->moving = true;
-					if (c->recv_armed)
-						bw_ring_cancel(&w->ring, &c->recv);
-				}
-			}
+	if (bid >= 0 && res > 0 && !c->closing && !c->http) {
+		input_push(c, (uint16_t)bid, (uint32_t)res);
+		if (!c->ready)
+			ready_push(c);
+		if (c->in_bufs >= RECV_HOLD_BUFS && !c->throttled) {
+			c->throttled = true;
+			bw_stat_add(&w->stats.throttles, 1);
+			if (c->recv_armed)
+				bw_ring_cancel(&w->ring, &c->recv);
 		}
+	} else if (bid >= 0) {
+		if (res > 0 && !c->closing)
+			http_input(c, bw_ring_buf(&w->ring, (uint16_t)bid), (size_t)res);
 		bw_ring_buf_put(&w->ring, (uint16_t)bid);
 	}
 	mark_dirty(c);
 	if (c->closing)
 		return;
 	if (res == -ECANCELED) {
-		/* The cancel of a pause; if the client was resumed before it
-		 * completed, reading starts again here. */
-		if (!c->paused && !c->moving && !c->recv_armed && arm_recv(c) < 0)
+		/* The cancel of a pause or a throttle; if it ended meanwhile,
+		 * reading starts again here. */
+		if (wants_recv(c) && arm_recv(c) < 0)
 			client_close(c);
 		return;
 	}
@@ -482,11 +699,14 @@ static void on_recv(struct bw_op *op, int32_t res, uint32_t flags)
 			bw_log_debug("worker: recv fd %d: %s", c->fd, strerror(-res));
 		else
 			bw_log_debug("worker: fd %d: peer closed", c->fd);
+		/* What came before the end is handled first: a DISCONNECT, say. */
+		while (c->in_head >= 0 && !c->closing)
+			(void)take_turn(c);
 		client_close(c);
 		return;
 	}
 	/* -ENOBUFS: the buffers just put are published before the re-arm. */
-	if (!c->recv_armed && !c->paused && !c->moving && !c->tls_failed && arm_recv(c) < 0)
+	if (wants_recv(c) && arm_recv(c) < 0)
 		client_close(c);
 }
 
@@ -526,7 +746,7 @@ static void resume_paused(struct bw_worker *w)
 			continue;
 		}
 		mark_dirty(c);
-		if (!c->paused && !c->recv_armed && arm_recv(c) < 0)
+		if (wants_recv(c) && arm_recv(c) < 0)
 			client_close(c);
 	}
 }
@@ -634,6 +854,11 @@ static void hand_over(struct client *c)
 	size_t len;
 	int to = bw_conn_moving(c->conn);
 
+	if (input_to_conn(c) < 0) {
+		bw_log_warn("worker: fd %d: out of memory", c->fd);
+		client_close(c);
+		return;
+	}
 	bw_conn_take_input(c->conn, &data, &len);
 	struct conn_letter *cl = malloc(sizeof(*cl) + len);
 	if (cl) {
@@ -955,7 +1180,8 @@ static void flush_dirty(struct bw_worker *w)
 
 	while ((c = pop_dirty(w))) {
 		if (c->closing) {
-			if (c->inflight == 0)
+			/* On a ready list: serve_input() drops it and marks it again. */
+			if (c->inflight == 0 && !c->ready)
 				client_free(c);
 			continue;
 		}
@@ -994,12 +1220,13 @@ static int pass(struct bw_worker *w)
 {
 	if (w->cfg.jobs)
 		bw_jobs_finish(w->cfg.jobs, w->cfg.index, 64);
+	bool input_left = serve_input(w);
 	flush_dirty(w);
 	take_mail(w);
 	flush_dirty(w);
 	size_t backlog = w->cfg.hub ? bw_hub_flush(w->cfg.hub, w->cfg.index) : 0;
 	resume_paused(w);
-	if (w->mail_left)
+	if (w->mail_left || input_left)
 		return 0;
 	return backlog ? 1 : -1; /* overflow: retry soon */
 }
@@ -1049,6 +1276,7 @@ static struct client *client_new(struct bw_worker *w, struct listener *l, int fd
 	c->l = l;
 	c->fd = fd;
 	c->http = http;
+	c->in_head = c->in_tail = -1;
 	c->recv.done = on_recv;
 	c->send.done = on_send;
 	c->close.done = on_close;
@@ -1237,6 +1465,15 @@ static int setup(struct bw_worker *w)
 	if (rc < 0)
 		return rc;
 	w->ring_ok = true;
+	uint32_t bufs = bw_ring_buf_count(&w->ring);
+	/* Without a hub (tests), 15 tenants are told apart. */
+	w->n_classes = (w->cfg.hub ? bw_hub_tenants_max(w->cfg.hub) : 15) + 1;
+	w->in_next = malloc(bufs * sizeof(*w->in_next));
+	w->in_len = malloc(bufs * sizeof(*w->in_len));
+	w->classes = calloc(w->n_classes, sizeof(*w->classes));
+	w->active_head = w->active_tail = NO_CLASS;
+	if (!w->in_next || !w->in_len || !w->classes)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < w->cfg.n_listeners && !w->tls_stage; i++) {
 		if (w->listeners[i].tls && !(w->tls_stage = malloc(TLS_STAGE)))
 			return -ENOMEM;
@@ -1448,6 +1685,7 @@ out:
 	close_listeners(w);
 	if (w->ring_ok)
 		bw_ring_exit(&w->ring);
+	w->ring_ok = false;
 	/* What the ring's exit abandoned: no callback will come for it. */
 	while (w->clients)
 		client_free(w->clients);
@@ -1458,6 +1696,12 @@ out:
 	}
 	free(w->tls_stage);
 	w->tls_stage = NULL;
+	free(w->in_next);
+	free(w->in_len);
+	free(w->classes);
+	w->in_next = NULL;
+	w->in_len = NULL;
+	w->classes = NULL;
 	bw_outq_cache_trim();
 	return NULL;
 }

@@ -159,6 +159,7 @@ struct bw_worker_stats {
 	_Atomic uint64_t connect_timeouts;   /* closed without CONNECT in time */
 	_Atomic uint64_t http_requests;
 	_Atomic uint64_t pauses;         /* publishers paused for a congested subscriber */
+	_Atomic uint64_t throttles;      /* reads stopped: a client held too much unhandled input */
 	_Atomic uint64_t moved;          /* connections handed to their client id's worker */
 	_Atomic uint64_t tls_handshakes; /* TLS handshakes completed */
 	_Atomic uint64_t tls_handshake_failures; /* refused: bad version, certificate, ... */

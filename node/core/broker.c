@@ -1278,7 +1278,8 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	}
 	/* The tenant's quotas: session expiry capped, persistent sessions counted. */
 	struct bw_conn_grant grant = { .max_packet_size = t->q.max_packet_bytes,
-		                       .max_qos = t->q.max_qos };
+		                       .max_qos = t->q.max_qos,
+		                       .tenant = t->id + 1 };
 	if (t->q.max_session_expiry_s && a->expiry > t->q.max_session_expiry_s) {
 		a->expiry = t->q.max_session_expiry_s;
 		grant.expiry_capped = true;

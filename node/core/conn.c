@@ -13,6 +13,7 @@
 #include "proto/mqtt/utf8.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct bw_conn {
 	bool keep_alive_capped;
 	bool expiry_capped;
 	uint8_t max_qos; /* 0..2: what the broker granted */
+	uint32_t tenant; /* the grant's */
 	uint32_t session_expiry;
 	int move_to; /* bw_conn_moving() */
 	uint16_t keep_alive;
@@ -422,6 +424,7 @@ void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g)
 	c->max_qos = g->max_qos < 2 ? g->max_qos : 2;
 	c->expiry_capped = g->expiry_capped;
 	c->session_expiry = g->session_expiry;
+	c->tenant = g->tenant;
 }
 
 void bw_conn_attach(struct bw_conn *c, struct bw_session *s, bool session_present)
@@ -727,11 +730,11 @@ static int dispatch(struct bw_conn *c, struct bw_packet *pkt)
  * Frames and handles the whole packets at the start of buf[0..len).
  * Returns the bytes consumed (>= 0), or -EPROTO/-ENOMEM.
  */
-static long handle(struct bw_conn *c, const uint8_t *buf, size_t len)
+static long handle(struct bw_conn *c, const uint8_t *buf, size_t len, size_t budget)
 {
 	size_t off = 0;
 
-	while (off < len && c->state != BW_CONN_CLOSING && !c->held) {
+	while (off < len && off < budget && c->state != BW_CONN_CLOSING && !c->held) {
 		struct bw_frame f = { 0 };
 		const char *why = NULL;
 		int rc = bw_codec_frame(buf + off, len - off, c->lim.max_packet_size, &f, &why);
@@ -791,7 +794,7 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 	c->last_rx_ms = now(c);
 
 	if (c->in_len == 0) {
-		long used = handle(c, data, len);
+		long used = handle(c, data, len, SIZE_MAX);
 		if (used < 0)
 			return (int)used;
 		data += used;
@@ -828,7 +831,7 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 	if (len)
 		memcpy(c->in + c->in_len, data, len);
 	c->in_len = need;
-	long used = handle(c, c->in, c->in_len);
+	long used = handle(c, c->in, c->in_len, SIZE_MAX);
 	if (used < 0)
 		return (int)used;
 	memmove(c->in, c->in + used, c->in_len - (size_t)used);
@@ -840,6 +843,57 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 		c->in_cap = 0;
 	}
 	return 0;
+}
+
+/*
+ * How many of len new bytes to append to the partial packet in c->in: what
+ * it lacks when its fixed header is whole, else enough to see the header
+ * (or all, when what is kept is malformed: bw_conn_input() says so).
+ */
+static size_t lacking(const struct bw_conn *c, size_t len)
+{
+	struct bw_frame f;
+	const char *why;
+	int rc = bw_codec_frame(c->in, c->in_len, c->lim.max_packet_size, &f, &why);
+	size_t want = len;
+
+	if (rc == BW_CODEC_AGAIN)
+		want = f.size ? f.size - c->in_len : 8;
+	return want < len ? want : len;
+}
+
+long bw_conn_input_some(struct bw_conn *c, const uint8_t *data, size_t len, size_t budget)
+{
+	if (c->state == BW_CONN_CLOSING)
+		return -EPROTO;
+	if (c->in_len > 0 || c->held) {
+		/* Held: all of it is kept. Else finish the partial packet only. */
+		size_t take = c->held ? len : lacking(c, len);
+		int rc = bw_conn_input(c, data, take);
+		return rc < 0 ? rc : (long)take;
+	}
+	c->last_rx_ms = now(c);
+	long used = handle(c, data, len, budget ? budget : 1);
+	if (used < 0 || (size_t)used == len)
+		return used;
+	if (c->state == BW_CONN_CLOSING)
+		return (long)len; /* what followed a DISCONNECT is never handled */
+	if (c->held || (size_t)used < budget) {
+		/* Held now, or a packet that goes on in the next buffer: keep it. */
+		int rc = bw_conn_input(c, data + used, len - (size_t)used);
+		return rc < 0 ? rc : (long)len;
+	}
+	return used;
+}
+
+bool bw_conn_holding(const struct bw_conn *c)
+{
+	return c->held;
+}
+
+uint32_t bw_conn_tenant(const struct bw_conn *c)
+{
+	return c->tenant;
 }
 
 /* ---- deliveries to the client ------------------------------------------- */

@@ -132,6 +132,8 @@ struct bw_conn_grant {
 	uint8_t max_qos;          /* 0..2 */
 	bool expiry_capped;       /* the client asked for more than session_expiry */
 	uint32_t session_expiry;
+	/* Its tenant, the hub's id + 1: the worker shares its input time out by it. */
+	uint32_t tenant;
 };
 void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g);
 
@@ -148,6 +150,22 @@ void bw_conn_free(struct bw_conn **c);
  * connection is now CLOSING (a DISCONNECT may have been queued), -ENOMEM.
  */
 int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len);
+
+/*
+ * Like bw_conn_input(), for a worker that shares its time out: handles
+ * whole packets from data only until `budget` bytes were handled (at least
+ * one packet), and returns how many bytes it took (handled, or kept as a
+ * partial packet or while held); the caller gives the rest again later.
+ * A partial packet kept from before is finished first, with just the bytes
+ * it lacks. Errors as bw_conn_input().
+ */
+long bw_conn_input_some(struct bw_conn *c, const uint8_t *data, size_t len, size_t budget);
+
+/* Whether input is held (see bw_conn_hold(); also a CONNECT being decided or moved). */
+bool bw_conn_holding(const struct bw_conn *c);
+
+/* The tenant the broker granted it (see struct bw_conn_grant), 0 before that. */
+uint32_t bw_conn_tenant(const struct bw_conn *c);
 
 /*
  * Binds the session (called from ops->connect). session_present is what

@@ -401,6 +401,11 @@ const struct bw_ring_stats *bw_ring_stats(const struct bw_ring *r)
 	return &r->stats;
 }
 
+uint32_t bw_ring_buf_count(const struct bw_ring *r)
+{
+	return r->buf_count;
+}
+
 void *bw_ring_buf(struct bw_ring *r, uint16_t bid)
 {
 	assert(bid < r->buf_count);

@@ -162,6 +162,9 @@ static inline int bw_ring_cqe_bid(uint32_t cqe_flags)
 	return (int)(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
+/* How many provided buffers the ring has. */
+uint32_t bw_ring_buf_count(const struct bw_ring *r);
+
 /* The address of buffer bid (< buf_count); buf_size bytes long. */
 void *bw_ring_buf(struct bw_ring *r, uint16_t bid);
 

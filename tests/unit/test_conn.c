@@ -345,6 +345,85 @@ static void test_connect_byte_by_byte(void **state)
 	assert_int_equal(env.connects, 1);
 }
 
+/* n QoS 0 PUBLISHes to "t" of 7 bytes each (3.1.1) into buf; returns the bytes. */
+static size_t publishes(uint8_t *buf, size_t n)
+{
+	static const uint8_t pub[] = { 0x30, 0x05, 0, 1, 't', 'h', 'i' };
+	for (size_t i = 0; i < n; i++)
+		memcpy(buf + i * sizeof(pub), pub, sizeof(pub));
+	return n * sizeof(pub);
+}
+
+static void test_input_some_stops_at_its_budget(void **state)
+{
+	uint8_t buf[70];
+	(void)state;
+	connect_as(BW_MQTT_311, "some", 10);
+	size_t len = publishes(buf, 10);
+
+	/* Whole packets until 15 bytes were handled: three of them. */
+	assert_int_equal(bw_conn_input_some(conn, buf, len, 15), 21);
+	assert_int_equal(env.publishes, 3);
+	/* A budget of 0 still handles one packet. */
+	assert_int_equal(bw_conn_input_some(conn, buf + 21, len - 21, 0), 7);
+	assert_int_equal(env.publishes, 4);
+	/* The rest, ending in a partial packet: that is kept, all is taken. */
+	assert_int_equal(bw_conn_input_some(conn, buf + 28, 40, 1000), 40);
+	assert_int_equal(env.publishes, 9);
+	/* The partial packet is finished with just the 2 bytes it lacks. */
+	uint8_t next[14];
+	memcpy(next, buf + 68, 2);
+	publishes(next + 2, 1);
+	assert_int_equal(bw_conn_input_some(conn, next, 9, 1000), 2);
+	assert_int_equal(env.publishes, 10);
+	assert_int_equal(bw_conn_input_some(conn, next + 2, 7, 1000), 7);
+	assert_int_equal(env.publishes, 11);
+}
+
+static void test_input_some_header_split(void **state)
+{
+	uint8_t buf[700];
+	(void)state;
+	connect_as(BW_MQTT_311, "split", 10);
+	size_t len = publishes(buf, 100);
+
+	/* One byte of a packet: not even its length is known yet. */
+	assert_int_equal(bw_conn_input_some(conn, buf, 1, 1000), 1);
+	/* Then 8 bytes, enough to see its header (and finish it, here). */
+	assert_int_equal(bw_conn_input_some(conn, buf + 1, len - 1, 1000), 8);
+	assert_int_equal(env.publishes, 1);
+	/* It kept 2 bytes of the second: their header says 5 more. */
+	assert_int_equal(bw_conn_input_some(conn, buf + 9, len - 9, 1000), 5);
+	assert_int_equal(env.publishes, 2);
+	assert_int_equal(bw_conn_input_some(conn, buf + 14, len - 14, 1 << 20), (long)(len - 14));
+	assert_int_equal(env.publishes, 100);
+}
+
+static void test_input_some_held_and_closing(void **state)
+{
+	static const uint8_t disconnect[] = { 0xe0, 0x00 };
+	uint8_t buf[70];
+	(void)state;
+	connect_as(BW_MQTT_311, "held", 10);
+	size_t len = publishes(buf, 10);
+
+	/* Held: everything is taken and kept, nothing handled. */
+	bw_conn_hold(conn);
+	assert_true(bw_conn_holding(conn));
+	assert_int_equal(bw_conn_input_some(conn, buf, len, 7), (long)len);
+	assert_int_equal(env.publishes, 0);
+	assert_int_equal(bw_conn_release(conn), 0);
+	assert_false(bw_conn_holding(conn));
+	assert_int_equal(env.publishes, 10);
+	/* A DISCONNECT ends it: what follows is never handled. */
+	uint8_t tail[2 + 14];
+	memcpy(tail, disconnect, 2);
+	publishes(tail + 2, 2);
+	assert_int_equal(bw_conn_input_some(conn, tail, sizeof(tail), 1000), -EPROTO);
+	assert_int_equal(env.publishes, 10);
+	assert_int_equal(bw_conn_input_some(conn, buf, 7, 1000), -EPROTO);
+}
+
 static void test_second_connect_is_a_protocol_error(void **state)
 {
 	connect_as(BW_MQTT_5, "a", 10);
@@ -956,6 +1035,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_5_connect_is_told_why, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_connect_byte_by_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_some_stops_at_its_budget, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_input_some_header_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_some_held_and_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_connect_is_a_protocol_error, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
