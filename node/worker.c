@@ -84,6 +84,7 @@ struct client {
 	bool dirty;
 	bool close_sent;   /* close(2) went to the ring: never close fd again */
 	bool throttled;    /* not reading: it holds RECV_HOLD_BUFS buffers unhandled */
+	bool lingering;    /* all sent, FIN sent: waiting for the peer's (see linger()) */
 	bool ready;        /* on its tenant's ready list (see serve_input()) */
 	unsigned inflight; /* ops whose final completion is outstanding */
 	struct bw_conn *conn;
@@ -339,6 +340,16 @@ static void input_drop(struct client *c)
 
 /* ---- closing and freeing -------------------------------------------------- */
 
+/* An MQTT connection stops counting against the limits. */
+static void count_out(struct client *c)
+{
+	struct bw_worker *w = c->w;
+
+	bw_stat_set(&w->stats.connections, --w->n_mqtt);
+	if (w->cfg.node_connections)
+		atomic_fetch_sub(w->cfg.node_connections, 1);
+}
+
 static void on_close(struct bw_op *op, int32_t res, uint32_t flags)
 {
 	struct client *c = BW_CONTAINER_OF(op, struct client, close);
@@ -367,13 +378,10 @@ static void client_close(struct client *c)
 		bw_conn_kick(c->conn, BW_RC_UNSPECIFIED);
 	c->closing = true;
 	input_drop(c);
-	if (c->http) {
+	if (c->http)
 		w->n_http--;
-	} else {
-		bw_stat_set(&w->stats.connections, --w->n_mqtt);
-		if (w->cfg.node_connections)
-			atomic_fetch_sub(w->cfg.node_connections, 1);
-	}
+	else if (!c->lingering)
+		count_out(c);
 	bw_log_debug("worker: closing fd %d", c->fd);
 	if (c->recv_armed)
 		(void)bw_ring_cancel(&w->ring, &c->recv);
@@ -987,6 +995,26 @@ static int tls_encrypt(struct client *c)
 }
 
 /* mqtt_after() for an mqtts client. */
+/*
+ * Everything the connection was told is sent (a DISCONNECT with its
+ * reason, say): send FIN and read, discarding, until the peer closes too.
+ * Closing at once with unread input would send a reset, and the peer could
+ * lose that last packet. The connection no longer counts against the
+ * limits; the sweep's linger bounds a peer that never closes.
+ */
+static void linger(struct client *c)
+{
+	if (c->lingering)
+		return;
+	if (!c->recv_armed) {
+		client_close(c); /* not reading (paused, throttled): nothing to wait for */
+		return;
+	}
+	c->lingering = true;
+	count_out(c);
+	(void)shutdown(c->fd, SHUT_WR);
+}
+
 static void tls_after(struct client *c)
 {
 	struct bw_outq *q = bw_conn_outq(c->conn);
@@ -1023,7 +1051,7 @@ static void tls_after(struct client *c)
 			if (tls_flush(c))
 				return;
 		}
-		client_close(c);
+		linger(c);
 	}
 }
 
@@ -1052,7 +1080,7 @@ static void mqtt_after(struct client *c)
 		}
 		start_send(c, bw_outq_iov(q, iov, SEND_IOV));
 	} else if (bw_conn_state(c->conn) == BW_CONN_CLOSING) {
-		client_close(c);
+		linger(c);
 	}
 }
 

@@ -2101,6 +2101,8 @@ static void op_closed(void *ctx, struct bw_conn *c, bool with_will)
 	uint64_t now = b->cfg.now_ms();
 	s->conn = NULL;
 	bw_stat_add(&s->t->stats->connected, -1);
+	if (bw_conn_end_reason(c) == BW_RC_PACKET_TOO_LARGE && s->t->q.max_packet_bytes)
+		quota_hit(b, s->t, "packet size"); /* the CONNACK told it the tenant's */
 	if (!with_will)
 		bw_msg_unref(&s->will);
 	if (s->will)

@@ -51,8 +51,9 @@ struct bw_conn {
 	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
 	bool keep_alive_capped;
 	bool expiry_capped;
-	uint8_t max_qos; /* 0..2: what the broker granted */
-	uint32_t tenant; /* the grant's */
+	uint8_t max_qos;    /* 0..2: what the broker granted */
+	uint32_t tenant;    /* the grant's */
+	uint8_t end_reason; /* what a protocol error ended it with */
 	uint32_t session_expiry;
 	int move_to; /* bw_conn_moving() */
 	uint16_t keep_alive;
@@ -195,6 +196,7 @@ static int fail(struct bw_conn *c, uint8_t reason, const char *why)
 	}
 	bool was_connected = c->state == BW_CONN_CONNECTED;
 	c->state = BW_CONN_CLOSING;
+	c->end_reason = reason;
 	if (was_connected)
 		c->ops.closed(c->ops.ctx, c, true);
 	return -EPROTO;
@@ -894,6 +896,11 @@ bool bw_conn_holding(const struct bw_conn *c)
 uint32_t bw_conn_tenant(const struct bw_conn *c)
 {
 	return c->tenant;
+}
+
+uint8_t bw_conn_end_reason(const struct bw_conn *c)
+{
+	return c->end_reason;
 }
 
 /* ---- deliveries to the client ------------------------------------------- */

@@ -167,6 +167,9 @@ bool bw_conn_holding(const struct bw_conn *c);
 /* The tenant the broker granted it (see struct bw_conn_grant), 0 before that. */
 uint32_t bw_conn_tenant(const struct bw_conn *c);
 
+/* The reason code a protocol error ended it with (0x95 too large, ...); 0: none. */
+uint8_t bw_conn_end_reason(const struct bw_conn *c);
+
 /*
  * Binds the session (called from ops->connect). session_present is what
  * CONNACK says.

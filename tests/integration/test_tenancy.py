@@ -870,11 +870,9 @@ def quotas(port, http_port):
         c.close()
 
     # Not counted as hits: a capped expiry and a full queue refuse nothing
-    # (the queue counts drops), the retained quota counts nothing (see the
-    # bug above), and a packet over the size is refused by the connection
-    # before the broker sees it.
+    # (the queue counts drops).
     hits = {name: metric(http_port, "bulwark_tenant_quota_hits_total", name)
-            for name, _ in QUOTA_TENANTS if name not in ("qexp", "qqueue", "qret", "qpkt")}
+            for name, _ in QUOTA_TENANTS if name not in ("qexp", "qqueue")}
     check("/metrics: bulwark_tenant_quota_hits_total > 0 for each tenant over a quota",
           all(h and h > 0 for h in hits.values()), str(hits))
 

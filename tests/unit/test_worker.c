@@ -593,6 +593,51 @@ static void test_stop_disconnects(void **state)
 	close(fd);
 }
 
+/*
+ * A client that is sent away while it still sends (a protocol error with
+ * more behind it) reads the DISCONNECT and then EOF: the worker sends FIN
+ * and reads until the client closes, instead of closing with unread input,
+ * which resets the connection and can lose the DISCONNECT.
+ */
+static void test_disconnect_survives_unread_input(void **state)
+{
+	static const uint8_t bad[] = { 0x00, 0x00 }; /* reserved type 0: malformed */
+	static uint8_t junk[256 * 1024];
+	uint8_t buf[256];
+	struct bw_packet p;
+	const char *why;
+	(void)state;
+	int fd = dial(0);
+
+	send_all(fd, connect5, sizeof(connect5));
+	size_t n = read_packet(fd, buf, sizeof(buf));
+	assert_int_equal(bw_codec_decode(buf, n, BW_MQTT_5, &p, &why), 0);
+	assert_int_equal(p.type, BW_CONNACK);
+	send_all(fd, bad, sizeof(bad));
+	/* Whatever fits, without waiting: the worker stopped handling it. */
+	for (size_t off = 0; off < sizeof(junk);) {
+		ssize_t w = send(fd, junk + off, sizeof(junk) - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	usleep(200 * 1000); /* a reset would have come by now */
+	n = read_packet(fd, buf, sizeof(buf));
+	assert_int_equal(bw_codec_decode(buf, n, BW_MQTT_5, &p, &why), 0);
+	assert_int_equal(p.type, BW_DISCONNECT);
+	assert_int_equal(p.disconnect.code, BW_RC_MALFORMED);
+	/* FIN, not a reset: more sent now is still taken (and dropped). */
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(send(fd, junk, 1024, MSG_NOSIGNAL), 1024);
+		usleep(20 * 1000);
+	}
+	close(fd);
+	assert_true(wait_count(&fake.closes, 1, 2000));
+}
+
 static void test_bind_in_use(void **state)
 {
 	(void)state;
@@ -628,6 +673,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_connections, setup_max1, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_survives_unread_input, setup,
+		                                teardown),
 		cmocka_unit_test(test_bind_in_use),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
