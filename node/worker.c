@@ -527,7 +527,9 @@ static bool wants_recv(const struct client *c)
  * until its CONNECT is accepted). serve_input() goes round the tenants
  * with input and, within a tenant, round its clients: a turn handles
  * whole packets of one client up to INPUT_QUANTUM bytes (a TLS client: a
- * buffer), a pass at most INPUT_BUDGET bytes, so that sends start and new
+ * buffer), a pass at most INPUT_BUDGET bytes (INPUT_BUDGET_SHARED while
+ * more than one tenant had input in the last SHARED_MS: a tenant alone
+ * keeps long passes, its throughput), so that sends start and new
  * completions are reaped in between. A client holding RECV_HOLD_BUFS
  * buffers stops reading until it is down to half: its backlog then waits
  * in its own socket (TCP closes its window) instead of in the provided
