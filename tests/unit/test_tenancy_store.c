@@ -105,6 +105,24 @@ static bool rec_has(struct recorder *r, enum bw_tenancy_kind kind, const char *t
 	return found;
 }
 
+/* True when every change r saw is a deletion in tenant (printed when not). */
+static bool rec_only_deletions_in(struct recorder *r, const char *tenant)
+{
+	bool only = true;
+
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct seen *s = &r->v[i];
+		if (!s->deleted || strcmp(s->tenant, tenant) != 0) {
+			print_message("unexpected change: kind %d %s/%s deleted %d\n", (int)s->kind,
+			              s->tenant, s->name, (int)s->deleted);
+			only = false;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return only;
+}
+
 static size_t rec_count(struct recorder *r)
 {
 	pthread_mutex_lock(&r->mu);
@@ -862,11 +880,18 @@ static void test_change_callback(void **state)
 	assert_true(rec_has(&e->rec, BW_TENANCY_PRINCIPAL, "acme", "new", false));
 	(void)sensors;
 
-	/* A deleted tenant is one change; its groups and principals go with it. */
+	/*
+	 * A deleted tenant is one change; its groups and principals go with
+	 * it. With PostgreSQL the cascade's notifications may be read, and
+	 * reloaded, before the tenant's own: then its principals' deletions
+	 * come first, as changes of their own.
+	 */
 	rec_clear(&e->rec);
 	OK(bw_tenancy_service_tenant_delete(svc, "acme", E));
-	assert_int_equal(rec_count(&e->rec), 1);
 	assert_true(rec_has(&e->rec, BW_TENANCY_TENANT, "acme", "acme", true));
+	assert_true(rec_only_deletions_in(&e->rec, "acme"));
+	if (!BW_TEST_PG)
+		assert_int_equal(rec_count(&e->rec), 1);
 	struct bw_tenancy *s = bw_tenancy_service_current(svc);
 	assert_null(bw_tenancy_tenant(s, "acme", 4));
 	assert_null(bw_tenancy_tenant_by_sni(s, "acme.example", 12));
