@@ -278,8 +278,9 @@ static json_t *key_brief(json_t *k)
 json_t *bw__admin_jwt_json(const struct bw_tenant *t)
 {
 	json_t *set, *list = json_array(), *k;
+	json_t *keys = jwks_keys(t->jwks, &set); /* once: json_array_foreach evaluates it often */
 	size_t i;
-	json_array_foreach(jwks_keys(t->jwks, &set), i, k)
+	json_array_foreach(keys, i, k)
 	{
 		if (list && json_array_append_new(list, key_brief(k)) < 0) {
 			json_decref(list);
@@ -367,7 +368,8 @@ static const char **with(const char *const *list, size_t n, const char *s, size_
 	const char **v = calloc(n + 1, sizeof(*v));
 	if (!v)
 		return NULL;
-	memcpy(v, list, n * sizeof(*v));
+	if (n)
+		memcpy(v, list, n * sizeof(*v));
 	*out_n = n;
 	if (s && !has(list, n, s))
 		v[(*out_n)++] = s;

@@ -30,7 +30,7 @@ static const struct bw__admin_cmd *find_cmd(const char *name)
 	return NULL;
 }
 
-int bw_admin_command_known(const char *cmd)
+bool bw_admin_command_known(const char *cmd)
 {
 	return find_cmd(cmd) != NULL;
 }

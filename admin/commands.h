@@ -14,6 +14,7 @@
 #ifndef BW_ADMIN_COMMANDS_H
 #define BW_ADMIN_COMMANDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,6 @@ char *bw_admin_handle(const struct bw_admin_ctx *ctx, uint32_t uid, const char *
 char *bw_admin_error_line(const char *code, const char *message);
 
 /* Whether cmd is a command the node serves. */
-int bw_admin_command_known(const char *cmd);
+bool bw_admin_command_known(const char *cmd);
 
 #endif

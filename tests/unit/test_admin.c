@@ -578,9 +578,11 @@ static void test_users(void **state)
 static const char *quoted(const char *s, int slot)
 {
 	static char buf[2][8192];
-	char *q = json_dumps(json_string(s), JSON_ENCODE_ANY);
+	json_t *j = json_string(s);
+	char *q = json_dumps(j, JSON_ENCODE_ANY);
 	snprintf(buf[slot], sizeof(buf[slot]), "%s", q);
 	free(q);
+	json_decref(j);
 	return buf[slot];
 }
 
