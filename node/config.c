@@ -190,6 +190,20 @@ static const struct key_def keys[] = {
 	  "OpenSSL TLS 1.3 cipher suites (colon-separated); unset: OpenSSL's" },
 	{ "tls_min_version", K_ENUM, OFF(tls.min_version), 0, 0, 0, "1.2", NULL, tls_versions,
 	  "1.2 or 1.3: the oldest TLS version accepted (older ones are always refused)" },
+	{ "admin_socket", K_PATH, OFF(admin_socket), 0, 0, 0, "", NULL, NULL,
+	  "the admin socket bulwarkctl talks to (docs/admin-protocol.md), a Unix socket of mode "
+	  "0600 (0660 with admin_gid); unset: STATE_DIR/admin.sock" },
+	{ "admin_uid", K_UINT, OFF(admin_uid), 0, BW_CONFIG_ID_UNSET - 1, BW_CONFIG_ID_UNSET, "",
+	  NULL, NULL,
+	  "the uid, besides root, that may use the admin socket (the socket is given to it); "
+	  "unset: the node's own uid" },
+	{ "admin_gid", K_UINT, OFF(admin_gid), 0, BW_CONFIG_ID_UNSET - 1, BW_CONFIG_ID_UNSET, "",
+	  NULL, NULL,
+	  "a group whose members may use the admin socket too (the socket becomes 0660, of "
+	  "this group); unset: none" },
+	{ "audit_log", K_PATH, OFF(audit_log), 0, 0, 0, "", NULL, NULL,
+	  "file every admin change and refused admin connection is appended to, one JSON line "
+	  "each (mode 0600, reopened on SIGHUP); unset: the node's log" },
 	{ "tls_identity", K_ENUM, OFF(tls.identity), 0, 0, BW_CONFIG_IDENTITY_NONE, "none", NULL,
 	  identities,
 	  "none, cn, san_dns, san_uri, san_email or sha256: the field of a verified client "
@@ -790,6 +804,16 @@ int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 		         c->output_queue_soft, c->output_queue_hard);
 		return -1;
 	}
+	char sock[2 * BW_CONFIG_PATH_MAX];
+	bw_config_admin_socket(c, sock, sizeof(sock));
+	if (strlen(sock) > BW_CONFIG_SOCKET_PATH_MAX) {
+		snprintf(err, err_len,
+		         "admin_socket: %s is longer than %d bytes, a Unix socket's limit%s", sock,
+		         BW_CONFIG_SOCKET_PATH_MAX,
+		         c->admin_socket[0] ? ""
+		                            : " (it is STATE_DIR/admin.sock: set admin_socket)");
+		return -1;
+	}
 	bool mqtt = false;
 	for (uint32_t i = 0; i < c->listener_count; i++) {
 		mqtt |= c->listeners[i].kind == BW_LISTEN_MQTT;
@@ -803,6 +827,14 @@ int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 		return -1;
 	}
 	return 0;
+}
+
+void bw_config_admin_socket(const struct bw_config *c, char *out, size_t cap)
+{
+	if (c->admin_socket[0])
+		snprintf(out, cap, "%s", c->admin_socket);
+	else
+		snprintf(out, cap, "%s/admin.sock", c->state_dir);
 }
 
 void bw_config_describe(FILE *out)

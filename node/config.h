@@ -148,9 +148,19 @@ struct bw_config {
 	uint32_t tenant_bytes_per_s;
 	uint32_t client_msgs_per_s;
 	uint32_t client_bytes_per_s;
-	struct bw_tls_settings tls; /* the global tls_* keys */
-	bool listeners_from_set;    /* a --set listen has replaced the listeners */
+	struct bw_tls_settings tls;            /* the global tls_* keys */
+	bool listeners_from_set;               /* a --set listen has replaced the listeners */
+	char admin_socket[BW_CONFIG_PATH_MAX]; /* empty: STATE_DIR/admin.sock */
+	uint32_t admin_uid;                    /* BW_CONFIG_ID_UNSET: the node's own uid */
+	uint32_t admin_gid;                    /* BW_CONFIG_ID_UNSET: none */
+	char audit_log[BW_CONFIG_PATH_MAX];    /* empty: the node's log */
 };
+
+/* admin_uid and admin_gid when not set. */
+#define BW_CONFIG_ID_UNSET UINT32_MAX
+
+/* Longest admin socket path (a Unix socket address holds 108 bytes with its NUL). */
+#define BW_CONFIG_SOCKET_PATH_MAX 107
 
 /* Sets every key to its default (no listeners). */
 void bw_config_defaults(struct bw_config *c);
@@ -193,6 +203,9 @@ int bw_config_validate(const struct bw_config *c, char *err, size_t err_len);
 /* The TLS settings listener l uses: each of its own, else the global key's. */
 void bw_config_listener_tls(const struct bw_config *c, const struct bw_listener_config *l,
                             struct bw_tls_settings *out);
+
+/* The admin socket's path: admin_socket, or STATE_DIR/admin.sock when it is unset. */
+void bw_config_admin_socket(const struct bw_config *c, char *out, size_t cap);
 
 /* Writes every key with its default, unit and meaning (for --help-config). */
 void bw_config_describe(FILE *out);

@@ -9,6 +9,8 @@
  * Exit codes: 0 clean stop, 1 the node could not start (configuration,
  * io_uring, listeners), 2 usage error.
  */
+#include "admin/audit.h"
+#include "admin/server.h"
 #include "bw_version.h"
 #include "node/config.h"
 #include "node/core/broker.h"
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -94,6 +97,8 @@ static struct bw_jobs *jobs;
 static struct bw_policy_slot policy; /* passwords, ACL, JWT keys; reloaded on SIGHUP */
 static bool policy_ready;
 static struct bw_tenancy_service *tenancy; /* tenants, groups, principals: the store */
+static struct bw_admin_server *admin;      /* the admin socket; stopped first */
+static struct bw_admin_audit *audit;       /* its audit log */
 static struct stat jwks_seen; /* the jwt_jwks_file loaded last: reloaded when it changes */
 static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
 static struct bw_backoff *backoff;
@@ -331,22 +336,29 @@ static int load_tls(const struct bw_config *cfg, char *err, size_t cap)
 	return 0;
 }
 
-/* SIGHUP: every mqtts listener reads its files again, or keeps what it has. */
-static void reload_tls(void)
+/*
+ * SIGHUP, config.reload: every mqtts listener reads its files again, or
+ * keeps what it has. Returns how many could not, the first one's reason in
+ * err.
+ */
+static int reload_tls(const char *why, char *err, size_t cap)
 {
+	int failed = 0;
 	for (uint32_t i = 0; i < BW_CONFIG_LISTENERS_MAX; i++) {
-		char err[BW_CONFIG_ERROR_MAX];
+		char e[BW_CONFIG_ERROR_MAX];
 		if (!tls_ctx[i])
 			continue;
-		if (bw_tls_ctx_reload(tls_ctx[i], err, sizeof(err)) == 0)
-			bw_log_info("SIGHUP: mqtts %s: TLS material reloaded",
+		if (bw_tls_ctx_reload(tls_ctx[i], e, sizeof(e)) == 0) {
+			bw_log_info("%s: mqtts %s: TLS material reloaded", why,
 			            bw_tls_ctx_name(tls_ctx[i]));
-		else
-			bw_log_error(
-			        "SIGHUP: mqtts %s: TLS material not reloaded, the old stays in "
-			        "use: %s",
-			        bw_tls_ctx_name(tls_ctx[i]), err);
+			continue;
+		}
+		bw_log_error("%s: mqtts %s: TLS material not reloaded, the old stays in use: %s",
+		             why, bw_tls_ctx_name(tls_ctx[i]), e);
+		if (!failed++)
+			snprintf(err, cap, "mqtts %.40s: %.200s", bw_tls_ctx_name(tls_ctx[i]), e);
 	}
+	return failed;
 }
 
 /*
@@ -357,6 +369,7 @@ static void reload_tls(void)
 static int stop_all(const char *save_dir)
 {
 	int rc = 0;
+	bw_admin_server_stop(&admin); /* no admin request meets a node half stopped */
 	pthread_mutex_lock(&wake_mu);
 	wakeable = false; /* job threads may go on; they wake nobody now */
 	pthread_mutex_unlock(&wake_mu);
@@ -387,6 +400,7 @@ static int stop_all(const char *save_dir)
 		bw_broker_free(&brokers[i]);
 	bw_hub_free(&hub, drop_letter, NULL);
 	bw_tenancy_service_stop(&tenancy);
+	bw_admin_audit_close(&audit);
 	if (policy_ready)
 		bw_policy_slot_destroy(&policy);
 	free(workers);
@@ -491,17 +505,18 @@ static struct bw_policy *load_policy(const struct bw_config *cfg)
 /*
  * Reads the auth files again (why: what asked); the workers take the new
  * policy on their next tick. A file that cannot be read leaves the old
- * policy in force, whole.
+ * policy in force, whole (0, or -EINVAL: the log says why).
  */
-static void reload_policy(const struct bw_config *cfg, const char *why)
+static int reload_policy(const struct bw_config *cfg, const char *why)
 {
 	struct bw_policy *p = load_policy(cfg);
 	if (!p) {
 		bw_log_error("%s: auth files not reloaded, the old ones stay in force", why);
-		return;
+		return -EINVAL;
 	}
 	bw_policy_slot_set(&policy, p);
 	bw_log_info("%s: auth files reloaded", why);
+	return 0;
 }
 
 /* Whether the JWK Set file changed since it was read (a key rotation). */
@@ -530,6 +545,155 @@ static int make_dir(const char *dir)
 	}
 	if (mkdir(p, 0700) < 0 && errno != EEXIST)
 		return -errno;
+	return 0;
+}
+
+/* ---- the admin socket ---------------------------------------------------------- */
+
+static struct bw_admin_node admin_node;
+static const struct bw_config *node_cfg; /* for the admin thread's callbacks */
+static struct timespec start_time;       /* CLOCK_MONOTONIC */
+/* SIGHUP, a rotated JWK Set and config.reload take turns. */
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The node's quotas: what a tenant's 0 means (the brokers' and quota.show's). */
+static struct bw_quotas node_quotas(const struct bw_config *cfg)
+{
+	return (struct bw_quotas){
+		.connections = cfg->tenant_max_connections,
+		.persistent_sessions = cfg->tenant_max_sessions,
+		.tenant_msgs_per_s = cfg->tenant_msgs_per_s,
+		.tenant_bytes_per_s = cfg->tenant_bytes_per_s,
+		.client_msgs_per_s = cfg->client_msgs_per_s,
+		.client_bytes_per_s = cfg->client_bytes_per_s,
+		.client_subscriptions = cfg->max_subscriptions_per_client,
+		.retained_msgs = cfg->max_retained_messages,
+		.retained_bytes = cfg->max_retained_bytes,
+		.max_qos = (uint8_t)cfg->max_qos,
+		.max_packet_bytes = cfg->max_packet_size,
+		.max_session_expiry_s = cfg->max_session_expiry,
+		.session_queued_msgs = cfg->max_queued_messages,
+	};
+}
+
+/*
+ * SIGHUP and config.reload (why says which): the TLS material of every
+ * mqtts listener, the auth files and JWK Sets, the tenancy store. Each part
+ * that fails keeps what it had; out says which did.
+ */
+static void reload_all(const char *why, struct bw_admin_reload *out)
+{
+	pthread_mutex_lock(&reload_mu);
+	out->n = 3;
+	out->items[0].what = "tls";
+	out->items[0].rc =
+	        reload_tls(why, out->items[0].error, sizeof(out->items[0].error)) ? -EINVAL : 0;
+	out->items[1].what = "auth_files";
+	out->items[1].rc = reload_policy(node_cfg, why);
+	snprintf(out->items[1].error, sizeof(out->items[1].error),
+	         "an auth file (password_file, acl_file, jwt_*) could not be read: see the log");
+	out->items[2].what = "tenancy";
+	out->items[2].rc = bw_tenancy_service_reload(tenancy, out->items[2].error,
+	                                             sizeof(out->items[2].error));
+	if (out->items[2].rc < 0)
+		bw_log_error("%s: tenancy store not reread: %s; the tenancy in force stays", why,
+		             out->items[2].error);
+	pthread_mutex_unlock(&reload_mu);
+}
+
+static void admin_reload(void *arg, struct bw_admin_reload *out)
+{
+	(void)arg;
+	reload_all("config.reload", out);
+}
+
+static void admin_info(void *arg, struct bw_admin_node_info *out)
+{
+	struct timespec now;
+	bool up = atomic_load_explicit(&started, memory_order_acquire);
+
+	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	out->version = BW_VERSION;
+	out->commit = BW_GIT_COMMIT;
+	out->uptime_s = (uint64_t)(now.tv_sec - start_time.tv_sec);
+	out->workers = n_workers;
+	for (uint32_t i = 0; i < node_cfg->listener_count && i < BW_ADMIN_LISTENERS_MAX; i++) {
+		const struct bw_listener_config *l = &node_cfg->listeners[i];
+		bool mqtt = l->kind == BW_LISTEN_MQTT;
+		out->listeners[out->listeners_n++] = (struct bw_admin_listener){
+			.kind = !mqtt    ? "http"
+			        : l->tls ? "mqtts"
+			                 : "mqtt",
+			.addr = l->addr_text,
+			.port = up ? bw_worker_port(workers[0], i) : 0, /* 0: still starting */
+			.tenant = mqtt ? l->tenant : NULL,
+		};
+	}
+}
+
+/* The hub's counters of its tenant i, summed over the workers. */
+static int admin_stats(void *arg, uint32_t i, struct bw_admin_tenant_stats *out)
+{
+	struct bw_tenant_totals tt;
+
+	(void)arg;
+	if (i >= bw_hub_tenants(hub))
+		return -ENOENT;
+	bw_hub_totals(hub, i, &tt);
+	*out = (struct bw_admin_tenant_stats){
+		.tenant = bw_hub_tenant_name(hub, i),
+		.connections = tt.connected,
+		.sessions = tt.sessions,
+		.persistent = tt.persistent,
+		.subscriptions = tt.subscriptions,
+		.msgs_in = tt.msgs_in,
+		.msgs_out = tt.msgs_out,
+		.bytes_in = tt.bytes_in,
+		.bytes_out = tt.bytes_out,
+		.dropped = tt.dropped,
+		.quota_hits = tt.quota_hits,
+		.auth_failures = tt.auth_failures,
+		.acl_denials = tt.denied,
+	};
+	return 0;
+}
+
+/* Opens the audit log and serves the admin socket; 0 or -1 (logged). */
+static int admin_start(const struct bw_config *cfg)
+{
+	char err[512], path[2 * BW_CONFIG_PATH_MAX];
+
+	if (bw_admin_audit_open(cfg->audit_log, &audit, err, sizeof(err)) < 0) {
+		bw_log_error("%s", err);
+		return -1;
+	}
+	bw_config_admin_socket(cfg, path, sizeof(path));
+	admin_node = (struct bw_admin_node){
+		.info = admin_info,
+		.tenant_stats = admin_stats,
+		.reload = admin_reload,
+		.quotas = node_quotas(cfg),
+	};
+	struct bw_admin_server_cfg ac = {
+		.path = path,
+		.admin_uid =
+		        cfg->admin_uid == BW_CONFIG_ID_UNSET ? (uint32_t)geteuid() : cfg->admin_uid,
+		.admin_gid =
+		        cfg->admin_gid == BW_CONFIG_ID_UNSET ? BW_ADMIN_ID_NONE : cfg->admin_gid,
+		.tenancy = tenancy,
+		.node = &admin_node,
+		.audit = audit,
+	};
+	if (bw_admin_server_start(&ac, &admin, err, sizeof(err)) < 0) {
+		bw_log_error("%s", err);
+		return -1;
+	}
+	char gid[32] = "";
+	if (ac.admin_gid != BW_ADMIN_ID_NONE)
+		snprintf(gid, sizeof(gid), ", gid %u", ac.admin_gid);
+	bw_log_info("admin socket: %s (for root, uid %u%s); audit: %s", path, ac.admin_uid, gid,
+	            cfg->audit_log[0] ? cfg->audit_log : "the log");
 	return 0;
 }
 
@@ -713,26 +877,18 @@ int main(int argc, char **argv)
 	}
 	if (tenancy_start(&cfg) < 0)
 		return 1;
+	node_cfg = &cfg;
+	clock_gettime(CLOCK_MONOTONIC, &start_time);
+	if (admin_start(&cfg) < 0) {
+		stop_all(NULL);
+		return 1;
+	}
 	struct bw_broker_config bc = {
 		.tenancy = tenancy_current,
 		.tenant_claim = cfg.tenant_claim,
 		.sni = bw_worker_sni,
 		.chain = bw_worker_chain,
-		.quotas = {
-			.connections = cfg.tenant_max_connections,
-			.persistent_sessions = cfg.tenant_max_sessions,
-			.tenant_msgs_per_s = cfg.tenant_msgs_per_s,
-			.tenant_bytes_per_s = cfg.tenant_bytes_per_s,
-			.client_msgs_per_s = cfg.client_msgs_per_s,
-			.client_bytes_per_s = cfg.client_bytes_per_s,
-			.client_subscriptions = cfg.max_subscriptions_per_client,
-			.retained_msgs = cfg.max_retained_messages,
-			.retained_bytes = cfg.max_retained_bytes,
-			.max_qos = (uint8_t)cfg.max_qos,
-			.max_packet_bytes = cfg.max_packet_size,
-			.max_session_expiry_s = cfg.max_session_expiry,
-			.session_queued_msgs = cfg.max_queued_messages,
-		},
+		.quotas = node_quotas(&cfg),
 		.listeners = cfg.listeners,
 		.n_listeners = cfg.listener_count,
 		.max_inflight = (uint16_t)cfg.max_inflight,
@@ -837,20 +993,21 @@ int main(int argc, char **argv)
 		/* Every 2 s without a signal: has the JWK Set been rotated? */
 		int sig = sigtimedwait(&sigs, NULL, &(struct timespec){ .tv_sec = 2 });
 		if (sig < 0) {
+			pthread_mutex_lock(&reload_mu);
 			if (errno == EAGAIN && jwks_changed(&cfg))
 				reload_policy(&cfg, "jwt_jwks_file changed");
+			pthread_mutex_unlock(&reload_mu);
 			continue;
 		}
 		if (sig == SIGHUP) {
+			struct bw_admin_reload done;
 			int r = bw_log_reopen();
 			bw_log_info("SIGHUP: log reopened%s%s", r ? ": " : "",
 			            r ? strerror(-r) : "");
-			reload_tls();
-			reload_policy(&cfg, "SIGHUP");
-			if (bw_tenancy_service_reload(tenancy, err, sizeof(err)) < 0)
-				bw_log_error("SIGHUP: tenancy store not reread: %s; the tenancy in "
-				             "force stays",
-				             err);
+			if ((r = bw_admin_audit_reopen(audit)) < 0)
+				bw_log_error("SIGHUP: audit_log %s not reopened: %s", cfg.audit_log,
+				             strerror(-r));
+			reload_all("SIGHUP", &done);
 			continue;
 		}
 		bw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

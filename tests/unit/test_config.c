@@ -395,6 +395,47 @@ static void test_validate_needs_an_mqtt_listener(void **state)
 	assert_non_null(strstr(err, "no MQTT listener"));
 }
 
+/* The admin socket's keys: defaults, values, errors naming the line and key, path length. */
+static void test_admin_keys(void **state)
+{
+	struct bw_config c;
+	char path[BW_CONFIG_PATH_MAX * 2];
+
+	bw_config_defaults(&c);
+	assert_string_equal(c.admin_socket, "");
+	assert_int_equal(c.admin_uid, BW_CONFIG_ID_UNSET);
+	assert_int_equal(c.admin_gid, BW_CONFIG_ID_UNSET);
+	assert_string_equal(c.audit_log, "");
+	bw_config_admin_socket(&c, path, sizeof(path));
+	assert_string_equal(path, "/var/lib/bulwark/admin.sock");
+
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\n"
+	                          "admin_socket /run/bulwark/admin.sock\n"
+	                          "admin_uid 0\n"
+	                          "admin_gid 998\n"
+	                          "audit_log /var/log/bulwark-audit.log\n"),
+	                 0);
+	assert_int_equal(c.admin_uid, 0);
+	assert_int_equal(c.admin_gid, 998);
+	assert_string_equal(c.audit_log, "/var/log/bulwark-audit.log");
+	bw_config_admin_socket(&c, path, sizeof(path));
+	assert_string_equal(path, "/run/bulwark/admin.sock");
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+
+	expect_error("workers 1\nadmin_uid bulwark\n", "test.conf:2: admin_uid:");
+	expect_error("admin_gid 4294967295\n",
+	             "test.conf:1: admin_gid: 4294967295 is out of range");
+	expect_error("audit_log\n", "test.conf:1: audit_log: needs a value");
+
+	/* A socket path longer than a Unix socket address holds: the node does not start. */
+	char text[BW_CONFIG_PATH_MAX + 64];
+	snprintf(text, sizeof(text), "listen mqtt 127.0.0.1:1883\nstate_dir /tmp/%0120d\n", 0);
+	assert_int_equal(load(&c, text), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "admin_socket:"));
+	assert_non_null(strstr(err, "set admin_socket"));
+}
+
 static void test_describe_lists_every_key(void **state)
 {
 	char *text = NULL;
@@ -465,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_validate_output_queue_limits),
 		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
+		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_describe_lists_every_key),
 		cmocka_unit_test(test_documentation_lists_every_key),
 	};

@@ -1,0 +1,482 @@
+/*
+ * A tenant's trust material: ca.add, .list, .del (its device CA bundle)
+ * and jwt.add, .list, .del (the issuers, audiences and JWK Set its tokens
+ * are verified with).
+ *
+ * CAs are named by the SHA-256 of their DER encoding, in hex, as tenant
+ * resolution names them (docs/tenancy.md). jwt.add merges: the issuer and
+ * audience join the tenant's lists, the new JWK Set's keys join its set (a
+ * key whose kid the set has replaces it). jwt.del removes an issuer; when
+ * it was the last one the keys and audiences go too, since a tenant
+ * without issuers accepts any issuer (fail closed: no tokens at all).
+ */
+#include "admin/cmd_internal.h"
+
+#include "tenancy/auth/jwt.h"
+#include "tenancy/service.h"
+
+#include <ctype.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- CA certificates ------------------------------------------------------------ */
+
+/* Calls visit(arg, cert, fingerprint) for each certificate of pem; stops at a nonzero answer. */
+static int each_cert(const char *pem, int (*visit)(void *, X509 *, const uint8_t *), void *arg)
+{
+	BIO *bio = pem && *pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x;
+	int rc = 0;
+
+	while (bio && rc == 0 && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		unsigned char *der = NULL;
+		uint8_t fp[BW_TENANCY_CA_FP_LEN];
+		int len = i2d_X509(x, &der);
+		if (len <= 0 || bw_tenancy_ca_fingerprint(der, (size_t)len, fp) < 0)
+			rc = -1;
+		else
+			rc = visit(arg, x, fp);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	ERR_clear_error(); /* the end of the bundle reads as an error */
+	BIO_free(bio);
+	return rc;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* notAfter as "2124-10-31T22:28:53Z". */
+static void not_after(X509 *x, char *buf, size_t cap)
+{
+	struct tm tm;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		snprintf(buf, cap, "?");
+	else
+		strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The subject in RFC 2253 form ("CN=Test CA a"), malloc'd, or NULL. */
+static char *subject(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	if (!b)
+		return NULL;
+	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+		long n = BIO_get_mem_data(b, &data);
+		out = strndup(data, (size_t)n);
+	}
+	BIO_free(b);
+	return out;
+}
+
+static int ca_visit_json(void *arg, X509 *x, const uint8_t *fp)
+{
+	char fph[2 * BW_TENANCY_CA_FP_LEN + 1], when[40];
+	char *subj = subject(x);
+
+	hex(fp, BW_TENANCY_CA_FP_LEN, fph);
+	not_after(x, when, sizeof(when));
+	int rc = json_array_append_new(arg,
+	                               json_pack("{s:s, s:s, s:s}", "fingerprint", fph, "subject",
+	                                         subj ? subj : "", "not_after", when));
+	free(subj);
+	return rc;
+}
+
+json_t *bw__admin_cas_json(const char *pem)
+{
+	json_t *a = json_array();
+	if (a && each_cert(pem, ca_visit_json, a) < 0) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Whether bundle holds the certificate with fingerprint fp. */
+struct ca_find {
+	const uint8_t *fp;
+	bool found;
+};
+
+static int ca_visit_find(void *arg, X509 *x, const uint8_t *fp)
+{
+	struct ca_find *f = arg;
+	(void)x;
+	f->found |= !memcmp(fp, f->fp, BW_TENANCY_CA_FP_LEN);
+	return 0;
+}
+
+/* First certificate of pem that bundle holds already: stops with its fingerprint in dup. */
+struct ca_dup {
+	const char *bundle;
+	char dup[2 * BW_TENANCY_CA_FP_LEN + 1];
+};
+
+static int ca_visit_dup(void *arg, X509 *x, const uint8_t *fp)
+{
+	struct ca_dup *d = arg;
+	struct ca_find f = { .fp = fp };
+	(void)x;
+	each_cert(d->bundle, ca_visit_find, &f);
+	if (f.found)
+		hex(fp, BW_TENANCY_CA_FP_LEN, d->dup);
+	return f.found;
+}
+
+/* The bundle without the certificate of fingerprint fp, re-encoded as PEM. */
+struct ca_drop {
+	const uint8_t *fp;
+	BIO *out;
+	bool dropped;
+};
+
+static int ca_visit_drop(void *arg, X509 *x, const uint8_t *fp)
+{
+	struct ca_drop *d = arg;
+	if (!memcmp(fp, d->fp, BW_TENANCY_CA_FP_LEN)) {
+		d->dropped = true;
+		return 0;
+	}
+	return PEM_write_bio_X509(d->out, x) == 1 ? 0 : -1;
+}
+
+static int cas_result(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t;
+	bw__admin_refresh(r);
+	if (!(t = bw__admin_tenant(r, "tenant")))
+		return -1;
+	return bw__admin_ok(r, json_pack("{s:o}", "cas", bw__admin_cas_json(t->ca_pem)));
+}
+
+static int set_ca(struct bw__admin_req *r, const struct bw_tenant *t, const char *pem)
+{
+	char err[768];
+	int rc = bw_tenancy_service_tenant_set_ca(r->ctx->tenancy, t->name, pem, err, sizeof(err));
+	return rc < 0 ? bw__admin_fail_errno(r, rc, err) : cas_result(r);
+}
+
+static int ca_add(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	const char *pem = bw__admin_str(r, "pem");
+	char err[512];
+
+	bw__admin_target(r, NULL, "ca");
+	if (!t)
+		return -1;
+	/* The new PEM alone first, so that a message's numbers are its own. */
+	struct bw_tenant alone = { .name = t->name, .name_len = t->name_len, .ca_pem = pem };
+	if (!*pem)
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID, "pem: empty");
+	if (bw_tenancy_tenant_check(&alone, err, sizeof(err)) < 0)
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID, "pem: %s", err);
+	struct ca_dup d = { .bundle = t->ca_pem };
+	if (each_cert(pem, ca_visit_dup, &d) > 0)
+		return bw__admin_fail(r, BW_ADMIN_E_EXISTS, "CA %s is in tenant \"%s\" already",
+		                      d.dup, t->name);
+	size_t have = t->ca_pem ? strlen(t->ca_pem) : 0;
+	char *bundle = malloc(have + strlen(pem) + 2);
+	if (!bundle)
+		return bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	sprintf(bundle, "%s%s%s", have ? t->ca_pem : "",
+	        have && t->ca_pem[have - 1] != '\n' ? "\n" : "", pem);
+	int rc = set_ca(r, t, bundle);
+	free(bundle);
+	return rc;
+}
+
+static int ca_list(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	return t ? bw__admin_ok(r, json_pack("{s:o}", "cas", bw__admin_cas_json(t->ca_pem))) : -1;
+}
+
+/* 64 hex digits (any case, ':' between bytes allowed) into fp; 0 or -1. */
+static int parse_fp(const char *s, uint8_t fp[BW_TENANCY_CA_FP_LEN])
+{
+	size_t n = 0;
+	for (; *s; s++) {
+		if (*s == ':')
+			continue;
+		if (!isxdigit((unsigned char)*s) || n == 2 * BW_TENANCY_CA_FP_LEN)
+			return -1;
+		int v = isdigit((unsigned char)*s) ? *s - '0'
+		                                   : tolower((unsigned char)*s) - 'a' + 10;
+		if (n % 2 == 0)
+			fp[n / 2] = (uint8_t)(v << 4);
+		else
+			fp[n / 2] |= (uint8_t)v;
+		n++;
+	}
+	return n == 2 * BW_TENANCY_CA_FP_LEN ? 0 : -1;
+}
+
+static int ca_del(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	const char *fph = bw__admin_str(r, "fingerprint");
+	uint8_t fp[BW_TENANCY_CA_FP_LEN];
+	char *data;
+
+	bw__admin_target(r, NULL, fph);
+	if (!t)
+		return -1;
+	if (parse_fp(fph, fp) < 0)
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID,
+		                      "fingerprint: not a SHA-256 in hex (64 digits)");
+	struct ca_drop d = { .fp = fp, .out = BIO_new(BIO_s_mem()) };
+	if (!d.out || each_cert(t->ca_pem, ca_visit_drop, &d) < 0) {
+		BIO_free(d.out);
+		return bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	}
+	int rc;
+	if (!d.dropped) {
+		rc = bw__admin_fail(r, BW_ADMIN_E_NOT_FOUND, "no CA %s in tenant \"%s\"", fph,
+		                    t->name);
+	} else {
+		long n = BIO_get_mem_data(d.out, &data);
+		char *bundle = strndup(n > 0 ? data : "", n > 0 ? (size_t)n : 0);
+		rc = bundle ? set_ca(r, t, bundle)
+		            : bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+		free(bundle);
+	}
+	BIO_free(d.out);
+	return rc;
+}
+
+/* ---- JWT issuers, audiences and keys --------------------------------------------- */
+
+/* The "keys" array of a JWK Set text (borrowed from *set, which the caller frees), or NULL. */
+static json_t *jwks_keys(const char *text, json_t **set)
+{
+	*set = text && *text ? json_loads(text, 0, NULL) : NULL;
+	json_t *keys = json_object_get(*set, "keys");
+	return json_is_array(keys) ? keys : NULL;
+}
+
+static json_t *key_brief(json_t *k)
+{
+	json_t *kid = json_object_get(k, "kid"), *alg = json_object_get(k, "alg");
+	return json_pack("{s:O?, s:O?, s:O?}", "kid", json_is_string(kid) ? kid : NULL, "alg",
+	                 json_is_string(alg) ? alg : NULL, "kty", json_object_get(k, "kty"));
+}
+
+json_t *bw__admin_jwt_json(const struct bw_tenant *t)
+{
+	json_t *set, *list = json_array(), *k;
+	json_t *keys = jwks_keys(t->jwks, &set); /* once: json_array_foreach evaluates it often */
+	size_t i;
+	json_array_foreach(keys, i, k)
+	{
+		if (list && json_array_append_new(list, key_brief(k)) < 0) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	json_decref(set);
+	return json_pack("{s:o, s:o, s:o}", "issuers",
+	                 bw__admin_strings_json(t->jwt_issuers, t->jwt_issuers_n), "audiences",
+	                 bw__admin_strings_json(t->jwt_audiences, t->jwt_audiences_n), "keys",
+	                 list);
+}
+
+/* Whether list[0..n) holds s. */
+static bool has(const char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(list[i], s))
+			return true;
+	}
+	return false;
+}
+
+/* Whether a key of keys has the kid kid (a JSON string; NULL: none has). */
+static bool kid_in(json_t *keys, json_t *kid)
+{
+	json_t *k;
+	size_t i;
+	json_array_foreach(keys, i, k)
+	{
+		if (kid && json_equal(kid, json_object_get(k, "kid")))
+			return true;
+	}
+	return false;
+}
+
+/* {"keys": old's keys but those fresh replaces, then fresh's} as JSON text, or NULL. */
+static char *merged_text(json_t *old, json_t *fresh)
+{
+	json_t *merged = json_array(), *k;
+	size_t i;
+	json_array_foreach(old, i, k)
+	{
+		if (merged && !kid_in(fresh, json_object_get(k, "kid")))
+			json_array_append(merged, k);
+	}
+	if (merged)
+		json_array_extend(merged, fresh);
+	json_t *set = merged ? json_pack("{s:o}", "keys", merged) : NULL;
+	char *text = set ? json_dumps(set, JSON_COMPACT) : NULL;
+	json_decref(set);
+	return text;
+}
+
+/*
+ * The tenant's JWK Set with the keys of add merged in (same kid: replaced),
+ * as JSON text (malloc'd), or NULL (r failed: invalid for a set without
+ * keys or one the verifier refuses).
+ */
+static char *merge_jwks(struct bw__admin_req *r, const struct bw_tenant *t, const char *add)
+{
+	json_t *new_set, *old_set;
+	json_t *fresh = jwks_keys(add, &new_set), *old = jwks_keys(t->jwks, &old_set);
+	char err[256], *text = NULL;
+	struct bw_jwt_keys *check = bw_jwt_keys_new();
+
+	if (!fresh || json_array_size(fresh) == 0)
+		bw__admin_fail(r, BW_ADMIN_E_INVALID,
+		               "jwks: not a JWK Set with keys ({\"keys\": [...]})");
+	else if (!check)
+		bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	else if (bw_jwt_keys_parse_jwks(check, add, strlen(add), err, sizeof(err)) < 0)
+		bw__admin_fail(r, BW_ADMIN_E_INVALID, "jwks: %s", err);
+	else if (!(text = merged_text(old, fresh)))
+		bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	bw_jwt_keys_free(&check);
+	json_decref(new_set);
+	json_decref(old_set);
+	return text;
+}
+
+/* list[0..n) and s when list lacks it, as a new vector (borrowed strings); NULL: no memory. */
+static const char **with(const char *const *list, size_t n, const char *s, size_t *out_n)
+{
+	const char **v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	if (n)
+		memcpy(v, list, n * sizeof(*v));
+	*out_n = n;
+	if (s && !has(list, n, s))
+		v[(*out_n)++] = s;
+	return v;
+}
+
+static int jwt_result(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t;
+	bw__admin_refresh(r);
+	if (!(t = bw__admin_tenant(r, "tenant")))
+		return -1;
+	return bw__admin_ok(r, json_pack("{s:o}", "jwt", bw__admin_jwt_json(t)));
+}
+
+static int set_jwt(struct bw__admin_req *r, const struct bw_tenant *t, const char **iss,
+                   size_t iss_n, const char **aud, size_t aud_n, const char *jwks)
+{
+	char err[768];
+	int rc = bw_tenancy_service_tenant_set_jwt(r->ctx->tenancy, t->name, iss, iss_n, aud, aud_n,
+	                                           jwks, err, sizeof(err));
+	return rc < 0 ? bw__admin_fail_errno(r, rc, err) : jwt_result(r);
+}
+
+static int jwt_add(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	const char *issuer = bw__admin_str(r, "issuer"), *jwks = bw__admin_str(r, "jwks");
+	const char *key = bw__admin_str(r, "key"), *alg = bw__admin_str(r, "alg");
+	size_t iss_n, aud_n;
+
+	bw__admin_target(r, NULL, issuer);
+	if (!t)
+		return -1;
+	if (!jwks == !key)
+		return bw__admin_fail(r, BW_ADMIN_E_USAGE, "args: give jwks, or key and alg");
+	if (!key != !alg)
+		return bw__admin_fail(r, BW_ADMIN_E_USAGE, "args: key and alg go together");
+	if (key)
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID,
+		                      "key: not supported yet, give a JWK Set (jwks)");
+	char *text = merge_jwks(r, t, jwks);
+	if (!text)
+		return -1;
+	const char **iss = with(t->jwt_issuers, t->jwt_issuers_n, issuer, &iss_n);
+	const char **aud =
+	        with(t->jwt_audiences, t->jwt_audiences_n, bw__admin_str(r, "audience"), &aud_n);
+	int rc = iss && aud ? set_jwt(r, t, iss, iss_n, aud, aud_n, text)
+	                    : bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	free(iss);
+	free(aud);
+	free(text);
+	return rc;
+}
+
+static int jwt_list(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	return t ? bw__admin_ok(r, json_pack("{s:o}", "jwt", bw__admin_jwt_json(t))) : -1;
+}
+
+static int jwt_del(struct bw__admin_req *r)
+{
+	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
+	const char *issuer = bw__admin_str(r, "issuer");
+
+	bw__admin_target(r, NULL, issuer);
+	if (!t)
+		return -1;
+	if (!has(t->jwt_issuers, t->jwt_issuers_n, issuer))
+		return bw__admin_fail(r, BW_ADMIN_E_NOT_FOUND, "no issuer \"%s\" in tenant \"%s\"",
+		                      issuer, t->name);
+	const char **iss = calloc(t->jwt_issuers_n, sizeof(*iss));
+	size_t n = 0;
+	if (!iss)
+		return bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
+	for (size_t i = 0; i < t->jwt_issuers_n; i++) {
+		if (strcmp(t->jwt_issuers[i], issuer))
+			iss[n++] = t->jwt_issuers[i];
+	}
+	/* No issuer left would accept any issuer: take the keys and audiences away too. */
+	int rc = n ? set_jwt(r, t, iss, n, (const char **)t->jwt_audiences, t->jwt_audiences_n,
+	                     t->jwks)
+	           : set_jwt(r, t, NULL, 0, NULL, 0, NULL);
+	free(iss);
+	return rc;
+}
+
+#define TENANT                                                                                     \
+	{                                                                                          \
+		"tenant", ARG_STR, true                                                            \
+	}
+
+const struct bw__admin_cmd bw__admin_cmds_keys[] = {
+	{ "ca.add", ca_add, true, { TENANT, { "pem", ARG_STR, true } } },
+	{ "ca.list", ca_list, false, { TENANT } },
+	{ "ca.del", ca_del, true, { TENANT, { "fingerprint", ARG_STR, true } } },
+	{ "jwt.add",
+	  jwt_add,
+	  true,
+	  { TENANT,
+	    { "issuer", ARG_STR, true },
+	    { "audience", ARG_STR, false },
+	    { "jwks", ARG_STR, false },
+	    { "key", ARG_STR, false },
+	    { "alg", ARG_STR, false } } },
+	{ "jwt.list", jwt_list, false, { TENANT } },
+	{ "jwt.del", jwt_del, true, { TENANT, { "issuer", ARG_STR, true } } },
+	{ NULL },
+};

@@ -1,0 +1,1045 @@
+/*
+ * The admin socket (admin/): the command dispatcher driven with JSON
+ * request lines against a real tenancy service on the embedded file store
+ * in a temporary state_dir. Every phase-1 command's success path; bad
+ * input (unknown tenant, duplicate names, an invalid filter, empty and
+ * weak passwords, malformed PEM, a JWK Set without keys, quotas out of
+ * range, unknown members, wrong types, no "v") is refused with the right
+ * code, a message that says why, and no change to the model. The audit log
+ * gets a line per change and never a password. The peer check as a pure
+ * function, and the server itself: a socket on a temporary path, two
+ * requests on one connection answered in order, an overlong line refused.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "admin/audit.h"
+#include "admin/commands.h"
+#include "admin/server.h"
+#include "tenancy/auth/password.h"
+#include "tenancy/service.h"
+#include "tenancy_material.h"
+
+struct env {
+	char dir[64];
+	char audit_path[128];
+	struct bw_tenancy_service *svc;
+	struct bw_admin_audit *audit;
+	struct bw_admin_node node;
+	struct bw_admin_ctx ctx;
+	int reloads;
+};
+
+/* ---- a fake node -------------------------------------------------------------------- */
+
+static void fake_info(void *arg, struct bw_admin_node_info *out)
+{
+	(void)arg;
+	out->uptime_s = 42;
+	out->workers = 3;
+	out->listeners_n = 2;
+	out->listeners[0] = (struct bw_admin_listener){ "mqtt", "127.0.0.1:1883", 1883, "default" };
+	out->listeners[1] = (struct bw_admin_listener){ "http", "127.0.0.1:9100", 9100, NULL };
+}
+
+static int fake_stats(void *arg, uint32_t i, struct bw_admin_tenant_stats *out)
+{
+	(void)arg;
+	if (i > 0)
+		return -ENOENT;
+	*out = (struct bw_admin_tenant_stats){ .tenant = "default",
+		                               .connections = 7,
+		                               .msgs_in = 9 };
+	return 0;
+}
+
+static void fake_reload(void *arg, struct bw_admin_reload *out)
+{
+	struct env *e = arg;
+	e->reloads++;
+	out->n = 2;
+	out->items[0].what = "tls";
+	out->items[0].rc = 0;
+	out->items[1].what = "auth_files";
+	out->items[1].rc = -ENOENT;
+	snprintf(out->items[1].error, sizeof(out->items[1].error), "password_file: gone");
+}
+
+static int env_setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	char err[512];
+
+	assert_non_null(e);
+	snprintf(e->dir, sizeof(e->dir), "/tmp/bw-admin-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	snprintf(e->audit_path, sizeof(e->audit_path), "%s/audit.log", e->dir);
+	struct bw_tenancy_service_cfg cfg = { .state_dir = e->dir };
+	if (bw_tenancy_service_start(&cfg, &e->svc, err, sizeof(err)) < 0)
+		fail_msg("tenancy: %s", err);
+	if (bw_admin_audit_open(e->audit_path, &e->audit, err, sizeof(err)) < 0)
+		fail_msg("audit: %s", err);
+	e->node = (struct bw_admin_node){
+		.arg = e,
+		.info = fake_info,
+		.tenant_stats = fake_stats,
+		.reload = fake_reload,
+		.quotas = { .connections = 1000, .max_qos = 2, .max_packet_bytes = 1048576 },
+	};
+	e->ctx = (struct bw_admin_ctx){ .tenancy = e->svc, .node = &e->node, .audit = e->audit };
+	*state = e;
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	struct env *e = *state;
+	char cmd[128];
+
+	bw_admin_audit_close(&e->audit);
+	bw_tenancy_service_stop(&e->svc);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", e->dir);
+	free(e);
+	return 0;
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+/* The response to request (a JSON text), parsed; the caller json_decref()s it. */
+static json_t *call(struct env *e, const char *request)
+{
+	char *line = bw_admin_handle(&e->ctx, 0, request, strlen(request));
+	assert_non_null(line);
+	assert_null(strchr(line, '\n'));
+	json_error_t jerr;
+	json_t *j = json_loads(line, 0, &jerr);
+	if (!j)
+		fail_msg("response is not JSON: %s: %s", jerr.text, line);
+	assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
+	free(line);
+	return j;
+}
+
+/* The result of a request that must succeed (printf-style); decref'd by the next ok(). */
+static json_t *last;
+
+static json_t *ok(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *ok(struct env *e, const char *fmt, ...)
+{
+	char req[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	json_decref(last);
+	last = call(e, req);
+	if (!json_is_true(json_object_get(last, "ok"))) {
+		char *s = json_dumps(last, 0);
+		fail_msg("%s\n  -> %s", req, s);
+	}
+	return json_object_get(last, "result");
+}
+
+static uint64_t version(struct env *e)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(e->svc);
+	uint64_t v = bw_tenancy_version(s);
+	bw_tenancy_service_release(&s);
+	return v;
+}
+
+/*
+ * A request that must fail with code and a message holding why, and change
+ * nothing (the model's version stays).
+ */
+static void fails(struct env *e, const char *code, const char *why, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void fails(struct env *e, const char *code, const char *why, const char *fmt, ...)
+{
+	char req[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	uint64_t before = version(e);
+	json_t *r = call(e, req);
+	json_t *err = json_object_get(r, "error");
+	const char *got = json_string_value(json_object_get(err, "code"));
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	if (json_is_true(json_object_get(r, "ok")) || !got || strcmp(got, code) ||
+	    !strstr(msg, why)) {
+		char *s = json_dumps(r, 0);
+		fail_msg("%s\n  -> %s\n  wanted %s with \"%s\"", req, s, code, why);
+	}
+	assert_int_equal(version(e), before);
+	json_decref(r);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	if (!s)
+		fail_msg("no string member %s", key);
+	return s;
+}
+
+static json_int_t num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		fail_msg("no integer member %s", key);
+	return json_integer_value(v);
+}
+
+/* The whole audit log. */
+static char *audit_text(struct env *e)
+{
+	FILE *f = fopen(e->audit_path, "r");
+	static char buf[1 << 16];
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- the envelope ------------------------------------------------------------------ */
+
+static void test_envelope(void **state)
+{
+	struct env *e = *state;
+
+	fails(e, "usage", "not JSON", "{\"v\":1,");
+	fails(e, "usage", "not JSON", "%s", "");
+	fails(e, "usage", "one JSON object", "[1,2]");
+	fails(e, "usage", "v: missing", "{\"cmd\":\"tenant.list\"}");
+	fails(e, "usage", "version 1", "{\"v\":2,\"cmd\":\"tenant.list\"}");
+	fails(e, "usage", "version 1", "{\"v\":\"1\",\"cmd\":\"tenant.list\"}");
+	fails(e, "usage", "cmd: missing", "{\"v\":1}");
+	fails(e, "usage", "unknown command \"tenant.nuke\"", "{\"v\":1,\"cmd\":\"tenant.nuke\"}");
+	fails(e, "usage", "unknown member \"id\"", "{\"v\":1,\"cmd\":\"tenant.list\",\"id\":3}");
+	fails(e, "usage", "args: must be an object",
+	      "{\"v\":1,\"cmd\":\"tenant.list\",\"args\":[]}");
+	fails(e, "usage", "not JSON", "{\"v\":1,\"v\":1,\"cmd\":\"tenant.list\"}");
+	/* Unknown members and wrong types name the member. */
+	fails(e, "usage", "unknown member \"nmae\"",
+	      "{\"v\":1,\"cmd\":\"tenant.create\",\"args\":{\"nmae\":\"acme\"}}");
+	fails(e, "usage", "args.name: must be a string",
+	      "{\"v\":1,\"cmd\":\"tenant.create\",\"args\":{\"name\":3}}");
+	fails(e, "usage", "args.hostnames: must be an array of strings",
+	      "{\"v\":1,\"cmd\":\"tenant.create\",\"args\":{\"name\":\"a\",\"hostnames\":[1]}}");
+	fails(e, "usage", "args.name: missing", "{\"v\":1,\"cmd\":\"tenant.create\"}");
+	/* args may be left out when the command takes none. */
+	json_t *r = ok(e, "{\"v\":1,\"cmd\":\"tenant.list\"}");
+	assert_int_equal(json_array_size(json_object_get(r, "tenants")), 0);
+	/* What phase 1 does not serve is an unknown command. */
+	fails(e, "usage", "unknown command", "{\"v\":1,\"cmd\":\"sessions.list\",\"args\":{}}");
+	fails(e, "usage", "unknown command", "{\"v\":1,\"cmd\":\"node.drain\"}");
+	/* A password in a malformed request is not quoted back. */
+	json_t *bad = call(e, "{\"v\":1,\"cmd\":\"user.add\",\"args\":{\"password\":\"hunter2xyz");
+	char *s = json_dumps(bad, 0);
+	assert_null(strstr(s, "hunter2"));
+	free(s);
+	json_decref(bad);
+}
+
+/* ---- tenants ----------------------------------------------------------------------- */
+
+#define REQ(cmd, args) "{\"v\":1,\"cmd\":\"" cmd "\",\"args\":{" args "}}"
+
+static void test_tenants(void **state)
+{
+	struct env *e = *state;
+	json_t *r;
+
+	r = ok(e, REQ("tenant.create", "\"name\":\"acme\",\"hostnames\":[\"MQTT.acme.example\"],"
+	                               "\"quotas\":{\"connections\":10}"));
+	assert_string_equal(str(r, "name"), "acme");
+	assert_string_equal(str(r, "status"), "active");
+	assert_true(num(r, "id") > 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "hostnames"), 0)),
+	                    "mqtt.acme.example");
+	assert_int_equal(num(json_object_get(r, "quotas"), "connections"), 10);
+	assert_true(json_is_null(json_object_get(json_object_get(r, "quotas"), "max_qos")));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
+	assert_int_equal(num(r, "groups"), 0);
+	assert_int_equal(num(r, "users"), 0);
+	ok(e, REQ("tenant.create", "\"name\":\"beta\",\"allow_anonymous\":true"));
+
+	r = ok(e, REQ("tenant.list", ""));
+	json_t *list = json_object_get(r, "tenants");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(str(json_array_get(list, 0), "name"), "acme");
+	assert_true(json_is_true(json_object_get(json_array_get(list, 1), "allow_anonymous")));
+
+	/* update: only what is given changes. */
+	r = ok(e, REQ("tenant.update", "\"name\":\"acme\",\"quotas\":{\"max_qos\":1}"));
+	assert_int_equal(num(json_object_get(r, "quotas"), "connections"), 10);
+	assert_int_equal(num(json_object_get(r, "quotas"), "max_qos"), 1);
+	assert_int_equal(json_array_size(json_object_get(r, "hostnames")), 1);
+	r = ok(e,
+	       REQ("tenant.update", "\"name\":\"acme\",\"hostnames\":[],\"allow_anonymous\":true"));
+	assert_int_equal(json_array_size(json_object_get(r, "hostnames")), 0);
+	assert_true(json_is_true(json_object_get(r, "allow_anonymous")));
+	assert_int_equal(num(json_object_get(r, "quotas"), "max_qos"), 1);
+
+	r = ok(e, REQ("tenant.suspend", "\"name\":\"acme\""));
+	assert_string_equal(str(r, "status"), "suspended");
+	r = ok(e, REQ("tenant.resume", "\"name\":\"acme\""));
+	assert_string_equal(str(r, "status"), "active");
+	r = ok(e, REQ("tenant.show", "\"name\":\"beta\""));
+	assert_string_equal(str(r, "name"), "beta");
+	assert_non_null(json_object_get(json_object_get(r, "jwt"), "issuers"));
+
+	fails(e, "usage", "confirm", REQ("tenant.delete", "\"name\":\"beta\""));
+	fails(e, "usage", "confirm", REQ("tenant.delete", "\"name\":\"beta\",\"confirm\":false"));
+	r = ok(e, REQ("tenant.delete", "\"name\":\"beta\",\"confirm\":true"));
+	assert_true(json_is_true(json_object_get(r, "deleted")));
+	r = ok(e, REQ("tenant.list", ""));
+	assert_int_equal(json_array_size(json_object_get(r, "tenants")), 1);
+}
+
+static void test_tenant_refusals(void **state)
+{
+	struct env *e = *state;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\",\"hostnames\":[\"mqtt.acme.example\"]"));
+	fails(e, "exists", "tenant \"acme\" exists", REQ("tenant.create", "\"name\":\"acme\""));
+	fails(e, "exists", "mqtt.acme.example",
+	      REQ("tenant.create", "\"name\":\"other\",\"hostnames\":[\"mqtt.acme.example\"]"));
+	fails(e, "invalid", "tenant name", REQ("tenant.create", "\"name\":\"Not_A_Label\""));
+	fails(e, "invalid", "not a hostname",
+	      REQ("tenant.create", "\"name\":\"x\",\"hostnames\":[\"a_b.example\"]"));
+	fails(e, "not_found", "no tenant \"nope\"", REQ("tenant.show", "\"name\":\"nope\""));
+	fails(e, "not_found", "no tenant \"nope\"", REQ("tenant.update", "\"name\":\"nope\""));
+	fails(e, "not_found", "nope", REQ("tenant.suspend", "\"name\":\"nope\""));
+	fails(e, "not_found", "nope", REQ("tenant.delete", "\"name\":\"nope\",\"confirm\":true"));
+	fails(e, "invalid", "args.quotas.connections: -1 is out of range",
+	      REQ("tenant.update", "\"name\":\"acme\",\"quotas\":{\"connections\":-1}"));
+	fails(e, "usage", "unknown member \"conections\"",
+	      REQ("tenant.update", "\"name\":\"acme\",\"quotas\":{\"conections\":1}"));
+	fails(e, "usage", "must be a whole number",
+	      REQ("tenant.update", "\"name\":\"acme\",\"quotas\":{\"connections\":\"5\"}"));
+	/* A refused update changes none of its parts. */
+	fails(e, "invalid", "max_qos",
+	      REQ("tenant.update", "\"name\":\"acme\",\"allow_anonymous\":true,"
+	                           "\"quotas\":{\"max_qos\":3}"));
+	json_t *r = ok(e, REQ("tenant.show", "\"name\":\"acme\""));
+	assert_true(json_is_false(json_object_get(r, "allow_anonymous")));
+}
+
+/* ---- quotas ------------------------------------------------------------------------ */
+
+static void test_quotas(void **state)
+{
+	struct env *e = *state;
+	json_t *r;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e,
+	       REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"client_msgs_per_s\",\"value\":50"));
+	assert_int_equal(num(json_object_get(r, "quotas"), "client_msgs_per_s"), 50);
+	ok(e, REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"max_qos\",\"value\":0"));
+	ok(e, REQ("quota.set",
+	          "\"tenant\":\"acme\",\"key\":\"retained_bytes\",\"value\":9223372036854775807"));
+	r = ok(e, REQ("quota.show", "\"tenant\":\"acme\""));
+	json_t *q = json_object_get(r, "quotas"), *eff = json_object_get(r, "effective");
+	assert_int_equal(num(q, "max_qos"), 0);
+	assert_int_equal(num(q, "connections"), 0);
+	assert_int_equal(num(eff, "connections"), 1000); /* the node's */
+	assert_int_equal(num(eff, "client_msgs_per_s"), 50);
+	assert_int_equal(num(eff, "max_qos"), 0);
+	assert_int_equal(num(eff, "max_packet_bytes"), 1048576);
+	assert_int_equal(json_object_size(q), 13);
+	/* null: back to the node's default (for max_qos, where 0 is QoS 0). */
+	r = ok(e, REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"max_qos\",\"value\":null"));
+	assert_true(json_is_null(json_object_get(json_object_get(r, "quotas"), "max_qos")));
+	assert_int_equal(num(json_object_get(r, "effective"), "max_qos"), 2);
+
+	fails(e, "invalid", "out of range",
+	      REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"max_qos\",\"value\":3"));
+	fails(e, "invalid", "out of range",
+	      REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"connections\",\"value\":-1"));
+	fails(e, "invalid", "out of range",
+	      REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"connections\",\"value\":4294967296"));
+	fails(e, "invalid", "out of range",
+	      REQ("quota.set",
+	          "\"tenant\":\"acme\",\"key\":\"max_packet_bytes\",\"value\":268435456"));
+	fails(e, "invalid", "not a quota key",
+	      REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"bandwidth\",\"value\":1"));
+	fails(e, "usage", "args.value: must be a whole number or null",
+	      REQ("quota.set", "\"tenant\":\"acme\",\"key\":\"connections\",\"value\":1.5"));
+	fails(e, "not_found", "no tenant",
+	      REQ("quota.set", "\"tenant\":\"nope\",\"key\":\"connections\",\"value\":1"));
+	fails(e, "not_found", "no tenant", REQ("quota.show", "\"tenant\":\"nope\""));
+}
+
+/* ---- groups and rules -------------------------------------------------------------- */
+
+static void test_groups_and_acls(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *rules;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e, REQ("group.create", "\"tenant\":\"acme\",\"group\":\"sensors\""));
+	assert_string_equal(str(r, "name"), "sensors");
+	fails(e, "exists", "group \"sensors\" exists",
+	      REQ("group.create", "\"tenant\":\"acme\",\"group\":\"sensors\""));
+	fails(e, "invalid", "group",
+	      REQ("group.create", "\"tenant\":\"acme\",\"group\":\"bad name\""));
+	fails(e, "not_found", "no tenant",
+	      REQ("group.create", "\"tenant\":\"nope\",\"group\":\"g\""));
+
+	r = ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"allow\","
+	                         "\"action\":\"publish\",\"filter\":\"data/%%c/#\",\"max_qos\":1,"
+	                         "\"no_retain\":true"));
+	rules = json_object_get(r, "rules");
+	assert_int_equal(json_array_size(rules), 1);
+	assert_int_equal(num(json_array_get(rules, 0), "n"), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "text"),
+	                    "allow publish data/%c/# qos=1 retain=no");
+	r = ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"deny\","
+	                         "\"action\":\"all\",\"filter\":\"data/secret/#\""));
+	assert_int_equal(json_array_size(json_object_get(r, "rules")), 2);
+	fails(e, "exists", "already",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"deny\","
+	                     "\"action\":\"all\",\"filter\":\"data/secret/#\""));
+	fails(e, "invalid", "sensors",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"allow\","
+	                     "\"action\":\"publish\",\"filter\":\"a/#/b\""));
+	fails(e, "invalid", "filter",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"allow\","
+	                     "\"action\":\"publish\",\"filter\":\"a b\""));
+	fails(e, "invalid", "effect",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"maybe\","
+	                     "\"action\":\"publish\",\"filter\":\"a\""));
+	fails(e, "invalid", "max_qos",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"allow\","
+	                     "\"action\":\"publish\",\"filter\":\"a\",\"max_qos\":3"));
+	fails(e, "usage", "group or user",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"effect\":\"allow\","
+	                     "\"action\":\"publish\",\"filter\":\"a\""));
+	fails(e, "not_found", "no group \"nope\"",
+	      REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"nope\",\"effect\":\"allow\","
+	                     "\"action\":\"publish\",\"filter\":\"a\""));
+
+	ok(e, REQ("group.create", "\"tenant\":\"acme\",\"group\":\"ops\""));
+	ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"ops\",\"effect\":\"allow\","
+	                     "\"action\":\"subscribe\",\"filter\":\"#\""));
+	r = ok(e, REQ("acl.list", "\"tenant\":\"acme\""));
+	rules = json_object_get(r, "rules");
+	assert_int_equal(json_array_size(rules), 3);
+	assert_string_equal(str(json_array_get(rules, 0), "owner"), "group:ops");
+	assert_string_equal(str(json_array_get(rules, 1), "owner"), "group:sensors");
+	r = ok(e, REQ("acl.list", "\"tenant\":\"acme\",\"group\":\"sensors\""));
+	assert_int_equal(json_array_size(json_object_get(r, "rules")), 2);
+
+	r = ok(e, REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":1"));
+	rules = json_object_get(r, "rules");
+	assert_int_equal(json_array_size(rules), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "text"), "deny all data/secret/#");
+	fails(e, "not_found", "no rule 2",
+	      REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":2"));
+	fails(e, "not_found", "no rule 0",
+	      REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":0"));
+
+	r = ok(e, REQ("group.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 2);
+	ok(e, REQ("group.delete", "\"tenant\":\"acme\",\"group\":\"ops\""));
+	fails(e, "not_found", "ops", REQ("group.delete", "\"tenant\":\"acme\",\"group\":\"ops\""));
+	r = ok(e, REQ("group.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 1);
+}
+
+/* ---- users ------------------------------------------------------------------------- */
+
+/* Whether user's stored hash verifies password. */
+static bool verifies(struct env *e, const char *user, const char *password)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(e->svc);
+	const struct bw_tenant *t = bw_tenancy_tenant(s, "acme", 4);
+	const struct bw_principal *p = bw_tenancy_principal(s, t, user, strlen(user));
+	bool yes = p && !strncmp(p->password_hash, "$argon2id$", 10) &&
+	           bw_password_verify(password, strlen(password), p->password_hash) == 0;
+	bw_tenancy_service_release(&s);
+	return yes;
+}
+
+static void test_users(void **state)
+{
+	struct env *e = *state;
+	json_t *r;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	ok(e, REQ("group.create", "\"tenant\":\"acme\",\"group\":\"sensors\""));
+	r = ok(e, REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev1\","
+	                          "\"password\":\"correct horse\",\"groups\":[\"sensors\"]"));
+	assert_string_equal(str(r, "name"), "dev1");
+	assert_string_equal(str(r, "kind"), "password");
+	assert_true(json_is_true(json_object_get(r, "enabled")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "groups"), 0)),
+	                    "sensors");
+	assert_null(json_object_get(r, "password"));
+	assert_null(json_object_get(r, "password_hash"));
+	assert_true(verifies(e, "dev1", "correct horse"));
+
+	fails(e, "exists", "user \"dev1\" exists",
+	      REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev1\",\"password\":\"12345678\""));
+	fails(e, "invalid", "password: empty",
+	      REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev2\",\"password\":\"\""));
+	fails(e, "invalid", "password: shorter than 8 bytes",
+	      REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev2\",\"password\":\"1234567\""));
+	fails(e, "invalid", "password: a password user needs one",
+	      REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev2\""));
+	fails(e, "not_found", "nope",
+	      REQ("user.add", "\"tenant\":\"acme\",\"user\":\"dev2\",\"password\":\"12345678\","
+	                      "\"groups\":[\"nope\"]"));
+	fails(e, "not_found", "no tenant",
+	      REQ("user.add", "\"tenant\":\"nope\",\"user\":\"dev2\",\"password\":\"12345678\""));
+
+	r = ok(e, REQ("user.passwd", "\"tenant\":\"acme\",\"user\":\"dev1\","
+	                             "\"password\":\"battery staple\""));
+	assert_true(verifies(e, "dev1", "battery staple"));
+	fails(e, "invalid", "shorter",
+	      REQ("user.passwd", "\"tenant\":\"acme\",\"user\":\"dev1\",\"password\":\"short\""));
+	assert_true(verifies(e, "dev1", "battery staple"));
+	fails(e, "not_found", "no user \"ghost\"",
+	      REQ("user.passwd",
+	          "\"tenant\":\"acme\",\"user\":\"ghost\",\"password\":\"12345678\""));
+
+	r = ok(e, REQ("user.disable", "\"tenant\":\"acme\",\"user\":\"dev1\""));
+	assert_true(json_is_false(json_object_get(r, "enabled")));
+	r = ok(e, REQ("user.enable", "\"tenant\":\"acme\",\"user\":\"dev1\""));
+	assert_true(json_is_true(json_object_get(r, "enabled")));
+
+	/* A user's own rules. */
+	ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"user\":\"dev1\",\"effect\":\"allow\","
+	                     "\"action\":\"subscribe\",\"filter\":\"cmd/dev1/#\""));
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"dev1\""));
+	assert_string_equal(str(json_array_get(json_object_get(r, "rules"), 0), "text"),
+	                    "allow subscribe cmd/dev1/#");
+	r = ok(e, REQ("acl.list", "\"tenant\":\"acme\",\"user\":\"dev1\""));
+	assert_string_equal(str(json_array_get(json_object_get(r, "rules"), 0), "owner"),
+	                    "user:dev1");
+
+	/* cert.map: a certificate identity with dev1's groups and rules. */
+	r = ok(e,
+	       REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"CN=dev1\",\"user\":\"dev1\""));
+	assert_string_equal(str(r, "kind"), "certificate");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "groups"), 0)),
+	                    "sensors");
+	assert_int_equal(json_array_size(json_object_get(r, "rules")), 1);
+	fails(e, "exists", "exists",
+	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"CN=dev1\",\"user\":\"dev1\""));
+	fails(e, "not_found", "no user \"ghost\"",
+	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"CN=x\",\"user\":\"ghost\""));
+	fails(e, "invalid", "no password",
+	      REQ("user.passwd", "\"tenant\":\"acme\",\"user\":\"CN=dev1\","
+	                         "\"password\":\"12345678\""));
+
+	r = ok(e, REQ("user.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "users")), 2);
+	ok(e, REQ("user.del", "\"tenant\":\"acme\",\"user\":\"CN=dev1\""));
+	fails(e, "not_found", "CN=dev1",
+	      REQ("user.del", "\"tenant\":\"acme\",\"user\":\"CN=dev1\""));
+	r = ok(e, REQ("user.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "users")), 1);
+
+	/* No password ever reaches the audit log. */
+	const char *log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"user.add\""));
+	assert_non_null(strstr(log, "\"result\":\"exists\""));
+	assert_null(strstr(log, "correct horse"));
+	assert_null(strstr(log, "battery staple"));
+	assert_null(strstr(log, "1234567"));
+	assert_null(strstr(log, "$argon2id$"));
+}
+
+/* ---- CAs and JWT ------------------------------------------------------------------- */
+
+/* s as a JSON string literal (quotes and escapes); static, one at a time per slot. */
+static const char *quoted(const char *s, int slot)
+{
+	static char buf[2][8192];
+	json_t *j = json_string(s);
+	char *q = json_dumps(j, JSON_ENCODE_ANY);
+	snprintf(buf[slot], sizeof(buf[slot]), "%s", q);
+	free(q);
+	json_decref(j);
+	return buf[slot];
+}
+
+static void test_cas(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *cas;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	ok(e, REQ("tenant.create", "\"name\":\"beta\""));
+	r = ok(e, REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_A_PEM, 0));
+	cas = json_object_get(r, "cas");
+	assert_int_equal(json_array_size(cas), 1);
+	assert_string_equal(str(json_array_get(cas, 0), "fingerprint"), CA_A_FP_HEX);
+	assert_string_equal(str(json_array_get(cas, 0), "subject"), "CN=Test CA a");
+	assert_string_equal(str(json_array_get(cas, 0), "not_after"), "2126-10-31T22:28:53Z");
+	r = ok(e, REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_B_PEM, 0));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 2);
+
+	fails(e, "exists", CA_A_FP_HEX, REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"),
+	      quoted(CA_A_PEM, 0));
+	fails(e, "exists", "", REQ("ca.add", "\"tenant\":\"beta\",\"pem\":%s"),
+	      quoted(CA_A_PEM, 0));
+	fails(e, "invalid", "malformed PEM", REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"),
+	      quoted("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n", 0));
+	fails(e, "invalid", "no PEM certificate",
+	      REQ("ca.add", "\"tenant\":\"acme\",\"pem\":\"hello\""));
+	fails(e, "invalid", "not a CA", REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"),
+	      quoted(LEAF_PEM, 0));
+	fails(e, "invalid", "empty", REQ("ca.add", "\"tenant\":\"acme\",\"pem\":\"\""));
+
+	r = ok(e, REQ("ca.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 2);
+	r = ok(e, REQ("ca.del", "\"tenant\":\"acme\",\"fingerprint\":\"%s\""), CA_A_FP_HEX);
+	cas = json_object_get(r, "cas");
+	assert_int_equal(json_array_size(cas), 1);
+	assert_string_equal(str(json_array_get(cas, 0), "fingerprint"), CA_B_FP_HEX);
+	fails(e, "not_found", "no CA", REQ("ca.del", "\"tenant\":\"acme\",\"fingerprint\":\"%s\""),
+	      CA_A_FP_HEX);
+	fails(e, "invalid", "fingerprint",
+	      REQ("ca.del", "\"tenant\":\"acme\",\"fingerprint\":\"ab\""));
+	/* Now beta may have CA a; the last CA out leaves no bundle. */
+	ok(e, REQ("ca.add", "\"tenant\":\"beta\",\"pem\":%s"), quoted(CA_A_PEM, 0));
+	r = ok(e, REQ("ca.del", "\"tenant\":\"acme\",\"fingerprint\":\"%s\""), CA_B_FP_HEX);
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
+	r = ok(e, REQ("tenant.show", "\"name\":\"beta\""));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 1);
+}
+
+#define JWKS_OCT2                                                                                  \
+	"{\"keys\":[{\"kty\":\"oct\",\"alg\":\"HS256\",\"kid\":\"k2\",\"k\":"                      \
+	"\"QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI\"}]}"
+
+static void test_jwt(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *jwt;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://id.acme.example\","
+	                      "\"audience\":\"mqtt\",\"jwks\":%s"),
+	       quoted(JWKS_OCT, 0));
+	jwt = json_object_get(r, "jwt");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(jwt, "issuers"), 0)),
+	                    "https://id.acme.example");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(jwt, "audiences"), 0)),
+	                    "mqtt");
+	assert_string_equal(str(json_array_get(json_object_get(jwt, "keys"), 0), "kid"), "k1");
+	assert_string_equal(str(json_array_get(json_object_get(jwt, "keys"), 0), "alg"), "HS256");
+	/* A second issuer and key merge in; the same kid again replaces, not doubles. */
+	ok(e, REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\",\"jwks\":%s"),
+	   quoted(JWKS_OCT2, 0));
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\",\"jwks\":%s"),
+	       quoted(JWKS_OCT2, 0));
+	jwt = json_object_get(r, "jwt");
+	assert_int_equal(json_array_size(json_object_get(jwt, "issuers")), 2);
+	assert_int_equal(json_array_size(json_object_get(jwt, "keys")), 2);
+	assert_int_equal(json_array_size(json_object_get(jwt, "audiences")), 1);
+
+	fails(e, "invalid", "jwks",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\","
+	                     "\"jwks\":\"{\\\"keys\\\":[]}\""));
+	fails(e, "invalid", "jwks",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\","
+	                     "\"jwks\":\"not json\""));
+	fails(e, "invalid", "jwks",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"jwks\":%s"),
+	      quoted("{\"keys\":[{\"kty\":\"oct\",\"kid\":\"k9\",\"k\":\"c2hvcnQ\"}]}", 0));
+	fails(e, "invalid", "not supported yet",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"key\":\"PEM\","
+	                     "\"alg\":\"RS256\""));
+	fails(e, "usage", "give jwks", REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\""));
+	fails(e, "usage", "go together",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"key\":\"PEM\""));
+
+	r = ok(e, REQ("jwt.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "keys")), 2);
+	r = ok(e, REQ("jwt.del", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\""));
+	jwt = json_object_get(r, "jwt");
+	assert_int_equal(json_array_size(json_object_get(jwt, "issuers")), 1);
+	assert_int_equal(json_array_size(json_object_get(jwt, "keys")), 2);
+	fails(e, "not_found", "no issuer",
+	      REQ("jwt.del", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\""));
+	/* The last issuer out takes the keys with it: no tenant accepts any issuer by accident. */
+	r = ok(e, REQ("jwt.del", "\"tenant\":\"acme\",\"issuer\":\"https://id.acme.example\""));
+	jwt = json_object_get(r, "jwt");
+	assert_int_equal(json_array_size(json_object_get(jwt, "issuers")), 0);
+	assert_int_equal(json_array_size(json_object_get(jwt, "keys")), 0);
+	assert_int_equal(json_array_size(json_object_get(jwt, "audiences")), 0);
+}
+
+/* ---- the node ---------------------------------------------------------------------- */
+
+static void test_node(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *a;
+
+	r = ok(e, REQ("node.info", ""));
+	assert_true(strlen(str(r, "version")) > 0);
+	assert_int_equal(num(r, "uptime_s"), 42);
+	assert_int_equal(num(r, "workers"), 3);
+	a = json_object_get(r, "listeners");
+	assert_int_equal(json_array_size(a), 2);
+	assert_string_equal(str(json_array_get(a, 0), "tenant"), "default");
+	assert_int_equal(num(json_array_get(a, 1), "port"), 9100);
+	assert_string_equal(str(json_object_get(r, "tenancy"), "backend"), "file");
+	assert_true(json_is_true(json_object_get(json_object_get(r, "tenancy"), "ready")));
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e, REQ("stats", ""));
+	a = json_object_get(r, "tenants");
+	assert_int_equal(json_array_size(a), 2); /* the node's "default", the store's "acme" */
+	assert_string_equal(str(json_array_get(a, 0), "name"), "default");
+	assert_int_equal(num(json_array_get(a, 0), "connections"), 7);
+	assert_int_equal(num(json_array_get(a, 0), "msgs_in"), 9);
+	assert_string_equal(str(json_array_get(a, 1), "name"), "acme");
+	assert_int_equal(num(json_array_get(a, 1), "connections"), 0);
+	assert_non_null(json_object_get(json_array_get(a, 1), "acl_denials"));
+	r = ok(e, REQ("stats", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "tenants")), 1);
+	fails(e, "not_found", "no tenant", REQ("stats", "\"tenant\":\"nope\""));
+
+	r = ok(e, REQ("config.reload", ""));
+	assert_int_equal(e->reloads, 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "reloaded"), 0)),
+	                    "tls");
+	assert_string_equal(str(json_array_get(json_object_get(r, "failed"), 0), "what"),
+	                    "auth_files");
+	/* Without the node's callback, only the tenancy store is read again. */
+	e->node.reload = NULL;
+	r = ok(e, REQ("config.reload", ""));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "reloaded"), 0)),
+	                    "tenancy");
+	assert_int_equal(json_array_size(json_object_get(r, "failed")), 0);
+}
+
+/* ---- the audit log ------------------------------------------------------------------ */
+
+static void test_audit(void **state)
+{
+	struct env *e = *state;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	ok(e, REQ("tenant.list", ""));
+	fails(e, "exists", "exists", REQ("tenant.create", "\"name\":\"acme\""));
+	char *text = audit_text(e);
+	size_t lines = 0;
+	for (const char *c = text; (c = strchr(c, '\n')); c++)
+		lines++;
+	assert_int_equal(lines, 2); /* tenant.list changes nothing: not audited */
+	char *second = strchr(text, '\n');
+	assert_non_null(second);
+	*second++ = '\0';
+	json_t *a = json_loads(text, 0, NULL), *b = json_loads(second, 0, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(str(a, "actor"), "uid:0");
+	assert_string_equal(str(a, "tenant"), "acme");
+	assert_string_equal(str(a, "action"), "tenant.create");
+	assert_string_equal(str(a, "target"), "acme");
+	assert_string_equal(str(a, "result"), "ok");
+	assert_string_equal(str(a, "reason"), "");
+	const char *t = str(a, "time");
+	assert_int_equal(strlen(t), 24); /* 2026-11-24T17:40:00.123Z */
+	assert_int_equal(t[10], 'T');
+	assert_int_equal(t[23], 'Z');
+	assert_string_equal(str(b, "result"), "exists");
+	assert_non_null(strstr(str(b, "reason"), "exists"));
+	json_decref(a);
+	json_decref(b);
+	struct stat st;
+	assert_int_equal(stat(e->audit_path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* ---- the peer check ----------------------------------------------------------------- */
+
+static void test_peer_allowed(void **state)
+{
+	(void)state;
+	const uint32_t groups[] = { 10, 20, 30 };
+	struct bw_admin_peer root = { .uid = 0, .gid = 0 };
+	struct bw_admin_peer alice = { .uid = 1000, .gid = 1000, .groups = groups, .groups_n = 3 };
+	const uint32_t none = BW_ADMIN_ID_NONE;
+
+	assert_true(bw_admin_peer_allowed(&root, none, none));
+	assert_false(bw_admin_peer_allowed(&alice, none, none));
+	assert_true(bw_admin_peer_allowed(&alice, 1000, none));
+	assert_false(bw_admin_peer_allowed(&alice, 1001, none));
+	assert_true(bw_admin_peer_allowed(&alice, none, 1000)); /* primary group */
+	assert_true(bw_admin_peer_allowed(&alice, none, 20));   /* supplementary */
+	assert_false(bw_admin_peer_allowed(&alice, 1001, 40));
+	alice.groups_n = 0;
+	assert_false(bw_admin_peer_allowed(&alice, none, 20));
+}
+
+/* ---- the server --------------------------------------------------------------------- */
+
+static struct bw_admin_server *serve(struct env *e, const char *path, uint32_t admin_uid)
+{
+	struct bw_admin_server *s = NULL;
+	char err[512];
+	struct bw_admin_server_cfg cfg = {
+		.path = path,
+		.admin_uid = admin_uid,
+		.admin_gid = BW_ADMIN_ID_NONE,
+		.tenancy = e->svc,
+		.node = &e->node,
+		.audit = e->audit,
+	};
+	if (bw_admin_server_start(&cfg, &s, err, sizeof(err)) < 0)
+		fail_msg("server: %s", err);
+	return s;
+}
+
+static int dial(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail_msg("connect %s: %s", path, strerror(errno));
+	struct timeval tv = { .tv_sec = 20 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			fail_msg("send: %s", strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads until `lines` newlines or the end; returns what came (static). */
+static char *read_lines(int fd, int lines)
+{
+	static char buf[1 << 16];
+	size_t n = 0;
+	int seen = 0;
+	while (seen < lines && n < sizeof(buf) - 1) {
+		ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (k <= 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			seen += buf[n + (size_t)i] == '\n';
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void test_server(void **state)
+{
+	struct env *e = *state;
+	char path[100];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/admin.sock", e->dir);
+	struct bw_admin_server *s = serve(e, path, BW_ADMIN_ID_NONE);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	/* A second server on the same path is refused: someone serves it. */
+	struct bw_admin_server *other = NULL;
+	char err[512];
+	struct bw_admin_server_cfg cfg = { .path = path,
+		                           .admin_uid = BW_ADMIN_ID_NONE,
+		                           .admin_gid = BW_ADMIN_ID_NONE,
+		                           .tenancy = e->svc };
+	assert_int_equal(bw_admin_server_start(&cfg, &other, err, sizeof(err)), -EADDRINUSE);
+	assert_non_null(strstr(err, "another process"));
+
+	/* Two requests in one write, two answers in order. */
+	int fd = dial(path);
+	static const char two[] =
+	        REQ("tenant.create", "\"name\":\"acme\"") "\n" REQ("tenant.list", "") "\n";
+	send_all(fd, two, sizeof(two) - 1);
+	char *got = read_lines(fd, 2);
+	char *nl = strchr(got, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	json_t *a = json_loads(got, 0, NULL), *b = json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(str(json_object_get(a, "result"), "name"), "acme");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(b, "result"), "tenants")),
+	                 1);
+	json_decref(a);
+	json_decref(b);
+
+	/* A line over 1 MiB: "usage", then the connection is closed. */
+	size_t big = BW_ADMIN_LINE_MAX + 100;
+	char *junk = malloc(big);
+	memset(junk, 'x', big);
+	send_all(fd, junk, big);
+	free(junk);
+	got = read_lines(fd, 1);
+	assert_non_null(strstr(got, "\"code\":\"usage\""));
+	assert_non_null(strstr(got, "1 MiB"));
+	/* The end, or a reset: the node closed with the rest of the line unread. */
+	assert_true(recv(fd, got, 1, 0) <= 0);
+	close(fd);
+
+	bw_admin_server_stop(&s);
+	assert_null(s);
+	assert_int_equal(lstat(path, &st), -1); /* removed */
+}
+
+/*
+ * Connects as a uid the server does not allow; returns the line it got.
+ * As root: a child that becomes nobody, on a socket opened to everyone for
+ * the test (the socket's mode alone keeps such peers out otherwise). Not
+ * root: ourselves, with no admin_uid.
+ */
+static char *dial_as_stranger(const char *path)
+{
+	static char line[512];
+	if (geteuid() != 0) {
+		int fd = dial(path);
+		snprintf(line, sizeof(line), "%s", read_lines(fd, 1));
+		close(fd);
+		return line;
+	}
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	/* Let nobody reach the socket: through the test's directory, and the socket's mode. */
+	char dir[100];
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	chmod(dir, 0711);
+	chmod(path, 0666);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* No cmocka in here: plain calls, and _exit with what went wrong. */
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		char got[512];
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		close(p[0]);
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			_exit(3);
+		ssize_t n = recv(fd, got, sizeof(got), 0);
+		if (n <= 0 || write(p[1], got, (size_t)n) != n)
+			_exit(4);
+		_exit(0);
+	}
+	close(p[1]);
+	ssize_t n = read(p[0], line, sizeof(line) - 1);
+	line[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the stranger failed: status %d", status);
+	return line;
+}
+
+static void test_server_denies(void **state)
+{
+	struct env *e = *state;
+	char path[100];
+
+	snprintf(path, sizeof(path), "%s/admin.sock", e->dir);
+	struct bw_admin_server *s = serve(e, path, BW_ADMIN_ID_NONE);
+	char *got = dial_as_stranger(path);
+	assert_non_null(strstr(got, "\"ok\":false"));
+	assert_non_null(strstr(got, "\"code\":\"denied\""));
+	bw_admin_server_stop(&s);
+	const char *log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"connect\""));
+	assert_non_null(strstr(log, "\"result\":\"denied\""));
+}
+
+/* A socket file left by a node that died is replaced; a file that is no socket is not. */
+static void test_server_stale_socket(void **state)
+{
+	struct env *e = *state;
+	char path[100];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(path, sizeof(path), "%s/admin.sock", e->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd); /* bound, never served, left behind */
+	struct bw_admin_server *s = serve(e, path, BW_ADMIN_ID_NONE);
+	fd = dial(path);
+	send_all(fd, REQ("node.info", "") "\n", strlen(REQ("node.info", "") "\n"));
+	assert_non_null(strstr(read_lines(fd, 1), "\"ok\":true"));
+	close(fd);
+	bw_admin_server_stop(&s);
+
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	struct bw_admin_server_cfg cfg = { .path = path,
+		                           .admin_uid = BW_ADMIN_ID_NONE,
+		                           .admin_gid = BW_ADMIN_ID_NONE,
+		                           .tenancy = e->svc };
+	char err[512];
+	assert_int_equal(bw_admin_server_start(&cfg, &s, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "not a socket"));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_envelope),
+		T(test_tenants),
+		T(test_tenant_refusals),
+		T(test_quotas),
+		T(test_groups_and_acls),
+		T(test_users),
+		T(test_cas),
+		T(test_jwt),
+		T(test_node),
+		T(test_audit),
+		cmocka_unit_test(test_peer_allowed),
+		T(test_server),
+		T(test_server_denies),
+		T(test_server_stale_socket),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	json_decref(last);
+	return rc;
+}
