@@ -321,10 +321,12 @@ static int parse_line(struct bw_ctl_call *c, int argc, char **argv)
 	bool opts_done = false;
 	int rc = 0;
 
+	/* --help wins over whatever else the line holds, right or wrong. */
+	for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+		if (is_help(argv[i]))
+			return -1;
 	for (int i = 0; i < argc && rc == 0; i++) {
 		const char *arg = argv[i];
-		if (!opts_done && is_help(arg))
-			return -1;
 		if (!opts_done && !strcmp(arg, "--"))
 			opts_done = true;
 		else if (!opts_done && arg[0] == '-' && arg[1])

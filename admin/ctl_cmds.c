@@ -193,9 +193,12 @@ static int check_quota_set(struct bw_ctl_call *c)
 		struct bw_ctl_param p = {
 			.name = "VALUE", .key = "value", .kind = BW_CTL_UINT, .max = q->max
 		};
+		json_t *held = json_incref(json_object_get(c->args, "value")); /* v is its text */
 		json_object_set_new(c->args, "key", json_string(q->key));
 		json_object_del(c->args, "value");
-		return bw_ctl_set(c, &p, v);
+		int rc = bw_ctl_set(c, &p, v);
+		json_decref(held);
+		return rc;
 	}
 	return bw_ctl_usage(c, "unknown quota '%s'; bulwarkctl quota set --help lists them", k);
 }
