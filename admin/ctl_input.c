@@ -8,6 +8,7 @@
 #include "admin/ctl_conn.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -64,24 +65,54 @@ static long read_line(FILE *in, char *buf)
 	return ch == EOF && n == 0 ? -1 : (long)n;
 }
 
-/* Prompts on err and reads a line from the terminal in with echo off. */
-static long read_hidden(struct bw_ctl_io *io, const char *prompt, char *buf)
-{
-	int fd = fileno(io->in);
-	struct termios old, quiet;
-	long n;
+/* What the terminal was before echo_off(), for a signal handler to put
+ * back; saved_fd is -1 while echo is on. */
+static struct termios saved;
+static volatile sig_atomic_t saved_fd = -1;
+static const int fatal_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP };
+#define NSIG_FATAL (sizeof(fatal_signals) / sizeof(fatal_signals[0]))
 
-	fputs(prompt, io->err);
-	fflush(io->err);
-	if (tcgetattr(fd, &old) < 0)
-		return read_line(io->in, buf);
-	quiet = old;
+/* Ctrl-C at the prompt must not leave the operator's shell without echo. */
+static void restore_and_die(int sig)
+{
+	if (saved_fd >= 0)
+		tcsetattr(saved_fd, TCSAFLUSH, &saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Turns echo off on the terminal fd (newlines still echo) until echo_on().
+ * Returns 0 or -errno. */
+static int echo_off(int fd, struct sigaction *old)
+{
+	struct termios quiet;
+	struct sigaction sa = { .sa_handler = restore_and_die };
+
+	if (tcgetattr(fd, &saved) < 0)
+		return -errno;
+	quiet = saved;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
-	tcsetattr(fd, TCSAFLUSH, &quiet);
-	n = read_line(io->in, buf);
-	tcsetattr(fd, TCSAFLUSH, &old);
-	return n;
+	saved_fd = fd;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NSIG_FATAL; i++)
+		sigaction(fatal_signals[i], &sa, &old[i]);
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
+		int e = errno;
+		for (size_t i = 0; i < NSIG_FATAL; i++)
+			sigaction(fatal_signals[i], &old[i], NULL);
+		saved_fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+static void echo_on(int fd, const struct sigaction *old)
+{
+	tcsetattr(fd, TCSAFLUSH, &saved);
+	saved_fd = -1;
+	for (size_t i = 0; i < NSIG_FATAL; i++)
+		sigaction(fatal_signals[i], &old[i], NULL);
 }
 
 static int read_error(struct bw_ctl_call *c, long n)
@@ -106,10 +137,22 @@ static int read_both(struct bw_ctl_call *c, char *one, char *two, long *len)
 		*len = n;
 		return n > 0 ? 0 : read_error(c, n);
 	}
-	n = read_hidden(c->io, "Password: ", one);
+	struct sigaction old[NSIG_FATAL];
+	int rc = echo_off(fd, old);
+	if (rc < 0)
+		return bw_ctl_fail(c, "cannot turn the terminal's echo off: %s", strerror(-rc));
+	fputs("Password: ", c->io->err);
+	fflush(c->io->err);
+	n = read_line(c->io->in, one);
+	long again = n;
+	if (n > 0) {
+		fputs("Again: ", c->io->err);
+		fflush(c->io->err);
+		again = read_line(c->io->in, two);
+	}
+	echo_on(fd, old);
 	if (n <= 0)
 		return read_error(c, n);
-	long again = read_hidden(c->io, "Again: ", two);
 	if (again != n || memcmp(one, two, (size_t)n))
 		return bw_ctl_fail(c, "the passwords do not match");
 	*len = n;

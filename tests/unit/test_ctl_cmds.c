@@ -13,7 +13,10 @@
 
 #include "tests/unit/ctl_test_util.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* Builds argv with in_text on standard input. Returns the exit code; *req
@@ -347,6 +350,83 @@ static void test_passwords(void **state)
 	free(big);
 }
 
+/* Types text into the terminal once its echo is off, as an operator would
+ * after the prompt. */
+struct typist {
+	int master, slave;
+	const char *text;
+};
+
+static void *type(void *arg)
+{
+	struct typist *t = arg;
+	struct termios tio;
+
+	for (int i = 0; i < 500; i++) {
+		if (tcgetattr(t->slave, &tio) == 0 && !(tio.c_lflag & ECHO))
+			break;
+		usleep(10000);
+	}
+	/* No cmocka assertion here: it cannot fail a test from another thread. */
+	if (write(t->master, t->text, strlen(t->text)) != (ssize_t)strlen(t->text))
+		perror("test_ctl_cmds: typist");
+	return NULL;
+}
+
+/* user passwd on a terminal: asked twice, echo off, put back after. */
+static int passwd_on_tty(const char *typed, json_t **req, struct ctl_run *r, char *echoed,
+                         size_t echoed_len)
+{
+	struct typist t = { .master = posix_openpt(O_RDWR | O_NOCTTY), .text = typed };
+	const struct bw_ctl_cmd *cmd;
+	struct termios tio;
+	pthread_t th;
+
+	if (t.master < 0 || grantpt(t.master) || unlockpt(t.master))
+		return -1;
+	t.slave = open(ptsname(t.master), O_RDWR | O_NOCTTY);
+	assert_true(t.slave >= 0);
+	ctl_run_open(r, NULL);
+	fclose(r->in);
+	r->io.in = r->in = fdopen(t.slave, "r");
+	assert_int_equal(pthread_create(&th, NULL, type, &t), 0);
+	int rc = bw_ctl_build(4, ARGV("user", "passwd", "acme", "bob"), &r->io, &cmd, req);
+	pthread_join(th, NULL);
+	assert_int_equal(tcgetattr(t.slave, &tio), 0);
+	assert_true(tio.c_lflag & ECHO);
+	ctl_run_close(r);
+	fcntl(t.master, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(t.master, echoed, echoed_len - 1);
+	echoed[n > 0 ? n : 0] = '\0';
+	close(t.master);
+	return rc;
+}
+
+static void test_password_terminal(void **state)
+{
+	struct ctl_run r;
+	json_t *req = NULL;
+	char echoed[256];
+
+	int rc = passwd_on_tty("hunter2\nhunter2\n", &req, &r, echoed, sizeof(echoed));
+	if (rc < 0)
+		skip();
+	assert_int_equal(rc, 0);
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(req, "args"), "password")),
+	        "hunter2");
+	assert_string_equal(r.err, "Password: Again: ");
+	assert_null(strstr(echoed, "hunter2"));
+	json_decref(req);
+	ctl_run_free(&r);
+
+	rc = passwd_on_tty("hunter2\nhunter3\n", &req, &r, echoed, sizeof(echoed));
+	assert_int_equal(rc, BW_CTL_EXIT_ERROR);
+	assert_null(req);
+	assert_non_null(strstr(r.err, "the passwords do not match"));
+	ctl_run_free(&r);
+}
+
 static const struct bw_ctl_cmd *find(const char *noun, const char *verb)
 {
 	size_t n;
@@ -536,6 +616,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_files, files_setup, files_teardown),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_passwords),
+		cmocka_unit_test(test_password_terminal),
 		cmocka_unit_test(test_render_lists),
 		cmocka_unit_test(test_render_stats),
 		cmocka_unit_test(test_render_objects),
