@@ -290,6 +290,17 @@ static bool is_password_flag(const char *arg)
 	return !strcmp(arg, "--password") || !strncmp(arg, "--password=", 11) || !strcmp(arg, "-p");
 }
 
+/* bulwarkctl's own options (ctl_args.c), which come before the command. */
+static bool is_global_opt(const char *arg, size_t len)
+{
+	static const char *const globals[] = { "--json", "--socket", "--timeout" };
+
+	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
+		if (strlen(globals[i]) == len && !strncmp(globals[i], arg, len))
+			return true;
+	return false;
+}
+
 /* Parses one option at argv[*i], taking its value from the next word if
  * it needs one and has no "=VALUE". */
 static int parse_opt(struct bw_ctl_call *c, int argc, char **argv, int *i)
@@ -301,6 +312,9 @@ static int parse_opt(struct bw_ctl_call *c, int argc, char **argv, int *i)
 	if (is_password_flag(arg))
 		return bw_ctl_usage(c, "a password is never taken on the command line (it would "
 		                       "show in ps and the shell's history); use --password-stdin");
+	if (!p && is_global_opt(arg, len))
+		return bw_ctl_usage(c, "%.*s is a global option: put it before the command",
+		                    (int)len, arg);
 	if (!p)
 		return bw_ctl_usage(c, "unknown option '%.*s'", (int)len, arg);
 	if (!takes_value(p->kind))

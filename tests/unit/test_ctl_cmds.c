@@ -285,6 +285,8 @@ static void test_usage_errors(void **state)
 	USAGE("missing FILTER", "acl", "add", "acme", "--group", "g", "allow", "publish");
 	USAGE("unknown option '--bogus'", "tenant", "list", "--bogus");
 	USAGE("unknown option '--bogus'", "tenant", "create", "acme", "--bogus=1");
+	USAGE("--json is a global option: put it before the command", "tenant", "list", "--json");
+	USAGE("--socket is a global option", "stats", "--socket=/x.sock");
 	USAGE("unexpected argument 'extra'", "tenant", "show", "acme", "extra");
 	USAGE("--connections: '10k' is not a number", "tenant", "create", "acme", "--connections",
 	      "10k");
