@@ -12,6 +12,10 @@
  * environment says (the node's default state_dir). */
 #define BW_ADMIN_SOCKET_DEFAULT "/var/lib/bulwark/admin.sock"
 
+/* How long a command waits for the node's answer, unless --timeout says. */
+#define BW_CTL_TIMEOUT_S_DEFAULT 30
+#define BW_CTL_TIMEOUT_S_MAX     3600
+
 enum bw_ctl_action {
 	BW_CTL_RUN,     /* run the command in argv[cmd_index..] */
 	BW_CTL_HELP,    /* print help, exit 0 */
@@ -22,6 +26,7 @@ enum bw_ctl_action {
 struct bw_ctl_args {
 	const char *socket_path; /* --socket, $BULWARKCTL_SOCKET, or the default */
 	bool json;               /* --json */
+	unsigned timeout_s;      /* --timeout, 1..BW_CTL_TIMEOUT_S_MAX */
 	int cmd_index;           /* first command word in argv, when BW_CTL_RUN */
 	const char *error;       /* what was wrong, when BW_CTL_USAGE */
 	const char *error_arg;   /* the offending argument, or NULL */

@@ -80,6 +80,32 @@ static void test_usage_errors(void **state)
 	assert_string_equal(a.error_arg, "--bogus");
 }
 
+static void test_timeout(void **state)
+{
+	struct bw_ctl_args a;
+	char **v1 = ARGV("stats");
+	assert_int_equal(parse(v1, 2, NULL, &a), BW_CTL_RUN);
+	assert_int_equal(a.timeout_s, BW_CTL_TIMEOUT_S_DEFAULT);
+
+	char **v2 = ARGV("--timeout", "5", "stats");
+	assert_int_equal(parse(v2, 4, NULL, &a), BW_CTL_RUN);
+	assert_int_equal(a.timeout_s, 5);
+	assert_int_equal(a.cmd_index, 3);
+
+	char **v3 = ARGV("--timeout=3600", "stats");
+	assert_int_equal(parse(v3, 3, NULL, &a), BW_CTL_RUN);
+	assert_int_equal(a.timeout_s, 3600);
+
+	const char *bad[] = { "0", "3601", "1.5", "-1", "", "5s", "99999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *v[] = { "bulwarkctl", "--timeout", (char *)bad[i], "stats", NULL };
+		assert_int_equal(parse(v, 4, NULL, &a), BW_CTL_USAGE);
+		assert_string_equal(a.error, "--timeout needs whole seconds, 1..3600");
+	}
+	char **v4 = ARGV("--timeout");
+	assert_int_equal(parse(v4, 2, NULL, &a), BW_CTL_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -87,6 +113,7 @@ int main(void)
 		cmocka_unit_test(test_socket_precedence),
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,15 @@
+/*
+ * The views of bulwarkctl commands whose results are not one list or one
+ * object: stats (a row a tenant) and quota show (a quota's value beside the
+ * one in force).
+ */
+#ifndef BW_ADMIN_CTL_VIEWS_H
+#define BW_ADMIN_CTL_VIEWS_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+void bw_ctl_view_stats(FILE *out, const json_t *args, const json_t *result);
+void bw_ctl_view_quotas(FILE *out, const json_t *args, const json_t *result);
+
+#endif
