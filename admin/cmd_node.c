@@ -46,11 +46,12 @@ static int node_info(struct bw__admin_req *r)
 
 	if (n && n->info)
 		n->info(n->arg, &in);
-	return bw__admin_ok(r, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "version", in.version,
-	                                 "commit", in.commit, "uptime_s", (json_int_t)in.uptime_s,
-	                                 "workers", (json_int_t)in.workers, "listeners",
-	                                 listeners_json(&in), "tenancy",
-	                                 tenancy_json(r->ctx->tenancy)));
+	return bw__admin_ok(r,
+	                    json_pack("{s:s, s:s, s:s?, s:I, s:I, s:b, s:o, s:o}", "version",
+	                              in.version, "commit", in.commit, "name", in.name, "uptime_s",
+	                              (json_int_t)in.uptime_s, "workers", (json_int_t)in.workers,
+	                              "draining", in.draining, "listeners", listeners_json(&in),
+	                              "tenancy", tenancy_json(r->ctx->tenancy)));
 }
 
 static json_t *stats_json(const char *name, const struct bw_admin_tenant_stats *s)
@@ -165,9 +166,27 @@ static int config_reload(struct bw__admin_req *r)
 	return bw__admin_ok(r, json_pack("{s:o, s:o}", "reloaded", done, "failed", failed));
 }
 
+/*
+ * Stops accepting MQTT connections and sends every client to another node
+ * (5.0: DISCONNECT 0x9C); /readyz answers 503 from now on. For good: the
+ * node drains to be stopped. Again: nothing more happens.
+ */
+static int node_drain(struct bw__admin_req *r)
+{
+	const struct bw_admin_node *n = r->ctx->node;
+
+	bw__admin_target(r, NULL, "node");
+	if (!n || !n->drain)
+		return bw__admin_fail(r, BW_ADMIN_E_UNAVAILABLE, "this node cannot drain");
+	uint32_t gone = n->drain(n->arg);
+	return bw__admin_ok(
+	        r, json_pack("{s:b, s:I}", "draining", true, "disconnected", (json_int_t)gone));
+}
+
 const struct bw__admin_cmd bw__admin_cmds_node[] = {
 	{ "node.info", node_info, false, { { NULL } } },
 	{ "stats", stats, false, { { "tenant", ARG_STR, false } } },
 	{ "config.reload", config_reload, true, { { NULL } } },
+	{ "node.drain", node_drain, true, { { NULL } } },
 	{ NULL },
 };

@@ -17,6 +17,7 @@
 static const struct bw__admin_cmd *const tables[] = {
 	bw__admin_cmds_node,      bw__admin_cmds_tenant, bw__admin_cmds_quota,
 	bw__admin_cmds_principal, bw__admin_cmds_acl,    bw__admin_cmds_keys,
+	bw__admin_cmds_session,
 };
 
 static const struct bw__admin_cmd *find_cmd(const char *name)
@@ -345,6 +346,9 @@ static void run(struct bw__admin_req *r, const char *line, size_t len)
 		if (r->cmd->run(r) == 0 && !r->result)
 			bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "no result");
 		bw_tenancy_service_release(&r->snap);
+		const struct bw_admin_node *n = r->ctx->node;
+		if (!r->code && r->cmd->changes && n && n->sync)
+			n->sync(n->arg);
 	}
 	wipe_secrets(json_object_get(req, "args"));
 	json_decref(req);

@@ -44,8 +44,10 @@ struct bw_admin_listener {
 
 struct bw_admin_node_info {
 	const char *version, *commit;
+	const char *name; /* the host's name (a pod's name on Kubernetes) */
 	uint64_t uptime_s;
 	uint32_t workers;
+	bool draining; /* node.drain was done */
 	size_t listeners_n;
 	struct bw_admin_listener listeners[BW_ADMIN_LISTENERS_MAX];
 };
@@ -68,6 +70,51 @@ struct bw_admin_reload {
 	} items[BW_ADMIN_RELOAD_MAX];
 };
 
+/* One subscription of a session. */
+struct bw_admin_sub {
+	char *filter; /* malloc'd */
+	uint8_t qos, retain_handling;
+	bool no_local, retain_as_published;
+	uint32_t id; /* Subscription Identifier; 0: none */
+};
+
+/* A session on this node, connected or not (malloc'd strings). */
+struct bw_admin_session {
+	char *client_id;
+	char *user; /* NULL: anonymous */
+	bool connected, persistent, will;
+	uint8_t version;      /* 4 (3.1.1), 5; 0: offline */
+	uint32_t expiry_s;    /* UINT32_MAX: never */
+	int64_t expires_in_s; /* offline with a deadline: seconds left; -1: none */
+	uint32_t subscriptions, queued, inflight;
+	struct bw_admin_sub *subs; /* sessions.show only */
+	size_t subs_n;
+};
+
+struct bw_admin_sessions {
+	struct bw_admin_session *v;
+	size_t n;
+	bool truncated; /* more matched than were asked for */
+};
+
+/* Frees what a sessions callback filled in and zeroes it. */
+void bw_admin_sessions_free(struct bw_admin_sessions *s);
+
+/*
+ * Moves the sessions of parts[0..n) (one a worker) to the end of out, at
+ * most max in all (out->truncated when some were left), and frees the
+ * parts. 0, or -ENOMEM (out freed).
+ */
+int bw_admin_sessions_merge(struct bw_admin_sessions *out, struct bw_admin_sessions *parts,
+                            size_t n, size_t max);
+
+/* A retained message. */
+struct bw_admin_retained {
+	char *topic; /* malloc'd */
+	size_t bytes;
+	uint8_t qos;
+};
+
 /*
  * The node, for node.info, stats, config.reload and quota.show. Every
  * callback runs on the admin thread and may be NULL (that part is then
@@ -80,9 +127,42 @@ struct bw_admin_node {
 	int (*tenant_stats)(void *arg, uint32_t i, struct bw_admin_tenant_stats *out);
 	/* What SIGHUP does: certificates, CRLs, auth files, JWK Sets, the tenancy store. */
 	void (*reload)(void *arg, struct bw_admin_reload *out);
+	/*
+	 * The sessions of tenant whose client id matches glob (NULL: all), at
+	 * most max, in out; or with id the one session of that exact client
+	 * id, its subscriptions too. 0, or -ENOENT: the node never met the
+	 * tenant (or, with id, has no such session).
+	 */
+	int (*sessions)(void *arg, const char *tenant, const char *glob, const char *id, size_t max,
+	                struct bw_admin_sessions *out);
+	/*
+	 * Disconnects the client (5.0: 0x98) and with discard ends its session:
+	 * BW_ADMIN_KICKED | BW_ADMIN_DISCARDED for what was done; -ENOENT: the
+	 * node never met the tenant; -ESRCH: no such client or session.
+	 */
+	int (*kick)(void *arg, const char *tenant, const char *id, bool discard);
+	/*
+	 * The retained messages of tenant matching filter, at most max (the
+	 * caller frees each topic and *v); -ENOENT: tenant unknown here.
+	 */
+	int (*retained)(void *arg, const char *tenant, const char *filter, size_t max,
+	                struct bw_admin_retained **v, size_t *n, bool *truncated);
+	/* Clears the retained message of topic: 0, -ENOENT (tenant unknown here), -ESRCH (none). */
+	int (*retained_del)(void *arg, const char *tenant, const char *topic);
+	/* Stops accepting and sends every client away (5.0: 0x9C); the count disconnected. */
+	uint32_t (*drain)(void *arg);
+	/*
+	 * After a change: every broker takes the tenancy in force now, so the
+	 * change is in force on this node (clients re-checked) when its
+	 * command answers, not at the brokers' next tick.
+	 */
+	void (*sync)(void *arg);
 	/* The node's quotas: what a tenant's 0 means (0 here: no limit; max_qos 0..2). */
 	struct bw_quotas quotas;
 };
+
+#define BW_ADMIN_KICKED    1
+#define BW_ADMIN_DISCARDED 2
 
 /* ---- the peer check --------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
  */
 #include "admin/audit.h"
 #include "admin/server.h"
+#include "node/admin_queries.h"
 #include "bw_version.h"
 #include "node/config.h"
 #include "node/core/broker.h"
@@ -99,6 +100,7 @@ static bool policy_ready;
 static struct bw_tenancy_service *tenancy; /* tenants, groups, principals: the store */
 static struct bw_admin_server *admin;      /* the admin socket; stopped first */
 static struct bw_admin_audit *audit;       /* its audit log */
+static struct bw_node_admin node_admin;    /* the brokers, for the admin socket's questions */
 static struct stat jwks_seen; /* the jwt_jwks_file loaded last: reloaded when it changes */
 static uint32_t identity[BW_CONFIG_LISTENERS_MAX]; /* a listener's tls_identity */
 static struct bw_backoff *backoff;
@@ -281,16 +283,18 @@ static int tenancy_start(const struct bw_config *cfg)
 	return 0;
 }
 
-/* /readyz: ready once the tenancy store was read; its state either way. */
+/* /readyz: ready once the tenancy store was read and until node.drain; its state either way. */
 static bool ready(void *arg, char *detail, size_t cap)
 {
 	struct bw_tenancy_status st;
 	(void)arg;
 	bw_tenancy_service_status(tenancy, &st);
-	snprintf(detail, cap, "tenancy: %s %s, version %llu, %zu tenants%s%s\n", st.backend,
+	bool draining = atomic_load(&node_admin.draining);
+	snprintf(detail, cap, "tenancy: %s %s, version %llu, %zu tenants%s%s\n%s", st.backend,
 	         st.up ? "up" : "down", (unsigned long long)st.version, st.tenants,
-	         st.last_error[0] ? "; last error: " : "", st.last_error);
-	return st.loaded;
+	         st.last_error[0] ? "; last error: " : "", st.last_error,
+	         draining ? "draining: this node takes no new clients\n" : "");
+	return st.loaded && !draining;
 }
 
 static void free_tls(void)
@@ -551,6 +555,7 @@ static int make_dir(const char *dir)
 /* ---- the admin socket ---------------------------------------------------------- */
 
 static struct bw_admin_node admin_node;
+static char host_name[256];
 static const struct bw_config *node_cfg; /* for the admin thread's callbacks */
 static struct timespec start_time;       /* CLOCK_MONOTONIC */
 /* SIGHUP, a rotated JWK Set and config.reload take turns. */
@@ -616,6 +621,8 @@ static void admin_info(void *arg, struct bw_admin_node_info *out)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	out->version = BW_VERSION;
 	out->commit = BW_GIT_COMMIT;
+	out->name = host_name;
+	out->draining = atomic_load(&node_admin.draining);
 	out->uptime_s = (uint64_t)(now.tv_sec - start_time.tv_sec);
 	out->workers = n_workers;
 	for (uint32_t i = 0; i < node_cfg->listener_count && i < BW_ADMIN_LISTENERS_MAX; i++) {
@@ -659,6 +666,23 @@ static int admin_stats(void *arg, uint32_t i, struct bw_admin_tenant_stats *out)
 	return 0;
 }
 
+/* A refused MQTT authentication, audited with actor "system". */
+static void audit_auth_failed(const char *tenant, struct bw_str client_id, const char *user,
+                              const char *from, const char *why)
+{
+	char target[320], reason[512];
+	snprintf(target, sizeof(target), "%.*s", (int)client_id.len, (const char *)client_id.p);
+	snprintf(reason, sizeof(reason), "user '%s' from %s: %s", user, from, why);
+	bw_admin_audit_write(audit, &(struct bw_admin_audit_entry){
+	                                    .uid = BW_ADMIN_ACTOR_SYSTEM,
+	                                    .tenant = tenant,
+	                                    .action = "connect",
+	                                    .target = target,
+	                                    .result = "refused",
+	                                    .reason = reason,
+	                            });
+}
+
 /* Opens the audit log and serves the admin socket; 0 or -1 (logged). */
 static int admin_start(const struct bw_config *cfg)
 {
@@ -669,10 +693,26 @@ static int admin_start(const struct bw_config *cfg)
 		return -1;
 	}
 	bw_config_admin_socket(cfg, path, sizeof(path));
+	if (gethostname(host_name, sizeof(host_name) - 1) < 0)
+		snprintf(host_name, sizeof(host_name), "bulwark");
+	node_admin = (struct bw_node_admin){
+		.hub = hub,
+		.workers = workers,
+		.brokers = brokers,
+		.n = n_workers,
+		.started = &started,
+	};
 	admin_node = (struct bw_admin_node){
+		.arg = &node_admin,
 		.info = admin_info,
 		.tenant_stats = admin_stats,
 		.reload = admin_reload,
+		.sessions = bw_node_admin_sessions,
+		.kick = bw_node_admin_kick,
+		.retained = bw_node_admin_retained,
+		.retained_del = bw_node_admin_retained_del,
+		.drain = bw_node_admin_drain,
+		.sync = bw_node_admin_sync,
 		.quotas = node_quotas(cfg),
 	};
 	struct bw_admin_server_cfg ac = {
@@ -905,6 +945,7 @@ int main(int argc, char **argv)
 		.peer = bw_worker_peer,
 		.backoff = backoff,
 		.source = bw_worker_source,
+		.auth_failed = audit_auth_failed,
 		.jobs = jobs,
 		.hold = bw_worker_hold,
 		.sys_interval_ms = cfg.sys_interval * 1000,

@@ -144,7 +144,8 @@ struct bw_worker {
 	uint32_t n_classes;
 	uint32_t active_head, active_tail; /* classes with a client ready, in turn */
 	uint32_t n_active;
-	uint64_t shared_until_ms; /* tenants took turns lately: short passes */
+	uint64_t shared_until_ms;               /* tenants took turns lately: short passes */
+	_Atomic(struct bw_worker_call *) calls; /* from other threads, newest first */
 	struct bw_worker_stats stats;
 };
 
@@ -1245,11 +1246,42 @@ static void take_mail(struct bw_worker *w)
 	w->mail_left = n == MAIL_BATCH;
 }
 
+void bw_worker_call(struct bw_worker *w, struct bw_worker_call *call)
+{
+	struct bw_worker_call *head = atomic_load_explicit(&w->calls, memory_order_relaxed);
+	do
+		call->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&w->calls, &head, call, memory_order_release,
+	                                              memory_order_relaxed));
+	bw_worker_wake(w);
+}
+
+/* Runs the calls other threads posted, oldest first. */
+static void take_calls(struct bw_worker *w)
+{
+	if (!atomic_load_explicit(&w->calls, memory_order_relaxed))
+		return;
+	struct bw_worker_call *c = atomic_exchange_explicit(&w->calls, NULL, memory_order_acquire);
+	struct bw_worker_call *fifo = NULL;
+	while (c) {
+		struct bw_worker_call *next = c->next;
+		c->next = fifo;
+		fifo = c;
+		c = next;
+	}
+	while (fifo) {
+		struct bw_worker_call *next = fifo->next; /* fn may free it */
+		fifo->fn(fifo, w, w->cfg.ops_arg);
+		fifo = next;
+	}
+}
+
 /* The work after each batch of completions. Returns how long the ring may wait. */
 static int pass(struct bw_worker *w)
 {
 	if (w->cfg.jobs)
 		bw_jobs_finish(w->cfg.jobs, w->cfg.index, 64);
+	take_calls(w);
 	bool input_left = serve_input(w);
 	flush_dirty(w);
 	take_mail(w);
@@ -1347,7 +1379,7 @@ static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
 
 	if (!(flags & IORING_CQE_F_MORE)) {
 		l->armed = false;
-		if (!w->stopping && arm_accept(l) < 0)
+		if (!w->stopping && l->fd >= 0 && arm_accept(l) < 0)
 			bw_log_warn("worker: %s: cannot re-arm accept", l->cfg->addr_text);
 	}
 	if (res < 0) {
@@ -1472,18 +1504,29 @@ static int open_listener(struct listener *l)
 	return 0;
 }
 
+static void close_listener(struct bw_worker *w, struct listener *l)
+{
+	if (l->armed)
+		(void)bw_ring_cancel(&w->ring, &l->accept);
+	if (l->fd >= 0) {
+		/* shutdown(2) ends the multishot accept too. */
+		(void)shutdown(l->fd, SHUT_RDWR);
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
 static void close_listeners(struct bw_worker *w)
 {
+	for (uint32_t i = 0; i < w->cfg.n_listeners; i++)
+		close_listener(w, &w->listeners[i]);
+}
+
+void bw_worker_drain(struct bw_worker *w)
+{
 	for (uint32_t i = 0; i < w->cfg.n_listeners; i++) {
-		struct listener *l = &w->listeners[i];
-		if (l->armed)
-			(void)bw_ring_cancel(&w->ring, &l->accept);
-		if (l->fd >= 0) {
-			/* shutdown(2) ends the multishot accept too. */
-			(void)shutdown(l->fd, SHUT_RDWR);
-			close(l->fd);
-			l->fd = -1;
-		}
+		if (w->listeners[i].cfg->kind != BW_LISTEN_HTTP)
+			close_listener(w, &w->listeners[i]);
 	}
 }
 

@@ -145,6 +145,25 @@ int bw_worker_chain(void *conn_user, uint8_t (*fps)[32], size_t cap);
 struct bw_addr;
 int bw_worker_source(void *conn_user, struct bw_addr *addr);
 
+/*
+ * Work another thread hands a worker (the admin socket's questions to the
+ * brokers): fn runs on w's thread at its next pass, with the worker and
+ * its cfg.ops_arg (the broker). The struct is the caller's and must live
+ * until fn has run; fn may free it. Any thread, never blocks.
+ */
+struct bw_worker_call {
+	struct bw_worker_call *next;
+	void (*fn)(struct bw_worker_call *call, struct bw_worker *w, void *arg);
+};
+void bw_worker_call(struct bw_worker *w, struct bw_worker_call *call);
+
+/*
+ * On w's thread (from a call): stops accepting MQTT connections for good;
+ * the listening sockets are closed, so new connections are refused and go
+ * to another node. HTTP listeners (/readyz) stay.
+ */
+void bw_worker_drain(struct bw_worker *w);
+
 /* Wakes w's loop: from any thread (a finished job). */
 void bw_worker_wake(struct bw_worker *w);
 

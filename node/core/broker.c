@@ -30,6 +30,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,7 @@ struct bw_broker {
 	uint32_t chain;          /* cfg.auth_chain, or the default */
 	uint64_t pol_gen;        /* cfg.policy's generation pol came from */
 	struct bw_tenancy *snap; /* the tenancy in force here (a reference); NULL: no store */
+	bool draining;           /* bw_broker_drain(): CONNECTs are sent elsewhere */
 	size_t rv_cap;
 };
 
@@ -1167,6 +1169,39 @@ static void store_recheck(struct bw_broker *b, struct sess *s, const struct bw_t
 }
 
 /*
+ * A tenant was deleted from the store: its sessions end without their
+ * wills (whoever would read them goes too), connected ones as their
+ * connections close, and worker 0 clears its retained messages.
+ */
+static void tenant_purge(struct bw_broker *b, struct tenant *t)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i <= t->tab_mask; i++) {
+		for (struct sess *s = t->tab[i], *next; s; s = next) {
+			next = s->hnext;
+			bw_msg_unref(&s->will);
+			s->expiry_s = 0;
+			if (s->conn) {
+				struct bw_conn *c = s->conn;
+				bw_conn_kick(c,
+				             BW_RC_ADMIN_ACTION); /* op_closed: ends at the tick */
+				b->cfg.wants_send(bw_conn_user(c));
+			} else {
+				sess_end(b, s);
+			}
+			n++;
+		}
+	}
+	if (b->self == 0 && bw_hub_retained_purge(b->hub, t->id) < 0)
+		bw_log_error("tenant %s: deleted, but out of memory clearing its retained "
+		             "messages",
+		             bw_hub_tenant_name(b->hub, t->id));
+	bw_log_info("tenant %s: deleted: %u sessions ended here%s",
+	            bw_hub_tenant_name(b->hub, t->id), n,
+	            b->self == 0 ? ", retained messages cleared" : "");
+}
+
+/*
  * Takes the tenancy snapshot in force when it moved on: every tenant whose
  * record changed gets its quotas again and its connected store clients
  * re-checked; offline sessions are checked when they resume. A tenant the
@@ -1203,6 +1238,8 @@ static void tenancy_sync(struct bw_broker *b)
 					store_recheck(b, s, rec);
 			}
 		}
+		if (was && !rec && old && bw_tenancy_tenant(old, name, strlen(name)))
+			tenant_purge(b, t);
 	}
 	bw_tenancy_release(&old);
 }
@@ -1505,6 +1542,9 @@ static int auth_failed(struct listener_ctx *l, struct tenant *t, struct bw_conn 
 	            bw_hub_tenant_name(l->b->hub, t->id), (int)id.len, (const char *)id.p,
 	            user ? user : "", text, why,
 	            wait ? "; the address waits before it may retry" : "");
+	if (cfg->auth_failed)
+		cfg->auth_failed(bw_hub_tenant_name(l->b->hub, t->id), id, user ? user : "", text,
+		                 why);
 	return reason;
 }
 
@@ -1851,6 +1891,8 @@ static int op_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pkt
 	bool enhanced =
 	        pkt->version == BW_MQTT_5 && (pkt->props.has & BW_PROP_BIT(BW_PROP_AUTH_METHOD));
 	struct bw_bin secret = enhanced ? pkt->props.auth_data : pkt->password;
+	if (b->draining)
+		return BW_RC_USE_ANOTHER_SERVER;
 	if (backing_off(l, c))
 		return BW_RC_CONNECTION_RATE_EXCEEDED;
 	if (identify(l, c, pkt, &w) < 0)
@@ -2309,11 +2351,16 @@ static void sys_stats(struct bw_broker *b, uint64_t now)
 	}
 }
 
+void bw_broker_sync(struct bw_broker *b)
+{
+	policy_sync(b);
+	tenancy_sync(b);
+}
+
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
 	interest_sync(b);
-	policy_sync(b);
-	tenancy_sync(b);
+	bw_broker_sync(b);
 	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
 		b->next_sys_ms = now + b->cfg.sys_interval_ms;
 		sys_stats(b, now);
@@ -2496,6 +2543,121 @@ size_t bw_broker_metrics(struct bw_hub *h, char *buf, size_t cap)
 		if (r < 0 || (size_t)r >= cap - n)
 			break;
 		n += (size_t)r;
+	}
+	return n;
+}
+
+/* ---- what the admin socket asks ------------------------------------------------ */
+
+static void client_of(struct sess *s, struct bw_broker_client *out)
+{
+	bool on = s->conn && bw_conn_state(s->conn) == BW_CONN_CONNECTED;
+	*out = (struct bw_broker_client){
+		.client_id = { (const uint8_t *)s->id, s->id_len },
+		.user = s->user,
+		.connected = on,
+		.persistent = s->expiry_s > 0,
+		.version = on ? bw_conn_version(s->conn) : 0,
+		.expiry_s = s->expiry_s,
+		.expires_at_ms = s->conn ? 0 : s->expires_at,
+		.subscriptions = s->n_subs,
+		.queued = bw_session_queued(s->state),
+		.inflight = bw_session_inflight(s->state),
+		.will = s->will != NULL,
+		.handle = s,
+	};
+}
+
+/* The broker's state of tenant id, or NULL when it has none here. */
+static struct tenant *tenant_here(struct bw_broker *b, uint32_t id)
+{
+	return id < b->n_tenants && b->tenants[id].ready ? &b->tenants[id] : NULL;
+}
+
+int bw_broker_clients(struct bw_broker *b, uint32_t tenant, const char *glob,
+                      int (*fn)(void *arg, const struct bw_broker_client *c), void *arg)
+{
+	struct tenant *t = tenant_here(b, tenant);
+	for (uint32_t i = 0; t && i <= t->tab_mask; i++) {
+		for (struct sess *s = t->tab[i]; s; s = s->hnext) {
+			if (glob && fnmatch(glob, s->id, 0) != 0)
+				continue; /* ids hold no NUL: s->id is their whole text */
+			struct bw_broker_client c;
+			client_of(s, &c);
+			int rc = fn(arg, &c);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static struct sess *sess_lookup(struct bw_broker *b, uint32_t tenant, struct bw_str id)
+{
+	struct tenant *t = tenant_here(b, tenant);
+	return t ? sess_find(t, id) : NULL;
+}
+
+int bw_broker_client(struct bw_broker *b, uint32_t tenant, struct bw_str id,
+                     struct bw_broker_client *out)
+{
+	struct sess *s = sess_lookup(b, tenant, id);
+	if (!s)
+		return -ENOENT;
+	client_of(s, out);
+	return 0;
+}
+
+int bw_broker_client_subs(struct bw_broker *b, const struct bw_broker_client *c, bw_sub_each_fn fn,
+                          void *arg)
+{
+	struct sess *s = c->handle;
+	(void)b;
+	return bw_sub_index_each(s->t->index, s, fn, arg);
+}
+
+int bw_broker_kick(struct bw_broker *b, uint32_t tenant, struct bw_str id, bool discard)
+{
+	struct sess *s = sess_lookup(b, tenant, id);
+	if (!s)
+		return -ENOENT;
+	int done = 0;
+	if (discard) {
+		s->expiry_s = 0; /* ends as its connection closes, or now */
+		done |= BW_BROKER_DISCARDED;
+	}
+	if (s->conn) {
+		struct bw_conn *c = s->conn;
+		bw_log_info("tenant %s: client '%.*s' kicked by an admin%s",
+		            bw_hub_tenant_name(b->hub, tenant), (int)s->id_len, s->id,
+		            discard ? ", its session discarded" : "");
+		bw_conn_kick(c, BW_RC_ADMIN_ACTION); /* op_closed: it ends at the tick */
+		b->cfg.wants_send(bw_conn_user(c));
+		done |= BW_BROKER_KICKED;
+	} else if (discard) {
+		bw_log_info("tenant %s: session '%.*s' discarded by an admin",
+		            bw_hub_tenant_name(b->hub, tenant), (int)s->id_len, s->id);
+		sess_end(b, s);
+	}
+	return done;
+}
+
+uint32_t bw_broker_drain(struct bw_broker *b)
+{
+	uint32_t n = 0;
+	b->draining = true;
+	for (uint32_t k = 0; k < b->n_tenants; k++) {
+		struct tenant *t = &b->tenants[k];
+		for (uint32_t i = 0; t->ready && i <= t->tab_mask; i++) {
+			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
+				if (!s->conn || bw_conn_state(s->conn) != BW_CONN_CONNECTED)
+					continue;
+				struct bw_conn *c = s->conn;
+				bw_conn_kick(c, BW_RC_USE_ANOTHER_SERVER);
+				b->cfg.wants_send(bw_conn_user(c));
+				n++;
+			}
+		}
 	}
 	return n;
 }

@@ -84,6 +84,14 @@ struct bw_broker_config {
 	 */
 	struct bw_backoff *backoff;
 	int (*source)(void *conn_user, struct bw_addr *addr);
+	/*
+	 * Told of every refused authentication (the audit log), on the
+	 * worker's thread, after it is logged: the tenant, the client id, the
+	 * username ("" without one), the source address and why. Never a
+	 * secret. May be NULL.
+	 */
+	void (*auth_failed)(const char *tenant, struct bw_str client_id, const char *user,
+	                    const char *from, const char *why);
 	/* Where password checks run (NULL: on the caller's thread; tests). */
 	struct bw_jobs *jobs;
 	/* Keeps a connection alive while a job about it runs (on) and lets it go. */
@@ -183,6 +191,13 @@ const struct bw_conn_ops *bw_broker_ops(struct bw_broker *b, uint32_t listener);
 void bw_broker_tick(struct bw_broker *b, uint64_t now_ms);
 
 /*
+ * Takes the policy and the tenancy snapshot in force now, as the next tick
+ * would (connected clients re-checked): an admin change is then in force
+ * here when its command answers.
+ */
+void bw_broker_sync(struct bw_broker *b);
+
+/*
  * Whether a connected subscriber is still congested, or letters to other
  * workers wait in this worker's overflow. Walks only the subscribers found
  * congested since the last call and forgets those that drained (or went
@@ -232,6 +247,57 @@ struct bw_session *bw_broker_session_restore(struct bw_broker *b, const struct b
 /* Restores one subscription of a restored session; 0 or -errno. */
 int bw_broker_sub_restore(struct bw_broker *b, struct bw_session *state, const uint8_t *filter,
                           size_t len, const struct bw_sub_opts *o);
+
+/* ---- what the admin socket asks (on the broker's worker thread) ---------------- */
+
+/* A session, connected or not, as the admin socket shows it. */
+struct bw_broker_client {
+	struct bw_str client_id;
+	const char *user; /* who authenticated; NULL: anonymous */
+	bool connected;
+	bool persistent;        /* outlives its connection (expiry above 0) */
+	uint8_t version;        /* the connection's protocol level (4, 5); 0: offline */
+	uint32_t expiry_s;      /* Session Expiry Interval; UINT32_MAX: never */
+	uint64_t expires_at_ms; /* offline: when it ends; 0: no deadline */
+	uint32_t subscriptions, queued, inflight;
+	bool will;
+	void *handle; /* for bw_broker_client_subs(), during the same call */
+};
+
+/*
+ * Calls fn for each session of tenant whose client id matches glob
+ * (fnmatch(3); NULL: every one) until fn returns non-zero, which is
+ * returned. A broker holds the sessions whose client ids are at home on
+ * its worker (bw_hub_home()): ask every worker for the node's.
+ */
+int bw_broker_clients(struct bw_broker *b, uint32_t tenant, const char *glob,
+                      int (*fn)(void *arg, const struct bw_broker_client *c), void *arg);
+
+/* The session of client id in tenant: 0 with *out, or -ENOENT. */
+int bw_broker_client(struct bw_broker *b, uint32_t tenant, struct bw_str id,
+                     struct bw_broker_client *out);
+
+/* Walks the subscriptions of a session the two calls above gave. */
+int bw_broker_client_subs(struct bw_broker *b, const struct bw_broker_client *c, bw_sub_each_fn fn,
+                          void *arg);
+
+/*
+ * Disconnects the client of id in tenant (5.0: DISCONNECT 0x98) and, with
+ * discard, ends its session too, with its will. Returns what was done
+ * (BW_BROKER_KICKED: it was connected; BW_BROKER_DISCARDED: its session
+ * ends), or -ENOENT when tenant has no session of that id here.
+ */
+#define BW_BROKER_KICKED    1
+#define BW_BROKER_DISCARDED 2
+int bw_broker_kick(struct bw_broker *b, uint32_t tenant, struct bw_str id, bool discard);
+
+/*
+ * The node drains: every connected client is disconnected (5.0: DISCONNECT
+ * 0x9C, Use another server; 3.1.1: closed) and every CONNECT from now on is
+ * refused the same way (3.1.1: code 3). Sessions stay, with their wills,
+ * for the snapshot or another node. Returns how many were disconnected.
+ */
+uint32_t bw_broker_drain(struct bw_broker *b);
 
 /*
  * Prometheus text of every tenant's counters, summed over the hub's

@@ -547,6 +547,15 @@ int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic,
 	return rc < 0 ? rc : 0;
 }
 
+int bw_hub_retained_purge(struct bw_hub *h, uint32_t tenant)
+{
+	struct tenant *t = &h->tenants[tenant];
+	pthread_mutex_lock(&t->mu);
+	int rc = bw_retained_clear_all(t->retained);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
 struct collect {
 	struct bw_msg ***v;
 	size_t *n, *cap;

@@ -219,6 +219,9 @@ void bw_hub_interest_take(struct bw_hub *h, uint32_t to, bw_hub_interest_fn fn, 
 int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
                         struct bw_msg *msg);
 
+/* Clears every retained message of tenant (it was deleted). 0 or -ENOMEM. */
+int bw_hub_retained_purge(struct bw_hub *h, uint32_t tenant);
+
 /*
  * The retained messages matching filter, each with a reference the caller
  * drops: appended to *v (grown with realloc; *n used, *cap size). Returns

@@ -85,6 +85,18 @@ void bw_retained_free(struct bw_retained **pr)
 	free(r);
 }
 
+int bw_retained_clear_all(struct bw_retained *r)
+{
+	struct bw_retained *fresh = bw_retained_new(&r->lim, r->release, r->release_arg);
+	if (!fresh)
+		return -ENOMEM;
+	struct bw_retained old = *r;
+	*r = *fresh;
+	*fresh = old;
+	bw_retained_free(&fresh); /* the old contents */
+	return 0;
+}
+
 static struct rnode *child_find(const struct bw_retained *r, const struct rnode *parent,
                                 const uint8_t *level, size_t len)
 {

@@ -56,6 +56,9 @@ void bw_retained_set_limits(struct bw_retained *r, const struct bw_retained_limi
 /* Releases every message, frees the index and NULLs *r. NULL is fine. */
 void bw_retained_free(struct bw_retained **r);
 
+/* Releases every message (a deleted tenant's); the limits stay. 0 or -ENOMEM. */
+int bw_retained_clear_all(struct bw_retained *r);
+
 /*
  * Retains msg (non-NULL, weighing size bytes) for the topic name, taking
  * ownership of it on success; a message already there is released. An

@@ -248,9 +248,11 @@ static void test_envelope(void **state)
 	/* args may be left out when the command takes none. */
 	json_t *r = ok(e, "{\"v\":1,\"cmd\":\"tenant.list\"}");
 	assert_int_equal(json_array_size(json_object_get(r, "tenants")), 0);
-	/* What phase 1 does not serve is an unknown command. */
-	fails(e, "usage", "unknown command", "{\"v\":1,\"cmd\":\"sessions.list\",\"args\":{}}");
-	fails(e, "usage", "unknown command", "{\"v\":1,\"cmd\":\"node.drain\"}");
+	fails(e, "usage", "unknown command", "{\"v\":1,\"cmd\":\"sessions.nuke\",\"args\":{}}");
+	/* A store without a node holds no sessions and cannot drain. */
+	fails(e, "unavailable", "no sessions",
+	      "{\"v\":1,\"cmd\":\"sessions.list\",\"args\":{\"tenant\":\"a\"}}");
+	fails(e, "unavailable", "cannot drain", "{\"v\":1,\"cmd\":\"node.drain\"}");
 	/* A password in a malformed request is not quoted back. */
 	json_t *bad = call(e, "{\"v\":1,\"cmd\":\"user.add\",\"args\":{\"password\":\"hunter2xyz");
 	char *s = json_dumps(bad, 0);
@@ -1020,6 +1022,43 @@ static void test_server_stale_socket(void **state)
 	assert_non_null(strstr(err, "not a socket"));
 }
 
+static struct bw_admin_sessions sessions_of(const char *const *ids, size_t n)
+{
+	struct bw_admin_sessions s = { .v = calloc(n ? n : 1, sizeof(*s.v)), .n = n };
+	assert_non_null(s.v);
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(s.v[i].client_id = strdup(ids[i]));
+	return s;
+}
+
+/* Each worker answers a part: an empty one (the first) loses nothing after it. */
+static void test_sessions_merge(void **state)
+{
+	static const char *const two[] = { "a", "b" }, *const three[] = { "c", "d", "e" };
+	struct bw_admin_sessions parts[3], out = { 0 };
+	(void)state;
+
+	parts[0] = sessions_of(NULL, 0);
+	parts[1] = sessions_of(two, 2);
+	parts[2] = sessions_of(three, 3);
+	assert_int_equal(bw_admin_sessions_merge(&out, parts, 3, 1000), 0);
+	assert_int_equal(out.n, 5);
+	assert_false(out.truncated);
+	assert_string_equal(out.v[0].client_id, "a");
+	assert_string_equal(out.v[4].client_id, "e");
+	bw_admin_sessions_free(&out);
+
+	/* At most max: the rest is freed and the answer says so. */
+	parts[0] = sessions_of(two, 2);
+	parts[1] = sessions_of(NULL, 0);
+	parts[2] = sessions_of(three, 3);
+	assert_int_equal(bw_admin_sessions_merge(&out, parts, 3, 3), 0);
+	assert_int_equal(out.n, 3);
+	assert_true(out.truncated);
+	assert_string_equal(out.v[2].client_id, "c");
+	bw_admin_sessions_free(&out);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
@@ -1035,6 +1074,7 @@ int main(void)
 		T(test_node),
 		T(test_audit),
 		cmocka_unit_test(test_peer_allowed),
+		cmocka_unit_test(test_sessions_merge),
 		T(test_server),
 		T(test_server_denies),
 		T(test_server_stale_socket),
