@@ -76,8 +76,8 @@ static int hash_password(struct bw__admin_req *r, char *hash, size_t cap)
 	json_t *pw = bw__admin_arg(r, "password");
 	if (!pw)
 		return bw__admin_fail(r, BW_ADMIN_E_INVALID,
-		                      "password: a password user needs one (a certificate "
-		                      "identity: cert.map)");
+		                      "password: a password user needs one (a token user: kind "
+		                      "token; a certificate identity: cert.map)");
 	size_t len = json_string_length(pw);
 	/* jansson's copy of the string, writable: it is wiped below. */
 	char *text = (char *)json_string_value(pw);
@@ -109,15 +109,26 @@ static int user_add(struct bw__admin_req *r)
 	if (bw_tenancy_principal(r->snap, t, name, strlen(name)))
 		return bw__admin_fail(r, BW_ADMIN_E_EXISTS, "user \"%s\" exists in tenant \"%s\"",
 		                      name, t->name);
+	/* A token user is who a JWT's subject names: it has no password. */
+	const char *kind = bw__admin_str(r, "kind");
+	bool token = kind && !strcmp(kind, "token");
+	if (kind && !token && strcmp(kind, "password"))
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID,
+		                      "kind: \"%s\" is not password or token (a certificate "
+		                      "identity: cert.map)",
+		                      kind);
+	if (token && bw__admin_arg(r, "password"))
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID,
+		                      "password: a token user has none (its JWT proves who it is)");
 	struct bw_principal p = { .tenant = t->name,
 		                  .name = name,
 		                  .name_len = strlen(name),
-		                  .kind = BW_PRINCIPAL_PASSWORD,
-		                  .password_hash = hash,
+		                  .kind = token ? BW_PRINCIPAL_TOKEN : BW_PRINCIPAL_PASSWORD,
+		                  .password_hash = token ? NULL : hash,
 		                  .enabled = true };
 	if (bw__admin_strs(r, "groups", (const char ***)&p.groups, &p.groups_n) < 0)
 		return -1;
-	int rc = hash_password(r, hash, sizeof(hash));
+	int rc = token ? 0 : hash_password(r, hash, sizeof(hash));
 	if (rc == 0) {
 		rc = bw_tenancy_service_principal_put(r->ctx->tenancy, &p, err, sizeof(err));
 		if (rc < 0)
@@ -256,7 +267,11 @@ const struct bw__admin_cmd bw__admin_cmds_principal[] = {
 	{ "user.add",
 	  user_add,
 	  true,
-	  { TENANT, USER, { "password", ARG_STR, false }, { "groups", ARG_STRS, false } } },
+	  { TENANT,
+	    USER,
+	    { "password", ARG_STR, false },
+	    { "groups", ARG_STRS, false },
+	    { "kind", ARG_STR, false } } },
 	{ "user.list", user_list, false, { TENANT } },
 	{ "user.show", user_show, false, { TENANT, USER } },
 	{ "user.passwd", user_passwd, true, { TENANT, USER, { "password", ARG_STR, true } } },

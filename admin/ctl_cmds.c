@@ -208,6 +208,22 @@ static int finish_password(struct bw_ctl_call *c)
 	return bw_ctl_read_password(c);
 }
 
+/* A user is a password user or a token user. */
+static int check_user_add(struct bw_ctl_call *c)
+{
+	bool pw = json_object_get(c->local, "--password-stdin") != NULL;
+	bool token = json_object_get(c->local, "--token") != NULL;
+
+	if (pw && token)
+		return bw_ctl_usage(c, "--password-stdin and --token exclude each other");
+	if (!pw && !token)
+		return bw_ctl_usage(c, "which kind? give --password-stdin (a password user) or "
+		                       "--token (a user JWTs name)");
+	if (token && json_object_set_new(c->args, "kind", json_string("token")) < 0)
+		return bw_ctl_fail(c, "out of memory");
+	return 0;
+}
+
 static int finish_user_add(struct bw_ctl_call *c)
 {
 	if (!json_object_get(c->local, "--password-stdin"))
@@ -277,16 +293,18 @@ static const struct bw_ctl_cmd cmds[] = {
 	                  { .name = "N", .key = "n", .kind = BW_CTL_UINT, .max = INT32_MAX }),
 	    .opts = PARAMS(O_GROUP, O_USER), .check = check_acl_del, .view = V_RULES),
 
-	CMD("user", "add", "user.add", "TENANT USER [--group G]... [--password-stdin]",
-	    "add a user; with --password-stdin, a password user",
+	CMD("user", "add", "user.add", "TENANT USER [--group G]... (--password-stdin | --token)",
+	    "add a user: a password user, or with --token one a JWT's subject names",
 	    .help = "The password is read from standard input (one line; a terminal is asked\n"
 	            "twice without echo). It is never taken on the command line.\n",
 	    .pos = P_TENANT_USER,
 	    .opts = PARAMS(
 	            OPT("--group", "groups", BW_CTL_LIST, "G", "a group the user is in (repeat)"),
 	            OPT("--password-stdin", NULL, BW_CTL_LOCAL, NULL,
-	                "read the password from standard input")),
-	    .finish = finish_user_add),
+	                "read the password from standard input"),
+	            OPT("--token", NULL, BW_CTL_LOCAL, NULL,
+	                "a token user: JWTs whose subject (jwt_username_claim) names it")),
+	    .check = check_user_add, .finish = finish_user_add),
 	CMD("user", "list", "user.list", "TENANT", "list a tenant's users", .pos = P_TENANT,
 	    .view = { .list = "users",
 	              .empty = "no users",

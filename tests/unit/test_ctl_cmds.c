@@ -139,8 +139,9 @@ static void test_group_acl(void **state)
 
 static void test_user_cert(void **state)
 {
-	EXPECT("{\"v\":1,\"cmd\":\"user.add\",\"args\":{\"tenant\":\"acme\",\"user\":\"dev1\"}}",
-	       "user", "add", "acme", "dev1");
+	EXPECT("{\"v\":1,\"cmd\":\"user.add\",\"args\":{\"tenant\":\"acme\",\"user\":\"dev1\","
+	       "\"kind\":\"token\"}}",
+	       "user", "add", "acme", "dev1", "--token");
 	EXPECT_IN("{\"v\":1,\"cmd\":\"user.add\",\"args\":{\"tenant\":\"acme\",\"user\":\"bob\","
 	          "\"groups\":[\"a\",\"b\"],\"password\":\"s3cret pass\"}}",
 	          "s3cret pass\nignored\n", "user", "add", "acme", "bob", "--group", "a",
@@ -317,6 +318,9 @@ static void test_usage_errors(void **state)
 	USAGE("--max-qos: 3 is out of range 0..2", "acl", "add", "acme", "--user", "u", "allow",
 	      "all", "a", "--max-qos", "3");
 	USAGE("use --password-stdin", "user", "add", "acme", "bob", "--password", "hunter2");
+	USAGE("which kind?", "user", "add", "acme", "bob");
+	USAGE("--password-stdin and --token exclude each other", "user", "add", "acme", "bob",
+	      "--token", "--password-stdin");
 	USAGE("use --password-stdin", "user", "add", "acme", "bob", "--password=hunter2");
 	USAGE("use --password-stdin", "user", "passwd", "acme", "bob", "--password", "x");
 	USAGE("missing --issuer ISS", "jwt", "add", "acme", "--jwks", "x");
