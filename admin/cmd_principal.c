@@ -225,16 +225,26 @@ static int user_show(struct bw__admin_req *r)
 	return p ? bw__admin_ok(r, bw__admin_user_json(p)) : -1;
 }
 
+/*
+ * A certificate principal: the identity a verified client certificate names
+ * (tls_identity), in the groups given, or with a copy of user's groups and
+ * own rules (later changes to user do not follow).
+ */
 static int cert_map(struct bw__admin_req *r)
 {
-	const struct bw_tenant *t;
-	const struct bw_principal *src = find_user(r, &t);
 	const char *identity = bw__admin_str(r, "identity");
+	bool copy = bw__admin_arg(r, "user") != NULL;
+	const struct bw_tenant *t = NULL;
+	const struct bw_principal *src = NULL;
 	char err[512];
 
-	bw__admin_target(r, NULL, identity);
-	if (!src)
+	if (copy == (bw__admin_arg(r, "groups") != NULL))
+		return bw__admin_fail(r, BW_ADMIN_E_USAGE,
+		                      "cert.map takes either user (whose groups and rules the "
+		                      "identity gets) or groups");
+	if (copy ? !(src = find_user(r, &t)) : !(t = bw__admin_tenant(r, "tenant")))
 		return -1;
+	bw__admin_target(r, NULL, identity);
 	if (bw_tenancy_principal(r->snap, t, identity, strlen(identity)))
 		return bw__admin_fail(r, BW_ADMIN_E_EXISTS, "user \"%s\" exists in tenant \"%s\"",
 		                      identity, t->name);
@@ -244,11 +254,19 @@ static int cert_map(struct bw__admin_req *r)
 		.name_len = strlen(identity),
 		.kind = BW_PRINCIPAL_CERTIFICATE,
 		.enabled = true,
-		.groups = src->groups,
-		.groups_n = src->groups_n,
-		.rules = src->rules,
 	};
+	const char **groups = NULL;
+	if (copy) {
+		p.groups = src->groups;
+		p.groups_n = src->groups_n;
+		p.rules = src->rules;
+	} else if (bw__admin_strs(r, "groups", &groups, &p.groups_n) < 0) {
+		return -1;
+	} else {
+		p.groups = (const char *const *)groups;
+	}
 	int rc = bw_tenancy_service_principal_put(r->ctx->tenancy, &p, err, sizeof(err));
+	free(groups);
 	if (rc < 0)
 		return bw__admin_fail_errno(r, rc, err);
 	return user_result(r, identity);
@@ -278,6 +296,12 @@ const struct bw__admin_cmd bw__admin_cmds_principal[] = {
 	{ "user.disable", user_disable, true, { TENANT, USER } },
 	{ "user.enable", user_enable, true, { TENANT, USER } },
 	{ "user.del", user_del, true, { TENANT, USER } },
-	{ "cert.map", cert_map, true, { TENANT, { "identity", ARG_STR, true }, USER } },
+	{ "cert.map",
+	  cert_map,
+	  true,
+	  { TENANT,
+	    { "identity", ARG_STR, true },
+	    { "user", ARG_STR, false },
+	    { "groups", ARG_STRS, false } } },
 	{ NULL },
 };

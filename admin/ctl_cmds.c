@@ -208,6 +208,15 @@ static int finish_password(struct bw_ctl_call *c)
 	return bw_ctl_read_password(c);
 }
 
+/* A certificate identity gets a user's groups and rules, or groups. */
+static int check_cert_map(struct bw_ctl_call *c)
+{
+	if (given(c, "user") == given(c, "groups"))
+		return bw_ctl_usage(c, "give USER (whose groups and rules it gets) or --group G, "
+		                       "not both");
+	return 0;
+}
+
 /* A user is a password user or a token user. */
 static int check_user_add(struct bw_ctl_call *c)
 {
@@ -325,10 +334,14 @@ static const struct bw_ctl_cmd cmds[] = {
 	CMD("user", "del", "user.del", "TENANT USER", "delete a user", .pos = P_TENANT_USER,
 	    .view = { .done = "user {user} of tenant {tenant} deleted" }),
 
-	CMD("cert", "map", "cert.map", "TENANT IDENTITY USER",
-	    "let certificate identity IDENTITY act with USER's groups and rules",
+	CMD("cert", "map", "cert.map", "TENANT IDENTITY (USER | --group G...)",
+	    "let devices whose certificate names IDENTITY in: in the groups given, or with "
+	    "a copy of USER's groups and rules",
 	    .pos = PARAMS(POS("TENANT", "tenant"), POS("IDENTITY", "identity"),
-	                  POS("USER", "user"))),
+	                  POS_OPTIONAL("USER", "user")),
+	    .opts = PARAMS(OPT("--group", "groups", BW_CTL_LIST, "G",
+	                       "a group the identity is in (repeat)")),
+	    .check = check_cert_map),
 
 	CMD("ca", "add", "ca.add", "TENANT FILE.pem",
 	    "add the CA certificates of a PEM file: devices they issued reach this tenant",

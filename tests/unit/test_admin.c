@@ -561,6 +561,18 @@ static void test_users(void **state)
 	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"CN=dev1\",\"user\":\"dev1\""));
 	fails(e, "not_found", "no user \"ghost\"",
 	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"CN=x\",\"user\":\"ghost\""));
+	/* Or straight into groups; not both, not neither. */
+	r = ok(e, REQ("cert.map",
+	              "\"tenant\":\"acme\",\"identity\":\"dev9\",\"groups\":[\"sensors\"]"));
+	assert_string_equal(str(r, "kind"), "certificate");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "groups"), 0)),
+	                    "sensors");
+	fails(e, "usage", "either user",
+	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"dev8\",\"user\":\"dev1\","
+	                      "\"groups\":[\"sensors\"]"));
+	fails(e, "usage", "either user",
+	      REQ("cert.map", "\"tenant\":\"acme\",\"identity\":\"dev8\""));
+	ok(e, REQ("user.del", "\"tenant\":\"acme\",\"user\":\"dev9\""));
 	fails(e, "invalid", "no password",
 	      REQ("user.passwd", "\"tenant\":\"acme\",\"user\":\"CN=dev1\","
 	                         "\"password\":\"12345678\""));

@@ -162,6 +162,11 @@ static void test_user_cert(void **state)
 	EXPECT("{\"v\":1,\"cmd\":\"cert.map\",\"args\":{\"tenant\":\"acme\","
 	       "\"identity\":\"CN=dev7\",\"user\":\"sensor\"}}",
 	       "cert", "map", "acme", "CN=dev7", "sensor");
+	EXPECT("{\"v\":1,\"cmd\":\"cert.map\",\"args\":{\"tenant\":\"acme\","
+	       "\"identity\":\"dev7\",\"groups\":[\"a\",\"b\"]}}",
+	       "cert", "map", "acme", "dev7", "--group", "a", "--group", "b");
+	USAGE("give USER", "cert", "map", "acme", "dev7");
+	USAGE("give USER", "cert", "map", "acme", "dev7", "sensor", "--group", "a");
 }
 
 static void test_quota_sessions_retained_node(void **state)
