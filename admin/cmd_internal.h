@@ -75,6 +75,7 @@ extern const struct bw__admin_cmd bw__admin_cmds_quota[];
 extern const struct bw__admin_cmd bw__admin_cmds_principal[];
 extern const struct bw__admin_cmd bw__admin_cmds_acl[];
 extern const struct bw__admin_cmd bw__admin_cmds_keys[];
+extern const struct bw__admin_cmd bw__admin_cmds_import[];
 
 /* ---- outcomes (commands.c) --------------------------------------------------- */
 

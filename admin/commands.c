@@ -15,8 +15,8 @@
 #include <string.h>
 
 static const struct bw__admin_cmd *const tables[] = {
-	bw__admin_cmds_node,      bw__admin_cmds_tenant, bw__admin_cmds_quota,
-	bw__admin_cmds_principal, bw__admin_cmds_acl,    bw__admin_cmds_keys,
+	bw__admin_cmds_node, bw__admin_cmds_tenant, bw__admin_cmds_quota,  bw__admin_cmds_principal,
+	bw__admin_cmds_acl,  bw__admin_cmds_keys,   bw__admin_cmds_import,
 };
 
 static const struct bw__admin_cmd *find_cmd(const char *name)

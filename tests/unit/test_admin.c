@@ -696,6 +696,164 @@ static void test_jwt(void **state)
 	assert_int_equal(json_array_size(json_object_get(jwt, "audiences")), 0);
 }
 
+/* ---- import.mosquitto --------------------------------------------------------------- */
+
+/* SHA-512("secret" || "0123456789ab"), as mosquitto_passwd 1.x wrote; and a cheap Argon2id. */
+#define HASH6_SECRET                                                                               \
+	"$6$MDEyMzQ1Njc4OWFi$qEXipeLbgxRlwd06QHfY5WITkUZg0jLg9SZbXzq3ifXjfj+v3GbJGrSfC5PAg3UNCS+U" \
+	"FfbhUIZX4bmIAs330w=="
+#define HASH_ARGON2_SECRET                                                                         \
+	"$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQxMjM0NTY3OA$+6YGwI3SiDCliJZL+flr3llfnwyFLxqbjq+" \
+	"DCzET8/E"
+
+/* The stored hash of user of tenant: the one imported, and it verifies "secret". */
+static void expect_hash(struct env *e, const char *tenant, const char *user, const char *hash)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(e->svc);
+	const struct bw_tenant *t = bw_tenancy_tenant(s, tenant, strlen(tenant));
+	const struct bw_principal *p = t ? bw_tenancy_principal(s, t, user, strlen(user)) : NULL;
+	assert_non_null(p);
+	assert_string_equal(p->password_hash, hash);
+	assert_int_equal(bw_password_verify("secret", 6, p->password_hash), 0);
+	bw_tenancy_service_release(&s);
+}
+
+/* The texts of a rules array joined by "|". */
+static const char *texts(json_t *rules)
+{
+	static char buf[1024];
+	size_t n = 0, i;
+	json_t *rule;
+	buf[0] = '\0';
+	json_array_foreach(rules, i, rule)
+	{
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "|" : "",
+		                      str(rule, "text"));
+	}
+	return buf;
+}
+
+#define IMPORT_REQ(tenant) REQ("import.mosquitto", "\"tenant\":\"" tenant "\",\"passwd\":%s")
+#define IMPORT_ACL_REQ(tenant)                                                                     \
+	REQ("import.mosquitto", "\"tenant\":\"" tenant "\",\"passwd\":%s,\"acl\":%s")
+
+static void test_import(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *g;
+	const char *passwd = "# made by mosquitto_passwd\n"
+	                     "alice:" HASH_SECRET "\n"
+	                     "\n"
+	                     "bob:" HASH6_SECRET "\n"
+	                     "carol:" HASH_ARGON2_SECRET "\n";
+	const char *acl = "# Mosquitto acl_file\n"
+	                  "topic read public/#\n"
+	                  "\n"
+	                  "pattern readwrite devices/%u/#\n"
+	                  "pattern write status/%c\n"
+	                  "user alice\n"
+	                  "topic readwrite alice/#\n"
+	                  "topic deny alice/secret\n"
+	                  "user bob\n"
+	                  "topic read bob/in\n"
+	                  "user alice\n"
+	                  "topic write shared/out\n";
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	ok(e, REQ("tenant.create", "\"name\":\"beta\""));
+	r = ok(e, IMPORT_ACL_REQ("acme"), quoted(passwd, 0), quoted(acl, 1));
+	assert_int_equal(num(r, "users"), 3);
+	assert_int_equal(num(r, "rules"), 7);
+	expect_hash(e, "acme", "alice", HASH_SECRET);
+	expect_hash(e, "acme", "bob", HASH6_SECRET);
+	expect_hash(e, "acme", "carol", HASH_ARGON2_SECRET);
+
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"alice\""));
+	assert_string_equal(str(r, "kind"), "password");
+	assert_true(json_is_true(json_object_get(r, "enabled")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "groups"), 0)),
+	                    "mosquitto-patterns");
+	assert_string_equal(texts(json_object_get(r, "rules")),
+	                    "allow all alice/#|deny all alice/secret|allow publish shared/out");
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"bob\""));
+	assert_string_equal(texts(json_object_get(r, "rules")), "allow subscribe bob/in");
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"carol\""));
+	assert_int_equal(json_array_size(json_object_get(r, "rules")), 0);
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 1);
+	r = ok(e, REQ("group.list", "\"tenant\":\"acme\""));
+	g = json_object_get(r, "groups");
+	assert_int_equal(json_array_size(g), 2);
+	assert_string_equal(str(json_array_get(g, 0), "name"), "anonymous");
+	assert_string_equal(texts(json_object_get(json_array_get(g, 0), "rules")),
+	                    "allow subscribe public/#|allow all devices/%u/#|"
+	                    "allow publish status/%c");
+	assert_string_equal(str(json_array_get(g, 1), "name"), "mosquitto-patterns");
+	assert_string_equal(texts(json_object_get(json_array_get(g, 1), "rules")),
+	                    "allow all devices/%u/#|allow publish status/%c");
+	char *log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"import.mosquitto\",\"target\":\"acme\","
+	                            "\"result\":\"ok\""));
+	assert_null(strstr(log, "$7$"));
+
+	/* Another batch of the same installation: the groups are the same, and kept. */
+	r = ok(e, IMPORT_ACL_REQ("acme"), quoted("dave:" HASH_SECRET "\n", 0),
+	       quoted("topic read public/#\npattern readwrite devices/%u/#\n"
+	              "pattern write status/%c\nuser dave\ntopic read dave/#\n",
+	              1));
+	assert_int_equal(num(r, "users"), 1);
+	assert_int_equal(num(r, "rules"), 4);
+	/* Without an ACL file: users without rules or groups. */
+	r = ok(e, IMPORT_REQ("beta"), quoted("alice:" HASH_SECRET "\n", 0));
+	assert_int_equal(num(r, "users"), 1);
+	assert_int_equal(num(r, "rules"), 0);
+	r = ok(e, REQ("user.show", "\"tenant\":\"beta\",\"user\":\"alice\""));
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 0);
+
+	/* Refusals change nothing, and name the line. */
+	fails(e, "exists", "passwd:2: user \"bob\" exists in tenant \"acme\"", IMPORT_REQ("acme"),
+	      quoted("erin:" HASH_SECRET "\nbob:" HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd:2: no ':' between username and hash", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\nerin " HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd:1: user \"frank\": bad hash", IMPORT_REQ("beta"),
+	      quoted("frank:$2y$10$abcdefghijklmnopqrstuu5Jg7x7kC3.yZ8L3Bmw8cSSV1oUTbq6\n", 0));
+	fails(e, "invalid", "passwd:3: user \"plain\": bad hash", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n# a comment\nplain:hunter2\n", 0));
+	fails(e, "invalid", "passwd:2: duplicate user \"erin\"", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\nerin:" HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd: no user:hash line", IMPORT_REQ("beta"),
+	      quoted("# nothing\n\n", 0));
+	fails(e, "invalid", "acl:3: unknown keyword \"topik\"", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted("user erin\n\ntopik read a\n", 1));
+	fails(e, "invalid", "acl:2: invalid topic filter", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted("user erin\ntopic read a/#/b\n", 1));
+	fails(e, "invalid", "acl:4: the topic holds a blank", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read a\n# next\ntopic read b c\n", 1));
+	fails(e, "invalid", "acl:3: user \"zed\" is not in the password file",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read a\nuser zed\ntopic read z\n", 1));
+	fails(e, "invalid", "acl:2: Mosquitto takes %u and %c in a \"topic\" line literally",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read in/%u\n", 1));
+	fails(e, "invalid", "acl:1: a placeholder (%u, %c, %cn) must be a whole level",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("pattern read in/x%u\n", 1));
+	/* beta's own mosquitto-patterns group is not this file's. */
+	ok(e, REQ("group.create", "\"tenant\":\"beta\",\"group\":\"mosquitto-patterns\""));
+	fails(e, "exists",
+	      "group \"mosquitto-patterns\" exists in tenant \"beta\" with other rules",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("pattern read in/%u\n", 1));
+	fails(e, "not_found", "no tenant \"nope\"", IMPORT_REQ("nope"),
+	      quoted("erin:" HASH_SECRET "\n", 0));
+	fails(e, "usage", "args.passwd: missing", REQ("import.mosquitto", "\"tenant\":\"beta\""));
+	r = ok(e, REQ("user.list", "\"tenant\":\"beta\""));
+	assert_int_equal(json_array_size(json_object_get(r, "users")), 1);
+	log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"import.mosquitto\",\"target\":\"beta\","
+	                            "\"result\":\"invalid\""));
+}
+
 /* ---- the node ---------------------------------------------------------------------- */
 
 static void test_node(void **state)
@@ -1032,6 +1190,7 @@ int main(void)
 		T(test_users),
 		T(test_cas),
 		T(test_jwt),
+		T(test_import),
 		T(test_node),
 		T(test_audit),
 		cmocka_unit_test(test_peer_allowed),
