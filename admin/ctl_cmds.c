@@ -396,7 +396,11 @@ static const struct bw_ctl_cmd cmds[] = {
 
 	CMD("import", "mosquitto", "import.mosquitto", "TENANT --passwd FILE [--acl FILE]",
 	    "import users and rules from Mosquitto's password and ACL files",
-	    .help = "The files are read here and sent to the node, which checks them.\n",
+	    .help = "The files are read here and sent to the node, which checks them all\n"
+	            "before it changes anything: a bad line, or a user the tenant has,\n"
+	            "imports nothing. Users keep their password hashes; \"pattern\" rules\n"
+	            "go to the group mosquitto-patterns, which every user joins, and\n"
+	            "anonymous \"topic\" rules to the group anonymous.\n",
 	    .pos = P_TENANT,
 	    .opts = PARAMS({ .name = "--passwd",
 	                     .key = "passwd",
@@ -404,7 +408,8 @@ static const struct bw_ctl_cmd cmds[] = {
 	                     .meta = "FILE",
 	                     .required = true,
 	                     .help = "a mosquitto_passwd file" },
-	                   OPT("--acl", "acl", BW_CTL_FILE, "FILE", "a Mosquitto acl_file"))),
+	                   OPT("--acl", "acl", BW_CTL_FILE, "FILE", "a Mosquitto acl_file")),
+	    .view = { .render = bw_ctl_view_import }),
 };
 
 const struct bw_ctl_cmd *bw_ctl_cmds(size_t *n)

@@ -1,11 +1,12 @@
 /*
  * Views of their own (see ctl_views.h): each reshapes its result into rows
- * and prints them with bw_ctl_render_table().
+ * and prints them with bw_ctl_render_table(), or says it in a sentence.
  */
 #include "admin/ctl_views.h"
 #include "admin/ctl_render.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct bw_ctl_col stats_cols[] = {
@@ -97,4 +98,18 @@ void bw_ctl_view_quotas(FILE *out, const json_t *args, const json_t *result)
 	else
 		bw_ctl_render_table(out, rows, cols, 3, 0);
 	json_decref(rows);
+}
+
+/* "imported 3 users and 7 rules into tenant acme". */
+void bw_ctl_view_import(FILE *out, const json_t *args, const json_t *result)
+{
+	json_int_t users = json_integer_value(json_object_get(result, "users"));
+	json_int_t rules = json_integer_value(json_object_get(result, "rules"));
+	char *tenant = bw_ctl_cell(json_object_get(args, "tenant"));
+
+	fprintf(out,
+	        "imported %" JSON_INTEGER_FORMAT " user%s and %" JSON_INTEGER_FORMAT
+	        " rule%s into tenant %s\n",
+	        users, users == 1 ? "" : "s", rules, rules == 1 ? "" : "s", tenant ? tenant : "?");
+	free(tenant);
 }

@@ -561,6 +561,11 @@ static void test_render_objects(void **state)
 	              "connections    default  1000\n"
 	              "max_qos        default  2\n"
 	              "retained_msgs  10       10\n");
+	expect_render("import", "mosquitto", "{\"tenant\":\"acme\",\"passwd\":\"...\"}",
+	              "{\"users\":3,\"rules\":7}",
+	              "imported 3 users and 7 rules into tenant acme\n");
+	expect_render("import", "mosquitto", "{\"tenant\":\"b\",\"passwd\":\"...\"}",
+	              "{\"users\":1,\"rules\":1}", "imported 1 user and 1 rule into tenant b\n");
 	expect_render("jwt", "list", NULL,
 	              "{\"jwt\":{\"issuers\":[\"https://id\"],\"audiences\":[\"mqtt\"],"
 	              "\"keys\":[{\"kid\":\"k1\",\"alg\":\"RS256\"}]}}",
