@@ -173,6 +173,8 @@ static int check_jwt(struct bw_ctl_call *c)
 		return bw_ctl_usage(c, "--key needs --alg ALG");
 	if (alg && !key)
 		return bw_ctl_usage(c, "--alg goes with --key (a JWK Set names its algorithms)");
+	if (given(c, "kid") && !key)
+		return bw_ctl_usage(c, "--kid goes with --key (a JWK Set names its key ids)");
 	return 0;
 }
 
@@ -325,8 +327,12 @@ static const struct bw_ctl_cmd cmds[] = {
 	    .view = V_CAS),
 
 	CMD("jwt", "add", "jwt.add",
-	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG)",
+	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG [--kid KID])",
 	    "trust JSON Web Tokens of an issuer, checked with a JWK Set or one key",
+	    .help = "--key takes one PEM public key (or a certificate) for ALG: RS256, RS384,\n"
+	            "RS512, PS256, PS384, PS512 (RSA, at least 2048 bits), ES256 (P-256),\n"
+	            "ES384 (P-384) or EdDSA (Ed25519). Its key id is KID, else the first 16\n"
+	            "hex digits of the SHA-256 of the key. HMAC secrets go in a JWK Set.\n",
 	    .pos = P_TENANT,
 	    .opts = PARAMS(
 	            { .name = "--issuer",
@@ -339,7 +345,9 @@ static const struct bw_ctl_cmd cmds[] = {
 	            OPT("--jwks", "jwks", BW_CTL_FILE, "FILE", "a JWK Set (JSON)"),
 	            OPT("--key", "key", BW_CTL_FILE, "FILE", "one public key (PEM)"),
 	            OPT("--alg", "alg", BW_CTL_STR, "ALG",
-	                "the --key's algorithm (RS256, ES256, ...)")),
+	                "the --key's algorithm (RS256, ES256, ...)"),
+	            OPT("--kid", "kid", BW_CTL_STR, "KID",
+	                "the --key's key id (default: from its SHA-256)")),
 	    .check = check_jwt, .view = V_JWT),
 	CMD("jwt", "list", "jwt.list", "TENANT", "show a tenant's JWT issuers, audiences and keys",
 	    .pos = P_TENANT, .view = V_JWT),

@@ -251,6 +251,11 @@ static void test_files(void **state)
 	       "\"-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----\\n\"}}",
 	       "jwt", "add", "acme", "--issuer", "iss", "--audience", "mqtt", "--key", key, "--alg",
 	       "ES256");
+	EXPECT("{\"v\":1,\"cmd\":\"jwt.add\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\","
+	       "\"alg\":\"EdDSA\",\"kid\":\"k-2026\",\"key\":"
+	       "\"-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----\\n\"}}",
+	       "jwt", "add", "acme", "--issuer", "iss", "--key", key, "--alg", "EdDSA", "--kid",
+	       "k-2026");
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.list\",\"args\":{\"tenant\":\"acme\"}}", "jwt", "list",
 	       "acme");
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.del\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\"}}",
@@ -324,6 +329,8 @@ static void test_usage_errors(void **state)
 	USAGE("--key needs --alg ALG", "jwt", "add", "acme", "--issuer", "i", "--key", "k");
 	USAGE("--alg goes with --key", "jwt", "add", "acme", "--issuer", "i", "--jwks", "j",
 	      "--alg", "RS256");
+	USAGE("--kid goes with --key", "jwt", "add", "acme", "--issuer", "i", "--jwks", "j",
+	      "--kid", "k");
 	USAGE("unknown quota 'conections'", "quota", "set", "acme", "conections", "1");
 	USAGE("VALUE: 3 is out of range 0..2", "quota", "set", "acme", "max_qos", "3");
 	USAGE("VALUE: 'x' is not a number", "quota", "set", "acme", "connections", "x");
