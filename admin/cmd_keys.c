@@ -148,6 +148,45 @@ static int ca_visit_dup(void *arg, X509 *x, const uint8_t *fp)
 	return f.found;
 }
 
+/*
+ * The first certificate of a PEM whose subject is that of another tenant's
+ * CA (not the same certificate: the store refuses that one): stops with
+ * the subject and the tenant in found and other.
+ */
+struct ca_clash {
+	const struct bw_tenancy *snap;
+	const struct bw_tenant *self;
+	X509_NAME *name;   /* the certificate looked at */
+	const uint8_t *fp; /* its fingerprint */
+	char other[72];    /* the tenant whose CA has that subject */
+	char *found;       /* the subject, malloc'd */
+};
+
+static int ca_visit_same_name(void *arg, X509 *x, const uint8_t *fp)
+{
+	const struct ca_clash *c = arg;
+	return memcmp(fp, c->fp, BW_TENANCY_CA_FP_LEN) &&
+	       !X509_NAME_cmp(X509_get_subject_name(x), c->name);
+}
+
+static int ca_visit_clash(void *arg, X509 *x, const uint8_t *fp)
+{
+	struct ca_clash *c = arg;
+	const struct bw_tenant *t;
+
+	c->name = X509_get_subject_name(x);
+	c->fp = fp;
+	for (size_t i = 0; (t = bw_tenancy_tenant_at(c->snap, i)); i++) {
+		if (!strcmp(t->name, c->self->name) ||
+		    each_cert(t->ca_pem, ca_visit_same_name, c) <= 0)
+			continue;
+		snprintf(c->other, sizeof(c->other), "%s", t->name);
+		c->found = subject(x);
+		return 1;
+	}
+	return 0;
+}
+
 /* The bundle without the certificate of fingerprint fp, re-encoded as PEM. */
 struct ca_drop {
 	const uint8_t *fp;
@@ -200,6 +239,24 @@ static int ca_add(struct bw__admin_req *r)
 	if (each_cert(pem, ca_visit_dup, &d) > 0)
 		return bw__admin_fail(r, BW_ADMIN_E_EXISTS, "CA %s is in tenant \"%s\" already",
 		                      d.dup, t->name);
+	/*
+	 * Every mqtts listener trusts every tenant's CAs in one store, where
+	 * OpenSSL finds a certificate's issuer by its name: with two tenants'
+	 * CAs of one subject, a device could be checked against the other
+	 * tenant's CA and refused. (Within a tenant, a CA renewed under its
+	 * old name is fine: its devices belong there either way.)
+	 */
+	struct ca_clash c = { .snap = r->snap, .self = t };
+	if (each_cert(pem, ca_visit_clash, &c) > 0) {
+		bw__admin_fail(r, BW_ADMIN_E_EXISTS,
+		               "pem: tenant \"%s\" has a CA with the subject \"%s\" already: TLS "
+		               "finds a certificate's issuer by that name, so devices could be "
+		               "checked against the other tenant's CA and refused; give this CA a "
+		               "subject of its own",
+		               c.other, c.found ? c.found : "?");
+		free(c.found);
+		return -1;
+	}
 	size_t have = t->ca_pem ? strlen(t->ca_pem) : 0;
 	char *bundle = malloc(have + strlen(pem) + 2);
 	if (!bundle)

@@ -595,6 +595,20 @@ static const char *quoted(const char *s, int slot)
 	return buf[slot];
 }
 
+/* Another self-signed CA named "CN=Test CA a", with a key of its own. */
+#define CA_A2_PEM                                                                                  \
+	"-----BEGIN CERTIFICATE-----\n"                                                            \
+	"MIIBfzCCASWgAwIBAgIUJNSLT8DHiq91UefzFa6nSWLg1sswCgYIKoZIzj0EAwIw\n"                       \
+	"FDESMBAGA1UEAwwJVGVzdCBDQSBhMCAXDTI2MTEyNTAxNTAxNloYDzIxMjYxMTAx\n"                       \
+	"MDE1MDE2WjAUMRIwEAYDVQQDDAlUZXN0IENBIGEwWTATBgcqhkjOPQIBBggqhkjO\n"                       \
+	"PQMBBwNCAATCHyIk9+uUeMLOxZhYneVLa1vsXCVplgpaCsPchlLALwipMrHrNuU0\n"                       \
+	"e7ykD8+chSnjOq+tMch2Slrp9D1uP5l7o1MwUTAdBgNVHQ4EFgQU/4NfoH8CVWaA\n"                       \
+	"WxADK9AEGAFf/EIwHwYDVR0jBBgwFoAU/4NfoH8CVWaAWxADK9AEGAFf/EIwDwYD\n"                       \
+	"VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA6s83Q3T/vsp1M/tsBZY7\n"                       \
+	"gNMIYBUXfSHHSAEZOklCLL8CIC8oZzzDOND8v8hPzWbqLtC6kEdy3o2HFPdFZ6EU\n"                       \
+	"OBXN\n"                                                                                   \
+	"-----END CERTIFICATE-----\n"
+
 static void test_cas(void **state)
 {
 	struct env *e = *state;
@@ -639,6 +653,18 @@ static void test_cas(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
 	r = ok(e, REQ("tenant.show", "\"name\":\"beta\""));
 	assert_int_equal(json_array_size(json_object_get(r, "cas")), 1);
+
+	/* Another key under beta's CA's name: not for acme, alone or in a bundle ... */
+	fails(e, "exists",
+	      "pem: tenant \"beta\" has a CA with the subject \"CN=Test CA a\" already",
+	      REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_A2_PEM, 0));
+	fails(e, "exists", "give this CA a subject of its own",
+	      REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_B_PEM CA_A2_PEM, 0));
+	/* ... but beta may renew its CA under the same name. */
+	r = ok(e, REQ("ca.add", "\"tenant\":\"beta\",\"pem\":%s"), quoted(CA_A2_PEM, 0));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 2);
+	r = ok(e, REQ("ca.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
 }
 
 #define JWKS_OCT2                                                                                  \
