@@ -422,6 +422,7 @@ static void test_groups_and_acls(void **state)
 	rules = json_object_get(r, "rules");
 	assert_int_equal(json_array_size(rules), 1);
 	assert_int_equal(num(json_array_get(rules, 0), "n"), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "owner"), "group:sensors");
 	assert_string_equal(str(json_array_get(rules, 0), "text"),
 	                    "allow publish data/%c/# qos=1 retain=no");
 	r = ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"deny\","
@@ -463,6 +464,7 @@ static void test_groups_and_acls(void **state)
 	r = ok(e, REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":1"));
 	rules = json_object_get(r, "rules");
 	assert_int_equal(json_array_size(rules), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "owner"), "group:sensors");
 	assert_string_equal(str(json_array_get(rules, 0), "text"), "deny all data/secret/#");
 	fails(e, "not_found", "no rule 2",
 	      REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":2"));
