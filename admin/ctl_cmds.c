@@ -100,6 +100,7 @@
 	  COLS({ "FINGERPRINT", "fingerprint" }, { "SUBJECT", "subject" }, \
 	       { "NOT_AFTER", "not_after" }) }
 #define V_JWT { .member = "jwt" }
+#define V_TENANT { .render = bw_ctl_view_tenant }
 
 /* A table entry: its words, protocol name, synopsis and summary, then
  * designated members (.help, .pos, .opts, .check, .finish, .view). */
@@ -220,10 +221,12 @@ static int finish_user_add(struct bw_ctl_call *c)
 static const struct bw_ctl_cmd cmds[] = {
 	CMD("tenant", "create", "tenant.create",
 	    "NAME [--hostname H]... [--allow-anonymous] [QUOTAS]", "create a tenant",
-	    .help = QUOTA_HELP, .pos = P_NAME, .opts = PARAMS(O_HOST, O_ANONYMOUS, QUOTA_OPTS)),
+	    .help = QUOTA_HELP, .pos = P_NAME, .opts = PARAMS(O_HOST, O_ANONYMOUS, QUOTA_OPTS),
+	    .view = V_TENANT),
 	CMD("tenant", "list", "tenant.list", "", "list the tenants", .view = V_TENANTS),
 	CMD("tenant", "show", "tenant.show", "NAME",
-	    "show a tenant: hostnames, quotas, CAs, JWT issuers, counts", .pos = P_NAME),
+	    "show a tenant: hostnames, quotas, CAs, JWT issuers, counts", .pos = P_NAME,
+	    .view = V_TENANT),
 	CMD("tenant", "update", "tenant.update",
 	    "NAME [--hostname H]... [--allow-anonymous|--no-anonymous] [QUOTAS]",
 	    "change a tenant; only what is given changes",
@@ -234,11 +237,12 @@ static const struct bw_ctl_cmd cmds[] = {
 	                   OPT("--no-anonymous", "allow_anonymous", BW_CTL_FALSE, NULL,
 	                       "clients must authenticate"),
 	                   QUOTA_OPTS),
-	    .check = check_update),
+	    .check = check_update, .view = V_TENANT),
 	CMD("tenant", "suspend", "tenant.suspend", "NAME",
-	    "suspend a tenant: its clients are refused until it is resumed", .pos = P_NAME),
-	CMD("tenant", "resume", "tenant.resume", "NAME", "resume a suspended tenant",
-	    .pos = P_NAME),
+	    "suspend a tenant: its clients are refused until it is resumed", .pos = P_NAME,
+	    .view = V_TENANT),
+	CMD("tenant", "resume", "tenant.resume", "NAME", "resume a suspended tenant", .pos = P_NAME,
+	    .view = V_TENANT),
 	CMD("tenant", "delete", "tenant.delete", "NAME --yes",
 	    "delete a tenant with its groups, users, sessions and retained messages", .pos = P_NAME,
 	    .opts = PARAMS(
@@ -248,9 +252,7 @@ static const struct bw_ctl_cmd cmds[] = {
 	CMD("group", "create", "group.create", "TENANT GROUP", "create a security group",
 	    .pos = P_TENANT_GROUP),
 	CMD("group", "list", "group.list", "TENANT", "list a tenant's groups", .pos = P_TENANT,
-	    .view = { .list = "groups",
-	              .empty = "no groups",
-	              COLS({ "NAME", "name" }, { "RULES", "rules" }) }),
+	    .view = { .render = bw_ctl_view_groups }),
 	CMD("group", "delete", "group.delete", "TENANT GROUP",
 	    "delete a group (its users leave it)", .pos = P_TENANT_GROUP,
 	    .view = { .done = "group {group} of tenant {tenant} deleted" }),
@@ -362,7 +364,7 @@ static const struct bw_ctl_cmd cmds[] = {
 	            "dashes). VALUE is a whole number; 0 means the node's default, except for\n"
 	            "max_qos (0..2).\n",
 	    .pos = PARAMS(POS("TENANT", "tenant"), POS("KEY", "key"), POS("VALUE", "value")),
-	    .check = check_quota_set, .view = { .member = "quotas" }),
+	    .check = check_quota_set, .view = { .render = bw_ctl_view_quotas }),
 	CMD("quota", "show", "quota.show", "TENANT",
 	    "show a tenant's quotas and what is in force with the node's defaults", .pos = P_TENANT,
 	    .view = { .render = bw_ctl_view_quotas }),
