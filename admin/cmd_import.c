@@ -116,6 +116,7 @@ static int plan_rule(void *arg, const struct bw_acl_rule_info *ri)
 {
 	struct plan *p = arg;
 	struct text *t;
+	char show[BW__ADMIN_SHORT];
 
 	if (strpbrk(ri->filter, " \t"))
 		return bw__admin_fail(p->r, BW_ADMIN_E_INVALID,
@@ -138,8 +139,8 @@ static int plan_rule(void *arg, const struct bw_acl_rule_info *ri)
 	default:
 		if (!bw_passwd_lookup(p->pw, ri->user, ri->user_len))
 			return bw__admin_fail(p->r, BW_ADMIN_E_INVALID,
-			                      "acl:%u: user \"%.64s\" is not in the password file",
-			                      ri->user_line, ri->user);
+			                      "acl:%u: user \"%s\" is not in the password file",
+			                      ri->user_line, bw__admin_short(ri->user, show));
 		if (p->nusers == 0 || p->users[p->nusers - 1].name != ri->user) {
 			if (p->nusers == p->users_cap) {
 				size_t cap = p->users_cap ? p->users_cap * 2 : 16;
@@ -238,16 +239,16 @@ static int check_users(struct bw__admin_req *r, const struct plan *p, const stru
                        const char **groups, size_t groups_n)
 {
 	struct bw_principal pr;
-	char err[512];
+	char err[512], show[BW__ADMIN_SHORT];
 	unsigned line;
 
 	for (size_t i = 0; i < bw_passwd_count(p->pw); i++) {
 		principal_at(p, t, i, groups, groups_n, &pr, &line);
 		if (bw_tenancy_principal(r->snap, t, pr.name, pr.name_len))
 			return bw__admin_fail(r, BW_ADMIN_E_EXISTS,
-			                      "passwd:%u: user \"%.64s\" exists in tenant \"%s\" "
+			                      "passwd:%u: user \"%s\" exists in tenant \"%s\" "
 			                      "(nothing was imported)",
-			                      line, pr.name, t->name);
+			                      line, bw__admin_short(pr.name, show), t->name);
 		if (bw_tenancy_principal_check(&pr, err, sizeof(err)) < 0)
 			return bw__admin_fail(r, BW_ADMIN_E_INVALID, "passwd:%u: %s", line, err);
 	}

@@ -462,20 +462,22 @@ static const struct pem_alg {
 /* The PEM algorithm named name, or NULL (r failed: invalid, saying what is taken). */
 static const struct pem_alg *find_pem_alg(struct bw__admin_req *r, const char *name)
 {
+	char show[BW__ADMIN_SHORT];
+
 	for (size_t i = 0; i < sizeof(pem_algs) / sizeof(pem_algs[0]); i++) {
 		if (!strcmp(pem_algs[i].name, name))
 			return &pem_algs[i];
 	}
 	if (!strcmp(name, "HS256") || !strcmp(name, "HS384") || !strcmp(name, "HS512"))
 		bw__admin_fail(r, BW_ADMIN_E_INVALID,
-		               "alg: %.16s verifies with a shared secret, not a public key: give "
+		               "alg: %s verifies with a shared secret, not a public key: give "
 		               "the secret as an \"oct\" key of a JWK Set (jwks)",
 		               name);
 	else
 		bw__admin_fail(r, BW_ADMIN_E_INVALID,
-		               "alg: \"%.16s\" is not one of RS256, RS384, RS512, PS256, PS384, "
+		               "alg: \"%s\" is not one of RS256, RS384, RS512, PS256, PS384, "
 		               "PS512, ES256, ES384, EdDSA",
-		               name);
+		               bw__admin_short(name, show));
 	return NULL;
 }
 

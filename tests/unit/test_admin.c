@@ -330,6 +330,12 @@ static void test_tenant_refusals(void **state)
 
 	ok(e, REQ("tenant.create", "\"name\":\"acme\",\"hostnames\":[\"mqtt.acme.example\"]"));
 	fails(e, "exists", "tenant \"acme\" exists", REQ("tenant.create", "\"name\":\"acme\""));
+	/* A message cut to fit is cut between characters: the answer is still JSON. */
+	char name[1200] = "a";
+	for (int i = 0; i < 500; i++)
+		strcat(name, "\xc3\xa9"); /* é, two bytes: the cut falls inside one */
+	fails(e, "not_found", "no tenant \"a\xc3\xa9", REQ("quota.show", "\"tenant\":\"%s\""),
+	      name);
 	fails(e, "exists", "mqtt.acme.example",
 	      REQ("tenant.create", "\"name\":\"other\",\"hostnames\":[\"mqtt.acme.example\"]"));
 	fails(e, "invalid", "tenant name", REQ("tenant.create", "\"name\":\"Not_A_Label\""));
@@ -1151,6 +1157,15 @@ static void test_import(void **state)
 	fails(e, "invalid", "acl:1: a placeholder (%u, %c, %cn) must be a whole level",
 	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
 	      quoted("pattern read in/x%u\n", 1));
+	/* A long name is cut in the message, never inside a character (the answer is JSON). */
+	char long_acl[3000] = "user ";
+	for (int i = 0; i < 900; i++)
+		strcat(long_acl, "\xc3\xa9"); /* é */
+	strcat(long_acl, "\ntopic read a\n");
+	fails(e, "invalid", "acl:1: user \"\xc3\xa9\xc3\xa9", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted(long_acl, 1));
+	fails(e, "invalid", "...\" is not in the password file", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted(long_acl, 1));
 	/* beta's own mosquitto-patterns group is not this file's. */
 	ok(e, REQ("group.create", "\"tenant\":\"beta\",\"group\":\"mosquitto-patterns\""));
 	fails(e, "exists",
