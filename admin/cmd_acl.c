@@ -8,6 +8,7 @@
  * line from its arguments ("allow publish data/# qos=1 retain=no"),
  * appends it and parses the whole new list before writing it, so a rule
  * the broker would refuse never reaches the store; acl.del removes rule n.
+ * Both answer with the owner's list as acl.list shows it (owner, n, text).
  */
 #include "admin/cmd_internal.h"
 
@@ -125,15 +126,20 @@ static int put_rules(struct bw__admin_req *r, const struct owner *o, const char 
 	return rc < 0 ? bw__admin_fail_errno(r, rc, err) : 0;
 }
 
-/* The owner's rules after a write, as the result {"rules": [...]}. */
+/* The owner's rules after a write, as the result {"rules": [...]}: as acl.list shows them. */
 static int rules_result(struct bw__admin_req *r, const struct bw_tenant *t)
 {
 	struct owner o;
+	json_t *a;
 
 	bw__admin_refresh(r);
 	if (!(t = bw__admin_tenant(r, "tenant")) || find_owner(r, t, &o) < 0)
 		return -1;
-	return bw__admin_ok(r, json_pack("{s:o}", "rules", bw__admin_rules_json(o.rules)));
+	if ((a = json_array()) && rules_onto(a, o.rules, o.label) < 0) {
+		json_decref(a);
+		a = NULL;
+	}
+	return bw__admin_ok(r, a ? json_pack("{s:o}", "rules", a) : NULL);
 }
 
 /* The rule line acl.add's arguments describe, into buf; 0 or -1 (r failed). */

@@ -75,6 +75,7 @@ extern const struct bw__admin_cmd bw__admin_cmds_quota[];
 extern const struct bw__admin_cmd bw__admin_cmds_principal[];
 extern const struct bw__admin_cmd bw__admin_cmds_acl[];
 extern const struct bw__admin_cmd bw__admin_cmds_keys[];
+extern const struct bw__admin_cmd bw__admin_cmds_import[];
 extern const struct bw__admin_cmd bw__admin_cmds_session[];
 
 /* ---- outcomes (commands.c) --------------------------------------------------- */
@@ -82,9 +83,21 @@ extern const struct bw__admin_cmd bw__admin_cmds_session[];
 /* Success with result (stolen; NULL: out of memory, an internal error). Returns 0. */
 int bw__admin_ok(struct bw__admin_req *r, json_t *result);
 
-/* Failure with code and a message. Returns -1. */
+/*
+ * Failure with code and a message (cut to fit r->message, never inside a
+ * UTF-8 sequence). Returns -1.
+ */
 int bw__admin_fail(struct bw__admin_req *r, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* Room for bw__admin_short(): 64 bytes, "..." and a NUL. */
+#define BW__ADMIN_SHORT 68
+
+/*
+ * s for a message: at most 64 bytes cut at a character boundary, "..."
+ * after a cut, into out. Returns out.
+ */
+const char *bw__admin_short(const char *s, char out[BW__ADMIN_SHORT]);
 
 /*
  * Failure for a tenancy service -errno with its message: EINVAL invalid,

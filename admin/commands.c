@@ -15,9 +15,8 @@
 #include <string.h>
 
 static const struct bw__admin_cmd *const tables[] = {
-	bw__admin_cmds_node,      bw__admin_cmds_tenant, bw__admin_cmds_quota,
-	bw__admin_cmds_principal, bw__admin_cmds_acl,    bw__admin_cmds_keys,
-	bw__admin_cmds_session,
+	bw__admin_cmds_node, bw__admin_cmds_tenant, bw__admin_cmds_quota,  bw__admin_cmds_principal,
+	bw__admin_cmds_acl,  bw__admin_cmds_keys,   bw__admin_cmds_import, bw__admin_cmds_session,
 };
 
 static const struct bw__admin_cmd *find_cmd(const char *name)
@@ -47,15 +46,46 @@ int bw__admin_ok(struct bw__admin_req *r, json_t *result)
 	return 0;
 }
 
+/*
+ * Drops a UTF-8 sequence that a cut at the end of s split: the answer is
+ * JSON, which cannot carry it, and the peer would get no answer at all.
+ */
+static void trim_split_utf8(char *s)
+{
+	size_t len = strlen(s), i = len;
+
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	if (len - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 int bw__admin_fail(struct bw__admin_req *r, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	int n = vsnprintf(r->message, sizeof(r->message), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(r->message))
+		trim_split_utf8(r->message);
 	r->code = code;
 	return -1;
+}
+
+const char *bw__admin_short(const char *s, char out[BW__ADMIN_SHORT])
+{
+	size_t len = strlen(s), n = len > 64 ? 64 : len;
+
+	while (n < len && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	memcpy(out, s, n);
+	strcpy(out + n, n < len ? "..." : "");
+	return out;
 }
 
 int bw__admin_fail_errno(struct bw__admin_req *r, int rc, const char *msg)

@@ -100,6 +100,7 @@
 	  COLS({ "FINGERPRINT", "fingerprint" }, { "SUBJECT", "subject" }, \
 	       { "NOT_AFTER", "not_after" }) }
 #define V_JWT { .member = "jwt" }
+#define V_TENANT { .render = bw_ctl_view_tenant }
 
 /* A table entry: its words, protocol name, synopsis and summary, then
  * designated members (.help, .pos, .opts, .check, .finish, .view). */
@@ -173,6 +174,8 @@ static int check_jwt(struct bw_ctl_call *c)
 		return bw_ctl_usage(c, "--key needs --alg ALG");
 	if (alg && !key)
 		return bw_ctl_usage(c, "--alg goes with --key (a JWK Set names its algorithms)");
+	if (given(c, "kid") && !key)
+		return bw_ctl_usage(c, "--kid goes with --key (a JWK Set names its key ids)");
 	return 0;
 }
 
@@ -243,10 +246,12 @@ static int finish_user_add(struct bw_ctl_call *c)
 static const struct bw_ctl_cmd cmds[] = {
 	CMD("tenant", "create", "tenant.create",
 	    "NAME [--hostname H]... [--allow-anonymous] [QUOTAS]", "create a tenant",
-	    .help = QUOTA_HELP, .pos = P_NAME, .opts = PARAMS(O_HOST, O_ANONYMOUS, QUOTA_OPTS)),
+	    .help = QUOTA_HELP, .pos = P_NAME, .opts = PARAMS(O_HOST, O_ANONYMOUS, QUOTA_OPTS),
+	    .view = V_TENANT),
 	CMD("tenant", "list", "tenant.list", "", "list the tenants", .view = V_TENANTS),
 	CMD("tenant", "show", "tenant.show", "NAME",
-	    "show a tenant: hostnames, quotas, CAs, JWT issuers, counts", .pos = P_NAME),
+	    "show a tenant: hostnames, quotas, CAs, JWT issuers, counts", .pos = P_NAME,
+	    .view = V_TENANT),
 	CMD("tenant", "update", "tenant.update",
 	    "NAME [--hostname H]... [--allow-anonymous|--no-anonymous] [QUOTAS]",
 	    "change a tenant; only what is given changes",
@@ -257,11 +262,12 @@ static const struct bw_ctl_cmd cmds[] = {
 	                   OPT("--no-anonymous", "allow_anonymous", BW_CTL_FALSE, NULL,
 	                       "clients must authenticate"),
 	                   QUOTA_OPTS),
-	    .check = check_update),
+	    .check = check_update, .view = V_TENANT),
 	CMD("tenant", "suspend", "tenant.suspend", "NAME",
-	    "suspend a tenant: its clients are refused until it is resumed", .pos = P_NAME),
-	CMD("tenant", "resume", "tenant.resume", "NAME", "resume a suspended tenant",
-	    .pos = P_NAME),
+	    "suspend a tenant: its clients are refused until it is resumed", .pos = P_NAME,
+	    .view = V_TENANT),
+	CMD("tenant", "resume", "tenant.resume", "NAME", "resume a suspended tenant", .pos = P_NAME,
+	    .view = V_TENANT),
 	CMD("tenant", "delete", "tenant.delete", "NAME --yes",
 	    "delete a tenant with its groups, users, sessions and retained messages", .pos = P_NAME,
 	    .opts = PARAMS(
@@ -271,9 +277,7 @@ static const struct bw_ctl_cmd cmds[] = {
 	CMD("group", "create", "group.create", "TENANT GROUP", "create a security group",
 	    .pos = P_TENANT_GROUP),
 	CMD("group", "list", "group.list", "TENANT", "list a tenant's groups", .pos = P_TENANT,
-	    .view = { .list = "groups",
-	              .empty = "no groups",
-	              COLS({ "NAME", "name" }, { "RULES", "rules" }) }),
+	    .view = { .render = bw_ctl_view_groups }),
 	CMD("group", "delete", "group.delete", "TENANT GROUP",
 	    "delete a group (its users leave it)", .pos = P_TENANT_GROUP,
 	    .view = { .done = "group {group} of tenant {tenant} deleted" }),
@@ -356,8 +360,12 @@ static const struct bw_ctl_cmd cmds[] = {
 	    .view = V_CAS),
 
 	CMD("jwt", "add", "jwt.add",
-	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG)",
+	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG [--kid KID])",
 	    "trust JSON Web Tokens of an issuer, checked with a JWK Set or one key",
+	    .help = "--key takes one PEM public key (or a certificate) for ALG: RS256, RS384,\n"
+	            "RS512, PS256, PS384, PS512 (RSA, at least 2048 bits), ES256 (P-256),\n"
+	            "ES384 (P-384) or EdDSA (Ed25519). Its key id is KID, else the first 16\n"
+	            "hex digits of the SHA-256 of the key. HMAC secrets go in a JWK Set.\n",
 	    .pos = P_TENANT,
 	    .opts = PARAMS(
 	            { .name = "--issuer",
@@ -370,7 +378,9 @@ static const struct bw_ctl_cmd cmds[] = {
 	            OPT("--jwks", "jwks", BW_CTL_FILE, "FILE", "a JWK Set (JSON)"),
 	            OPT("--key", "key", BW_CTL_FILE, "FILE", "one public key (PEM)"),
 	            OPT("--alg", "alg", BW_CTL_STR, "ALG",
-	                "the --key's algorithm (RS256, ES256, ...)")),
+	                "the --key's algorithm (RS256, ES256, ...)"),
+	            OPT("--kid", "kid", BW_CTL_STR, "KID",
+	                "the --key's key id (default: from its SHA-256)")),
 	    .check = check_jwt, .view = V_JWT),
 	CMD("jwt", "list", "jwt.list", "TENANT", "show a tenant's JWT issuers, audiences and keys",
 	    .pos = P_TENANT, .view = V_JWT),
@@ -385,7 +395,7 @@ static const struct bw_ctl_cmd cmds[] = {
 	            "dashes). VALUE is a whole number; 0 means the node's default, except for\n"
 	            "max_qos (0..2).\n",
 	    .pos = PARAMS(POS("TENANT", "tenant"), POS("KEY", "key"), POS("VALUE", "value")),
-	    .check = check_quota_set, .view = { .member = "quotas" }),
+	    .check = check_quota_set, .view = { .render = bw_ctl_view_quotas }),
 	CMD("quota", "show", "quota.show", "TENANT",
 	    "show a tenant's quotas and what is in force with the node's defaults", .pos = P_TENANT,
 	    .view = { .render = bw_ctl_view_quotas }),
@@ -429,7 +439,11 @@ static const struct bw_ctl_cmd cmds[] = {
 
 	CMD("import", "mosquitto", "import.mosquitto", "TENANT --passwd FILE [--acl FILE]",
 	    "import users and rules from Mosquitto's password and ACL files",
-	    .help = "The files are read here and sent to the node, which checks them.\n",
+	    .help = "The files are read here and sent to the node, which checks them all\n"
+	            "before it changes anything: a bad line, or a user the tenant has,\n"
+	            "imports nothing. Users keep their password hashes; \"pattern\" rules\n"
+	            "go to the group mosquitto-patterns, which every user joins, and\n"
+	            "anonymous \"topic\" rules to the group anonymous.\n",
 	    .pos = P_TENANT,
 	    .opts = PARAMS({ .name = "--passwd",
 	                     .key = "passwd",
@@ -437,7 +451,8 @@ static const struct bw_ctl_cmd cmds[] = {
 	                     .meta = "FILE",
 	                     .required = true,
 	                     .help = "a mosquitto_passwd file" },
-	                   OPT("--acl", "acl", BW_CTL_FILE, "FILE", "a Mosquitto acl_file"))),
+	                   OPT("--acl", "acl", BW_CTL_FILE, "FILE", "a Mosquitto acl_file")),
+	    .view = { .render = bw_ctl_view_import }),
 };
 
 const struct bw_ctl_cmd *bw_ctl_cmds(size_t *n)

@@ -1,11 +1,12 @@
 /*
  * Views of their own (see ctl_views.h): each reshapes its result into rows
- * and prints them with bw_ctl_render_table().
+ * and prints them with bw_ctl_render_table(), or says it in a sentence.
  */
 #include "admin/ctl_views.h"
 #include "admin/ctl_render.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct bw_ctl_col stats_cols[] = {
@@ -97,4 +98,78 @@ void bw_ctl_view_quotas(FILE *out, const json_t *args, const json_t *result)
 	else
 		bw_ctl_render_table(out, rows, cols, 3, 0);
 	json_decref(rows);
+}
+
+/* A tenant (tenant show, create, update, ...) as "key: value" lines, a quota
+ * that is the node's default as "default". */
+void bw_ctl_view_tenant(FILE *out, const json_t *args, const json_t *result)
+{
+	json_t *copy = json_deep_copy(result);
+	json_t *q = json_object_get(copy, "quotas"), *v;
+	const char *key;
+
+	/* Replacing a member's value leaves the iteration alone. */
+	json_object_foreach(q, key, v) json_object_set_new(q, key, quota_value(key, v));
+	bw_ctl_render_kv(out, copy ? copy : result, 0);
+	json_decref(copy);
+}
+
+/* The texts of rules ([{"n": 1, "text": ...}]) joined by "; ", or NULL for none. */
+static json_t *rule_texts(const json_t *rules)
+{
+	char *buf = NULL;
+	size_t len = 0, i;
+	json_t *rule, *j = NULL;
+	FILE *m;
+
+	if (!json_is_array(rules))
+		return rules ? json_incref((json_t *)rules) : NULL;
+	if (json_array_size(rules) == 0 || !(m = open_memstream(&buf, &len)))
+		return NULL;
+	json_array_foreach(rules, i, rule)
+	{
+		const json_t *text = json_is_object(rule) ? json_object_get(rule, "text") : rule;
+		fprintf(m, "%s%s", i ? "; " : "",
+		        json_is_string(text) ? json_string_value(text) : "?");
+	}
+	if (fclose(m) == 0)
+		j = json_stringn(buf, len);
+	free(buf);
+	return j;
+}
+
+/* group list: a row a group, its rules' texts in one cell. */
+void bw_ctl_view_groups(FILE *out, const json_t *args, const json_t *result)
+{
+	static const struct bw_ctl_col cols[] = { { "NAME", "name" }, { "RULES", "rules" } };
+	json_t *groups = json_object_get(result, "groups"), *rows = json_array(), *g;
+	size_t i;
+
+	if (!rows)
+		return;
+	json_array_foreach(groups, i, g)
+	{
+		json_array_append_new(rows,
+		                      json_pack("{s:O*, s:o*}", "name", json_object_get(g, "name"),
+		                                "rules", rule_texts(json_object_get(g, "rules"))));
+	}
+	if (json_array_size(rows) == 0)
+		fprintf(out, "no groups\n");
+	else
+		bw_ctl_render_table(out, rows, cols, 2, 0);
+	json_decref(rows);
+}
+
+/* "imported 3 users and 7 rules into tenant acme". */
+void bw_ctl_view_import(FILE *out, const json_t *args, const json_t *result)
+{
+	json_int_t users = json_integer_value(json_object_get(result, "users"));
+	json_int_t rules = json_integer_value(json_object_get(result, "rules"));
+	char *tenant = bw_ctl_cell(json_object_get(args, "tenant"));
+
+	fprintf(out,
+	        "imported %" JSON_INTEGER_FORMAT " user%s and %" JSON_INTEGER_FORMAT
+	        " rule%s into tenant %s\n",
+	        users, users == 1 ? "" : "s", rules, rules == 1 ? "" : "s", tenant ? tenant : "?");
+	free(tenant);
 }

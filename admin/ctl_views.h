@@ -1,7 +1,8 @@
 /*
- * The views of bulwarkctl commands whose results are not one list or one
- * object: stats (a row a tenant) and quota show (a quota's value beside the
- * one in force).
+ * The views of bulwarkctl commands whose results need reshaping: stats (a
+ * row a tenant), quota show and set (a quota's value beside the one in
+ * force), a tenant (its quotas' defaults said so), group list (a group's
+ * rules in one cell) and import mosquitto (a sentence).
  */
 #ifndef BW_ADMIN_CTL_VIEWS_H
 #define BW_ADMIN_CTL_VIEWS_H
@@ -11,5 +12,8 @@
 
 void bw_ctl_view_stats(FILE *out, const json_t *args, const json_t *result);
 void bw_ctl_view_quotas(FILE *out, const json_t *args, const json_t *result);
+void bw_ctl_view_tenant(FILE *out, const json_t *args, const json_t *result);
+void bw_ctl_view_groups(FILE *out, const json_t *args, const json_t *result);
+void bw_ctl_view_import(FILE *out, const json_t *args, const json_t *result);
 
 #endif

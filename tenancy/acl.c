@@ -44,6 +44,7 @@ struct rule {
 	uint8_t max_qos;   /* 0..2; 2 when not given */
 	bool no_retain;    /* retain=no */
 	bool placeholders; /* "%u" levels are placeholders (not in "topic" lines) */
+	unsigned line;     /* where the file has it (bw_acl_each_rule()) */
 };
 
 struct ruleset {
@@ -54,7 +55,8 @@ struct ruleset {
 struct section {
 	char *name; /* owned */
 	size_t len;
-	size_t order; /* file order, to keep sorting stable */
+	size_t order;  /* file order, to keep sorting stable */
+	unsigned line; /* of its first "user" line */
 	struct ruleset rs;
 };
 
@@ -246,6 +248,7 @@ static int open_user(struct parser *p, struct tok name)
 		goto nomem;
 	s->len = name.len;
 	s->order = acl->nusers;
+	s->line = p->line;
 	p->user = acl->nusers++;
 	p->target = T_USER;
 	return 0;
@@ -291,6 +294,7 @@ static int add_rule(struct parser *p, struct rule *r, struct tok f, bool mosquit
 	}
 	r->filter = strndup(f.p, f.len);
 	r->len = f.len;
+	r->line = p->line;
 	if (!r->filter || ruleset_add(rs, r) != 0) {
 		free(r->filter);
 		report(p->err, p->cap, p->name, p->line, "out of memory");
@@ -461,6 +465,47 @@ void bw_acl_free(struct bw_acl **acl)
 size_t bw_acl_rule_count(const struct bw_acl *acl)
 {
 	return acl ? acl->rules : 0;
+}
+
+/* Visits the rules of rs as bw_acl_each_rule() says; info has the owner filled in. */
+static int each_in(const struct ruleset *rs, struct bw_acl_rule_info *info,
+                   int (*visit)(void *arg, const struct bw_acl_rule_info *r), void *arg)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rules[i];
+		info->filter = r->filter;
+		info->len = r->len;
+		info->publish = r->access & ACC_PUB;
+		info->subscribe = r->access & ACC_SUB;
+		info->deny = r->deny;
+		info->max_qos = r->max_qos;
+		info->no_retain = r->no_retain;
+		info->literal = !r->placeholders;
+		info->line = r->line;
+		int rc = visit(arg, info);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int bw_acl_each_rule(const struct bw_acl *acl,
+                     int (*visit)(void *arg, const struct bw_acl_rule_info *r), void *arg)
+{
+	struct bw_acl_rule_info info = { .owner = BW_ACL_OWNER_ANONYMOUS };
+	int rc = each_in(&acl->anonymous, &info, visit, arg);
+
+	info.owner = BW_ACL_OWNER_EVERYONE;
+	if (rc == 0)
+		rc = each_in(&acl->everyone, &info, visit, arg);
+	info.owner = BW_ACL_OWNER_USER;
+	for (size_t i = 0; rc == 0 && i < acl->nusers; i++) {
+		info.user = acl->users[i].name;
+		info.user_len = acl->users[i].len;
+		info.user_line = acl->users[i].line;
+		rc = each_in(&acl->users[i].rs, &info, visit, arg);
+	}
+	return rc;
 }
 
 /* bw_acl_parse() and bw_acl_parse_rules() (rules_only). */

@@ -109,6 +109,39 @@ int bw_acl_load(const char *path, struct bw_acl **out, char *err, size_t cap);
 /* Number of rules in the file. */
 size_t bw_acl_rule_count(const struct bw_acl *acl);
 
+/* Whose a rule of a parsed file is. */
+enum bw_acl_owner {
+	BW_ACL_OWNER_ANONYMOUS, /* "topic" before any "user" line, or "anonymous" */
+	BW_ACL_OWNER_EVERYONE,  /* "pattern", or "everyone" */
+	BW_ACL_OWNER_USER,      /* a "user NAME" section */
+};
+
+/* One rule of a parsed file as written (bw_acl_each_rule()); points into the bw_acl. */
+struct bw_acl_rule_info {
+	enum bw_acl_owner owner;
+	const char *user;   /* BW_ACL_OWNER_USER: the name, NUL-terminated */
+	size_t user_len;    /* its length */
+	unsigned user_line; /* where its first "user" line is */
+	const char *filter; /* NUL-terminated, as written */
+	size_t len;
+	bool publish, subscribe; /* the access: both for all */
+	bool deny;
+	uint8_t max_qos; /* 0..2; 2 when not given */
+	bool no_retain;  /* retain=no */
+	bool literal;    /* a "topic" line: "%u" and "%c" are plain text, not placeholders */
+	unsigned line;   /* where the rule is, from 1 */
+};
+
+/*
+ * Calls visit(arg, rule) for each rule of acl, for tools that convert an
+ * ACL file (the admin socket's import): the anonymous rules, everyone's,
+ * then each user's (users in byte order of their names, a user's sections
+ * merged), each set in file order. Stops at the first nonzero answer of
+ * visit and returns it; returns 0 when every rule was visited.
+ */
+int bw_acl_each_rule(const struct bw_acl *acl,
+                     int (*visit)(void *arg, const struct bw_acl_rule_info *r), void *arg);
+
 /* Frees *acl (NULL is fine) and sets it to NULL. */
 void bw_acl_free(struct bw_acl **acl);
 

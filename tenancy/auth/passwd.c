@@ -304,6 +304,18 @@ size_t bw_passwd_count(const struct bw_passwd *pw)
 	return pw ? pw->count : 0;
 }
 
+const char *bw_passwd_at(const struct bw_passwd *pw, size_t i, const char **user, size_t *len,
+                         unsigned *line)
+{
+	if (!pw || i >= pw->count)
+		return NULL;
+	const struct entry *e = &pw->entries[i];
+	*user = pw->pool + e->user;
+	*len = e->user_len;
+	*line = e->line;
+	return pw->pool + e->hash;
+}
+
 int bw_passwd_check(const struct bw_passwd *pw, const char *user, size_t ulen, const char *password,
                     size_t plen)
 {

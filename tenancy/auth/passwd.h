@@ -52,6 +52,15 @@ const char *bw_passwd_lookup(const struct bw_passwd *pw, const char *user, size_
 size_t bw_passwd_count(const struct bw_passwd *pw);
 
 /*
+ * User i (0 .. bw_passwd_count() - 1) in file order, for tools that convert
+ * a file (the admin socket's import): returns its NUL-terminated hash and
+ * sets *user (NUL-terminated), *len and *line (where the file has it, from
+ * 1); NULL past the end. The strings live as long as the table.
+ */
+const char *bw_passwd_at(const struct bw_passwd *pw, size_t i, const char **user, size_t *len,
+                         unsigned *line);
+
+/*
  * Authenticates user[0..ulen) with password[0..plen): 0 when the user is in
  * the table and the password matches, -EACCES otherwise, or an error of
  * bw_password_verify() (-ENOMEM, -EIO). For a user the table does not hold

@@ -25,11 +25,20 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "admin/audit.h"
 #include "admin/commands.h"
 #include "admin/server.h"
+#include "tenancy/auth/jwt.h"
 #include "tenancy/auth/password.h"
 #include "tenancy/service.h"
 #include "tenancy_material.h"
@@ -323,6 +332,12 @@ static void test_tenant_refusals(void **state)
 
 	ok(e, REQ("tenant.create", "\"name\":\"acme\",\"hostnames\":[\"mqtt.acme.example\"]"));
 	fails(e, "exists", "tenant \"acme\" exists", REQ("tenant.create", "\"name\":\"acme\""));
+	/* A message cut to fit is cut between characters: the answer is still JSON. */
+	char name[1200] = "a";
+	for (int i = 0; i < 500; i++)
+		strcat(name, "\xc3\xa9"); /* é, two bytes: the cut falls inside one */
+	fails(e, "not_found", "no tenant \"a\xc3\xa9", REQ("quota.show", "\"tenant\":\"%s\""),
+	      name);
 	fails(e, "exists", "mqtt.acme.example",
 	      REQ("tenant.create", "\"name\":\"other\",\"hostnames\":[\"mqtt.acme.example\"]"));
 	fails(e, "invalid", "tenant name", REQ("tenant.create", "\"name\":\"Not_A_Label\""));
@@ -415,6 +430,7 @@ static void test_groups_and_acls(void **state)
 	rules = json_object_get(r, "rules");
 	assert_int_equal(json_array_size(rules), 1);
 	assert_int_equal(num(json_array_get(rules, 0), "n"), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "owner"), "group:sensors");
 	assert_string_equal(str(json_array_get(rules, 0), "text"),
 	                    "allow publish data/%c/# qos=1 retain=no");
 	r = ok(e, REQ("acl.add", "\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"deny\","
@@ -456,6 +472,7 @@ static void test_groups_and_acls(void **state)
 	r = ok(e, REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":1"));
 	rules = json_object_get(r, "rules");
 	assert_int_equal(json_array_size(rules), 1);
+	assert_string_equal(str(json_array_get(rules, 0), "owner"), "group:sensors");
 	assert_string_equal(str(json_array_get(rules, 0), "text"), "deny all data/secret/#");
 	fails(e, "not_found", "no rule 2",
 	      REQ("acl.del", "\"tenant\":\"acme\",\"group\":\"sensors\",\"n\":2"));
@@ -609,6 +626,20 @@ static const char *quoted(const char *s, int slot)
 	return buf[slot];
 }
 
+/* Another self-signed CA named "CN=Test CA a", with a key of its own. */
+#define CA_A2_PEM                                                                                  \
+	"-----BEGIN CERTIFICATE-----\n"                                                            \
+	"MIIBfzCCASWgAwIBAgIUJNSLT8DHiq91UefzFa6nSWLg1sswCgYIKoZIzj0EAwIw\n"                       \
+	"FDESMBAGA1UEAwwJVGVzdCBDQSBhMCAXDTI2MTEyNTAxNTAxNloYDzIxMjYxMTAx\n"                       \
+	"MDE1MDE2WjAUMRIwEAYDVQQDDAlUZXN0IENBIGEwWTATBgcqhkjOPQIBBggqhkjO\n"                       \
+	"PQMBBwNCAATCHyIk9+uUeMLOxZhYneVLa1vsXCVplgpaCsPchlLALwipMrHrNuU0\n"                       \
+	"e7ykD8+chSnjOq+tMch2Slrp9D1uP5l7o1MwUTAdBgNVHQ4EFgQU/4NfoH8CVWaA\n"                       \
+	"WxADK9AEGAFf/EIwHwYDVR0jBBgwFoAU/4NfoH8CVWaAWxADK9AEGAFf/EIwDwYD\n"                       \
+	"VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA6s83Q3T/vsp1M/tsBZY7\n"                       \
+	"gNMIYBUXfSHHSAEZOklCLL8CIC8oZzzDOND8v8hPzWbqLtC6kEdy3o2HFPdFZ6EU\n"                       \
+	"OBXN\n"                                                                                   \
+	"-----END CERTIFICATE-----\n"
+
 static void test_cas(void **state)
 {
 	struct env *e = *state;
@@ -653,6 +684,18 @@ static void test_cas(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
 	r = ok(e, REQ("tenant.show", "\"name\":\"beta\""));
 	assert_int_equal(json_array_size(json_object_get(r, "cas")), 1);
+
+	/* Another key under beta's CA's name: not for acme, alone or in a bundle ... */
+	fails(e, "exists",
+	      "pem: tenant \"beta\" has a CA with the subject \"CN=Test CA a\" already",
+	      REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_A2_PEM, 0));
+	fails(e, "exists", "give this CA a subject of its own",
+	      REQ("ca.add", "\"tenant\":\"acme\",\"pem\":%s"), quoted(CA_B_PEM CA_A2_PEM, 0));
+	/* ... but beta may renew its CA under the same name. */
+	r = ok(e, REQ("ca.add", "\"tenant\":\"beta\",\"pem\":%s"), quoted(CA_A2_PEM, 0));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 2);
+	r = ok(e, REQ("ca.list", "\"tenant\":\"acme\""));
+	assert_int_equal(json_array_size(json_object_get(r, "cas")), 0);
 }
 
 #define JWKS_OCT2                                                                                  \
@@ -696,7 +739,7 @@ static void test_jwt(void **state)
 	fails(e, "invalid", "jwks",
 	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"jwks\":%s"),
 	      quoted("{\"keys\":[{\"kty\":\"oct\",\"kid\":\"k9\",\"k\":\"c2hvcnQ\"}]}", 0));
-	fails(e, "invalid", "not supported yet",
+	fails(e, "invalid", "key: want one PEM block",
 	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"key\":\"PEM\","
 	                     "\"alg\":\"RS256\""));
 	fails(e, "usage", "give jwks", REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\""));
@@ -717,6 +760,449 @@ static void test_jwt(void **state)
 	assert_int_equal(json_array_size(json_object_get(jwt, "issuers")), 0);
 	assert_int_equal(json_array_size(json_object_get(jwt, "keys")), 0);
 	assert_int_equal(json_array_size(json_object_get(jwt, "audiences")), 0);
+}
+
+/* ---- jwt.add with a PEM key --------------------------------------------------------- */
+
+/*
+ * Keys made once with the openssl command line (genpkey; pkey -pubout), and
+ * the first 16 hex digits of the SHA-256 of each public key's DER
+ * (openssl pkey -pubout -outform DER | sha256sum).
+ */
+#define RSA2048_PRIV                                                                               \
+	"-----BEGIN PRIVATE KEY-----\n"                                                            \
+	"MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDgFXEe/Znw7jy5\n"                       \
+	"7dPMOWDu4ibFwBKHyvxz4XZrTZh+mvTg5CLWebBNbIDOIcJmFzglBkhlH69EpmNB\n"                       \
+	"Jrad7GUmU06DrZCQ1NR5ioqTj1IHIOIqRC1xuW6cj3LoxN6dZnMH8bLIsvagfra7\n"                       \
+	"4/4xRb20cIFd8RhYnCYIGCx4LUrGlzMtA2b7lcNWgV16VJxKxe4oOAeBULR741qt\n"                       \
+	"I+JFuMEDgMQNFQxpOyKabzqpfykktZ6YULpShosFRjC0qv5Qow7qxmX++wlGkn8B\n"                       \
+	"8C390qlkr08IBIxC+ZrFXkBNjnN3eNTxIIF00mAjeoxh8bM+q7C6tjjS0zXqi1hd\n"                       \
+	"W2VOCOgpAgMBAAECggEAAdYwfQG0yySWFdYNCDL+MucNTKNO45ML2lf3lFiTTpJZ\n"                       \
+	"kyWmOB4mOPQ8jV6kd8QVSeRmdSxlz4kSQ4dG3ujVnr33D52SvkUoUANihblv1tlz\n"                       \
+	"pnIJnKbZm788lguAYZzkhiT6g1Ty2uI/AC+Vtp9XjIzm2ozD13zBfmEoWCcoN5Qj\n"                       \
+	"atah8U8ntfmCPOFhNN7SVWTVQB3TJ0eAz1FnwUn6niIupN1vekLWw9/nYEjDzmo3\n"                       \
+	"kybT0wKMlVWbYiJJgUGuCIHgs7L/YOnVbD9pPXy6zxWN1Haml0VpezFYMAlmvqFG\n"                       \
+	"LXIeQMZe2EfobOmI7qvOp1UlCyrW8rSJhq56uWolmwKBgQD/hPuuQP5XrQDSRpP/\n"                       \
+	"6Ge2UgibsuishtbKUYaJy4pmrdeM6NXOGiCn/09y1i3YmZpxl4GwlEGIDZaBxfbK\n"                       \
+	"kJg4qnipauN+uiMLuf5ig0mr+5rA/Q1s72zJpqMgpNrptWZMYucQqre/mLrw5CFk\n"                       \
+	"SZDESS4b5HfIEbMUCNBmwgduQwKBgQDggVMLmeZIuxwz9mCKJ7xnO4lsyJJ598Ek\n"                       \
+	"qGZENa5bjUb8+hybn7tjyZbOAr/B4ek4Q+S70kRAlKB876e+uvNEaNrcoZRJid80\n"                       \
+	"pvEBnkrk4EoNM1MTSlW7Tniy0XxHvNI1SdqWQGT+wI90VtU6SYDqJx+QWgoJ52Mo\n"                       \
+	"WKuvP2sHIwKBgQCcTCQHewoZZ2HRPgrZxrdp9tP9KXrZzcElEKlTMIYAOOZY8zOV\n"                       \
+	"VrYTDUDz5b81dv/Z6+sQsB9FscoWp5lGXxw9zUjxmMh/hCxbx/GrINO3t7f5xNCp\n"                       \
+	"ierpjlzKYwzlWGiy4OymbUbok+wF3gXu6nD7IChsN1xtrSX1Y07XDGivMQKBgB/J\n"                       \
+	"T7fBx4AeteSJiquk6qD3JgL39v073eXRzgD0VMZzn0xsISbLm92KCkcKzpml4b5s\n"                       \
+	"pnMNV0qJgJuP1wFDOPRDoFFCs1siIS80P8VJ4zK6quFpleaSTMcjWiV/UYharKyM\n"                       \
+	"010YqvQC0YzYSoJhK9Z7SZXHmcpDL5/jxhMe+IlfAoGBAMV2K4qcxarCQ9sawniq\n"                       \
+	"wUXncuErPedII/bmFWVcIta2+II5rzM39KJfXTgQB5HTdKDWtihMgHk8imGEBQGk\n"                       \
+	"2udwoafO3aujhXHvzaeDbJjLd8FaHDn0IoNdUZJjDlW437dzrjC8QuGE9hbdSPCK\n"                       \
+	"nfW3SxSejRovv8HgLvQFT5jF\n"                                                               \
+	"-----END PRIVATE KEY-----\n"
+
+#define P256_PRIV                                                                                  \
+	"-----BEGIN PRIVATE KEY-----\n"                                                            \
+	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQrm262IiGWNkWXXb\n"                       \
+	"Aq1hJ8ydmMDOr2JJoHyMjnJbZWuhRANCAATyJiXKrYbjBYqTGNXOxrKBIcchg6Wl\n"                       \
+	"X47yUiR7Nfz1TTJ/YTPb5pUx/0qUg5+PEwXxfW35DfS7nCG3gKPY5xv/\n"                               \
+	"-----END PRIVATE KEY-----\n"
+
+#define ED25519_PRIV                                                                               \
+	"-----BEGIN PRIVATE KEY-----\n"                                                            \
+	"MC4CAQAwBQYDK2VwBCIEICHXcBlG0lp83nc3Hm2b+vcZU/CI0roZ5lO5vyGh2D9g\n"                       \
+	"-----END PRIVATE KEY-----\n"
+
+#define RSA2048_PUB                                                                                \
+	"-----BEGIN PUBLIC KEY-----\n"                                                             \
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA4BVxHv2Z8O48ue3TzDlg\n"                       \
+	"7uImxcASh8r8c+F2a02Yfpr04OQi1nmwTWyAziHCZhc4JQZIZR+vRKZjQSa2nexl\n"                       \
+	"JlNOg62QkNTUeYqKk49SByDiKkQtcblunI9y6MTenWZzB/GyyLL2oH62u+P+MUW9\n"                       \
+	"tHCBXfEYWJwmCBgseC1KxpczLQNm+5XDVoFdelScSsXuKDgHgVC0e+NarSPiRbjB\n"                       \
+	"A4DEDRUMaTsimm86qX8pJLWemFC6UoaLBUYwtKr+UKMO6sZl/vsJRpJ/AfAt/dKp\n"                       \
+	"ZK9PCASMQvmaxV5ATY5zd3jU8SCBdNJgI3qMYfGzPquwurY40tM16otYXVtlTgjo\n"                       \
+	"KQIDAQAB\n"                                                                               \
+	"-----END PUBLIC KEY-----\n"
+
+#define RSA1024_PUB                                                                                \
+	"-----BEGIN PUBLIC KEY-----\n"                                                             \
+	"MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDHxN+rvcFs3guhP33H0RH6v2kD\n"                       \
+	"lXmjToW2hpJYUMvcPAKoqSugd9VzYeGsib38B4rnFQFH6y8qJAQARQP1VERmWPKH\n"                       \
+	"+SvYghiFDed8yFuN/2fHygJ+fj0YCo0y/3IrGtQAJfkHtu5dd/XP2Cx6RiCGT1In\n"                       \
+	"Wh8/kTmkBfanmdkIMwIDAQAB\n"                                                               \
+	"-----END PUBLIC KEY-----\n"
+
+#define P256_PUB                                                                                   \
+	"-----BEGIN PUBLIC KEY-----\n"                                                             \
+	"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8iYlyq2G4wWKkxjVzsaygSHHIYOl\n"                       \
+	"pV+O8lIkezX89U0yf2Ez2+aVMf9KlIOfjxMF8X1t+Q30u5wht4Cj2Ocb/w==\n"                           \
+	"-----END PUBLIC KEY-----\n"
+
+#define P384_PUB                                                                                   \
+	"-----BEGIN PUBLIC KEY-----\n"                                                             \
+	"MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAELxZ5wVXEnG1LEKEvG/SDTAhL8j/o2Yf8\n"                       \
+	"+fQ8L/bBI2TzoHYCdo4nK35A3Asc2TG11C1iCoz9HPlrDa1M7Bke0oJFNPfd59dN\n"                       \
+	"dx0iAefBTGDcnmlVYJnUje7NTe1LtaRm\n"                                                       \
+	"-----END PUBLIC KEY-----\n"
+
+#define ED25519_PUB                                                                                \
+	"-----BEGIN PUBLIC KEY-----\n"                                                             \
+	"MCowBQYDK2VwAyEAXO+ssHVdsXmH4xSPMr6MaWXjGiL0lIYJ0179d0sH25Y=\n"                           \
+	"-----END PUBLIC KEY-----\n"
+
+#define RSA2048_KID "2216790696f5993e"
+#define P256_KID    "c5a6a4daf627f01e"
+#define P384_KID    "9d53b1ced9281903"
+#define ED25519_KID "3962dd94cd084d1d"
+
+/* in[0..n) in base64url without padding, appended to out at *o. */
+static void b64url(const unsigned char *in, size_t n, char *out, size_t *o)
+{
+	char *tmp = malloc(n / 3 * 4 + 8);
+	assert_non_null(tmp);
+	int len = EVP_EncodeBlock((unsigned char *)tmp, in, (int)n);
+	for (int i = 0; i < len && tmp[i] != '='; i++)
+		out[(*o)++] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
+	out[*o] = '\0';
+	free(tmp);
+}
+
+/*
+ * A token of issuer iss (valid until 2100), signed with the private key
+ * priv as alg (RS256, PS256, ES256 or EdDSA), its header naming kid. The
+ * caller frees it.
+ */
+static char *sign_token(const char *priv, const char *alg, const char *kid, const char *iss)
+{
+	char head[256], body[256], *tok = malloc(4096);
+	size_t o = 0;
+	unsigned char sig[1024], raw[64];
+	size_t sig_len = sizeof(sig);
+	EVP_PKEY_CTX *pctx = NULL;
+
+	assert_non_null(tok);
+	snprintf(head, sizeof(head), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
+	snprintf(body, sizeof(body), "{\"iss\":\"%s\",\"sub\":\"dev1\",\"exp\":4102444800}", iss);
+	b64url((unsigned char *)head, strlen(head), tok, &o);
+	tok[o++] = '.';
+	b64url((unsigned char *)body, strlen(body), tok, &o);
+	BIO *bio = BIO_new_mem_buf(priv, -1);
+	EVP_PKEY *pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	assert_non_null(pk);
+	assert_int_equal(EVP_DigestSignInit(ctx, &pctx, strcmp(alg, "EdDSA") ? EVP_sha256() : NULL,
+	                                    NULL, pk),
+	                 1);
+	if (!strcmp(alg, "PS256")) {
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 1);
+	}
+	assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, (unsigned char *)tok, o), 1);
+	tok[o++] = '.';
+	if (!strcmp(alg, "ES256")) {
+		/* JOSE wants r || s, OpenSSL writes DER. */
+		const unsigned char *p = sig;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+		assert_non_null(es);
+		BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32);
+		BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32);
+		ECDSA_SIG_free(es);
+		b64url(raw, 64, tok, &o);
+	} else {
+		b64url(sig, sig_len, tok, &o);
+	}
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	return tok;
+}
+
+/* Whether acme's keys, issuers and audiences as the node has them accept token. */
+static int accepts(struct env *e, const char *token)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(e->svc);
+	const struct bw_tenant *t = bw_tenancy_tenant(s, "acme", 4);
+	struct bw_jwt_policy pol = { .issuers = t->jwt_issuers,
+		                     .issuers_n = t->jwt_issuers_n,
+		                     .audiences = t->jwt_audiences,
+		                     .audiences_n = t->jwt_audiences_n };
+	const char *why;
+	int rc = bw_jwt_verify(bw_tenancy_tenant_jwt_keys(s, t), &pol, token, strlen(token),
+	                       (int64_t)time(NULL), NULL, &why);
+	if (rc != 0)
+		print_message("token refused: %s\n", why);
+	bw_tenancy_service_release(&s);
+	return rc;
+}
+
+/* The key of kid in a jwt.* result, or NULL. */
+static json_t *key_of(json_t *result, const char *kid)
+{
+	json_t *keys = json_object_get(json_object_get(result, "jwt"), "keys"), *k;
+	size_t i;
+	json_array_foreach(keys, i, k)
+	{
+		if (!strcmp(json_string_value(json_object_get(k, "kid")) ?: "", kid))
+			return k;
+	}
+	return NULL;
+}
+
+#define KEY_REQ(alg)                                                                               \
+	REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://id.example\",\"alg\":\"" alg      \
+	               "\",\"key\":%s")
+
+static void test_jwt_key(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *k;
+	char *tok;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e, KEY_REQ("RS256"), quoted(RSA2048_PUB, 0));
+	assert_non_null(k = key_of(r, RSA2048_KID));
+	assert_string_equal(str(k, "alg"), "RS256");
+	assert_string_equal(str(k, "kty"), "RSA");
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://id.example\","
+	                      "\"alg\":\"PS256\",\"kid\":\"rsa-pss\",\"key\":%s"),
+	       quoted(RSA2048_PUB, 0));
+	assert_string_equal(str(key_of(r, "rsa-pss"), "alg"), "PS256");
+	r = ok(e, KEY_REQ("ES256"), quoted(P256_PUB, 0));
+	assert_string_equal(str(key_of(r, P256_KID), "kty"), "EC");
+	r = ok(e, KEY_REQ("ES384"), quoted(P384_PUB, 0));
+	assert_string_equal(str(key_of(r, P384_KID), "alg"), "ES384");
+	r = ok(e, KEY_REQ("EdDSA"), quoted(ED25519_PUB, 0));
+	assert_string_equal(str(key_of(r, ED25519_KID), "kty"), "OKP");
+	/* The same key again replaces itself (same kid); a certificate gives its key. */
+	r = ok(e, KEY_REQ("RS256"), quoted(RSA2048_PUB, 0));
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "keys")), 5);
+	r = ok(e, KEY_REQ("ES256"), quoted(CA_A_PEM, 0));
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "keys")), 6);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "issuers")), 1);
+
+	/* The JWKs are the keys: tokens they signed verify, with the node's own verifier. */
+	tok = sign_token(RSA2048_PRIV, "RS256", RSA2048_KID, "https://id.example");
+	assert_int_equal(accepts(e, tok), 0);
+	free(tok);
+	tok = sign_token(RSA2048_PRIV, "PS256", "rsa-pss", "https://id.example");
+	assert_int_equal(accepts(e, tok), 0);
+	free(tok);
+	tok = sign_token(P256_PRIV, "ES256", P256_KID, "https://id.example");
+	assert_int_equal(accepts(e, tok), 0);
+	free(tok);
+	tok = sign_token(ED25519_PRIV, "EdDSA", ED25519_KID, "https://id.example");
+	assert_int_equal(accepts(e, tok), 0);
+	free(tok);
+	/* ... and no other: the P-256 key's kid with the Ed25519 key's signature. */
+	tok = sign_token(ED25519_PRIV, "EdDSA", P256_KID, "https://id.example");
+	assert_int_not_equal(accepts(e, tok), 0);
+	free(tok);
+
+	fails(e, "invalid", "key: malformed PEM public key", KEY_REQ("RS256"),
+	      quoted("-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----\n", 0));
+	fails(e, "invalid", "key: want one PEM block (-----BEGIN PUBLIC KEY-----), found none",
+	      KEY_REQ("RS256"), quoted("hello", 0));
+	fails(e, "invalid", "found several", KEY_REQ("RS256"), quoted(RSA2048_PUB P256_PUB, 0));
+	fails(e, "invalid", "key: want a PEM public key", KEY_REQ("RS256"),
+	      quoted("-----BEGIN RSA PUBLIC KEY-----\nMIIB\n-----END RSA PUBLIC KEY-----\n", 0));
+	fails(e, "invalid", "key: a private key; give its public key", KEY_REQ("RS256"),
+	      quoted(RSA2048_PRIV, 0));
+	fails(e, "invalid", "key: a private key", KEY_REQ("EdDSA"), quoted(ED25519_PRIV, 0));
+	fails(e, "invalid",
+	      "key: RS256 needs an RSA key of at least 2048 bits, not an RSA key of 1024 bits",
+	      KEY_REQ("RS256"), quoted(RSA1024_PUB, 0));
+	fails(e, "invalid", "key: ES256 needs an EC key on P-256, not an EC key on P-384",
+	      KEY_REQ("ES256"), quoted(P384_PUB, 0));
+	fails(e, "invalid", "key: EdDSA needs an Ed25519 key, not an RSA key of 2048 bits",
+	      KEY_REQ("EdDSA"), quoted(RSA2048_PUB, 0));
+	fails(e, "invalid",
+	      "key: RS256 needs an RSA key of at least 2048 bits, not an EC key on "
+	      "P-256",
+	      KEY_REQ("RS256"), quoted(P256_PUB, 0));
+	fails(e, "invalid", "key: ES384 needs an EC key on P-384, not an Ed25519 key",
+	      KEY_REQ("ES384"), quoted(ED25519_PUB, 0));
+	fails(e, "invalid", "alg: HS256 verifies with a shared secret", KEY_REQ("HS256"),
+	      quoted(RSA2048_PUB, 0));
+	fails(e, "invalid", "alg: \"ES512\" is not one of", KEY_REQ("ES512"), quoted(P256_PUB, 0));
+	fails(e, "invalid", "alg: \"none\" is not one of", KEY_REQ("none"), quoted(P256_PUB, 0));
+	fails(e, "invalid", "kid: must be 1..256 bytes",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"alg\":\"ES256\","
+	                     "\"kid\":\"\",\"key\":%s"),
+	      quoted(P256_PUB, 0));
+	fails(e, "usage", "kid goes with key",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"kid\":\"k\",\"jwks\":%s"),
+	      quoted(JWKS_OCT, 0));
+	/* No key material in the audit log, whatever was refused. */
+	char *log = audit_text(e);
+	assert_null(strstr(log, "MIIBIjAN")); /* RSA2048_PUB */
+	assert_null(strstr(log, "MIIEvgIB")); /* RSA2048_PRIV */
+	assert_null(strstr(log, "MC4CAQAw")); /* ED25519_PRIV */
+}
+
+/* ---- import.mosquitto --------------------------------------------------------------- */
+
+/* SHA-512("secret" || "0123456789ab"), as mosquitto_passwd 1.x wrote; and a cheap Argon2id. */
+#define HASH6_SECRET                                                                               \
+	"$6$MDEyMzQ1Njc4OWFi$qEXipeLbgxRlwd06QHfY5WITkUZg0jLg9SZbXzq3ifXjfj+v3GbJGrSfC5PAg3UNCS+U" \
+	"FfbhUIZX4bmIAs330w=="
+#define HASH_ARGON2_SECRET                                                                         \
+	"$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQxMjM0NTY3OA$+6YGwI3SiDCliJZL+flr3llfnwyFLxqbjq+" \
+	"DCzET8/E"
+
+/* The stored hash of user of tenant: the one imported, and it verifies "secret". */
+static void expect_hash(struct env *e, const char *tenant, const char *user, const char *hash)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(e->svc);
+	const struct bw_tenant *t = bw_tenancy_tenant(s, tenant, strlen(tenant));
+	const struct bw_principal *p = t ? bw_tenancy_principal(s, t, user, strlen(user)) : NULL;
+	assert_non_null(p);
+	assert_string_equal(p->password_hash, hash);
+	assert_int_equal(bw_password_verify("secret", 6, p->password_hash), 0);
+	bw_tenancy_service_release(&s);
+}
+
+/* The texts of a rules array joined by "|". */
+static const char *texts(json_t *rules)
+{
+	static char buf[1024];
+	size_t n = 0, i;
+	json_t *rule;
+	buf[0] = '\0';
+	json_array_foreach(rules, i, rule)
+	{
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "|" : "",
+		                      str(rule, "text"));
+	}
+	return buf;
+}
+
+#define IMPORT_REQ(tenant) REQ("import.mosquitto", "\"tenant\":\"" tenant "\",\"passwd\":%s")
+#define IMPORT_ACL_REQ(tenant)                                                                     \
+	REQ("import.mosquitto", "\"tenant\":\"" tenant "\",\"passwd\":%s,\"acl\":%s")
+
+static void test_import(void **state)
+{
+	struct env *e = *state;
+	json_t *r, *g;
+	const char *passwd = "# made by mosquitto_passwd\n"
+	                     "alice:" HASH_SECRET "\n"
+	                     "\n"
+	                     "bob:" HASH6_SECRET "\n"
+	                     "carol:" HASH_ARGON2_SECRET "\n";
+	const char *acl = "# Mosquitto acl_file\n"
+	                  "topic read public/#\n"
+	                  "\n"
+	                  "pattern readwrite devices/%u/#\n"
+	                  "pattern write status/%c\n"
+	                  "user alice\n"
+	                  "topic readwrite alice/#\n"
+	                  "topic deny alice/secret\n"
+	                  "user bob\n"
+	                  "topic read bob/in\n"
+	                  "user alice\n"
+	                  "topic write shared/out\n";
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	ok(e, REQ("tenant.create", "\"name\":\"beta\""));
+	r = ok(e, IMPORT_ACL_REQ("acme"), quoted(passwd, 0), quoted(acl, 1));
+	assert_int_equal(num(r, "users"), 3);
+	assert_int_equal(num(r, "rules"), 7);
+	expect_hash(e, "acme", "alice", HASH_SECRET);
+	expect_hash(e, "acme", "bob", HASH6_SECRET);
+	expect_hash(e, "acme", "carol", HASH_ARGON2_SECRET);
+
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"alice\""));
+	assert_string_equal(str(r, "kind"), "password");
+	assert_true(json_is_true(json_object_get(r, "enabled")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "groups"), 0)),
+	                    "mosquitto-patterns");
+	assert_string_equal(texts(json_object_get(r, "rules")),
+	                    "allow all alice/#|deny all alice/secret|allow publish shared/out");
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"bob\""));
+	assert_string_equal(texts(json_object_get(r, "rules")), "allow subscribe bob/in");
+	r = ok(e, REQ("user.show", "\"tenant\":\"acme\",\"user\":\"carol\""));
+	assert_int_equal(json_array_size(json_object_get(r, "rules")), 0);
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 1);
+	r = ok(e, REQ("group.list", "\"tenant\":\"acme\""));
+	g = json_object_get(r, "groups");
+	assert_int_equal(json_array_size(g), 2);
+	assert_string_equal(str(json_array_get(g, 0), "name"), "anonymous");
+	assert_string_equal(texts(json_object_get(json_array_get(g, 0), "rules")),
+	                    "allow subscribe public/#|allow all devices/%u/#|"
+	                    "allow publish status/%c");
+	assert_string_equal(str(json_array_get(g, 1), "name"), "mosquitto-patterns");
+	assert_string_equal(texts(json_object_get(json_array_get(g, 1), "rules")),
+	                    "allow all devices/%u/#|allow publish status/%c");
+	char *log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"import.mosquitto\",\"target\":\"acme\","
+	                            "\"result\":\"ok\""));
+	assert_null(strstr(log, "$7$"));
+
+	/* Another batch of the same installation: the groups are the same, and kept. */
+	r = ok(e, IMPORT_ACL_REQ("acme"), quoted("dave:" HASH_SECRET "\n", 0),
+	       quoted("topic read public/#\npattern readwrite devices/%u/#\n"
+	              "pattern write status/%c\nuser dave\ntopic read dave/#\n",
+	              1));
+	assert_int_equal(num(r, "users"), 1);
+	assert_int_equal(num(r, "rules"), 4);
+	/* Without an ACL file: users without rules or groups. */
+	r = ok(e, IMPORT_REQ("beta"), quoted("alice:" HASH_SECRET "\n", 0));
+	assert_int_equal(num(r, "users"), 1);
+	assert_int_equal(num(r, "rules"), 0);
+	r = ok(e, REQ("user.show", "\"tenant\":\"beta\",\"user\":\"alice\""));
+	assert_int_equal(json_array_size(json_object_get(r, "groups")), 0);
+
+	/* Refusals change nothing, and name the line. */
+	fails(e, "exists", "passwd:2: user \"bob\" exists in tenant \"acme\"", IMPORT_REQ("acme"),
+	      quoted("erin:" HASH_SECRET "\nbob:" HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd:2: no ':' between username and hash", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\nerin " HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd:1: user \"frank\": bad hash", IMPORT_REQ("beta"),
+	      quoted("frank:$2y$10$abcdefghijklmnopqrstuu5Jg7x7kC3.yZ8L3Bmw8cSSV1oUTbq6\n", 0));
+	fails(e, "invalid", "passwd:3: user \"plain\": bad hash", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n# a comment\nplain:hunter2\n", 0));
+	fails(e, "invalid", "passwd:2: duplicate user \"erin\"", IMPORT_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\nerin:" HASH_SECRET "\n", 0));
+	fails(e, "invalid", "passwd: no user:hash line", IMPORT_REQ("beta"),
+	      quoted("# nothing\n\n", 0));
+	fails(e, "invalid", "acl:3: unknown keyword \"topik\"", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted("user erin\n\ntopik read a\n", 1));
+	fails(e, "invalid", "acl:2: invalid topic filter", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted("user erin\ntopic read a/#/b\n", 1));
+	fails(e, "invalid", "acl:4: the topic holds a blank", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read a\n# next\ntopic read b c\n", 1));
+	fails(e, "invalid", "acl:3: user \"zed\" is not in the password file",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read a\nuser zed\ntopic read z\n", 1));
+	fails(e, "invalid", "acl:2: Mosquitto takes %u and %c in a \"topic\" line literally",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("user erin\ntopic read in/%u\n", 1));
+	fails(e, "invalid", "acl:1: a placeholder (%u, %c, %cn) must be a whole level",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("pattern read in/x%u\n", 1));
+	/* A long name is cut in the message, never inside a character (the answer is JSON). */
+	char long_acl[3000] = "user ";
+	for (int i = 0; i < 900; i++)
+		strcat(long_acl, "\xc3\xa9"); /* é */
+	strcat(long_acl, "\ntopic read a\n");
+	fails(e, "invalid", "acl:1: user \"\xc3\xa9\xc3\xa9", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted(long_acl, 1));
+	fails(e, "invalid", "...\" is not in the password file", IMPORT_ACL_REQ("beta"),
+	      quoted("erin:" HASH_SECRET "\n", 0), quoted(long_acl, 1));
+	/* beta's own mosquitto-patterns group is not this file's. */
+	ok(e, REQ("group.create", "\"tenant\":\"beta\",\"group\":\"mosquitto-patterns\""));
+	fails(e, "exists",
+	      "group \"mosquitto-patterns\" exists in tenant \"beta\" with other rules",
+	      IMPORT_ACL_REQ("beta"), quoted("erin:" HASH_SECRET "\n", 0),
+	      quoted("pattern read in/%u\n", 1));
+	fails(e, "not_found", "no tenant \"nope\"", IMPORT_REQ("nope"),
+	      quoted("erin:" HASH_SECRET "\n", 0));
+	fails(e, "usage", "args.passwd: missing", REQ("import.mosquitto", "\"tenant\":\"beta\""));
+	r = ok(e, REQ("user.list", "\"tenant\":\"beta\""));
+	assert_int_equal(json_array_size(json_object_get(r, "users")), 1);
+	log = audit_text(e);
+	assert_non_null(strstr(log, "\"action\":\"import.mosquitto\",\"target\":\"beta\","
+	                            "\"result\":\"invalid\""));
 }
 
 /* ---- the node ---------------------------------------------------------------------- */
@@ -1092,6 +1578,8 @@ int main(void)
 		T(test_users),
 		T(test_cas),
 		T(test_jwt),
+		T(test_jwt_key),
+		T(test_import),
 		T(test_node),
 		T(test_audit),
 		cmocka_unit_test(test_peer_allowed),

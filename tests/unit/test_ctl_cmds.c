@@ -257,6 +257,11 @@ static void test_files(void **state)
 	       "\"-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----\\n\"}}",
 	       "jwt", "add", "acme", "--issuer", "iss", "--audience", "mqtt", "--key", key, "--alg",
 	       "ES256");
+	EXPECT("{\"v\":1,\"cmd\":\"jwt.add\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\","
+	       "\"alg\":\"EdDSA\",\"kid\":\"k-2026\",\"key\":"
+	       "\"-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----\\n\"}}",
+	       "jwt", "add", "acme", "--issuer", "iss", "--key", key, "--alg", "EdDSA", "--kid",
+	       "k-2026");
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.list\",\"args\":{\"tenant\":\"acme\"}}", "jwt", "list",
 	       "acme");
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.del\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\"}}",
@@ -333,6 +338,8 @@ static void test_usage_errors(void **state)
 	USAGE("--key needs --alg ALG", "jwt", "add", "acme", "--issuer", "i", "--key", "k");
 	USAGE("--alg goes with --key", "jwt", "add", "acme", "--issuer", "i", "--jwks", "j",
 	      "--alg", "RS256");
+	USAGE("--kid goes with --key", "jwt", "add", "acme", "--issuer", "i", "--jwks", "j",
+	      "--kid", "k");
 	USAGE("unknown quota 'conections'", "quota", "set", "acme", "conections", "1");
 	USAGE("VALUE: 3 is out of range 0..2", "quota", "set", "acme", "max_qos", "3");
 	USAGE("VALUE: 'x' is not a number", "quota", "set", "acme", "connections", "x");
@@ -503,6 +510,25 @@ static void test_render_lists(void **state)
 	              "OWNER          N  RULE\n"
 	              "group:sensors  1  allow publish data/%c/#\n"
 	              "user:bob       1  deny all #\n");
+	/* group.list and acl.add as the node answers them (admin/cmd_acl.c). */
+	expect_render("group", "list", NULL,
+	              "{\"groups\":[{\"name\":\"anonymous\",\"rules\":[{\"n\":1,"
+	              "\"text\":\"allow subscribe public/#\"},{\"n\":2,"
+	              "\"text\":\"allow publish data/%c/# qos=1\"}]},"
+	              "{\"name\":\"ops\",\"rules\":[]}]}",
+	              "NAME       RULES\n"
+	              "anonymous  allow subscribe public/#; allow publish data/%c/# qos=1\n"
+	              "ops        -\n");
+	expect_render("group", "list", NULL, "{\"groups\":[]}", "no groups\n");
+	expect_render("acl", "add",
+	              "{\"tenant\":\"acme\",\"group\":\"sensors\",\"effect\":\"allow\","
+	              "\"action\":\"publish\",\"filter\":\"data/%c/#\",\"max_qos\":1}",
+	              "{\"rules\":[{\"owner\":\"group:sensors\",\"n\":1,"
+	              "\"text\":\"allow publish data/%c/# qos=1\"}]}",
+	              "OWNER          N  RULE\n"
+	              "group:sensors  1  allow publish data/%c/# qos=1\n");
+	expect_render("acl", "del", "{\"tenant\":\"acme\",\"user\":\"bob\",\"n\":1}",
+	              "{\"rules\":[]}", "no rules\n");
 	expect_render("sessions", "list", NULL, "{\"sessions\":[]}", "no sessions\n");
 	expect_render("retained", "list", NULL, "{\"retained\":[]}", "no retained messages\n");
 }
@@ -570,6 +596,65 @@ static void test_render_objects(void **state)
 	              "connections    default  1000\n"
 	              "max_qos        default  2\n"
 	              "retained_msgs  10       10\n");
+	/* A tenant's quotas that are the node's default say so, wherever a tenant is shown. */
+	expect_render("tenant", "create", "{\"name\":\"b\"}",
+	              "{\"name\":\"b\",\"id\":4,\"status\":\"active\",\"hostnames\":[],"
+	              "\"allow_anonymous\":false,\"quotas\":{\"connections\":0,"
+	              "\"retained_msgs\":10,\"max_qos\":null},\"cas\":[],\"jwt\":{"
+	              "\"issuers\":[],\"audiences\":[],\"keys\":[]},\"groups\":0,\"users\":0}",
+	              "name:            b\n"
+	              "id:              4\n"
+	              "status:          active\n"
+	              "hostnames:       -\n"
+	              "allow_anonymous: no\n"
+	              "quotas:\n"
+	              "  connections:   default\n"
+	              "  retained_msgs: 10\n"
+	              "  max_qos:       default\n"
+	              "cas:             -\n"
+	              "jwt:\n"
+	              "  issuers:   -\n"
+	              "  audiences: -\n"
+	              "  keys:      -\n"
+	              "groups:          0\n"
+	              "users:           0\n");
+	/* quota.set answers as quota.show does. */
+	expect_render("quota", "set", "{\"tenant\":\"acme\",\"key\":\"connections\",\"value\":0}",
+	              "{\"quotas\":{\"connections\":0,\"max_qos\":1},"
+	              "\"effective\":{\"connections\":1000,\"max_qos\":1}}",
+	              "QUOTA        VALUE    EFFECTIVE\n"
+	              "connections  default  1000\n"
+	              "max_qos      1        1\n");
+	/* user.show: a user's own rules as the node numbers them. */
+	expect_render(
+	        "user", "show", NULL,
+	        "{\"name\":\"alice\",\"kind\":\"password\",\"enabled\":true,"
+	        "\"groups\":[\"mosquitto-patterns\"],\"rules\":[{\"n\":1,"
+	        "\"text\":\"allow all alice/#\"},{\"n\":2,\"text\":\"deny all alice/secret\"}]}",
+	        "name:    alice\n"
+	        "kind:    password\n"
+	        "enabled: yes\n"
+	        "groups:  mosquitto-patterns\n"
+	        "rules:\n"
+	        "  N  TEXT\n"
+	        "  1  allow all alice/#\n"
+	        "  2  deny all alice/secret\n");
+	/* jwt.*: keys as the node lists them, kty included. */
+	expect_render("jwt", "add", NULL,
+	              "{\"jwt\":{\"issuers\":[\"i\"],\"audiences\":[],\"keys\":[{\"kid\":"
+	              "\"2216790696f5993e\",\"alg\":\"RS256\",\"kty\":\"RSA\"},{\"kid\":null,"
+	              "\"alg\":null,\"kty\":\"oct\"}]}}",
+	              "issuers:   i\n"
+	              "audiences: -\n"
+	              "keys:\n"
+	              "  KID               ALG    KTY\n"
+	              "  2216790696f5993e  RS256  RSA\n"
+	              "  -                 -      oct\n");
+	expect_render("import", "mosquitto", "{\"tenant\":\"acme\",\"passwd\":\"...\"}",
+	              "{\"users\":3,\"rules\":7}",
+	              "imported 3 users and 7 rules into tenant acme\n");
+	expect_render("import", "mosquitto", "{\"tenant\":\"b\",\"passwd\":\"...\"}",
+	              "{\"users\":1,\"rules\":1}", "imported 1 user and 1 rule into tenant b\n");
 	expect_render("jwt", "list", NULL,
 	              "{\"jwt\":{\"issuers\":[\"https://id\"],\"audiences\":[\"mqtt\"],"
 	              "\"keys\":[{\"kid\":\"k1\",\"alg\":\"RS256\"}]}}",
