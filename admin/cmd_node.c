@@ -56,7 +56,8 @@ static int node_info(struct bw__admin_req *r)
 
 static json_t *stats_json(const char *name, const struct bw_admin_tenant_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	                 "s:f, s:f, s:f, s:f, s:f}",
 	                 "name", name, "connections", (json_int_t)s->connections, "sessions",
 	                 (json_int_t)s->sessions, "persistent", (json_int_t)s->persistent,
 	                 "subscriptions", (json_int_t)s->subscriptions, "msgs_in",
@@ -64,7 +65,9 @@ static json_t *stats_json(const char *name, const struct bw_admin_tenant_stats *
 	                 (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out, "dropped",
 	                 (json_int_t)s->dropped, "quota_hits", (json_int_t)s->quota_hits,
 	                 "auth_failures", (json_int_t)s->auth_failures, "acl_denials",
-	                 (json_int_t)s->acl_denials);
+	                 (json_int_t)s->acl_denials, "msgs_in_per_s", s->msgs_in_per_s,
+	                 "msgs_out_per_s", s->msgs_out_per_s, "bytes_in_per_s", s->bytes_in_per_s,
+	                 "bytes_out_per_s", s->bytes_out_per_s, "dropped_per_s", s->dropped_per_s);
 }
 
 /* The node's counters of the tenant called name into *s; false when it has met none. */

@@ -58,6 +58,8 @@ struct bw_admin_tenant_stats {
 	uint64_t connections, sessions, persistent, subscriptions;
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped;
 	uint64_t quota_hits, auth_failures, acl_denials;
+	/* A second, over the last few seconds (0 until the node has sampled twice). */
+	double msgs_in_per_s, msgs_out_per_s, bytes_in_per_s, bytes_out_per_s, dropped_per_s;
 };
 
 /* What a reload read again, each part with its outcome. */

@@ -14,6 +14,7 @@
 #include "node/worker.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,4 +337,81 @@ int bw_node_admin_retained_del(void *arg, const char *tenant, const char *topic)
 	if (got == 0)
 		return -ESRCH;
 	return bw_hub_retained_put(na->hub, t, (const uint8_t *)topic, len, NULL);
+}
+
+/* ---- rates ---------------------------------------------------------------------- */
+
+enum { R_MSGS_IN, R_MSGS_OUT, R_BYTES_IN, R_BYTES_OUT, R_DROPPED, R_KINDS };
+
+struct bw_node_admin_sample {
+	uint64_t at_ms;
+	uint64_t v[R_KINDS];
+};
+
+int bw_node_admin_init(struct bw_node_admin *na)
+{
+	size_t n = (size_t)bw_hub_tenants_max(na->hub) * BW_NODE_ADMIN_SAMPLES;
+	na->samples = calloc(n, sizeof(*na->samples));
+	if (!na->samples)
+		return -ENOMEM;
+	pthread_mutex_init(&na->rate_mu, NULL);
+	return 0;
+}
+
+void bw_node_admin_fini(struct bw_node_admin *na)
+{
+	if (!na->samples)
+		return;
+	pthread_mutex_destroy(&na->rate_mu);
+	free(na->samples);
+	na->samples = NULL;
+}
+
+void bw_node_admin_sample(struct bw_node_admin *na, uint64_t now_ms)
+{
+	uint32_t slot = na->sampled % BW_NODE_ADMIN_SAMPLES;
+	pthread_mutex_lock(&na->rate_mu);
+	for (uint32_t i = 0; i < bw_hub_tenants(na->hub); i++) {
+		struct bw_tenant_totals t;
+		bw_hub_totals(na->hub, i, &t);
+		na->samples[(size_t)i * BW_NODE_ADMIN_SAMPLES + slot] =
+		        (struct bw_node_admin_sample){
+			        .at_ms = now_ms,
+			        .v = { t.msgs_in, t.msgs_out, t.bytes_in, t.bytes_out, t.dropped },
+		        };
+	}
+	na->sampled++;
+	pthread_mutex_unlock(&na->rate_mu);
+}
+
+void bw_node_admin_rates(struct bw_node_admin *na, uint32_t i, struct bw_admin_tenant_stats *s)
+{
+	double r[R_KINDS] = { 0 };
+	pthread_mutex_lock(&na->rate_mu);
+	uint32_t n = na->sampled;
+	if (na->samples && n >= 2 && i < bw_hub_tenants_max(na->hub)) {
+		const struct bw_node_admin_sample *row =
+		        &na->samples[(size_t)i * BW_NODE_ADMIN_SAMPLES];
+		const struct bw_node_admin_sample *last = &row[(n - 1) % BW_NODE_ADMIN_SAMPLES];
+		/* The oldest sample of the tenant (one met lately has fewer). */
+		uint32_t back = n < BW_NODE_ADMIN_SAMPLES ? n - 1 : BW_NODE_ADMIN_SAMPLES - 1;
+		const struct bw_node_admin_sample *first =
+		        &row[(n - 1 - back) % BW_NODE_ADMIN_SAMPLES];
+		while (back > 1 && !first->at_ms) {
+			back--;
+			first = &row[(n - 1 - back) % BW_NODE_ADMIN_SAMPLES];
+		}
+		if (first->at_ms && last->at_ms > first->at_ms) {
+			double secs = (double)(last->at_ms - first->at_ms) / 1000.0;
+			for (int k = 0; k < R_KINDS; k++) /* to a tenth: noise beyond */
+				r[k] = round((double)(last->v[k] - first->v[k]) / secs * 10.0) /
+				       10.0;
+		}
+	}
+	pthread_mutex_unlock(&na->rate_mu);
+	s->msgs_in_per_s = r[R_MSGS_IN];
+	s->msgs_out_per_s = r[R_MSGS_OUT];
+	s->bytes_in_per_s = r[R_BYTES_IN];
+	s->bytes_out_per_s = r[R_BYTES_OUT];
+	s->dropped_per_s = r[R_DROPPED];
 }

@@ -10,6 +10,7 @@
 #ifndef BW_NODE_ADMIN_QUERIES_H
 #define BW_NODE_ADMIN_QUERIES_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,8 @@ struct bw_hub;
 struct bw_worker;
 struct bw_broker;
 
+#define BW_NODE_ADMIN_SAMPLES 6 /* rates span the last 5 samples (one a second) */
+
 struct bw_node_admin {
 	struct bw_hub *hub;
 	struct bw_worker **workers; /* n, complete once *started */
@@ -28,7 +31,21 @@ struct bw_node_admin {
 	uint32_t n;
 	const atomic_bool *started;
 	atomic_bool draining; /* node.drain was done: /readyz says 503 */
+	/* The tenants' counters sampled each second, for their rates (rate_mu). */
+	pthread_mutex_t rate_mu;
+	struct bw_node_admin_sample *samples; /* [tenants_max][BW_NODE_ADMIN_SAMPLES] */
+	uint32_t sampled;                     /* samples taken */
 };
+
+/* na's hub and n set: allocates the rate samples. 0 or -ENOMEM. */
+int bw_node_admin_init(struct bw_node_admin *na);
+void bw_node_admin_fini(struct bw_node_admin *na);
+
+/* Every second, from any one thread: samples every tenant's counters. */
+void bw_node_admin_sample(struct bw_node_admin *na, uint64_t now_ms);
+
+/* Fills the rate fields of s, tenant i's, from the samples. */
+void bw_node_admin_rates(struct bw_node_admin *na, uint32_t i, struct bw_admin_tenant_stats *s);
 
 /* struct bw_admin_node's sessions, kick, retained, retained_del, drain and sync. */
 int bw_node_admin_sessions(void *arg, const char *tenant, const char *glob, const char *id,

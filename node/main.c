@@ -405,6 +405,7 @@ static int stop_all(const char *save_dir)
 	bw_hub_free(&hub, drop_letter, NULL);
 	bw_tenancy_service_stop(&tenancy);
 	bw_admin_audit_close(&audit);
+	bw_node_admin_fini(&node_admin);
 	if (policy_ready)
 		bw_policy_slot_destroy(&policy);
 	free(workers);
@@ -663,6 +664,7 @@ static int admin_stats(void *arg, uint32_t i, struct bw_admin_tenant_stats *out)
 		.auth_failures = tt.auth_failures,
 		.acl_denials = tt.denied,
 	};
+	bw_node_admin_rates(&node_admin, i, out);
 	return 0;
 }
 
@@ -702,6 +704,10 @@ static int admin_start(const struct bw_config *cfg)
 		.n = n_workers,
 		.started = &started,
 	};
+	if (bw_node_admin_init(&node_admin) < 0) {
+		bw_log_error("admin socket: out of memory");
+		return -1;
+	}
 	admin_node = (struct bw_admin_node){
 		.arg = &node_admin,
 		.info = admin_info,
@@ -1030,10 +1036,14 @@ int main(int argc, char **argv)
 	}
 	bw_log_info("bulwark %s (%s) started: %u workers", BW_VERSION, BW_GIT_COMMIT, n_workers);
 
-	for (;;) {
-		/* Every 2 s without a signal: has the JWK Set been rotated? */
-		int sig = sigtimedwait(&sigs, NULL, &(struct timespec){ .tv_sec = 2 });
+	for (uint64_t second = 0;; second++) {
+		/* Each second without a signal: the tenants' rates; every other
+		 * one: has the JWK Set been rotated? */
+		int sig = sigtimedwait(&sigs, NULL, &(struct timespec){ .tv_sec = 1 });
 		if (sig < 0) {
+			bw_node_admin_sample(&node_admin, bw_worker_now_ms());
+			if (second % 2)
+				continue;
 			pthread_mutex_lock(&reload_mu);
 			if (errno == EAGAIN && jwks_changed(&cfg))
 				reload_policy(&cfg, "jwt_jwks_file changed");

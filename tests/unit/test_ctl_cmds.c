@@ -536,19 +536,21 @@ static void test_render_lists(void **state)
 static void test_render_stats(void **state)
 {
 	const char *want =
-	        "TENANT  CONN  SESSIONS  PERSISTENT  SUBS  MSGS_IN  MSGS_OUT  BYTES_IN  BYTES_OUT  "
-	        "DROPPED  QUOTA_HITS  AUTH_FAIL  ACL_DENY\n"
-	        "acme    12    14        2           30    1000     2000      64000     128000     "
-	        "0        3           1          0\n"
-	        "b       0     0         0           0     0        0         0         0          "
-	        "0        0           0          7\n";
+	        "TENANT  CONN  SESSIONS  PERSISTENT  SUBS  MSGS_IN  IN/S   MSGS_OUT  OUT/S  "
+	        "BYTES_IN  BYTES_OUT  DROPPED  QUOTA_HITS  AUTH_FAIL  ACL_DENY\n"
+	        "acme    12    14        2           30    1000     120.5  2000      241    "
+	        "64000     128000     0        3           1          0\n"
+	        "b       0     0         0           0     0        0      0         0      "
+	        "0         0          0        0           0          7\n";
 	const char *row_b = "\"connections\":0,\"sessions\":0,\"persistent\":0,\"subscriptions\":0,"
 	                    "\"msgs_in\":0,\"msgs_out\":0,\"bytes_in\":0,\"bytes_out\":0,"
-	                    "\"dropped\":0,\"quota_hits\":0,\"auth_failures\":0,\"acl_denials\":7";
+	                    "\"dropped\":0,\"quota_hits\":0,\"auth_failures\":0,\"acl_denials\":7,"
+	                    "\"msgs_in_per_s\":0.0,\"msgs_out_per_s\":0.0";
 	const char *row_a = "\"connections\":12,\"sessions\":14,\"persistent\":2,"
 	                    "\"subscriptions\":30,\"msgs_in\":1000,\"msgs_out\":2000,"
 	                    "\"bytes_in\":64000,\"bytes_out\":128000,\"dropped\":0,"
-	                    "\"quota_hits\":3,\"auth_failures\":1,\"acl_denials\":0";
+	                    "\"quota_hits\":3,\"auth_failures\":1,\"acl_denials\":0,"
+	                    "\"msgs_in_per_s\":120.5,\"msgs_out_per_s\":241.0";
 	char keyed[1024], listed[1024];
 
 	/* The protocol says "per tenant": keyed by name or listed with a name. */
