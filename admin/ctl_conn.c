@@ -171,8 +171,14 @@ static int exchange(int fd, const char *path, const char *req, size_t req_len, i
 		rc = send_all(fd, "\n", 1, deadline);
 	if (rc == -ETIMEDOUT)
 		return fail(rc, err, errlen, "%s: no answer within %d s", path, timeout_ms / 1000);
-	if (rc < 0)
-		return fail(rc, err, errlen, "cannot write to %s: %s", path, strerror(-rc));
+	if (rc < 0) {
+		/* A node that refuses us (denied, busy) answers and closes before
+		 * it reads: its answer may be waiting even though the write failed. */
+		int wrc = rc;
+		if ((rc == -EPIPE || rc == -ECONNRESET) && read_line(fd, deadline, reply) == 0)
+			return 0;
+		return fail(wrc, err, errlen, "cannot write to %s: %s", path, strerror(-wrc));
+	}
 	rc = read_line(fd, deadline, reply);
 	if (rc == -ETIMEDOUT)
 		return fail(rc, err, errlen, "%s: no answer within %d s", path, timeout_ms / 1000);

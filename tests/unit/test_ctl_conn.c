@@ -25,6 +25,7 @@ enum mode {
 	CLOSE,  /* close without a word */
 	HANG,   /* say nothing until the client goes */
 	FLOOD,  /* send more than 1 MiB without a newline */
+	REFUSE, /* send `reply` at once and close, reading nothing (denied) */
 };
 
 struct fake {
@@ -59,6 +60,11 @@ static void *serve(void *arg)
 
 	if (fd < 0)
 		return NULL;
+	if (f->mode == REFUSE) {
+		send(fd, f->reply, strlen(f->reply), MSG_NOSIGNAL);
+		close(fd);
+		return NULL;
+	}
 	read_request(fd, f);
 	if (f->mode == ANSWER) {
 		send(fd, f->reply, strlen(f->reply), MSG_NOSIGNAL);
@@ -264,6 +270,35 @@ static void test_bad_answers(void **state)
 	expect_conn_fail(FLOOD, NULL, "the answer is over 1 MiB", 2, ARGV("node", "info"));
 }
 
+/*
+ * A node that refuses the peer answers before reading and closes: the
+ * client's write fails (EPIPE), and the answer waiting is still what it
+ * reports. A request larger than the socket's buffers makes the write fail.
+ */
+static void test_refused_before_reading(void **state)
+{
+	char pem[256];
+	struct fake f;
+	struct ctl_run r;
+
+	snprintf(pem, sizeof(pem), "%s/big.pem", dir);
+	FILE *big = fopen(pem, "w");
+	assert_non_null(big);
+	for (int i = 0; i < 900 * 1024 / 64; i++)
+		fputs("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", big);
+	fclose(big);
+	fake_start(&f, REFUSE,
+	           "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"denied\",\"message\":"
+	           "\"this uid may not use the admin socket\"}}\n");
+	int rc = run(&r, NULL, 4, ARGV("ca", "add", "acme", pem));
+	fake_stop(&f);
+	unlink(pem);
+	if (rc != BW_CTL_EXIT_ERROR ||
+	    strcmp(r.err, "bulwarkctl: denied: this uid may not use the admin socket\n"))
+		fail_msg("exit %d, stderr '%s'", rc, r.err);
+	ctl_run_free(&r);
+}
+
 static void test_timeout(void **state)
 {
 	expect_conn_fail(HANG, NULL, "no answer within 1 s", 4,
@@ -326,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_node_error),
 		cmocka_unit_test(test_closed_without_answer),
 		cmocka_unit_test(test_bad_answers),
+		cmocka_unit_test(test_refused_before_reading),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_no_socket),
 		cmocka_unit_test(test_global_options),
