@@ -2568,6 +2568,12 @@ static void client_of(struct sess *s, struct bw_broker_client *out)
 	};
 }
 
+/* A session whose connection closed and whose expiry is 0: it ends at the tick. */
+static bool sess_ending(const struct sess *s)
+{
+	return !s->conn && s->expiry_s == 0;
+}
+
 /* The broker's state of tenant id, or NULL when it has none here. */
 static struct tenant *tenant_here(struct bw_broker *b, uint32_t id)
 {
@@ -2580,8 +2586,9 @@ int bw_broker_clients(struct bw_broker *b, uint32_t tenant, const char *glob,
 	struct tenant *t = tenant_here(b, tenant);
 	for (uint32_t i = 0; t && i <= t->tab_mask; i++) {
 		for (struct sess *s = t->tab[i]; s; s = s->hnext) {
-			if (glob && fnmatch(glob, s->id, 0) != 0)
-				continue; /* ids hold no NUL: s->id is their whole text */
+			/* ids hold no NUL: s->id is their whole text */
+			if (sess_ending(s) || (glob && fnmatch(glob, s->id, 0) != 0))
+				continue;
 			struct bw_broker_client c;
 			client_of(s, &c);
 			int rc = fn(arg, &c);
@@ -2602,7 +2609,7 @@ int bw_broker_client(struct bw_broker *b, uint32_t tenant, struct bw_str id,
                      struct bw_broker_client *out)
 {
 	struct sess *s = sess_lookup(b, tenant, id);
-	if (!s)
+	if (!s || sess_ending(s))
 		return -ENOENT;
 	client_of(s, out);
 	return 0;
@@ -2619,26 +2626,22 @@ int bw_broker_client_subs(struct bw_broker *b, const struct bw_broker_client *c,
 int bw_broker_kick(struct bw_broker *b, uint32_t tenant, struct bw_str id, bool discard)
 {
 	struct sess *s = sess_lookup(b, tenant, id);
-	if (!s)
+	if (!s || sess_ending(s))
 		return -ENOENT;
-	int done = 0;
-	if (discard) {
-		s->expiry_s = 0; /* ends as its connection closes, or now */
-		done |= BW_BROKER_DISCARDED;
-	}
+	int done = discard ? BW_BROKER_DISCARDED : 0;
+	bw_log_info("tenant %s: client '%.*s' %s by an admin", bw_hub_tenant_name(b->hub, tenant),
+	            (int)s->id_len, s->id,
+	            !s->conn  ? "discarded"
+	            : discard ? "kicked and discarded"
+	                      : "kicked");
 	if (s->conn) {
 		struct bw_conn *c = s->conn;
-		bw_log_info("tenant %s: client '%.*s' kicked by an admin%s",
-		            bw_hub_tenant_name(b->hub, tenant), (int)s->id_len, s->id,
-		            discard ? ", its session discarded" : "");
-		bw_conn_kick(c, BW_RC_ADMIN_ACTION); /* op_closed: it ends at the tick */
+		bw_conn_kick(c, BW_RC_ADMIN_ACTION); /* detaches c: op_closed */
 		b->cfg.wants_send(bw_conn_user(c));
 		done |= BW_BROKER_KICKED;
-	} else if (discard) {
-		bw_log_info("tenant %s: session '%.*s' discarded by an admin",
-		            bw_hub_tenant_name(b->hub, tenant), (int)s->id_len, s->id);
-		sess_end(b, s);
 	}
+	if (discard)
+		sess_end(b, s); /* its will goes out now; the closing c no longer uses it */
 	return done;
 }
 

@@ -17,17 +17,15 @@ the checks, the text output once per noun), with real MQTT clients (paho
 - refusals that change nothing and say why (exit 1 or 2, stderr, then a
   --json read); a uid that is not allowed (uid 65534) and the audit log:
   every change with actor uid:0, the refusal, no password anywhere;
-- tenant delete --yes: its clients get 0x98; PENDING (being built on
-  other branches, written to their contract): a re-created tenant of the
-  same name finds none of its retained messages and sessions; jwt add
+- tenant delete --yes: its clients get 0x98, and a re-created tenant of
+  the same name finds none of its retained messages and sessions; jwt add
   --key/--alg; sessions list/show/kick; retained list/del; node drain
   (0x9C, no new connections, /readyz 503, sessions kept over a restart).
 
 BW_ADMIN_TEST_ONLY=PHASE,... runs only those phases (seed and audit always
 run) of node, tenant, acl, user, cert, jwt, jwt_key, quota, bad, peer,
-sessions, retained, tenant_delete, drain; BW_ADMIN_TEST_ONLY=now runs every
-phase but the pending ones. The default runs everything. Every wait is
-bounded.
+sessions, retained, tenant_delete, drain. The default runs everything.
+Every wait is bounded.
 Usage: test_admin.py [BULWARK_BINARY [BULWARKCTL_BINARY]]
 (default: build/bin/ of this source tree).
 """
@@ -67,8 +65,6 @@ CTL = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD_BIN, "bulwarkctl"
 TIMEOUT = 10
 V311, V5 = mqtt.MQTTv311, mqtt.MQTTv5
 NOBODY = 65534
-# Phases waiting for another branch (sessions, retained, drain, jwt --key).
-PENDING = ("jwt_key", "sessions", "retained", "tenant_delete", "drain")
 # Passwords and key material: none may show in the audit log or the node's log.
 PW = {"ops": "ops-Pw-8c1f2a", "dev1": "dev1-Pw-5d9e0b", "b1": "beta-Pw-71aa3c",
       "tmp1": "tmp1-Pw-e04b6d", "tmpl": "tmpl-Pw-93cf18", "q1": "quo-Pw-2b7d55",
@@ -494,24 +490,6 @@ class T:
             f.write(text)
         return path
 
-    def add_token_principal(self, tenant, name, groups):
-        """A token principal. No admin command makes one (user add makes
-        password users, cert map certificate ones), so the test writes it
-        into tenancy.json and has `config reload` read the store again."""
-        path = os.path.join(self.n.state, "tenancy.json")
-        with open(path) as f:
-            doc = json.load(f)
-        t = next(x for x in doc["tenants"] if x["name"] == tenant)
-        t["principals"].append({"name": name, "kind": "token", "enabled": True,
-                                "groups": groups, "rules": ""})
-        with open(path + ".test-tmp", "w") as f:
-            json.dump(doc, f, indent=1)
-        os.chmod(path + ".test-tmp", 0o600)
-        os.replace(path + ".test-tmp", path)
-        r = self.ctl.run("config", "reload")
-        u = self.ctl.js("user", "show", tenant, name)
-        return r.rc == 0 and u is not None and u.get("kind") == "token"
-
 
 # ---- seed: what the other phases use --------------------------------------------
 
@@ -755,6 +733,11 @@ def user_phase(t):
     c.table("user show", "user", "show", "acme", "dev1", first=r"name:\s+dev1")
 
     r = c.run("user", "passwd", "acme", "dev1", stdin=NEW_PW + "\n")
+    # In force on this node when bulwarkctl returns: the first try, no retry.
+    first_old, first_new = connack(n.mqtt, "dev1@acme", t.pw["dev1"]), connack(
+        n.mqtt, "dev1@acme", NEW_PW)
+    check("user passwd: in force when it returns (first CONNECTs: old 0x86, new 0)",
+          first_old == 0x86 and first_new == 0, f"{first_old} {first_new}")
     old = accepted_within(n.mqtt, "dev1@acme", t.pw["dev1"], want=0x86)
     new = accepted_within(n.mqtt, "dev1@acme", NEW_PW)
     check("user passwd (stdin): the old password is refused (0x86), the new one accepted",
@@ -856,8 +839,10 @@ ISS_RSA = "https://rsa.acme.test"
 
 def jwt_phase(t):
     c, n = t.ctl, t.n
-    check("a token principal svc in acme (tenancy.json and config reload: no admin command "
-          "makes one)", t.add_token_principal("acme", "svc", ["ops"]))
+    r = c.run("user", "add", "acme", "svc", "--group", "ops", "--token")
+    check("user add --token: a token principal svc in acme",
+          r.rc == 0 and (c.js("user", "show", "acme", "svc") or {}).get("kind") == "token",
+          str(r))
     good = token_hs256(claims("svc", ISS))
     check("before jwt add: acme's token does not log in",
           connack(n.mqtt, "svc", good) not in (0, None))
@@ -890,7 +875,7 @@ def jwt_phase(t):
 
 
 def jwt_key_phase(t):
-    """PENDING: jwt add --key FILE --alg RS256 (another branch)."""
+    """jwt add --key FILE --alg RS256."""
     c, n = t.ctl, t.n
     if not c.js("user", "show", "acme", "svc"):
         t.add_token_principal("acme", "svc", ["ops"])
@@ -1122,10 +1107,10 @@ def audit_phase(t):
           str(leaks))
 
 
-# ---- PENDING: sessions, retained messages, tenant delete, drain ------------------
+# ---- sessions, retained messages, tenant delete, drain ----------------------------
 
 def sessions_phase(t):
-    """PENDING: sessions list/show/kick (another branch)."""
+    """sessions list/show/kick."""
     c, n = t.ctl, t.n
     s = Client(n.mqtt, "sess-1", "ops@acme", t.pw["ops"], clean=False, expiry=300,
                will=("will/sess-1", b"bye"))
@@ -1191,7 +1176,7 @@ def sessions_phase(t):
 
 
 def retained_phase(t):
-    """PENDING: retained list/del (another branch)."""
+    """retained list/del."""
     c, n = t.ctl, t.n
     p = Client(n.mqtt, "ret-pub", "ops@acme", t.pw["ops"])
     ok = p.pub("status/a", b"A", retain=True) and p.pub("status/b", b"BB", retain=True)
@@ -1225,8 +1210,8 @@ def retained_phase(t):
 
 
 def tenant_delete_phase(t):
-    """tenant delete --yes: the disconnect passes now; the sessions and
-    retained messages going with the tenant are PENDING (another branch)."""
+    """tenant delete --yes: its clients disconnected, its sessions and
+    retained messages gone with it."""
     c, n = t.ctl, t.n
     c.run("tenant", "create", "gamma")
     c.run("group", "create", "gamma", "all")
@@ -1270,13 +1255,15 @@ def tenant_delete_phase(t):
     check("tenant delete: the old persistent session is gone (CONNACK session present 0)",
           s.ack == 0 and s.present is False, f"{s.ack} {s.present}")
     lst = c.run("sessions", "list", "gamma")
-    check("tenant delete: sessions list of the re-created gamma is empty",
-          lst.rc == 0 and lst.js and lst.js.get("sessions") == [], str(lst))
+    check("tenant delete: sessions list of the re-created gamma holds only its new session",
+          lst.rc == 0 and lst.js and
+          [(x["client_id"], x["subscriptions"]) for x in lst.js.get("sessions", [])] ==
+          [("g-sess", 0)], str(lst))
     c.run("tenant", "delete", "gamma", "--yes")
 
 
 def drain_phase(t):
-    """PENDING: node drain (another branch). Last: the node stops taking
+    """node drain. Last: the node stops taking
     clients; it is restarted to find the persistent session again."""
     c, n = t.ctl, t.n
     s = Client(n.mqtt, "drain-sess", "ops@acme", t.pw["ops"], clean=False, expiry=300)
@@ -1325,12 +1312,10 @@ def selected():
     known = [p for p, _ in PHASES]
     if not only:
         return known
-    if only == "now":
-        return [p for p in known if p not in PENDING]
     want = [w.strip() for w in only.split(",") if w.strip()]
     bad = [w for w in want if w not in known]
     if bad:
-        raise SystemExit(f"BW_ADMIN_TEST_ONLY: unknown phase {bad}; phases: {known}, or now")
+        raise SystemExit(f"BW_ADMIN_TEST_ONLY: unknown phase {bad}; phases: {known}")
     return [p for p in known if p in want]
 
 
@@ -1347,7 +1332,7 @@ def main():
             for name, fn in [("seed", seed)] + [p for p in PHASES if p[0] in run] + \
                     [("audit", audit_phase)]:
                 phase_now[0] = name
-                print(f"== {name}{' (pending: another branch)' if name in PENDING else ''}",
+                print(f"== {name}",
                       flush=True)
                 t0 = time.time()
                 try:
@@ -1367,7 +1352,7 @@ def main():
     print(f"took {time.time() - t_start:.0f} s")
     print(f"{passed} passed, {len(failures)} failed")
     for ph, name in failures:
-        print(f"  failed in {ph}{' (pending)' if ph in PENDING else ''}: {name}")
+        print(f"  failed in {ph}: {name}")
     return 1 if failures else 0
 
 
