@@ -237,8 +237,23 @@ static int fail(char *err, size_t n, const struct origin *o, const char *key, co
 	return -1;
 }
 
+/* Other names a key answers to: the ones the security design first gave them. */
+static const struct {
+	const char *alias, *name;
+} aliases[] = {
+	{ "jwt_keys", "jwt_key_file" },
+	{ "jwks_file", "jwt_jwks_file" },
+};
+
 static const struct key_def *find_key(const char *name, size_t len)
 {
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+		if (strlen(aliases[i].alias) == len && !memcmp(aliases[i].alias, name, len)) {
+			name = aliases[i].name;
+			len = strlen(name);
+			break;
+		}
+	}
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (strlen(keys[i].name) == len && !memcmp(keys[i].name, name, len))
 			return &keys[i];

@@ -292,6 +292,17 @@ static void test_hash_inside_a_value_is_kept(void **state)
 	assert_string_equal(c.state_dir, "/tmp/a#b");
 }
 
+/* The names the security design gave the JWT key files work too. */
+static void test_jwt_key_aliases(void **state)
+{
+	struct bw_config c;
+	assert_int_equal(load(&c, "jwt_keys /etc/k.pem\njwks_file /etc/k.jwks\n"), 0);
+	assert_string_equal(c.jwt_key_file, "/etc/k.pem");
+	assert_string_equal(c.jwt_jwks_file, "/etc/k.jwks");
+	assert_int_equal(bw_config_set(&c, "jwt_keys=/x.pem", err, sizeof(err)), 0);
+	assert_string_equal(c.jwt_key_file, "/x.pem");
+}
+
 static void test_load_file(void **state)
 {
 	struct bw_config c;
@@ -501,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_validate_tls),
 		cmocka_unit_test(test_file_errors_name_line_and_key),
 		cmocka_unit_test(test_hash_inside_a_value_is_kept),
+		cmocka_unit_test(test_jwt_key_aliases),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_environment),
 		cmocka_unit_test(test_set),
