@@ -58,6 +58,7 @@ from paho.mqtt.properties import Properties
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import node  # noqa: E402  (tests/integration/node.py)
+from pki import openssl, make_ca, make_cert  # noqa: E402
 
 BUILD_BIN = os.path.join(HERE, "..", "..", "build", "bin")
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BUILD_BIN, "bulwark")
@@ -168,31 +169,6 @@ def names(items, key="name"):
 
 
 # ---- the PKI and tokens ------------------------------------------------------------
-
-def openssl(*args, cwd, data=None):
-    r = subprocess.run(["openssl", *args], cwd=cwd, input=data, capture_output=True,
-                       timeout=30)
-    if r.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)}: {r.stderr.decode(errors='replace')}")
-    return r.stdout
-
-
-def make_ca(d, name, cn):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def make_cert(d, name, ca, cn, ext, serial):
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
-    with open(os.path.join(d, f"{name}.ext"), "w") as f:
-        f.write(ext)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-set_serial", serial, "-days", "2", "-extfile", f"{name}.ext",
-            "-out", f"{name}.pem", cwd=d)
-
 
 def make_pki(d):
     """server-ca signs the server (localhost, the tenants' hostnames,

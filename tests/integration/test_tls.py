@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
 
 import paho.mqtt.client as mqtt
+from pki import openssl, make_ca  # noqa: E402
 
 BIN = sys.argv[1]
 TIMEOUT = 10
@@ -83,20 +84,6 @@ basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = clientAuth
 """
-
-
-def openssl(*args, cwd):
-    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=30)
-    if r.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)}: {r.stderr.decode(errors='replace')}")
-    return r.stdout
-
-
-def make_ca(d, name, cn):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
 
 
 def make_server(d, name, serial):
