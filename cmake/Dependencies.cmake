@@ -28,6 +28,9 @@ bw_require_pkg(ARGON2 libargon2 libargon2-dev)
 bw_require_pkg(JANSSON "jansson>=2.14" libjansson-dev)
 # libpq for the PostgreSQL tenancy store (non-blocking API, LISTEN/NOTIFY).
 bw_require_pkg(PQ libpq libpq-dev)
+# hiredis 0.14 (Debian 12) for the Redis client: its async API, driven by a
+# worker's io_uring (node/state/redis.c).
+bw_require_pkg(HIREDIS hiredis libhiredis-dev)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)
