@@ -162,7 +162,8 @@ static uint16_t free_port(void)
 static void unix_config(struct bw_redis_config *cfg, const char *sock)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	snprintf(cfg->path, sizeof(cfg->path), "%s", sock);
+	assert_true(strlen(sock) < sizeof(cfg->path));
+	memcpy(cfg->path, sock, strlen(sock) + 1);
 }
 
 /* ---- requests ------------------------------------------------------------- */
