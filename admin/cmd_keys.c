@@ -737,8 +737,9 @@ static int set_jwt(struct bw__admin_req *r, const struct bw_tenant *t, const cha
                    size_t iss_n, const char **aud, size_t aud_n, const char *jwks)
 {
 	char err[768];
+	/* The tenant keeps its own tenant claim. */
 	int rc = bw_tenancy_service_tenant_set_jwt(r->ctx->tenancy, t->name, iss, iss_n, aud, aud_n,
-	                                           jwks, err, sizeof(err));
+	                                           jwks, t->jwt_tenant_claim, err, sizeof(err));
 	return rc < 0 ? bw__admin_fail_errno(r, rc, err) : jwt_result(r);
 }
 
