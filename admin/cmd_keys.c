@@ -10,6 +10,12 @@
  * it was the last one the keys and audiences go too, since a tenant
  * without issuers accepts any issuer (fail closed: no tokens at all).
  *
+ * jwt.add with tenant_claim names the claim whose value names this tenant
+ * in its tokens (tenancy/model.h's jwt_tenant_claim), for identity
+ * providers that put it elsewhere than the node's tenant_claim; "" gives
+ * the node's back; without it, the tenant keeps the one it has. jwt.del
+ * leaves it.
+ *
  * jwt.add with key and alg takes one PEM public key (or a certificate,
  * for its key) and adds it as a JWK (RFC 7517, 7518, 8037) with that alg:
  * the tenant's keys are a JWK Set and nothing else. Its kid is the first
@@ -357,10 +363,12 @@ json_t *bw__admin_jwt_json(const struct bw_tenant *t)
 		}
 	}
 	json_decref(set);
-	return json_pack("{s:o, s:o, s:o}", "issuers",
+	const char *claim =
+	        t->jwt_tenant_claim && *t->jwt_tenant_claim ? t->jwt_tenant_claim : NULL;
+	return json_pack("{s:o, s:o, s:s?, s:o}", "issuers",
 	                 bw__admin_strings_json(t->jwt_issuers, t->jwt_issuers_n), "audiences",
-	                 bw__admin_strings_json(t->jwt_audiences, t->jwt_audiences_n), "keys",
-	                 list);
+	                 bw__admin_strings_json(t->jwt_audiences, t->jwt_audiences_n),
+	                 "tenant_claim", claim, "keys", list);
 }
 
 /* Whether list[0..n) holds s. */
@@ -734,11 +742,12 @@ static int jwt_result(struct bw__admin_req *r)
 }
 
 static int set_jwt(struct bw__admin_req *r, const struct bw_tenant *t, const char **iss,
-                   size_t iss_n, const char **aud, size_t aud_n, const char *jwks)
+                   size_t iss_n, const char **aud, size_t aud_n, const char *jwks,
+                   const char *claim)
 {
 	char err[768];
 	int rc = bw_tenancy_service_tenant_set_jwt(r->ctx->tenancy, t->name, iss, iss_n, aud, aud_n,
-	                                           jwks, err, sizeof(err));
+	                                           jwks, claim, err, sizeof(err));
 	return rc < 0 ? bw__admin_fail_errno(r, rc, err) : jwt_result(r);
 }
 
@@ -747,12 +756,19 @@ static int jwt_add(struct bw__admin_req *r)
 	const struct bw_tenant *t = bw__admin_tenant(r, "tenant");
 	const char *issuer = bw__admin_str(r, "issuer"), *jwks = bw__admin_str(r, "jwks");
 	const char *key = bw__admin_str(r, "key"), *alg = bw__admin_str(r, "alg");
-	const char *kid = bw__admin_str(r, "kid");
+	const char *kid = bw__admin_str(r, "kid"), *claim = bw__admin_str(r, "tenant_claim");
 	size_t iss_n, aud_n;
+	char err[512];
 
 	bw__admin_target(r, NULL, issuer);
 	if (!t)
 		return -1;
+	/* The claim name alone first, so that a bad one fails before the keys are looked at. */
+	struct bw_tenant alone = { .name = t->name,
+		                   .name_len = t->name_len,
+		                   .jwt_tenant_claim = claim };
+	if (claim && bw_tenancy_tenant_check(&alone, err, sizeof(err)) < 0)
+		return bw__admin_fail(r, BW_ADMIN_E_INVALID, "tenant_claim: %s", err);
 	if (!jwks == !key)
 		return bw__admin_fail(r, BW_ADMIN_E_USAGE, "args: give jwks, or key and alg");
 	if (!key != !alg)
@@ -770,7 +786,8 @@ static int jwt_add(struct bw__admin_req *r)
 	const char **iss = with(t->jwt_issuers, t->jwt_issuers_n, issuer, &iss_n);
 	const char **aud =
 	        with(t->jwt_audiences, t->jwt_audiences_n, bw__admin_str(r, "audience"), &aud_n);
-	int rc = iss && aud ? set_jwt(r, t, iss, iss_n, aud, aud_n, text)
+	int rc = iss && aud ? set_jwt(r, t, iss, iss_n, aud, aud_n, text,
+	                              claim ? claim : t->jwt_tenant_claim)
 	                    : bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "out of memory");
 	free(iss);
 	free(aud);
@@ -805,8 +822,8 @@ static int jwt_del(struct bw__admin_req *r)
 	}
 	/* No issuer left would accept any issuer: take the keys and audiences away too. */
 	int rc = n ? set_jwt(r, t, iss, n, (const char **)t->jwt_audiences, t->jwt_audiences_n,
-	                     t->jwks)
-	           : set_jwt(r, t, NULL, 0, NULL, 0, NULL);
+	                     t->jwks, t->jwt_tenant_claim)
+	           : set_jwt(r, t, NULL, 0, NULL, 0, NULL, t->jwt_tenant_claim);
 	free(iss);
 	return rc;
 }
@@ -829,7 +846,8 @@ const struct bw__admin_cmd bw__admin_cmds_keys[] = {
 	    { "jwks", ARG_STR, false },
 	    { "key", ARG_STR, false },
 	    { "alg", ARG_STR, false },
-	    { "kid", ARG_STR, false } } },
+	    { "kid", ARG_STR, false },
+	    { "tenant_claim", ARG_STR, false } } },
 	{ "jwt.list", jwt_list, false, { TENANT } },
 	{ "jwt.del", jwt_del, true, { TENANT, { "issuer", ARG_STR, true } } },
 	{ NULL },

@@ -228,7 +228,7 @@ static int parse_choice(struct bw_ctl_call *c, const struct bw_ctl_param *p, con
 static int to_json(struct bw_ctl_call *c, const struct bw_ctl_param *p, const char *s, json_t **v)
 {
 	*v = NULL;
-	if (s && !*s)
+	if (s && !*s && !p->empty_ok)
 		return bw_ctl_usage(c, "%s is empty", p->name);
 	switch (p->kind) {
 	case BW_CTL_UINT:

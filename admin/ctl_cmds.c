@@ -360,12 +360,16 @@ static const struct bw_ctl_cmd cmds[] = {
 	    .view = V_CAS),
 
 	CMD("jwt", "add", "jwt.add",
-	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG [--kid KID])",
+	    "TENANT --issuer ISS [--audience AUD] (--jwks FILE | --key FILE --alg ALG [--kid KID]) "
+	    "[--tenant-claim NAME]",
 	    "trust JSON Web Tokens of an issuer, checked with a JWK Set or one key",
 	    .help = "--key takes one PEM public key (or a certificate) for ALG: RS256, RS384,\n"
 	            "RS512, PS256, PS384, PS512 (RSA, at least 2048 bits), ES256 (P-256),\n"
 	            "ES384 (P-384) or EdDSA (Ed25519). Its key id is KID, else the first 16\n"
-	            "hex digits of the SHA-256 of the key. HMAC secrets go in a JWK Set.\n",
+	            "hex digits of the SHA-256 of the key. HMAC secrets go in a JWK Set.\n"
+	            "--tenant-claim names the claim whose value is this tenant's name in its\n"
+	            "tokens (\"org\", \"https://example.com/tenant\"), where the node's\n"
+	            "tenant_claim is not; --tenant-claim '' gives the node's back.\n",
 	    .pos = P_TENANT,
 	    .opts = PARAMS(
 	            { .name = "--issuer",
@@ -380,10 +384,17 @@ static const struct bw_ctl_cmd cmds[] = {
 	            OPT("--alg", "alg", BW_CTL_STR, "ALG",
 	                "the --key's algorithm (RS256, ES256, ...)"),
 	            OPT("--kid", "kid", BW_CTL_STR, "KID",
-	                "the --key's key id (default: from its SHA-256)")),
+	                "the --key's key id (default: from its SHA-256)"),
+	            { .name = "--tenant-claim",
+	              .key = "tenant_claim",
+	              .kind = BW_CTL_STR,
+	              .meta = "NAME",
+	              .empty_ok = true,
+	              .help = "the claim naming this tenant ('': the node's tenant_claim)" }),
 	    .check = check_jwt, .view = V_JWT),
-	CMD("jwt", "list", "jwt.list", "TENANT", "show a tenant's JWT issuers, audiences and keys",
-	    .pos = P_TENANT, .view = V_JWT),
+	CMD("jwt", "list", "jwt.list", "TENANT",
+	    "show a tenant's JWT issuers, audiences, keys and tenant claim", .pos = P_TENANT,
+	    .view = V_JWT),
 	CMD("jwt", "del", "jwt.del", "TENANT ISSUER", "stop trusting an issuer's tokens",
 	    .pos = PARAMS(POS("TENANT", "tenant"), POS("ISSUER", "issuer")), .view = V_JWT),
 

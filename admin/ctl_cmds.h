@@ -52,6 +52,7 @@ struct bw_ctl_param {
 	const char *const *choices; /* BW_CTL_CHOICE: NULL-terminated */
 	bool optional;              /* positionals: may be left out (trailing ones only) */
 	bool required;              /* options: must be given */
+	bool empty_ok;              /* options: "" is a value (it clears what the option sets) */
 	const char *help;           /* options: one line for --help */
 };
 

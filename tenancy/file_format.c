@@ -172,8 +172,8 @@ static int parse_quotas(struct jctx *c, json_t *o, const char *path, struct bw_q
 }
 
 static const char *const tenant_members[] = {
-	"name",   "id",  "status", "allow_anonymous", "sni", "quotas",
-	"ca_pem", "jwt", "groups", "principals",      NULL,
+	"name", "id",     "status",     "allow_anonymous",  "sni", "quotas", "ca_pem",
+	"jwt",  "groups", "principals", "jwt_tenant_claim", NULL,
 };
 static const char *const jwt_members[] = { "issuers", "audiences", "jwks", NULL };
 static const char *const group_members[] = { "name", "rules", NULL };
@@ -249,7 +249,8 @@ static int parse_tenant(struct jctx *c, struct bw__tbuild *b, json_t *o, const c
 	    get_str(c, o, "status", false, path, &status) ||
 	    get_bool(c, o, "allow_anonymous", false, path, &t.allow_anonymous) ||
 	    get_list(c, o, "sni", BW_TENANT_SNI_MAX, path, &sni, &t.sni_n) ||
-	    get_str(c, o, "ca_pem", false, path, &t.ca_pem))
+	    get_str(c, o, "ca_pem", false, path, &t.ca_pem) ||
+	    get_str(c, o, "jwt_tenant_claim", false, path, &t.jwt_tenant_claim))
 		goto done;
 	snprintf(sub, sizeof(sub), "%s.quotas", path);
 	if (parse_quotas(c, json_object_get(o, "quotas"), sub, &t.quotas) != 0)
@@ -432,6 +433,9 @@ static json_t *dump_tenant(const struct bw_tenancy *s, const struct bw_tenant *t
 		rc = set(o, "jwt", jwt);
 		jwt = NULL;
 	}
+	/* Only when set: a file without tenant claims stays as older nodes wrote it. */
+	if (rc == 0 && t->jwt_tenant_claim && *t->jwt_tenant_claim)
+		rc = set(o, "jwt_tenant_claim", json_string(t->jwt_tenant_claim));
 	for (size_t i = 0; rc == 0 && i < t->groups_n; i++) {
 		const struct bw_group *g = bw_tenancy_group_at(s, t, i);
 		json_t *go = json_object();

@@ -529,6 +529,25 @@ static int tenant_name_check(const char *what, const char *name, size_t len, cha
 	return 0;
 }
 
+/* A tenant's own tenant claim name: printable ASCII, no spaces (a JSON member name). */
+static int claim_name_check(const char *name, char *err, size_t cap)
+{
+	size_t len = slen(name);
+	char show[72];
+
+	if (len > BW_TENANT_CLAIM_NAME_MAX)
+		return fail(err, cap, -EINVAL, "jwt_tenant_claim: longer than %u bytes",
+		            BW_TENANT_CLAIM_NAME_MAX);
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] <= 0x20 || name[i] >= 0x7f)
+			return fail(err, cap, -EINVAL,
+			            "jwt_tenant_claim: \"%s\" is not a claim name (printable ASCII "
+			            "without spaces)",
+			            shown(name, len, show));
+	}
+	return 0;
+}
+
 /* Builds the JWT key set of a JWK Set text (NULL when there is none). */
 static int jwks_parse(const char *jwks, struct bw_jwt_keys **out, char *err, size_t cap)
 {
@@ -580,6 +599,8 @@ static int tenant_check(const struct bw_tenant *t, uint8_t (**fps)[BW_TENANCY_CA
 		                sizeof(sub));
 	if (rc == 0)
 		rc = bw_tenancy_quotas_check(&t->quotas, sub, sizeof(sub));
+	if (rc == 0)
+		rc = claim_name_check(t->jwt_tenant_claim, sub, sizeof(sub));
 	if (rc == 0 && slen(t->ca_pem) > BW_TENANT_CA_PEM_MAX)
 		rc = fail(sub, sizeof(sub), -EINVAL, "ca_pem: longer than %u bytes",
 		          BW_TENANT_CA_PEM_MAX);
@@ -757,8 +778,8 @@ static struct tfields *tfields_new(const struct bw_tenant *t, uint32_t id, int *
 		return NULL;
 	size_t lists = (t->sni_n + t->jwt_issuers_n + t->jwt_audiences_n) * sizeof(char *);
 	size_t need = sizeof(struct tfields) + lists + t->name_len + 1 + slen(t->ca_pem) + 1 +
-	              slen(t->jwks) + 1 + list_need(t->sni, t->sni_n) +
-	              list_need(t->jwt_issuers, t->jwt_issuers_n) +
+	              slen(t->jwks) + 1 + slen(t->jwt_tenant_claim) + 1 +
+	              list_need(t->sni, t->sni_n) + list_need(t->jwt_issuers, t->jwt_issuers_n) +
 	              list_need(t->jwt_audiences, t->jwt_audiences_n);
 	struct tfields *f = calloc(1, need);
 	if (!f) {
@@ -781,6 +802,7 @@ static struct tfields *tfields_new(const struct bw_tenant *t, uint32_t id, int *
 	f->pub.name = blob_str(&b, t->name);
 	f->pub.ca_pem = blob_str(&b, t->ca_pem);
 	f->pub.jwks = blob_str(&b, t->jwks);
+	f->pub.jwt_tenant_claim = blob_str(&b, t->jwt_tenant_claim);
 	f->pub.sni = blob_list(&b, arr, t->sni, t->sni_n);
 	arr += t->sni_n;
 	f->pub.jwt_issuers = blob_list(&b, arr, t->jwt_issuers, t->jwt_issuers_n);
@@ -875,7 +897,7 @@ bool bw__tenant_equal(const struct bw_tenant *a, const struct bw_tenant *b)
 	       list_eq(a->jwt_issuers, a->jwt_issuers_n, b->jwt_issuers, b->jwt_issuers_n) &&
 	       list_eq(a->jwt_audiences, a->jwt_audiences_n, b->jwt_audiences,
 	               b->jwt_audiences_n) &&
-	       str_eq(a->jwks, b->jwks);
+	       str_eq(a->jwks, b->jwks) && str_eq(a->jwt_tenant_claim, b->jwt_tenant_claim);
 }
 
 bool bw__group_equal(const struct bw_group *a, const struct bw_group *b)
@@ -915,6 +937,8 @@ struct bw_tenancy {
 	size_t n;
 	struct map byname, bysni, byca;
 	size_t ngroups, nprincipals;
+	const char *claims[BW_TENANCY_CLAIM_NAMES_MAX - 1]; /* sorted; borrowed from t's records */
+	size_t nclaims;
 };
 
 static void trec_put(struct trec **t)
@@ -1018,6 +1042,12 @@ const struct bw_tenant *bw_tenancy_tenant(const struct bw_tenancy *s, const char
 	struct trec *t = name ? map_get(&s->byname, name, len) : NULL;
 
 	return t ? &t->view : NULL;
+}
+
+const char *const *bw_tenancy_claim_names(const struct bw_tenancy *s, size_t *n)
+{
+	*n = s->nclaims;
+	return s->claims;
 }
 
 const struct bw_tenant *bw_tenancy_tenant_by_sni(const struct bw_tenancy *s, const char *host,
@@ -1675,6 +1705,43 @@ static int index_tenant(struct bw_tenancy *s, struct trec *t, bool strict, size_
 	return rc;
 }
 
+/*
+ * Adds t's own tenant claim name to s's set. Past the limit, strict fails
+ * and lenient leaves the name out (its tenants get no claim signal) and
+ * counts a clash.
+ */
+static int claims_add(struct bw_tenancy *s, const struct trec *t, bool strict, size_t *clashes,
+                      char *err, size_t cap)
+{
+	const char *name = t->f->pub.jwt_tenant_claim;
+
+	if (!name || !*name)
+		return 0;
+	for (size_t i = 0; i < s->nclaims; i++) {
+		if (strcmp(s->claims[i], name) == 0)
+			return 0;
+	}
+	if (s->nclaims < BW_TENANCY_CLAIM_NAMES_MAX - 1) {
+		s->claims[s->nclaims++] = name;
+		return 0;
+	}
+	if (strict)
+		return bw__tenancy_claims_full(t->f->pub.name, name, err, cap);
+	(*clashes)++;
+	return 0;
+}
+
+int bw__tenancy_claims_full(const char *tenant, const char *name, char *err, size_t cap)
+{
+	char show[72];
+
+	return fail(err, cap, -EINVAL,
+	            "tenant \"%s\": jwt_tenant_claim: \"%s\" would be one claim name too many: "
+	            "tenants may name at most %u different ones besides the node's "
+	            "tenant_claim; use a name another tenant uses, or none (the node's)",
+	            tenant, shown(name, strlen(name), show), BW_TENANCY_CLAIM_NAMES_MAX - 1);
+}
+
 int bw__tbuild_finish(struct bw__tbuild **bp, uint64_t version, bool strict, size_t *clashes,
                       struct bw_tenancy **out, char *err, size_t cap)
 {
@@ -1710,6 +1777,18 @@ int bw__tbuild_finish(struct bw__tbuild **bp, uint64_t version, bool strict, siz
 			goto done;
 		s->t[s->n++] = t;
 	}
+	/*
+	 * Claim names before sorting: the tenants this builder did not touch
+	 * come first, so that a write past the limit is the one refused (or,
+	 * lenient, left out) and the names in force stay.
+	 */
+	for (size_t i = 0; i < s->n; i++) {
+		if ((rc = claims_add(s, s->t[i], strict, clashes, err, cap)) != 0)
+			goto done;
+	}
+	rc = -ENOMEM;
+	if (s->nclaims > 1)
+		qsort(s->claims, s->nclaims, sizeof(*s->claims), strp_cmp);
 	if (s->n > 1)
 		qsort(s->t, s->n, sizeof(*s->t), trec_cmp);
 	if (map_grow(&s->byname, s->n) != 0)

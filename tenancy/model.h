@@ -42,11 +42,20 @@ struct bw_tenancy;
 #define BW_TENANT_JWT_CLAIMS_MAX  16u          /* issuers, and audiences, a tenant */
 #define BW_TENANT_JWT_CLAIM_MAX   1024u        /* bytes of one issuer or audience */
 #define BW_TENANT_JWKS_MAX        (256u << 10) /* bytes of the JWK Set */
+#define BW_TENANT_CLAIM_NAME_MAX  128u         /* bytes of a tenant's own tenant claim name */
 #define BW_GROUP_NAME_MAX         64u          /* bytes */
 #define BW_PRINCIPAL_NAME_MAX     256u         /* bytes */
 #define BW_PRINCIPAL_GROUPS_MAX   64u          /* groups a principal belongs to */
 #define BW_TENANCY_RULES_TEXT_MAX (64u << 10)  /* bytes of one rule list */
 #define BW_TENANCY_RULES_MAX      1000u        /* rules in one rule list */
+
+/*
+ * Distinct JWT claim names that may name a tenant: the node's tenant_claim
+ * and at most BW_TENANCY_CLAIM_NAMES_MAX - 1 that tenants name as their
+ * own (jwt_tenant_claim), so that resolution peeks a token for a few
+ * claims at most.
+ */
+#define BW_TENANCY_CLAIM_NAMES_MAX 16u
 
 /* Length of a CA fingerprint: SHA-256 of the certificate's DER. */
 #define BW_TENANCY_CA_FP_LEN 32u
@@ -97,6 +106,10 @@ struct bw_quotas {
  * sorted, without duplicates; id is assigned by the store (a write's id is
  * ignored), stable for the tenant's life and never reused. groups_n and
  * principals_n are counts in a snapshot and ignored in a write.
+ * jwt_tenant_claim is the JWT claim whose value names this tenant when
+ * tenant resolution peeks a token (node/core/resolve.h), for identity
+ * providers that put the tenant elsewhere than the node's tenant_claim:
+ * 1..BW_TENANT_CLAIM_NAME_MAX bytes of printable ASCII without spaces.
  */
 struct bw_tenant {
 	const char *name; /* bw_tenant_name_check() */
@@ -113,6 +126,7 @@ struct bw_tenant {
 	const char *const *jwt_audiences; /* accepted "aud" values; none: no aud */
 	size_t jwt_audiences_n;           /* 0..BW_TENANT_JWT_CLAIMS_MAX */
 	const char *jwks;                 /* JWK Set JSON; NULL or "": no tokens */
+	const char *jwt_tenant_claim;     /* claim naming the tenant; NULL or "": the node's */
 	size_t groups_n;
 	size_t principals_n;
 };
@@ -168,6 +182,14 @@ const struct bw_tenant *bw_tenancy_tenant_at(const struct bw_tenancy *s, size_t 
 
 /* Tenant by name[0..len), or NULL. */
 const struct bw_tenant *bw_tenancy_tenant(const struct bw_tenancy *s, const char *name, size_t len);
+
+/*
+ * The distinct jwt_tenant_claim names the tenants of s name, sorted (at
+ * most BW_TENANCY_CLAIM_NAMES_MAX - 1; borrowed from s), with *n their
+ * count. A tenant whose own name did not fit (rows put around the writes,
+ * counted as clashes) gets no claim signal.
+ */
+const char *const *bw_tenancy_claim_names(const struct bw_tenancy *s, size_t *n);
 
 /*
  * Tenant owning the SNI hostname host[0..len), compared without regard to

@@ -125,6 +125,12 @@ void bw__quota_set(struct bw_quotas *q, const struct bw__quota_field *f, uint64_
 int bw__tenancy_ca_fingerprints(const char *pem, size_t len, uint8_t (**fps)[BW_TENANCY_CA_FP_LEN],
                                 size_t *n, char *err, size_t cap);
 
+/*
+ * -EINVAL with err saying that tenant's jwt_tenant_claim name would be one
+ * distinct claim name more than tenants may name (for the stores' writes).
+ */
+int bw__tenancy_claims_full(const char *tenant, const char *name, char *err, size_t cap);
+
 /* True when the two records hold the same data (strings and lists compared). */
 bool bw__tenant_equal(const struct bw_tenant *a, const struct bw_tenant *b);
 bool bw__group_equal(const struct bw_group *a, const struct bw_group *b);

@@ -355,13 +355,15 @@ int bw_tenancy_service_tenant_set_ca(struct bw_tenancy_service *s, const char *t
 int bw_tenancy_service_tenant_set_jwt(struct bw_tenancy_service *s, const char *tenant,
                                       const char *const *issuers, size_t issuers_n,
                                       const char *const *audiences, size_t audiences_n,
-                                      const char *jwks, char *err, size_t cap)
+                                      const char *jwks, const char *tenant_claim, char *err,
+                                      size_t cap)
 {
 	struct bw_tenant t = { .jwt_issuers = issuers,
 		               .jwt_issuers_n = issuers_n,
 		               .jwt_audiences = audiences,
 		               .jwt_audiences_n = audiences_n,
-		               .jwks = jwks };
+		               .jwks = jwks,
+		               .jwt_tenant_claim = tenant_claim };
 
 	return op_write(s, BW_OP_TENANT_JWT, tenant, NULL, &t, NULL, err, cap);
 }

@@ -108,10 +108,12 @@ int bw_tenancy_service_tenant_set_sni(struct bw_tenancy_service *svc, const char
                                       const char *const *hosts, size_t n, char *err, size_t cap);
 int bw_tenancy_service_tenant_set_ca(struct bw_tenancy_service *svc, const char *tenant,
                                      const char *ca_pem, char *err, size_t cap);
+/* tenant_claim: the tenant's own jwt_tenant_claim; NULL or "": the node's tenant_claim. */
 int bw_tenancy_service_tenant_set_jwt(struct bw_tenancy_service *svc, const char *tenant,
                                       const char *const *issuers, size_t issuers_n,
                                       const char *const *audiences, size_t audiences_n,
-                                      const char *jwks, char *err, size_t cap);
+                                      const char *jwks, const char *tenant_claim, char *err,
+                                      size_t cap);
 int bw_tenancy_service_group_put(struct bw_tenancy_service *svc, const struct bw_group *g,
                                  char *err, size_t cap);
 int bw_tenancy_service_group_delete(struct bw_tenancy_service *svc, const char *tenant,

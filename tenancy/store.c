@@ -65,6 +65,7 @@ static struct bw_tenant partial_tenant(const struct bw_tenancy_op *op)
 		t.jwt_audiences = op->t->jwt_audiences;
 		t.jwt_audiences_n = op->t->jwt_audiences_n;
 		t.jwks = op->t->jwks;
+		t.jwt_tenant_claim = op->t->jwt_tenant_claim;
 		break;
 	default:
 		break;
@@ -173,6 +174,7 @@ int bw__tenancy_op_apply(struct bw__tbuild *b, const struct bw_tenancy_op *op, c
 			t.jwt_audiences = op->t->jwt_audiences;
 			t.jwt_audiences_n = op->t->jwt_audiences_n;
 			t.jwks = op->t->jwks;
+			t.jwt_tenant_claim = op->t->jwt_tenant_claim;
 		}
 		return bw__tbuild_tenant_put(b, &t, cur->id, err, cap);
 	case BW_OP_GROUP_PUT:

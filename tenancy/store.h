@@ -42,7 +42,7 @@ enum bw_tenancy_op_kind {
 	BW_OP_TENANT_QUOTAS,     /* tenant, t->quotas */
 	BW_OP_TENANT_SNI,        /* tenant, t->sni, t->sni_n */
 	BW_OP_TENANT_CA,         /* tenant, t->ca_pem */
-	BW_OP_TENANT_JWT,        /* tenant, t->jwt_issuers, t->jwt_audiences, t->jwks */
+	BW_OP_TENANT_JWT,        /* tenant, t->jwt_issuers, _audiences, jwks, jwt_tenant_claim */
 	BW_OP_GROUP_PUT,         /* g: create or replace */
 	BW_OP_GROUP_DELETE,      /* tenant, name: also leaves every principal's list */
 	BW_OP_PRINCIPAL_PUT,     /* p: create or replace; its groups must exist */

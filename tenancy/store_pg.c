@@ -11,7 +11,8 @@
  *     serializes) and by load(). A write runs in one transaction under an
  *     advisory lock that serializes Bulwark's writers across nodes, checks
  *     what constraints cannot say nicely (a hostname or CA another tenant
- *     has, groups that do not exist) and commits.
+ *     has, groups that do not exist, one tenant claim name more than
+ *     tenants may name) and commits.
  *
  * A write then waits for its change to be in force on this node:
  *   1. the writer adds the record's key to the requested set and takes a
@@ -323,7 +324,8 @@ enum { R_TENANTS, R_HOSTS, R_GROUPS, R_PRINCIPALS, R_MEMBERS, R_COUNT };
 #define T_ISS   (T_CA + 1)
 #define T_AUD   (T_ISS + 1)
 #define T_JWKS  (T_AUD + 1)
-#define T_COLS  (T_JWKS + 1)
+#define T_CLAIM (T_JWKS + 1) /* jwt_tenant_claim (migration 0002) */
+#define T_COLS  (T_CLAIM + 1)
 
 /*
  * The load query: everything (keys NULL) or the records keys names, in one
@@ -358,7 +360,7 @@ static char *load_sql(PGconn *conn, const struct keyset *keys)
 	for (size_t i = 0; i < BW__QUOTA_FIELDS; i++)
 		sb_add(&b, ", q_%s", bw__quota_fields[i].name);
 	sb_add(&b, ", q_max_qos, ca_pem, array_to_json(jwt_issuers), array_to_json(jwt_audiences), "
-	           "jwks FROM bulwark_tenants");
+	           "jwks, jwt_tenant_claim FROM bulwark_tenants");
 	if (keys)
 		sb_add(&b, " WHERE name IN (%s)", tw.len ? tw.s : "NULL");
 	sb_add(&b,
@@ -495,6 +497,7 @@ static void load_tenant(struct loader *l, PGresult *r, int row, PGresult *hosts,
 	}
 	t.ca_pem = PQgetvalue(r, row, T_CA);
 	t.jwks = PQgetvalue(r, row, T_JWKS);
+	t.jwt_tenant_claim = PQgetisnull(r, row, T_CLAIM) ? NULL : PQgetvalue(r, row, T_CLAIM);
 	if (rc == 0 && (json_list(PQgetvalue(r, row, T_ISS), &ji, iss, BW_TENANT_JWT_CLAIMS_MAX,
 	                          &t.jwt_issuers_n) != 0 ||
 	                json_list(PQgetvalue(r, row, T_AUD), &ja, aud, BW_TENANT_JWT_CLAIMS_MAX,
@@ -1217,6 +1220,32 @@ static int w_ca_clash(struct pg_store *p, const char *tenant, const char *pem, c
 	return rc;
 }
 
+/*
+ * -EINVAL when tenant's own tenant claim name would be one more distinct
+ * name than tenants may have (model.h): the writes are serialized by the
+ * write lock, so the count cannot move before the commit.
+ */
+static int w_claims(struct pg_store *p, const char *tenant, const char *claim, char *err,
+                    size_t cap)
+{
+	const char *params[2] = { tenant, claim };
+	PGresult *r = NULL;
+	int rc;
+
+	if (!claim || !*claim)
+		return 0;
+	rc = w_exec(p,
+	            "SELECT count(DISTINCT jwt_tenant_claim), coalesce(bool_or(jwt_tenant_claim = "
+	            "$2), false) FROM bulwark_tenants WHERE name <> $1 AND jwt_tenant_claim IS "
+	            "NOT NULL",
+	            2, params, &r, err, cap);
+	if (rc == 0 && PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] != 't' &&
+	    strtol(PQgetvalue(r, 0, 0), NULL, 10) >= (long)BW_TENANCY_CLAIM_NAMES_MAX - 1)
+		rc = bw__tenancy_claims_full(tenant, claim, err, cap);
+	PQclear(r);
+	return rc;
+}
+
 /* Replaces principal's group memberships; every group must exist (-ENOENT). */
 static int w_members(struct pg_store *p, const char *tenant, const char *name,
                      const char *const *groups, size_t n, char *err, size_t cap)
@@ -1288,7 +1317,9 @@ static void quota_sql(struct sbuf *b, int first, bool assign)
 
 static int w_tenant_put(struct pg_store *p, const struct bw_tenant *t, char *err, size_t cap)
 {
-	const char *params[7 + BW__QUOTA_FIELDS + 1];
+	const char *params[8 + BW__QUOTA_FIELDS + 1];
+	const char *claim =
+	        t->jwt_tenant_claim && *t->jwt_tenant_claim ? t->jwt_tenant_claim : NULL;
 	struct qparams qp;
 	struct sbuf b = { 0 };
 	char *iss = pg_array(t->jwt_issuers, t->jwt_issuers_n);
@@ -1303,15 +1334,17 @@ static int w_tenant_put(struct pg_store *p, const struct bw_tenant *t, char *err
 	params[3 + BW__QUOTA_FIELDS + 2] = iss;
 	params[3 + BW__QUOTA_FIELDS + 3] = aud;
 	params[3 + BW__QUOTA_FIELDS + 4] = t->jwks ? t->jwks : "";
+	params[3 + BW__QUOTA_FIELDS + 5] = claim;
 	sb_add(&b, "INSERT INTO bulwark_tenants (name, status, allow_anonymous, ");
 	quota_sql(&b, 0, false);
-	sb_add(&b, ", ca_pem, jwt_issuers, jwt_audiences, jwks) VALUES ($1, $2, $3");
-	for (size_t i = 4; i <= 3 + BW__QUOTA_FIELDS + 5; i++)
+	sb_add(&b, ", ca_pem, jwt_issuers, jwt_audiences, jwks, jwt_tenant_claim) VALUES ($1, $2, "
+	           "$3");
+	for (size_t i = 4; i <= 3 + BW__QUOTA_FIELDS + 6; i++)
 		sb_add(&b, ", $%zu", i);
 	sb_add(&b, ") ON CONFLICT (name) DO UPDATE SET status = EXCLUDED.status, allow_anonymous = "
 	           "EXCLUDED.allow_anonymous, ca_pem = EXCLUDED.ca_pem, jwt_issuers = "
 	           "EXCLUDED.jwt_issuers, jwt_audiences = EXCLUDED.jwt_audiences, jwks = "
-	           "EXCLUDED.jwks");
+	           "EXCLUDED.jwks, jwt_tenant_claim = EXCLUDED.jwt_tenant_claim");
 	for (size_t i = 0; i <= BW__QUOTA_FIELDS; i++) {
 		const char *name = i < BW__QUOTA_FIELDS ? bw__quota_fields[i].name : "max_qos";
 		sb_add(&b, ", q_%s = EXCLUDED.q_%s", name, name);
@@ -1319,7 +1352,9 @@ static int w_tenant_put(struct pg_store *p, const struct bw_tenant *t, char *err
 	if (iss && aud && b.s) {
 		rc = w_ca_clash(p, t->name, t->ca_pem, err, cap);
 		if (rc == 0)
-			rc = w_exec(p, b.s, 3 + BW__QUOTA_FIELDS + 5, params, NULL, err, cap);
+			rc = w_claims(p, t->name, claim, err, cap);
+		if (rc == 0)
+			rc = w_exec(p, b.s, 3 + BW__QUOTA_FIELDS + 6, params, NULL, err, cap);
 		if (rc == 0)
 			rc = w_hosts(p, t->name, t->sni, t->sni_n, err, cap);
 	} else {
@@ -1365,11 +1400,15 @@ static int w_tenant_update(struct pg_store *p, const struct bw_tenancy_op *op, c
 		iss = pg_array(op->t->jwt_issuers, op->t->jwt_issuers_n);
 		aud = pg_array(op->t->jwt_audiences, op->t->jwt_audiences_n);
 		sb_add(&b, "UPDATE bulwark_tenants SET jwt_issuers = $2::text[], jwt_audiences = "
-		           "$3::text[], jwks = $4");
+		           "$3::text[], jwks = $4, jwt_tenant_claim = $5");
 		params[1] = iss;
 		params[2] = aud;
 		params[3] = op->t->jwks ? op->t->jwks : "";
-		n = 4;
+		params[4] = op->t->jwt_tenant_claim && *op->t->jwt_tenant_claim
+		                    ? op->t->jwt_tenant_claim
+		                    : NULL;
+		rc = w_claims(p, op->tenant, params[4], err, cap);
+		n = 5;
 		if (!iss || !aud)
 			b.failed = true;
 		break;

@@ -1440,8 +1440,10 @@ static int jwt_check(struct auth_job *j)
 		return BW_RC_BAD_USERNAME_PASSWORD;
 	}
 	const char *user = bw_jwt_claim_string(claims, cfg->jwt_username_claim);
-	const char *tclaim =
-	        bw_jwt_claim_string(claims, cfg->tenant_claim ? cfg->tenant_claim : "tenant");
+	/* The claim that names this tenant: its own, else the node's (resolve.h). */
+	const char *node_claim = cfg->tenant_claim ? cfg->tenant_claim : "tenant";
+	const char *tclaim = bw_jwt_claim_string(
+	        claims, j->a.snap ? bw_resolve_claim_name(j->a.rec, node_claim) : node_claim);
 	size_t len = user ? strlen(user) : 0;
 	rc = 0;
 	if (!user || len == 0 || len > UINT16_MAX ||

@@ -7,9 +7,12 @@
  *             tenant registered;
  *   sni       the TLS SNI hostname is one a tenant owns;
  *   claim     the JWT (password, or 5.0 Authentication Data) carries the
- *             claim tenant_claim; read unverified here, the token is then
- *             verified with that tenant's keys, so a forged claim gets a
- *             client nowhere but a failed login;
+ *             tenant's claim: its own jwt_tenant_claim, else the node's
+ *             tenant_claim (bw_resolve_claim_name()); read unverified here,
+ *             the token is then verified with that tenant's keys, so a
+ *             forged claim gets a client nowhere but a failed login. A
+ *             value naming a tenant that uses another claim name is no
+ *             signal; two claims naming different tenants disagree;
  *   username  "name@tenant": the principal is "name";
  *   listener  the listener's own tenant=, when it says one.
  *
@@ -38,7 +41,7 @@ struct bw_resolve_in {
 	size_t sni_len;
 	const uint8_t *token; /* a JWT, unverified; NULL: none */
 	size_t token_len;
-	const char *claim; /* the claim naming the tenant ("tenant") */
+	const char *claim; /* the node's tenant_claim ("tenant"); tenants' own: snap's */
 	const char *user;  /* the MQTT username; NULL: none */
 	size_t user_len;
 	const char *listener; /* the listener's tenant */
@@ -63,5 +66,8 @@ int bw_resolve_tenant(const struct bw_resolve_in *in, struct bw_resolve_out *out
  */
 int bw_resolve_peek_claim(const uint8_t *token, size_t len, const char *name, char *buf,
                           size_t cap);
+
+/* The claim that names tenant t: its jwt_tenant_claim, else node_claim (t NULL: node_claim). */
+const char *bw_resolve_claim_name(const struct bw_tenant *t, const char *node_claim);
 
 #endif

@@ -656,6 +656,9 @@ def tenancy_seeds():
         ("bad-qos", doc([dict(small, quotas={"max_qos": 3})])),
         ("bad-ca", doc([dict(small, ca_pem="-----BEGIN CERTIFICATE-----\nAAAA\n"
                                           "-----END CERTIFICATE-----\n")])),
+        ("tenant-claim", doc([dict(small, jwt_tenant_claim="https://example.com/tenant"),
+                              {"name": "b", "id": 3, "jwt_tenant_claim": "org"}])),
+        ("bad-tenant-claim", doc([dict(small, jwt_tenant_claim="my org")])),
     ]
     return out
 

@@ -11,7 +11,9 @@ embedded tenancy store (STATE_DIR/tenancy.json) and real clients (paho
 2. tenant resolution: each signal alone (user@tenant, listener tenant=, a
    JWT claim verified with the tenant's JWK Set, TLS SNI, the client
    certificate's CA), agreeing pairs, disagreeing pairs (0x87 / code 5),
-   unknown and suspended tenants, a resolve=listener listener;
+   unknown and suspended tenants, a resolve=listener listener; a tenant
+   naming its own tenant claim (jwt_tenant_claim "org") resolved and
+   logged in by {"org": ...}, the node's "tenant" claim not naming it;
 3. quotas, each one (connections, persistent sessions, message and byte
    rates, subscriptions, retained messages, maximum QoS, packet size,
    session expiry, queued messages), on a second node without $SYS (whose
@@ -117,7 +119,8 @@ def tls_opts(pki, cert=None):
 # ---- tokens ------------------------------------------------------------------
 
 KEYS = {"acme": b"acme-hs256-secret-of-at-least-32-bytes!",
-        "globex": b"globex-hs256-secret-of-at-least-32-bytes"}
+        "globex": b"globex-hs256-secret-of-at-least-32-bytes",
+        "wayne": b"wayne-hs256-secret-of-at-least-32-bytes!"}
 
 
 def b64u(b):
@@ -129,12 +132,14 @@ def jwks(tenant):
                                  "k": b64u(KEYS[tenant])}]})
 
 
-def token(sub, tenant_claim, signer):
-    """An HS256 token for sub with claim tenant=tenant_claim (None: none),
-    signed with the key of tenant `signer` and naming its issuer."""
+def token(sub, tenant_claim, signer, claim="tenant", **more):
+    """An HS256 token for sub with claim `claim`=tenant_claim (None: none)
+    and the claims of more, signed with the key of tenant `signer` and
+    naming its issuer."""
     claims = {"sub": sub, "iss": f"https://id.{signer}.test", "exp": int(time.time()) + 600}
     if tenant_claim:
-        claims["tenant"] = tenant_claim
+        claims[claim] = tenant_claim
+    claims.update(more)
     head = b64u(json.dumps({"alg": "HS256", "typ": "JWT", "kid": signer + "-k1"}).encode())
     body = b64u(json.dumps(claims).encode())
     sig = hmac.new(KEYS[signer], f"{head}.{body}".encode(), hashlib.sha256).digest()
@@ -199,7 +204,15 @@ def model(hash_, pki):
     ]
     ts = [acme, org("globex", 2),
           tenant("initech", 3, [password_principal("alice", hash_)], status="suspended"),
-          tenant("hooli", 4, [password_principal("alice", hash_)])]
+          tenant("hooli", 4, [password_principal("alice", hash_)]),
+          # Its identity provider names the tenant in "org", not "tenant".
+          tenant("wayne", 5, [
+              password_principal("alice", hash_),
+              {"name": "svc", "kind": "token", "enabled": True, "groups": ["all"],
+               "rules": ""}],
+              jwt={"issuers": ["https://id.wayne.test"], "audiences": [],
+                   "jwks": jwks("wayne")},
+              jwt_tenant_claim="org")]
     for i, (name, q) in enumerate(QUOTA_TENANTS):
         ts.append(tenant(name, 10 + i, [password_principal("alice", hash_)], quotas=q))
     return ts
@@ -701,6 +714,60 @@ def resolution(ports, pki):
     close_all(*watch.values())
 
 
+def own_claim(port, wayne_port):
+    """wayne's tokens name it in their "org" claim (its jwt_tenant_claim);
+    wayne_port is a resolve=listener tenant=wayne listener, where a token's
+    claims name no tenant but are still checked: "org" must be wayne."""
+    watch = Client(port, "own-watch", "alice@wayne", PW)
+    watch.sub("own/#")
+    check("own claim: a watcher alice@wayne connects", watch.ack == 0, str(watch.ack))
+    n = 0
+    for v in (V311, V5):
+        for name, user, tok in [
+                ("org=wayne", "svc", token("svc", "wayne", "wayne", claim="org")),
+                ("org=wayne + username svc@wayne", "svc@wayne",
+                 token("svc", "wayne", "wayne", claim="org")),
+                ("org=wayne, tenant=wayne (not its claim: no signal)", "svc",
+                 token("svc", "wayne", "wayne", claim="org", tenant="wayne"))]:
+            n += 1
+            c = Client(port, f"own-{n}", user, tok, v)
+            payload = f"OWN-{n}".encode()
+            ok = c.ack == 0 and c.pub("own/t", payload)
+            ok = ok and wait_for(lambda: payload in watch.payloads(), 3)
+            c.close()
+            check(f"own claim {VNAME[v]}: {name}: connects, in wayne", ok,
+                  f"CONNACK {c.ack} {c.error}")
+        for name, user, tok, want in [
+                # Only "org" names wayne: this one resolves to the listener's tenant.
+                ("tenant=wayne alone names no tenant", "svc",
+                 token("svc", "wayne", "wayne"), 0x86),
+                ("org=wayne signed with acme's key", "svc",
+                 token("svc", "wayne", "acme", claim="org"), 0x86),
+                ("org=wayne + tenant=acme disagree", "svc",
+                 token("svc", "wayne", "wayne", claim="org", tenant="acme"), 0x87),
+                ("org=wayne + username svc@acme disagree", "svc@acme",
+                 token("svc", "wayne", "wayne", claim="org"), 0x87)]:
+            n += 1
+            c = Client(port, f"own-{n}", user, tok, v)
+            c.close()
+            code = want if v == V5 else {0x87: 5, 0x86: 4}[want]
+            check(f"own claim {VNAME[v]}: {name}: refused ({code:#x})", c.ack == code,
+                  f"CONNACK {c.ack} {c.error}")
+        # The verified token's tenant claim is wayne's own: "org", not "tenant".
+        c = Client(wayne_port, f"own-{n}-l", "svc",
+                   token("svc", "wayne", "wayne", claim="org", tenant="acme"), v)
+        c.close()
+        check(f"own claim {VNAME[v]}: resolve=listener tenant=wayne, org=wayne + "
+              f"tenant=acme: connects", c.ack == 0, f"CONNACK {c.ack} {c.error}")
+        c = Client(wayne_port, f"own-{n}-m", "svc", token("svc", "acme", "wayne", claim="org"),
+                   v)
+        c.close()
+        code = 0x87 if v == V5 else 5
+        check(f"own claim {VNAME[v]}: resolve=listener tenant=wayne, org=acme (wayne's key): "
+              f"refused ({code:#x})", c.ack == code, f"CONNACK {c.ack} {c.error}")
+    close_all(watch)
+
+
 # ---- 3. quotas -------------------------------------------------------------------
 
 def quotas(port, http_port):
@@ -1075,12 +1142,14 @@ def main():
             f"tls_client_ca={pki}/listener-ca.pem tls_identity=cn",
             "listen=http 127.0.0.1:0",
             "listen=mqtt 127.0.0.1:0 tenant=globex resolve=listener",
+            "listen=mqtt 127.0.0.1:0 tenant=wayne resolve=listener",
             f"tls_cert={pki}/server.pem", f"tls_key={pki}/server.key", "workers=2",
             "sys_interval=1", "auth_backoff_after=0"], model(hash_, pki))
         try:
             for v in (V311, V5):
                 isolation(n.ports[0], v)
             resolution(n.ports[:3] + n.ports[4:5], pki)
+            own_claim(n.ports[0], n.ports[5])
             sys_retained_quota(n.ports[0])
             for step in (live_rule, live_disable, live_suspend, live_quota):
                 step(n)

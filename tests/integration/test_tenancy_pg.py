@@ -965,7 +965,7 @@ def migrate_once(tmp, url, hashes, count=3):
               str(errors))
         rows = sql_once(url, "SELECT version, name FROM bulwark_schema_version ORDER BY 1;")
         check("the schema was migrated once (one row a migration)",
-              rows == ["1|0001_init.sql"], str(rows))
+              rows == ["1|0001_init.sql", "2|0002_jwt_tenant_claim.sql"], str(rows))
         sql_once(url, tenant_sql("t4", {"rw": "allow all data/#\n"},
                                  [("dev", hashes["dev-pw"], ["rw"], "")]))
         check("every node serves the store's tenants",

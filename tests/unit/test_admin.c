@@ -762,6 +762,88 @@ static void test_jwt(void **state)
 	assert_int_equal(json_array_size(json_object_get(jwt, "audiences")), 0);
 }
 
+/* The jwt object's tenant_claim in a jwt.* or tenant.show result: its text, or NULL for null. */
+static const char *tenant_claim_of(json_t *r)
+{
+	json_t *c = json_object_get(json_object_get(r, "jwt"), "tenant_claim");
+	assert_true(json_is_null(c) || json_is_string(c));
+	return json_string_value(c);
+}
+
+static void test_jwt_tenant_claim(void **state)
+{
+	struct env *e = *state;
+	json_t *r;
+
+	ok(e, REQ("tenant.create", "\"name\":\"acme\""));
+	r = ok(e, REQ("tenant.show", "\"name\":\"acme\""));
+	assert_null(tenant_claim_of(r));
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://id.acme.example\","
+	                      "\"jwks\":%s"),
+	       quoted(JWKS_OCT, 0));
+	assert_null(tenant_claim_of(r)); /* unset: the node's tenant_claim */
+
+	/* Set; shown by jwt.list and tenant.show; kept by writes that do not name it. */
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://id.acme.example\","
+	                      "\"jwks\":%s,\"tenant_claim\":\"https://example.com/tenant\""),
+	       quoted(JWKS_OCT, 0));
+	assert_string_equal(tenant_claim_of(r), "https://example.com/tenant");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "keys")), 1);
+	r = ok(e, REQ("jwt.list", "\"tenant\":\"acme\""));
+	assert_string_equal(tenant_claim_of(r), "https://example.com/tenant");
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\","
+	                      "\"jwks\":%s,\"tenant_claim\":\"org\""),
+	       quoted(JWKS_OCT2, 0));
+	assert_string_equal(tenant_claim_of(r), "org");
+	ok(e, REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://c.example\",\"jwks\":%s"),
+	   quoted(JWKS_OCT2, 0));
+	ok(e, REQ("tenant.update", "\"name\":\"acme\",\"allow_anonymous\":true"));
+	r = ok(e, REQ("jwt.del", "\"tenant\":\"acme\",\"issuer\":\"https://c.example\""));
+	assert_string_equal(tenant_claim_of(r), "org");
+	r = ok(e, REQ("tenant.show", "\"name\":\"acme\""));
+	assert_string_equal(tenant_claim_of(r), "org");
+
+	/* Refused, changing nothing: not a claim name, not a string, one name too many. */
+	fails(e, "invalid",
+	      "tenant_claim: tenant \"acme\": jwt_tenant_claim: \"my org\" is not a claim name "
+	      "(printable ASCII without spaces)",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"jwks\":%s,"
+	                     "\"tenant_claim\":\"my org\""),
+	      quoted(JWKS_OCT2, 0));
+	fails(e, "usage", "args.tenant_claim: must be a string",
+	      REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"i\",\"jwks\":%s,"
+	                     "\"tenant_claim\":null"),
+	      quoted(JWKS_OCT2, 0));
+	for (int i = 1; i < (int)BW_TENANCY_CLAIM_NAMES_MAX - 1; i++) {
+		ok(e, REQ("tenant.create", "\"name\":\"t%02d\""), i);
+		ok(e,
+		   REQ("jwt.add", "\"tenant\":\"t%02d\",\"issuer\":\"i\",\"jwks\":%s,"
+		                  "\"tenant_claim\":\"c%02d\""),
+		   i, quoted(JWKS_OCT2, 0), i);
+	}
+	ok(e, REQ("tenant.create", "\"name\":\"newco\""));
+	fails(e, "invalid", "\"one-more\" would be one claim name too many",
+	      REQ("jwt.add", "\"tenant\":\"newco\",\"issuer\":\"i\",\"jwks\":%s,"
+	                     "\"tenant_claim\":\"one-more\""),
+	      quoted(JWKS_OCT2, 0));
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"newco\",\"issuer\":\"i\",\"jwks\":%s,"
+	                      "\"tenant_claim\":\"org\""),
+	       quoted(JWKS_OCT2, 0));
+	assert_string_equal(tenant_claim_of(r), "org");
+
+	/* "" gives the node's back. */
+	r = ok(e,
+	       REQ("jwt.add", "\"tenant\":\"acme\",\"issuer\":\"https://b.example\","
+	                      "\"jwks\":%s,\"tenant_claim\":\"\""),
+	       quoted(JWKS_OCT2, 0));
+	assert_null(tenant_claim_of(r));
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "jwt"), "issuers")), 2);
+}
+
 /* ---- jwt.add with a PEM key --------------------------------------------------------- */
 
 /*
@@ -1578,6 +1660,7 @@ int main(void)
 		T(test_users),
 		T(test_cas),
 		T(test_jwt),
+		T(test_jwt_tenant_claim),
 		T(test_jwt_key),
 		T(test_import),
 		T(test_node),

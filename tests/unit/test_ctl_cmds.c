@@ -262,6 +262,14 @@ static void test_files(void **state)
 	       "\"-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----\\n\"}}",
 	       "jwt", "add", "acme", "--issuer", "iss", "--key", key, "--alg", "EdDSA", "--kid",
 	       "k-2026");
+	EXPECT("{\"v\":1,\"cmd\":\"jwt.add\",\"args\":{\"tenant\":\"acme\","
+	       "\"issuer\":\"https://id.example\",\"jwks\":\"{\\\"keys\\\": []}\\n\","
+	       "\"tenant_claim\":\"https://example.com/tenant\"}}",
+	       "jwt", "add", "acme", "--issuer", "https://id.example", "--jwks", jwks,
+	       "--tenant-claim", "https://example.com/tenant");
+	EXPECT("{\"v\":1,\"cmd\":\"jwt.add\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\","
+	       "\"tenant_claim\":\"\",\"jwks\":\"{\\\"keys\\\": []}\\n\"}}",
+	       "jwt", "add", "acme", "--issuer", "iss", "--tenant-claim", "", "--jwks", jwks);
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.list\",\"args\":{\"tenant\":\"acme\"}}", "jwt", "list",
 	       "acme");
 	EXPECT("{\"v\":1,\"cmd\":\"jwt.del\",\"args\":{\"tenant\":\"acme\",\"issuer\":\"iss\"}}",
@@ -665,6 +673,23 @@ static void test_render_objects(void **state)
 	              "keys:\n"
 	              "  KID  ALG\n"
 	              "  k1   RS256\n");
+	/* The tenant claim as the node shows it: the tenant's own, or null (the node's). */
+	expect_render("jwt", "list", NULL,
+	              "{\"jwt\":{\"issuers\":[\"https://id\"],\"audiences\":[],"
+	              "\"tenant_claim\":\"org\",\"keys\":[{\"kid\":\"k1\",\"alg\":\"RS256\"}]}}",
+	              "issuers:      https://id\n"
+	              "audiences:    -\n"
+	              "tenant_claim: org\n"
+	              "keys:\n"
+	              "  KID  ALG\n"
+	              "  k1   RS256\n");
+	expect_render("jwt", "add", NULL,
+	              "{\"jwt\":{\"issuers\":[\"i\"],\"audiences\":[],\"tenant_claim\":null,"
+	              "\"keys\":[]}}",
+	              "issuers:      i\n"
+	              "audiences:    -\n"
+	              "tenant_claim: -\n"
+	              "keys:         -\n");
 }
 
 /* Help is asked for: exit 0, the help on out, no request. */

@@ -1,4 +1,7 @@
-/* Tenant resolution: each signal alone, agreeing and disagreeing pairs. */
+/*
+ * Tenant resolution: each signal alone, agreeing and disagreeing pairs;
+ * the claim signal with tenants' own claim names (jwt_tenant_claim).
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,7 +19,10 @@
 
 static const char doc[] = "{\"format\": \"bulwark-tenancy\", \"version\": 1, \"tenants\": ["
                           " {\"name\": \"acme\", \"id\": 1, \"sni\": [\"mqtt.acme.test\"]},"
-                          " {\"name\": \"globex\", \"id\": 2, \"sni\": [\"globex.test\"]}]}";
+                          " {\"name\": \"globex\", \"id\": 2, \"sni\": [\"globex.test\"]},"
+                          " {\"name\": \"initech\", \"id\": 3, \"jwt_tenant_claim\": \"org\"},"
+                          " {\"name\": \"umbrella\", \"id\": 4,"
+                          "  \"jwt_tenant_claim\": \"https://example.com/tenant\"}]}";
 
 /* A JWS compact token whose payload is json (unsigned: resolution never verifies). */
 static void token(const char *json, char *out, size_t cap)
@@ -194,6 +200,102 @@ static void test_what_is_no_signal(void **state)
 	assert_string_equal(f->out.tenant, "default");
 }
 
+/* Resolves the fixture's input: 0 with the tenant and signals, or -EACCES (tenant NULL). */
+static void resolves(int line, struct fixture *f, const char *tenant, uint32_t signals)
+{
+	int rc = bw_resolve_tenant(&f->in, &f->out);
+
+	if (!tenant) {
+		if (rc != -EACCES || !strstr(f->out.why, "disagree"))
+			fail_msg("line %d: got %d '%s' (%s), want a disagreement", line, rc,
+			         f->out.tenant, f->out.why);
+		return;
+	}
+	if (rc != 0 || strcmp(f->out.tenant, tenant) || f->out.signals != signals)
+		fail_msg("line %d: got %d '%s' signals %#x (%s), want '%s' signals %#x", line, rc,
+		         f->out.tenant, f->out.signals, f->out.why, tenant, signals);
+}
+
+#define RESOLVES(f, tenant, signals) resolves(__LINE__, f, tenant, signals)
+
+static void test_tenants_own_claim_names(void **state)
+{
+	struct fixture *f = *state;
+	size_t n;
+	const char *const *names = bw_tenancy_claim_names(f->snap, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "https://example.com/tenant");
+	assert_string_equal(names[1], "org");
+
+	/* A tenant's own claim names it; so does the node's for a tenant without one. */
+	claim(f, "{\"sub\":\"a\",\"org\":\"initech\"}");
+	RESOLVES(f, "initech", BW_SIGNAL_CLAIM);
+	claim(f, "{\"https://example.com/tenant\":\"umbrella\"}");
+	RESOLVES(f, "umbrella", BW_SIGNAL_CLAIM);
+	claim(f, "{\"tenant\":\"acme\",\"org\":\"acme-corp\"}");
+	RESOLVES(f, "acme", BW_SIGNAL_CLAIM);
+
+	/* A tenant with a claim of its own is not named by the node's claim... */
+	claim(f, "{\"tenant\":\"initech\"}");
+	RESOLVES(f, "default", 0);
+	user(f, "alice@initech");
+	RESOLVES(f, "initech", BW_SIGNAL_USERNAME);
+	f->in.user = NULL;
+	/* ... nor a tenant on the node's claim by another tenant's claim name. */
+	claim(f, "{\"org\":\"acme\"}");
+	RESOLVES(f, "default", 0);
+	/* A value that names no tenant of that claim is no signal; for the node's claim,
+	 * a tenant the store lacks is still named (it may be a config tenant). */
+	claim(f, "{\"org\":\"nobody\",\"https://example.com/tenant\":\"Not A Name\"}");
+	RESOLVES(f, "default", 0);
+	claim(f, "{\"tenant\":\"nobody\"}");
+	RESOLVES(f, "nobody", BW_SIGNAL_CLAIM);
+	/* The node's claim and a tenant's own agreeing, when both name it. */
+	claim(f, "{\"tenant\":\"initech\",\"org\":\"initech\"}");
+	RESOLVES(f, "initech", BW_SIGNAL_CLAIM);
+
+	/* Two claims naming different tenants disagree, whichever they are. */
+	claim(f, "{\"tenant\":\"acme\",\"org\":\"initech\"}");
+	RESOLVES(f, NULL, 0);
+	assert_non_null(strstr(f->out.why, "claim tenant names 'acme', claim org 'initech'"));
+	claim(f, "{\"org\":\"initech\",\"https://example.com/tenant\":\"umbrella\"}");
+	RESOLVES(f, NULL, 0);
+	claim(f, "{\"tenant\":\"nobody\",\"org\":\"initech\"}");
+	RESOLVES(f, NULL, 0);
+	/* And a tenant's own claim against another signal. */
+	claim(f, "{\"org\":\"initech\"}");
+	sni(f, "globex.test");
+	RESOLVES(f, NULL, 0);
+	assert_non_null(strstr(f->out.why, "the token's org claim names 'initech'"));
+	f->in.sni = NULL;
+	/* A listener that does not take the claim signal looks at none of them. */
+	f->in.allowed = BW_SIGNAL_ALL & ~BW_SIGNAL_CLAIM;
+	claim(f, "{\"tenant\":\"acme\",\"org\":\"initech\"}");
+	RESOLVES(f, "default", 0);
+	f->in.allowed = BW_SIGNAL_ALL;
+
+	/* A node whose tenant_claim is what a tenant names as its own. */
+	f->in.claim = "org";
+	claim(f, "{\"org\":\"initech\"}");
+	RESOLVES(f, "initech", BW_SIGNAL_CLAIM);
+	claim(f, "{\"org\":\"acme\"}"); /* acme uses the node's: "org" now */
+	RESOLVES(f, "acme", BW_SIGNAL_CLAIM);
+	claim(f, "{\"tenant\":\"acme\"}");
+	RESOLVES(f, "default", 0);
+
+	/* Without a store only the node's claim counts. */
+	f->in.claim = "tenant";
+	f->in.snap = NULL;
+	claim(f, "{\"org\":\"initech\",\"tenant\":\"acme\"}");
+	RESOLVES(f, "acme", BW_SIGNAL_CLAIM);
+	f->in.snap = f->snap;
+
+	assert_string_equal(bw_resolve_claim_name(bw_tenancy_tenant(f->snap, "initech", 7), "x"),
+	                    "org");
+	assert_string_equal(bw_resolve_claim_name(bw_tenancy_tenant(f->snap, "acme", 4), "x"), "x");
+	assert_string_equal(bw_resolve_claim_name(NULL, "x"), "x");
+}
+
 static void test_peek_claim(void **state)
 {
 	char tok[512], buf[16];
@@ -230,6 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signals_the_listener_does_not_take_are_ignored,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_what_is_no_signal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenants_own_claim_names, setup, teardown),
 		cmocka_unit_test(test_peek_claim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

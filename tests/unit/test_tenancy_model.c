@@ -6,7 +6,9 @@
  * tenant takes its records, a deleted group leaves its members, clashing
  * hostnames refused strictly and resolving to nobody leniently); deltas;
  * many principals put and deleted in one builder (the index's deletion);
- * rule lists (bw_acl_parse_rules).
+ * tenants' own tenant claim names (jwt_tenant_claim: the file, the
+ * checks, the snapshot's set of names and its limit); rule lists
+ * (bw_acl_parse_rules).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,6 +346,139 @@ static void test_many_principals(void **state)
 	bw_tenancy_release(&s);
 }
 
+static void claim_names_are(const struct bw_tenancy *s, const char *const *want, size_t n)
+{
+	size_t have;
+	const char *const *v = bw_tenancy_claim_names(s, &have);
+
+	assert_int_equal(have, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(v[i], want[i]);
+}
+
+static void test_tenant_claim(void **state)
+{
+	static const char file[] =
+	        HEAD "[{\"name\": \"a\", \"id\": 1, \"jwt_tenant_claim\": "
+	             "\"https://example.com/tenant\"},"
+	             " {\"name\": \"b\", \"id\": 2, \"jwt_tenant_claim\": \"org\"},"
+	             " {\"name\": \"c\", \"id\": 3, \"jwt_tenant_claim\": \"org\"},"
+	             " {\"name\": \"d\", \"id\": 4, \"jwt_tenant_claim\": \"\"},"
+	             " {\"name\": \"e\", \"id\": 5}]}";
+	static const char *const both[] = { "https://example.com/tenant", "org" };
+	struct bw_tenancy_delta *d = NULL;
+	char *out = NULL, *out2 = NULL, err[512], name[16];
+	size_t len, len2, clashes = 0;
+
+	(void)state;
+	/* Read, written (only where set) and read again to the same model. */
+	struct bw_tenancy *s = parse_ok(file);
+	assert_string_equal(bw_tenancy_tenant(s, "a", 1)->jwt_tenant_claim,
+	                    "https://example.com/tenant");
+	assert_string_equal(bw_tenancy_tenant(s, "b", 1)->jwt_tenant_claim, "org");
+	assert_string_equal(bw_tenancy_tenant(s, "d", 1)->jwt_tenant_claim, ""); /* none */
+	assert_string_equal(bw_tenancy_tenant(s, "e", 1)->jwt_tenant_claim, "");
+	claim_names_are(s, both, 2);
+	assert_int_equal(bw__tenancy_json_dump(s, &out, &len), 0);
+	assert_non_null(strstr(out, "\"jwt_tenant_claim\": \"org\""));
+	struct bw_tenancy *again = parse_ok(out);
+	assert_int_equal(bw_tenancy_diff(s, again, &d), 0);
+	assert_int_equal(d->n, 0);
+	bw_tenancy_delta_free(&d);
+	assert_int_equal(bw__tenancy_json_dump(again, &out2, &len2), 0);
+	assert_int_equal(len, len2);
+	assert_memory_equal(out, out2, len);
+	free(out2);
+	bw_tenancy_release(&again);
+	/* A file without tenant claims is written as before: no member for them. */
+	struct bw_tenancy *plain = parse_ok(HEAD "[{\"name\": \"a\", \"id\": 1}]}");
+	claim_names_are(plain, NULL, 0);
+	assert_int_equal(bw__tenancy_json_dump(plain, &out2, &len2), 0);
+	assert_null(strstr(out2, "jwt_tenant_claim"));
+	free(out2);
+	bw_tenancy_release(&plain);
+
+	/* Changing a tenant's claim is a change of the tenant; the set follows. */
+	struct bw__tbuild *b = bw__tbuild_new(s);
+	struct bw_tenant t = *bw_tenancy_tenant(s, "a", 1);
+	t.jwt_tenant_claim = "org";
+	assert_int_equal(bw__tbuild_tenant_put(b, &t, 0, err, sizeof(err)), 0);
+	struct bw_tenancy *s2 = finish(b, true, NULL);
+	claim_names_are(s2, both + 1, 1);
+	assert_int_equal(bw_tenancy_diff(s, s2, &d), 0);
+	assert_int_equal(d->n, 1);
+	assert_string_equal(d->changes[0].tenant, "a");
+	bw_tenancy_delta_free(&d);
+
+	/* Checked: 1..128 bytes of printable ASCII without spaces. */
+	BAD(HEAD "[{\"name\": \"a\", \"id\": 1, \"jwt_tenant_claim\": 5}]}",
+	    "tenants[0]: \"jwt_tenant_claim\" must be a string");
+	BAD(HEAD "[{\"name\": \"a\", \"id\": 1, \"jwt_tenant_claim\": \"my org\"}]}",
+	    "tenants[0]: tenant \"a\": jwt_tenant_claim: \"my org\" is not a claim name "
+	    "(printable ASCII without spaces)");
+	BAD(HEAD "[{\"name\": \"a\", \"id\": 1, \"jwt_tenant_claim\": \"org\\t\"}]}",
+	    "jwt_tenant_claim: \"org?\" is not a claim name");
+	BAD(HEAD "[{\"name\": \"a\", \"id\": 1, \"jwt_tenant_claim\": \"\u00e9\"}]}",
+	    "jwt_tenant_claim: \"??\" is not a claim name");
+	char long_name[BW_TENANT_CLAIM_NAME_MAX + 2];
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	t = tenant("a", NULL, 0);
+	t.jwt_tenant_claim = long_name;
+	assert_int_equal(bw_tenancy_tenant_check(&t, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "tenant \"a\": jwt_tenant_claim: longer than 128 bytes");
+	long_name[BW_TENANT_CLAIM_NAME_MAX] = '\0';
+	assert_int_equal(bw_tenancy_tenant_check(&t, err, sizeof(err)), 0);
+
+	/* At most 15 distinct names besides the node's: the 16th is refused... */
+	b = bw__tbuild_new(NULL);
+	for (unsigned i = 0; i < BW_TENANCY_CLAIM_NAMES_MAX; i++) {
+		char tn[16];
+		snprintf(tn, sizeof(tn), "t%02u", i);
+		snprintf(name, sizeof(name), "c%02u", i);
+		t = tenant(tn, NULL, 0);
+		t.jwt_tenant_claim = i == BW_TENANCY_CLAIM_NAMES_MAX - 1 ? "c00" : name;
+		assert_int_equal(bw__tbuild_tenant_put(b, &t, 0, err, sizeof(err)), 0);
+	}
+	struct bw_tenancy *full = finish(b, true, NULL); /* 15 names, one shared */
+	size_t n;
+	bw_tenancy_claim_names(full, &n);
+	assert_int_equal(n, BW_TENANCY_CLAIM_NAMES_MAX - 1);
+	b = bw__tbuild_new(full);
+	t = tenant("a-new", NULL, 0);
+	t.jwt_tenant_claim = "one-more";
+	assert_int_equal(bw__tbuild_tenant_put(b, &t, 0, err, sizeof(err)), 0);
+	struct bw_tenancy *over = NULL;
+	assert_int_equal(bw__tbuild_finish(&b, 0, true, NULL, &over, err, sizeof(err)), -EINVAL);
+	assert_null(over);
+	assert_string_equal(err, "tenant \"a-new\": jwt_tenant_claim: \"one-more\" would be one "
+	                         "claim name too many: tenants may name at most 15 different "
+	                         "ones besides the node's tenant_claim; use a name another "
+	                         "tenant uses, or none (the node's)");
+	/* ... a name in use is not; and leniently the extra name is left out and counted. */
+	b = bw__tbuild_new(full);
+	t.jwt_tenant_claim = "c07";
+	assert_int_equal(bw__tbuild_tenant_put(b, &t, 0, err, sizeof(err)), 0);
+	struct bw_tenancy *shared = finish(b, true, NULL);
+	b = bw__tbuild_new(full);
+	t.jwt_tenant_claim = "one-more";
+	assert_int_equal(bw__tbuild_tenant_put(b, &t, 0, err, sizeof(err)), 0);
+	over = finish(b, false, &clashes);
+	assert_int_equal(clashes, 1);
+	const char *const *v = bw_tenancy_claim_names(over, &n);
+	assert_int_equal(n, BW_TENANCY_CLAIM_NAMES_MAX - 1);
+	for (size_t i = 0; i < n; i++)
+		assert_string_not_equal(v[i], "one-more");
+	assert_string_equal(bw_tenancy_tenant(over, "a-new", 5)->jwt_tenant_claim, "one-more");
+
+	bw_tenancy_release(&over);
+	bw_tenancy_release(&shared);
+	bw_tenancy_release(&full);
+	bw_tenancy_release(&s2);
+	bw_tenancy_release(&s);
+	free(out);
+}
+
 static void test_rule_lists(void **state)
 {
 	struct bw_acl *acl = NULL;
@@ -375,7 +510,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_file_round_trip), cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_builder_rules),   cmocka_unit_test(test_many_principals),
-		cmocka_unit_test(test_rule_lists),
+		cmocka_unit_test(test_tenant_claim),    cmocka_unit_test(test_rule_lists),
 	};
 
 	return cmocka_run_group_tests_name("tenancy model", tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * twice: test_tenancy_store_file runs it against the embedded file store,
  * test_tenancy_store_pg against PostgreSQL (BW_TEST_PG), so that both
  * backends show the same semantics: writes and partial updates, validation
- * errors naming the field, lookups by name, SNI and CA, effective ACLs
+ * errors naming the field, tenants' own JWT tenant claims (kept, cleared,
+ * checked, their number bounded), lookups by name, SNI and CA, effective ACLs
  * (union of groups and own rules, deny beats allow), change callbacks with
  * the right delta, group deletion leaving principals, and a restart over
  * the same file or database seeing everything.
@@ -13,9 +14,9 @@
  * fresh database at once; the service's connections terminated and the
  * database refusing connections for a while: status down, the snapshot
  * kept, recovery on its own with changes made meanwhile; rows the model
- * refuses left out. Each test uses its own database in the server
- * BW_TEST_POSTGRES names (scripts/pg-test starts one); without it the
- * tests fail, unless BW_TEST_POSTGRES_SKIP=1 says to skip them.
+ * refuses left out; a database of schema version 1 migrated with its rows. Each test uses its own
+ * database in the server BW_TEST_POSTGRES names (scripts/pg-test starts one); without it the tests
+ * fail, unless BW_TEST_POSTGRES_SKIP=1 says to skip them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "tenancy/acl.h"
+#include "tenancy/migrations.h"
 #include "tenancy/model.h"
 #include "tenancy/service.h"
 #include "tenancy/store.h"
@@ -222,6 +224,20 @@ static void sql_on(const char *conninfo, const char *sql)
 		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
 	PQclear(r);
 	PQfinish(c);
+}
+
+/* Runs sql on conninfo; false when the server refuses it (the test goes on). */
+__attribute__((unused)) /* the PostgreSQL build's */
+static bool
+sql_ok(const char *conninfo, const char *sql)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = PQexec(c, sql);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	PQclear(r);
+	PQfinish(c);
+	return ok;
 }
 
 /* The first column of the first row of sql's answer, as a number. */
@@ -663,7 +679,7 @@ static void test_partial_updates(void **state)
 	OK(bw_tenancy_service_tenant_set_quotas(svc, "acme", &q, E));
 	OK(bw_tenancy_service_tenant_set_sni(svc, "acme", hosts, 1, E));
 	OK(bw_tenancy_service_tenant_set_ca(svc, "acme", CA_B_PEM, E));
-	OK(bw_tenancy_service_tenant_set_jwt(svc, "acme", NULL, 0, aud, 2, NULL, E));
+	OK(bw_tenancy_service_tenant_set_jwt(svc, "acme", NULL, 0, aud, 2, NULL, NULL, E));
 	OK(bw_tenancy_service_principal_set_enabled(svc, "acme", "dev1", false, E));
 	OK(bw_tenancy_service_principal_set_groups(svc, "acme", "ops", dash, 1, E));
 
@@ -829,6 +845,95 @@ static void test_effective_acl(void **state)
 	bw_acl_compiled_free(&c);
 	bw_tenancy_release(&s3);
 	bw_tenancy_release(&s2);
+	bw_tenancy_release(&s);
+	bw_tenancy_service_stop(&svc);
+}
+
+/* The tenant's own claim name in svc's snapshot ("" for none). */
+static void claim_is(struct bw_tenancy_service *svc, const char *tenant, const char *want)
+{
+	struct bw_tenancy *s = bw_tenancy_service_current(svc);
+	const struct bw_tenant *t = bw_tenancy_tenant(s, tenant, strlen(tenant));
+
+	assert_non_null(t);
+	assert_string_equal(t->jwt_tenant_claim, want);
+	bw_tenancy_release(&s);
+}
+
+static void test_tenant_claim(void **state)
+{
+	struct env *e = env_of(state);
+	struct bw_tenancy_service *svc = start(e, &e->rec);
+	static const char *const iss[] = { "https://id.acme.example" };
+	char name[16], claim[16];
+	size_t n;
+
+	populate(svc);
+	rec_clear(&e->rec);
+	/* A put carries it, and so does a JWT write, which may clear it. */
+	struct bw_tenant t = tenant("initech");
+	t.jwt_tenant_claim = "org";
+	OK(bw_tenancy_service_tenant_put(svc, &t, E));
+	claim_is(svc, "initech", "org");
+	OK(bw_tenancy_service_tenant_set_jwt(svc, "acme", iss, 1, NULL, 0, JWKS_OCT,
+	                                     "https://example.com/tenant", E));
+	claim_is(svc, "acme", "https://example.com/tenant");
+	assert_true(rec_has(&e->rec, BW_TENANCY_TENANT, "acme", "acme", false));
+	struct bw_tenancy *s = bw_tenancy_service_current(svc);
+	const char *const *names = bw_tenancy_claim_names(s, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "https://example.com/tenant");
+	assert_string_equal(names[1], "org");
+	assert_non_null(bw_tenancy_tenant_jwt_keys(s, bw_tenancy_tenant(s, "acme", 4)));
+	bw_tenancy_release(&s);
+
+	/* A restarted node reads them back; a tenant without one has none. */
+	bw_tenancy_service_stop(&svc);
+	svc = start(e, NULL);
+	claim_is(svc, "acme", "https://example.com/tenant");
+	claim_is(svc, "initech", "org");
+	claim_is(svc, "globex", "");
+	OK(bw_tenancy_service_tenant_set_jwt(svc, "acme", iss, 1, NULL, 0, JWKS_OCT, "", E));
+	claim_is(svc, "acme", "");
+	s = bw_tenancy_service_current(svc);
+	bw_tenancy_claim_names(s, &n);
+	assert_int_equal(n, 1);
+	bw_tenancy_release(&s);
+
+	/* Checked as a field. */
+	FAILS(bw_tenancy_service_tenant_set_jwt(svc, "acme", iss, 1, NULL, 0, JWKS_OCT, "my org",
+	                                        E),
+	      -EINVAL,
+	      "tenant \"acme\": jwt_tenant_claim: \"my org\" is not a claim name (printable "
+	      "ASCII without spaces)");
+	t = tenant("newco");
+	t.jwt_tenant_claim = "\x01";
+	FAILS(bw_tenancy_service_tenant_put(svc, &t, E), -EINVAL, "jwt_tenant_claim: \"?\"");
+
+	/* At most 15 distinct names: "org" and 14 more fit, one more does not. */
+	for (unsigned i = 1; i < BW_TENANCY_CLAIM_NAMES_MAX - 1; i++) {
+		snprintf(name, sizeof(name), "t%02u", i);
+		snprintf(claim, sizeof(claim), "c%02u", i);
+		t = tenant(name);
+		t.jwt_tenant_claim = claim;
+		OK(bw_tenancy_service_tenant_put(svc, &t, E));
+	}
+	t = tenant("newco");
+	t.jwt_tenant_claim = "one-more";
+	FAILS(bw_tenancy_service_tenant_put(svc, &t, E), -EINVAL,
+	      "tenant \"newco\": jwt_tenant_claim: \"one-more\" would be one claim name too "
+	      "many: tenants may name at most 15");
+	FAILS(bw_tenancy_service_tenant_set_jwt(svc, "acme", iss, 1, NULL, 0, NULL, "one-more", E),
+	      -EINVAL, "\"one-more\" would be one claim name too many");
+	/* A name in use fits; a tenant may change its own name to another. */
+	t.jwt_tenant_claim = "c07";
+	OK(bw_tenancy_service_tenant_put(svc, &t, E));
+	OK(bw_tenancy_service_tenant_set_jwt(svc, "t01", NULL, 0, NULL, 0, NULL, "one-more", E));
+	claim_is(svc, "t01", "one-more");
+	s = bw_tenancy_service_current(svc);
+	bw_tenancy_claim_names(s, &n);
+	assert_int_equal(n, BW_TENANCY_CLAIM_NAMES_MAX - 1);
+	assert_string_equal(bw_tenancy_tenant(s, "acme", 4)->jwt_tenant_claim, "");
 	bw_tenancy_release(&s);
 	bw_tenancy_service_stop(&svc);
 }
@@ -1142,6 +1247,21 @@ static void test_pg_plain_sql(void **state)
 	bw_acl_compiled_free(&c);
 	bw_tenancy_release(&s);
 
+	/* A tenant's own claim name by SQL: the tenant's trigger announces it too. */
+	sql_on(e->url, "UPDATE bulwark_tenants SET jwt_tenant_claim = 'org' WHERE name = 'acme'");
+	bool has_claim = false;
+	for (int64_t t0 = now_ms(); !has_claim && now_ms() - t0 < 1000; sleep_ms(5)) {
+		struct bw_tenancy *now = bw_tenancy_service_current(svc);
+		has_claim = !strcmp(bw_tenancy_tenant(now, "acme", 4)->jwt_tenant_claim, "org");
+		bw_tenancy_release(&now);
+	}
+	assert_true(has_claim);
+	assert_false(sql_ok(e->url, "UPDATE bulwark_tenants SET jwt_tenant_claim = 'my org'"));
+	assert_false(sql_ok(e->url, "UPDATE bulwark_tenants SET jwt_tenant_claim = ''"));
+	assert_false(sql_ok(e->url, "UPDATE bulwark_tenants SET jwt_tenant_claim = 'caf\u00e9'"));
+	assert_true(sql_ok(e->url, "UPDATE bulwark_tenants SET jwt_tenant_claim = NULL WHERE "
+	                           "name = 'globex'"));
+
 	/* A row the model refuses is left out (fail closed) and counted. */
 	struct bw_tenancy_status st;
 	sql_on(e->url, "UPDATE bulwark_principals SET password_hash = 'plaintext' WHERE name = "
@@ -1202,8 +1322,10 @@ static void test_pg_concurrent_migration(void **state)
 			fail_msg("service %d not loaded: %s", i, st.last_error);
 	}
 	/* Each migration was applied once, and all three work on the schema. */
-	assert_int_equal(sql_long(e->url, "SELECT count(*) FROM bulwark_schema_version"), 1);
-	assert_int_equal(sql_long(e->url, "SELECT max(version) FROM bulwark_schema_version"), 1);
+	assert_int_equal(sql_long(e->url, "SELECT count(*) FROM bulwark_schema_version"),
+	                 (long)bw__tenancy_migrations_n);
+	assert_int_equal(sql_long(e->url, "SELECT max(version) FROM bulwark_schema_version"),
+	                 (long)bw__tenancy_migrations_n);
 	assert_int_equal(sql_long(e->url, "SELECT count(*) FROM pg_trigger WHERE tgname = "
 	                                  "'bulwark_principals_notify'"),
 	                 1);
@@ -1224,6 +1346,34 @@ static void test_pg_concurrent_migration(void **state)
 	}
 	for (int i = 0; i < 3; i++)
 		bw_tenancy_service_stop(&r[i].svc);
+}
+
+/* A database a node of schema version 1 made: migrated, its rows kept. */
+static void test_pg_upgrade_from_1(void **state)
+{
+	struct env *e = env_of(state);
+	char *sql = NULL;
+
+	assert_true(bw__tenancy_migrations_n >= 2);
+	assert_true(asprintf(&sql,
+	                     "CREATE TABLE bulwark_schema_version (version integer PRIMARY KEY, "
+	                     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+	                     "%s\n;INSERT INTO bulwark_schema_version (version, name) VALUES (1, "
+	                     "'%s');"
+	                     "INSERT INTO bulwark_tenants (name, jwks) VALUES ('acme', '');",
+	                     bw__tenancy_migrations[0].sql, bw__tenancy_migrations[0].name) > 0);
+	sql_on(e->url, sql);
+	free(sql);
+	struct bw_tenancy_service *svc = start(e, NULL);
+	assert_int_equal(sql_long(e->url, "SELECT max(version) FROM bulwark_schema_version"),
+	                 (long)bw__tenancy_migrations_n);
+	claim_is(svc, "acme", "");
+	OK(bw_tenancy_service_tenant_set_jwt(svc, "acme", NULL, 0, NULL, 0, NULL, "org", E));
+	claim_is(svc, "acme", "org");
+	assert_int_equal(sql_long(e->url, "SELECT count(*) FROM bulwark_tenants WHERE "
+	                                  "jwt_tenant_claim = 'org'"),
+	                 1);
+	bw_tenancy_service_stop(&svc);
 }
 
 static bool is_down(void *arg)
@@ -1359,6 +1509,7 @@ int main(void)
 		T(test_writes_and_lookups),
 		T(test_validation),
 		T(test_partial_updates),
+		T(test_tenant_claim),
 		T(test_reload_after_restart),
 		T(test_effective_acl),
 		T(test_change_callback),
@@ -1371,6 +1522,7 @@ int main(void)
 		T(test_pg_second_node),
 		T(test_pg_plain_sql),
 		T(test_pg_concurrent_migration),
+		T(test_pg_upgrade_from_1),
 		T(test_pg_outage),
 		T(test_pg_down_at_start),
 		cmocka_unit_test(test_pg_bad_url),
