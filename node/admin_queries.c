@@ -269,6 +269,30 @@ void bw_node_admin_sync(void *arg)
 		ask(na, &q, parts, 0, na->n);
 }
 
+struct bw_node_admin_nudge {
+	struct bw_worker_call call;
+	atomic_bool pending;
+};
+
+static void nudged(struct bw_worker_call *call, struct bw_worker *w, void *arg)
+{
+	struct bw_node_admin_nudge *n = BW_CONTAINER_OF(call, struct bw_node_admin_nudge, call);
+	(void)w;
+	atomic_store(&n->pending, false); /* before: a change after this is not lost */
+	bw_broker_sync(arg);
+}
+
+void bw_node_admin_nudge(struct bw_node_admin *na)
+{
+	for (uint32_t i = 0; na->nudges && i < na->n; i++) {
+		struct bw_node_admin_nudge *n = &na->nudges[i];
+		if (atomic_exchange(&n->pending, true))
+			continue;
+		n->call.fn = nudged;
+		bw_worker_call(na->workers[i], &n->call);
+	}
+}
+
 int bw_node_admin_retained(void *arg, const char *tenant, const char *filter, size_t max,
                            struct bw_admin_retained **v, size_t *n, bool *truncated)
 {
@@ -352,8 +376,14 @@ int bw_node_admin_init(struct bw_node_admin *na)
 {
 	size_t n = (size_t)bw_hub_tenants_max(na->hub) * BW_NODE_ADMIN_SAMPLES;
 	na->samples = calloc(n, sizeof(*na->samples));
-	if (!na->samples)
+	na->nudges = calloc(na->n, sizeof(*na->nudges));
+	if (!na->samples || !na->nudges) {
+		free(na->samples);
+		free(na->nudges);
+		na->samples = NULL;
+		na->nudges = NULL;
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&na->rate_mu, NULL);
 	return 0;
 }
@@ -364,7 +394,9 @@ void bw_node_admin_fini(struct bw_node_admin *na)
 		return;
 	pthread_mutex_destroy(&na->rate_mu);
 	free(na->samples);
+	free(na->nudges);
 	na->samples = NULL;
+	na->nudges = NULL;
 }
 
 void bw_node_admin_sample(struct bw_node_admin *na, uint64_t now_ms)

@@ -30,14 +30,15 @@ struct bw_node_admin {
 	struct bw_broker **brokers;
 	uint32_t n;
 	const atomic_bool *started;
-	atomic_bool draining; /* node.drain was done: /readyz says 503 */
+	atomic_bool draining;               /* node.drain was done: /readyz says 503 */
+	struct bw_node_admin_nudge *nudges; /* [n]: see bw_node_admin_nudge() */
 	/* The tenants' counters sampled each second, for their rates (rate_mu). */
 	pthread_mutex_t rate_mu;
 	struct bw_node_admin_sample *samples; /* [tenants_max][BW_NODE_ADMIN_SAMPLES] */
 	uint32_t sampled;                     /* samples taken */
 };
 
-/* na's hub and n set: allocates the rate samples. 0 or -ENOMEM. */
+/* na's hub and n set: allocates the rate samples and the nudges. 0 or -ENOMEM. */
 int bw_node_admin_init(struct bw_node_admin *na);
 void bw_node_admin_fini(struct bw_node_admin *na);
 
@@ -56,5 +57,14 @@ int bw_node_admin_retained(void *arg, const char *tenant, const char *filter, si
 int bw_node_admin_retained_del(void *arg, const char *tenant, const char *topic);
 uint32_t bw_node_admin_drain(void *arg);
 void bw_node_admin_sync(void *arg);
+
+/*
+ * From any thread, without waiting: every worker takes the tenancy in
+ * force at its next pass, as bw_node_admin_sync() but for changes that
+ * came from elsewhere (another node, plain SQL). A worker already asked
+ * and not yet done is not asked again. The caller makes sure the workers
+ * run (node/main.c: while they are wakeable).
+ */
+void bw_node_admin_nudge(struct bw_node_admin *na);
 
 #endif

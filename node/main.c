@@ -257,6 +257,12 @@ static void tenancy_changed(void *arg, const struct bw_tenancy *snap,
 		cas = delta->changes[i].kind == BW_TENANCY_TENANT;
 	if (cas)
 		tenancy_cas(snap);
+	/* Every worker takes it now, not at its next tick: a change another
+	 * node made is in force here as soon as its notification is. */
+	pthread_mutex_lock(&wake_mu);
+	if (wakeable)
+		bw_node_admin_nudge(&node_admin);
+	pthread_mutex_unlock(&wake_mu);
 	bw_log_info("tenancy: version %llu in force (%zu changes%s)",
 	            (unsigned long long)delta->to_version, delta->n,
 	            delta->full ? ", full load" : "");

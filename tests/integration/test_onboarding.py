@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
                      "onboarding.md")
@@ -24,6 +25,24 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_group(pgid):
+    """SIGTERM to what the guide's shell left running (the node), and waits
+    (at most 10 s) until it is gone: it writes its snapshot into the
+    directory about to be removed."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(pgid, signal.SIGKILL)
 
 
 def blocks(text):
@@ -57,10 +76,7 @@ def main():
             print(out.decode(errors="replace"))
             raise SystemExit("FAIL: the guide's commands took over 120 s")
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)  # the node it started
-            except ProcessLookupError:
-                pass
+            stop_group(proc.pid)
         text = out.decode(errors="replace")
         log_path = os.path.join(tmp, "bulwark.log")
         log = open(log_path).read() if os.path.exists(log_path) else ""
