@@ -65,7 +65,8 @@ void bw_admin_audit_time(char *buf, size_t cap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, cap, "%s.%03ldZ", sec, ts.tv_nsec / 1000000);
+	if (snprintf(buf, cap, "%s.%03dZ", sec, (int)(ts.tv_nsec / 1000000)) >= (int)cap)
+		buf[0] = '\0'; /* cap is at least 25: never */
 }
 
 /* The entry as one JSON object (a new reference), or NULL when out of memory. */

@@ -75,9 +75,11 @@ static int named(struct bw_resolve_out *out, uint32_t signal, const char *what, 
 	if (len > BW_TENANT_NAME_MAX)
 		len = BW_TENANT_NAME_MAX;
 	if (out->signals && (strlen(out->tenant) != len || memcmp(out->tenant, name, len))) {
-		snprintf(out->why, sizeof(out->why),
-		         "tenant signals disagree: %s names '%.*s', not '%s'", what, (int)len, name,
-		         out->tenant);
+		/* A long claim name may cut the text short: it stays a sentence. */
+		if (snprintf(out->why, sizeof(out->why),
+		             "tenant signals disagree: %s names '%.*s', not '%s'", what, (int)len,
+		             name, out->tenant) >= (int)sizeof(out->why))
+			out->why[sizeof(out->why) - 2] = '.';
 		return -EACCES;
 	}
 	memcpy(out->tenant, name, len);
