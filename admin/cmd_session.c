@@ -53,8 +53,9 @@ int bw_admin_sessions_merge(struct bw_admin_sessions *out, struct bw_admin_sessi
 			memcpy(&v[out->n], s->v, take * sizeof(*v));
 			out->n += take;
 		}
-		/* What was not taken is freed with the part. */
-		memmove(s->v, s->v + take, (s->n - take) * sizeof(*s->v));
+		/* What was not taken is freed with the part (a part with none has no v). */
+		if (s->n > take)
+			memmove(s->v, s->v + take, (s->n - take) * sizeof(*s->v));
 		s->n -= take;
 		bw_admin_sessions_free(s);
 	}

@@ -1627,7 +1627,7 @@ static void test_sessions_merge(void **state)
 	struct bw_admin_sessions parts[3], out = { 0 };
 	(void)state;
 
-	parts[0] = sessions_of(NULL, 0);
+	parts[0] = (struct bw_admin_sessions){ 0 }; /* a worker with none: no vector */
 	parts[1] = sessions_of(two, 2);
 	parts[2] = sessions_of(three, 3);
 	assert_int_equal(bw_admin_sessions_merge(&out, parts, 3, 1000), 0);
