@@ -138,6 +138,20 @@ struct bw_broker_config {
 	/* Called when a connection has new output (fan-out from another one). */
 	void (*wants_send)(void *conn_user);
 	/*
+	 * The shared store of retained messages (node/state/store.h; NULL:
+	 * the hub is the only place they live). Every retained set or clear
+	 * but $SYS is written through it after the hub took it. store_may
+	 * says whether a write of the topic can be taken now (a "no" is
+	 * counted by the store); a client's retained PUBLISH it refuses is
+	 * refused: QoS 1/2 with 0x97 (3.1.1: the connection is closed), QoS 0
+	 * dropped; a will's retained part is dropped (the will is still
+	 * delivered). store_write writes msg (NULL: a clear).
+	 */
+	void *store;
+	bool (*store_may)(void *store, uint32_t tenant, const uint8_t *topic, size_t len);
+	int (*store_write)(void *store, uint32_t tenant, const uint8_t *topic, size_t len,
+	                   struct bw_msg *msg);
+	/*
 	 * Called when a publisher fed a congested subscriber (its output
 	 * queue above the soft limit, or its session queue half full): the
 	 * worker stops reading that publisher until bw_broker_congested()
