@@ -252,7 +252,7 @@ static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
 }
 
 int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096], tmp[4096];
 	struct saver sv = { .hub = hub, .off = bw_msgrec_wall_offset(), .n = n };
@@ -274,7 +274,7 @@ int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		sv.b = brokers[i];
 		rc = bw_broker_sessions(brokers[i], save_session, &sv);
 	}
-	for (uint32_t t = 0; rc == 0 && t < bw_hub_tenants(hub); t++) {
+	for (uint32_t t = 0; retained && rc == 0 && t < bw_hub_tenants(hub); t++) {
 		struct retained_saver rs = { &sv, bw_hub_tenant_name(hub, t), 0 };
 		bw_hub_retained_each(hub, t, save_retained, &rs);
 		rc = rs.rc;
@@ -423,7 +423,7 @@ static int load_retained(struct bw_hub *hub, const StoredMessage *r, int64_t off
 }
 
 int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096];
 	struct stat st;
@@ -489,7 +489,7 @@ int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		} else if (kind == FRAME_RETAINED) {
 			StoredMessage *r;
 			if ((rc = bw_record_message_decode(p, len, &r)) == 0) {
-				rc = load_retained(hub, r, off, now);
+				rc = retained ? load_retained(hub, r, off, now) : 1;
 				bw_record_message_free(&r);
 			}
 			if (rc == 1)
