@@ -727,6 +727,18 @@ static void retain(struct bw_broker *b, struct tenant *t, struct bw_msg *m)
 	}
 }
 
+int bw_broker_retained_clear(struct bw_broker *b, uint32_t tenant, const uint8_t *topic, size_t len)
+{
+	bool store = stored(b, topic, len);
+
+	if (store && !b->cfg.store_may(b->cfg.store, tenant, topic, len))
+		return -ENOBUFS;
+	int rc = bw_hub_retained_put(b->hub, tenant, topic, len, NULL);
+	if (rc == 0 && store)
+		rc = b->cfg.store_write(b->cfg.store, tenant, topic, len, NULL);
+	return rc;
+}
+
 /* An application message enters the tenant: retained state, then routing. */
 static void publish(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
 {

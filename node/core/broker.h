@@ -301,6 +301,15 @@ int bw_broker_client_subs(struct bw_broker *b, const struct bw_broker_client *c,
  * (BW_BROKER_KICKED: it was connected; BW_BROKER_DISCARDED: its session
  * ends), or -ENOENT when tenant has no session of that id here.
  */
+/*
+ * Clears the retained message of topic (a name) of tenant, as a retained
+ * PUBLISH with an empty payload would, store included: 0, -ENOBUFS when
+ * the store cannot take the write now (Redis down past its queue), or
+ * -errno.
+ */
+int bw_broker_retained_clear(struct bw_broker *b, uint32_t tenant, const uint8_t *topic,
+                             size_t len);
+
 #define BW_BROKER_KICKED    1
 #define BW_BROKER_DISCARDED 2
 int bw_broker_kick(struct bw_broker *b, uint32_t tenant, struct bw_str id, bool discard);
