@@ -276,21 +276,20 @@ static int value_msg(struct bw_sync *s, const char *key, const char *tenant, uin
                      const uint8_t *topic, size_t len, const char *val, size_t vlen, int64_t off,
                      struct bw_msg **out)
 {
-	StoredMessage *r;
+	StoredMessage *r = NULL;
 	int rc = bw_record_message_decode((const uint8_t *)val, vlen, &r);
 
 	*out = NULL;
 	if (rc == 0 &&
 	    (strcmp(r->tenant, tenant) || strlen(r->topic) != len || memcmp(r->topic, topic, len)))
-		rc = -EINVAL;
+		rc = -EINVAL; /* another tenant's or topic's: not this field's */
 	if (rc < 0) {
+		bw_record_message_free(&r); /* NULL when it did not decode */
 		stat_add(&s->stats.bad, 1);
 		bw_log_warn("redis: %s: the value of '%.*s' is not a retained message of it (%s): "
 		            "skipped",
 		            key, (int)(len > 200 ? 200 : len), (const char *)topic,
 		            rc == -EINVAL ? "invalid" : strerror(-rc));
-		if (rc == 0)
-			bw_record_message_free(&r);
 		return -1;
 	}
 	if (r->has_expiry_at_ms && r->expiry_at_ms && r->expiry_at_ms <= wall_ms()) {
