@@ -148,6 +148,11 @@ static int store_write(void *store, uint32_t tenant, const uint8_t *topic, size_
 	return bw_store_write(store, tenant, topic, len, msg);
 }
 
+static int store_purge(void *store, uint32_t tenant)
+{
+	return bw_store_purge(store, tenant);
+}
+
 static uint64_t load_stat(const _Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
@@ -1206,6 +1211,7 @@ int main(int argc, char **argv)
 			bc.store = stores[i];
 			bc.store_may = store_may;
 			bc.store_write = store_write;
+			bc.store_purge = store_purge;
 		}
 		if (!(brokers[i] = bw_broker_new(&bc))) {
 			bw_log_error("cannot create the broker: %s", strerror(errno));

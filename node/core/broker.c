@@ -1230,7 +1230,8 @@ static void tenant_purge(struct bw_broker *b, struct tenant *t)
 			n++;
 		}
 	}
-	if (b->self == 0 && bw_hub_retained_purge(b->hub, t->id) < 0)
+	if (b->self == 0 && (bw_hub_retained_purge(b->hub, t->id) < 0 ||
+	                     (b->cfg.store && b->cfg.store_purge(b->cfg.store, t->id) < 0)))
 		bw_log_error("tenant %s: deleted, but out of memory clearing its retained "
 		             "messages",
 		             bw_hub_tenant_name(b->hub, t->id));

@@ -151,6 +151,8 @@ struct bw_broker_config {
 	bool (*store_may)(void *store, uint32_t tenant, const uint8_t *topic, size_t len);
 	int (*store_write)(void *store, uint32_t tenant, const uint8_t *topic, size_t len,
 	                   struct bw_msg *msg);
+	/* Deletes a deleted tenant's retained messages from the store (worker 0 calls it). */
+	int (*store_purge)(void *store, uint32_t tenant);
 	/*
 	 * Called when a publisher fed a congested subscriber (its output
 	 * queue above the soft limit, or its session queue half full): the

@@ -46,6 +46,7 @@ struct write {
 	uint32_t tenant;
 	bool sent;
 	bool newest;
+	bool purge; /* DEL of the tenant's hash; no topic */
 	uint16_t len;
 	uint8_t topic[];
 };
@@ -186,7 +187,7 @@ static void on_written(void *arg, const redisReply *reply, const char *error)
 	stat_add(&s->stats.failed, 1);
 	if (!s->detaching)
 		log_failure(s, error);
-	if (!w->newest) {
+	if (!w->newest && !w->purge) {
 		/* A newer write of the topic follows: this one is obsolete. */
 		write_free(s, w);
 		return;
@@ -209,6 +210,14 @@ static int send_write(struct bw_store *s, struct write *w)
 	int rc;
 
 	rc = bw_keys_retained(key, sizeof(key), s->prefix, tenant);
+	if (rc >= 0 && w->purge) {
+		const char *argv[] = { "DEL", key };
+		size_t lens[] = { 3, strlen(key) };
+		rc = bw_redis_cmd(s->r, on_written, w, 2, argv, lens);
+		if (rc == 0)
+			w->sent = true;
+		return rc;
+	}
 	if (rc >= 0 && w->msg)
 		rc = bw_msgrec_encode(w->msg, tenant, s->node, w->made_ms, bw_msgrec_wall_offset(),
 		                      &value, &value_len);
@@ -312,6 +321,35 @@ bool bw_store_may_write(struct bw_store *s, uint32_t tenant, const uint8_t *topi
 	return false;
 }
 
+/* Appends w to the queue. */
+static void enqueue(struct bw_store *s, struct write *w)
+{
+	w->prev = s->tail;
+	if (s->tail)
+		s->tail->next = w;
+	else
+		s->head = w;
+	s->tail = w;
+	if (!s->cursor)
+		s->cursor = w;
+	s->n++;
+	stat_set(&s->stats.queued, s->n);
+}
+
+int bw_store_purge(struct bw_store *s, uint32_t tenant)
+{
+	struct write *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->s = s;
+	w->tenant = tenant;
+	w->purge = true;
+	enqueue(s, w);
+	pump(s);
+	return 0;
+}
+
 int bw_store_write(struct bw_store *s, uint32_t tenant, const uint8_t *topic, size_t len,
                    struct bw_msg *msg)
 {
@@ -343,16 +381,7 @@ int bw_store_write(struct bw_store *s, uint32_t tenant, const uint8_t *topic, si
 	nw->h.hash = topic_hash(s, tenant, topic, len);
 	htab_insert(&s->newest, &nw->h);
 	nw->newest = true;
-	nw->prev = s->tail;
-	if (s->tail)
-		s->tail->next = nw;
-	else
-		s->head = nw;
-	s->tail = nw;
-	if (!s->cursor)
-		s->cursor = nw;
-	s->n++;
-	stat_set(&s->stats.queued, s->n);
+	enqueue(s, nw);
 	pump(s);
 	return 0;
 }

@@ -98,6 +98,13 @@ int bw_store_write(struct bw_store *s, uint32_t tenant, const uint8_t *topic, si
                    struct bw_msg *msg);
 
 /*
+ * Deletes tenant's whole hash (the tenant was deleted): queued behind the
+ * writes already held, like one, but never refused for the bound (a
+ * tenant is deleted once). 0 or -ENOMEM.
+ */
+int bw_store_purge(struct bw_store *s, uint32_t tenant);
+
+/*
  * Every 100 ms or so on the worker's thread (never from a callback): the
  * client's tick (deadlines, reconnects), then the waiting writes go out
  * while it is up.

@@ -330,6 +330,16 @@ static void test_writes_reach_redis_announced(void **state)
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 
+	/* A deleted tenant's hash goes, behind the writes made before. */
+	assert_int_equal(put(s, "p/1", "x"), 0);
+	assert_int_equal(bw_store_purge(s, 0), 0);
+	RUN_UNTIL(&ring, s, bw_store_pending(s) == 0, 3000);
+	assert_int_equal(bw_store_pending(s), 0);
+	assert_int_equal(hlen(c), 0);
+	r = redisCommand(c, "EXISTS " KEY);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+
 	store_end(&ring, &s);
 	bw_ring_exit(&ring);
 	redisFree(c);
