@@ -295,6 +295,9 @@ static int retained_del(struct bw__admin_req *r)
 		return bw__admin_fail(r, BW_ADMIN_E_NOT_FOUND,
 		                      "tenant \"%s\" has no retained message on \"%s\"", tenant,
 		                      topic);
+	if (rc == -ENOBUFS)
+		return bw__admin_fail(r, BW_ADMIN_E_UNAVAILABLE,
+		                      "the Redis write queue is full (is Redis down?): try again");
 	if (rc < 0)
 		return bw__admin_fail(r, BW_ADMIN_E_INTERNAL, "retained.del failed: error %d", -rc);
 	return bw__admin_ok(r, json_pack("{s:b}", "deleted", true));

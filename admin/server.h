@@ -149,7 +149,10 @@ struct bw_admin_node {
 	 */
 	int (*retained)(void *arg, const char *tenant, const char *filter, size_t max,
 	                struct bw_admin_retained **v, size_t *n, bool *truncated);
-	/* Clears the retained message of topic: 0, -ENOENT (tenant unknown here), -ESRCH (none). */
+	/*
+	 * Clears the retained message of topic: 0, -ENOENT (tenant unknown
+	 * here), -ESRCH (none), -ENOBUFS (the Redis write queue is full).
+	 */
 	int (*retained_del)(void *arg, const char *tenant, const char *topic);
 	/* Stops accepting and sends every client away (5.0: 0x9C); the count disconnected. */
 	uint32_t (*drain)(void *arg);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ask { ASK_LIST, ASK_ONE, ASK_KICK, ASK_DRAIN, ASK_SYNC };
+enum ask { ASK_LIST, ASK_ONE, ASK_KICK, ASK_DRAIN, ASK_SYNC, ASK_RETAINED_DEL };
 
 /* One question, asked of some workers. */
 struct question {
@@ -137,6 +137,9 @@ static void answer(struct bw_worker_call *call, struct bw_worker *w, void *arg)
 		break;
 	case ASK_SYNC:
 		bw_broker_sync(b);
+		break;
+	case ASK_RETAINED_DEL: /* q->id is the topic */
+		p->rc = bw_broker_retained_clear(b, q->tenant, q->id.p, q->id.len);
 		break;
 	}
 	pthread_mutex_lock(&q->mu);
@@ -360,7 +363,12 @@ int bw_node_admin_retained_del(void *arg, const char *tenant, const char *topic)
 		return rc;
 	if (got == 0)
 		return -ESRCH;
-	return bw_hub_retained_put(na->hub, t, (const uint8_t *)topic, len, NULL);
+	/* Through a broker: with Redis, the write goes there too, from a worker's client. */
+	struct part parts[BW_HUB_WORKERS_MAX];
+	struct question q = { .ask = ASK_RETAINED_DEL, .tenant = t };
+	q.id = (struct bw_str){ (const uint8_t *)topic, (uint16_t)len };
+	ask(na, &q, parts, 0, 1);
+	return parts[0].rc;
 }
 
 /* ---- rates ---------------------------------------------------------------------- */

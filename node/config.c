@@ -6,6 +6,8 @@
  */
 #include "node/config.h"
 
+#include "node/state/keys.h"
+#include "node/state/redis.h"
 #include "tenancy/tenant.h"
 
 #include <arpa/inet.h>
@@ -27,6 +29,7 @@ enum key_type {
 	K_PATH,  /* a non-empty string */
 	K_ORDER, /* some of names[], each once, comma-separated: packed 4 bits each (index+1) */
 	K_LISTEN,
+	K_URL, /* a non-empty string of up to BW_CONFIG_URL_MAX bytes, checked by its key */
 };
 
 struct key_def {
@@ -209,6 +212,18 @@ static const struct key_def keys[] = {
 	  "none, cn, san_dns, san_uri, san_email or sha256: the field of a verified client "
 	  "certificate that names its user; such a client needs no password, and a username "
 	  "it sends must equal that name" },
+	{ "redis", K_URL, OFF(redis), 0, 0, 0, "", NULL, NULL,
+	  "the state store in Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+	  "unix:///PATH[?db=N&password=P]; retained messages live there, shared by every node "
+	  "on it; empty: the embedded store (memory, the snapshot in STATE_DIR)" },
+	{ "redis_prefix", K_PATH, OFF(redis_prefix), 0, 0, 0, "bw", NULL, NULL,
+	  "the prefix of every Redis key and channel (1-64 of A-Z a-z 0-9 _ . -): nodes that "
+	  "share one must use one Redis database or prefix per cluster" },
+	{ "redis_retained_queue", K_UINT, OFF(redis_retained_queue), 1, 10000000, 10000, NULL,
+	  "writes", NULL,
+	  "retained writes a worker holds while Redis is down or slow (sent or waiting to be); "
+	  "past it a retained PUBLISH is refused (QoS 1/2: 0x97, 3.1.1: disconnect; QoS 0: "
+	  "dropped)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -268,6 +283,8 @@ void bw_config_defaults(struct bw_config *c)
 		const struct key_def *k = &keys[i];
 		if (k->type == K_PATH)
 			snprintf((char *)c + k->offset, BW_CONFIG_PATH_MAX, "%s", k->def_text);
+		else if (k->type == K_URL)
+			snprintf((char *)c + k->offset, BW_CONFIG_URL_MAX, "%s", k->def_text);
 		else if (k->type != K_LISTEN)
 			*(uint32_t *)((char *)c + k->offset) = k->def;
 	}
@@ -551,8 +568,27 @@ static int set_key(struct bw_config *c, const struct key_def *k, char *value,
 		if (strlen(value) >= BW_CONFIG_PATH_MAX)
 			return fail(err, n, o, k->name, "longer than %d bytes",
 			            BW_CONFIG_PATH_MAX - 1);
+		if (k->offset == OFF(redis_prefix) && bw_keys_prefix_check(value))
+			return fail(err, n, o, k->name,
+			            "'%s' is not 1 to %d of A-Z, a-z, 0-9, '_', '.' and '-'", value,
+			            BW_KEYS_PREFIX_MAX);
 		snprintf((char *)c + k->offset, BW_CONFIG_PATH_MAX, "%s", value);
 		return 0;
+	case K_URL: {
+		struct bw_redis_config rc;
+		char why[BW_CONFIG_ERROR_MAX];
+		if (!*value)
+			return fail(err, n, o, k->name, "needs a value");
+		if (strlen(value) >= BW_CONFIG_URL_MAX)
+			return fail(err, n, o, k->name, "longer than %d bytes",
+			            BW_CONFIG_URL_MAX - 1);
+		/* Its errors never quote the password; they start "redis: ". */
+		if (bw_redis_url_parse(&rc, value, why, sizeof(why)) < 0)
+			return fail(err, n, o, k->name, "%s",
+			            strncmp(why, "redis: ", 7) ? why : why + 7);
+		snprintf((char *)c + k->offset, BW_CONFIG_URL_MAX, "%s", value);
+		return 0;
+	}
 	case K_ORDER: {
 		uint32_t packed = 0, used = 0, pos = 0;
 		char copy[LINE_MAX_BYTES];

@@ -24,6 +24,7 @@
 #define BW_CONFIG_NAME_MAX      64
 #define BW_CONFIG_PATH_MAX      256
 #define BW_CONFIG_ERROR_MAX     512
+#define BW_CONFIG_URL_MAX       1024 /* redis: a URL with a password of up to 255 bytes */
 
 enum bw_listener_kind {
 	BW_LISTEN_MQTT,
@@ -154,6 +155,9 @@ struct bw_config {
 	uint32_t admin_uid;                    /* BW_CONFIG_ID_UNSET: the node's own uid */
 	uint32_t admin_gid;                    /* BW_CONFIG_ID_UNSET: none */
 	char audit_log[BW_CONFIG_PATH_MAX];    /* empty: the node's log */
+	char redis[BW_CONFIG_URL_MAX];         /* the state store; empty: embedded */
+	char redis_prefix[BW_CONFIG_PATH_MAX]; /* of every key (node/state/keys.h) */
+	uint32_t redis_retained_queue;         /* retained writes a worker holds for Redis */
 };
 
 /* admin_uid and admin_gid when not set. */

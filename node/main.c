@@ -26,6 +26,9 @@
 #include "node/io/features.h"
 #include "node/log.h"
 #include "node/net/tls.h"
+#include "node/state/keys.h"
+#include "node/state/store.h"
+#include "node/state/sync.h"
 #include "node/worker.h"
 
 #include <errno.h>
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -107,6 +111,11 @@ static struct bw_backoff *backoff;
 static struct bw_jwt_policy jwt_policy;
 #define JWT_LIST_MAX 16
 static const char *jwt_issuers[JWT_LIST_MAX], *jwt_audiences[JWT_LIST_MAX];
+/* The Redis state store, with `redis`: a store a worker, and the state thread. */
+static struct bw_store **stores;
+static struct bw_sync *state_sync;
+static char node_id[BW_KEYS_NODE_LEN + 1]; /* random, made at start */
+#define REDIS_START_WAIT_MS 5000u          /* for the retained load before listening */
 /* Job threads wake workers only while this says they run (under wake_mu). */
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool wakeable;
@@ -126,6 +135,190 @@ static bool congested(void *arg)
 	return bw_broker_congested(arg);
 }
 
+/* ---- the Redis state store ------------------------------------------------------ */
+
+static bool store_may(void *store, uint32_t tenant, const uint8_t *topic, size_t len)
+{
+	return bw_store_may_write(store, tenant, topic, len);
+}
+
+static int store_write(void *store, uint32_t tenant, const uint8_t *topic, size_t len,
+                       struct bw_msg *msg)
+{
+	return bw_store_write(store, tenant, topic, len, msg);
+}
+
+static int store_purge(void *store, uint32_t tenant)
+{
+	return bw_store_purge(store, tenant);
+}
+
+static uint64_t load_stat(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Writes the workers hold for Redis (the state thread waits for none before a reload). */
+static size_t redis_held(void *arg)
+{
+	size_t n = 0;
+	(void)arg;
+	for (uint32_t i = 0; i < n_workers; i++)
+		n += load_stat(&bw_store_stats(stores[i])->queued);
+	return n;
+}
+
+/* Every Redis connection of the node answering: the state thread's and each worker's. */
+static bool redis_up(void)
+{
+	bool up = load_stat(&bw_sync_stats(state_sync)->up) != 0;
+	for (uint32_t i = 0; i < n_workers && up; i++)
+		up = load_stat(&bw_store_stats(stores[i])->up) != 0;
+	return up;
+}
+
+/*
+ * A random 128-bit node id in hex: names this node's writes, so the
+ * state thread knows its own changes from other nodes'.
+ */
+static int make_node_id(void)
+{
+	uint8_t b[BW_KEYS_NODE_LEN / 2];
+	size_t got = 0;
+	while (got < sizeof(b)) {
+		ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(node_id + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
+/*
+ * With `redis`: the address parsed and resolved (a host name, here on the
+ * main thread, never on a worker), a store a worker. 0, or -1 (logged).
+ */
+static int redis_setup(const struct bw_config *cfg, struct bw_redis_config *rc)
+{
+	char err[BW_CONFIG_ERROR_MAX];
+	if (bw_redis_url_parse(rc, cfg->redis, err, sizeof(err)) < 0 ||
+	    bw_redis_resolve(rc, err, sizeof(err)) < 0) {
+		bw_log_error("%s", err);
+		return -1;
+	}
+	if (!(stores = calloc(n_workers, sizeof(*stores)))) {
+		bw_log_error("redis: out of memory");
+		return -1;
+	}
+	struct bw_store_config sc = { .redis = rc,
+		                      .prefix = cfg->redis_prefix,
+		                      .node = node_id,
+		                      .queue_max = cfg->redis_retained_queue,
+		                      .hub = hub };
+	for (uint32_t i = 0; i < n_workers; i++) {
+		int r = bw_store_new(&stores[i], &sc);
+		if (r < 0) {
+			bw_log_error("redis: %s", strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Starts the state thread and waits a while for its load of the retained
+ * messages, so the listeners open with them. Redis not there: the node
+ * starts anyway, not ready until the load is done. 0, or -1 (logged).
+ */
+static int redis_start(const struct bw_config *cfg, const struct bw_redis_config *rc)
+{
+	char err[BW_CONFIG_ERROR_MAX];
+	struct bw_sync_config sc = { .redis = rc,
+		                     .prefix = cfg->redis_prefix,
+		                     .node = node_id,
+		                     .hub = hub,
+		                     .held = redis_held };
+	if (bw_sync_start(&state_sync, &sc, err, sizeof(err)) < 0) {
+		bw_log_error("%s", err);
+		return -1;
+	}
+	if (rc->path[0])
+		bw_log_info("redis: the state store at %s, db %u, prefix %s", rc->path, rc->db,
+		            cfg->redis_prefix);
+	else
+		bw_log_info("redis: the state store at %s:%u, db %u, prefix %s", rc->host, rc->port,
+		            rc->db, cfg->redis_prefix);
+	if (!bw_sync_wait_loaded(state_sync, REDIS_START_WAIT_MS)) {
+		bw_sync_last_error(state_sync, err, sizeof(err));
+		bw_log_warn("redis: retained messages not loaded within %u ms (%s): the node "
+		            "starts, and /readyz says 503 until they are",
+		            REDIS_START_WAIT_MS, err);
+	}
+	return 0;
+}
+
+/* The /readyz line about Redis; whether it lets the node be ready. */
+static bool redis_ready(char *detail, size_t cap)
+{
+	char err[BW_REDIS_ERROR_MAX] = "";
+	bool loaded = load_stat(&bw_sync_stats(state_sync)->loaded) != 0;
+	bool up = redis_up();
+	if (!up) {
+		bw_sync_last_error(state_sync, err, sizeof(err));
+		for (uint32_t i = 0; i < n_workers && !err[0]; i++)
+			bw_store_last_error(stores[i], err, sizeof(err));
+	}
+	snprintf(detail, cap, "redis: %s, retained messages %s, %llu writes held%s%s\n",
+	         up ? "up" : "down", loaded ? "loaded" : "not loaded yet",
+	         (unsigned long long)redis_held(NULL), err[0] ? "; last error: " : "", err);
+	return loaded;
+}
+
+static size_t redis_metrics(char *buf, size_t cap)
+{
+	const struct bw_sync_stats *ss = bw_sync_stats(state_sync);
+	uint64_t requests = load_stat(&ss->requests), errors = load_stat(&ss->errors);
+	uint64_t timeouts = load_stat(&ss->timeouts), reconnects = load_stat(&ss->reconnects);
+	uint64_t queued = 0, refused = 0, written = 0;
+	for (uint32_t i = 0; i < n_workers; i++) {
+		const struct bw_store_stats *st = bw_store_stats(stores[i]);
+		requests += load_stat(&st->requests);
+		errors += load_stat(&st->errors);
+		timeouts += load_stat(&st->timeouts);
+		reconnects += load_stat(&st->reconnects);
+		queued += load_stat(&st->queued);
+		refused += load_stat(&st->refused);
+		written += load_stat(&st->written);
+	}
+	int n = snprintf(
+	        buf, cap,
+	        "# TYPE bulwark_redis_up gauge\nbulwark_redis_up %d\n"
+	        "# TYPE bulwark_redis_retained_loaded gauge\nbulwark_redis_retained_loaded %llu\n"
+	        "# TYPE bulwark_redis_requests_total counter\nbulwark_redis_requests_total %llu\n"
+	        "# TYPE bulwark_redis_errors_total counter\nbulwark_redis_errors_total %llu\n"
+	        "# TYPE bulwark_redis_timeouts_total counter\nbulwark_redis_timeouts_total %llu\n"
+	        "# TYPE bulwark_redis_reconnects_total counter\n"
+	        "bulwark_redis_reconnects_total %llu\n"
+	        "# TYPE bulwark_redis_queued gauge\nbulwark_redis_queued %llu\n"
+	        "# TYPE bulwark_redis_refused_total counter\nbulwark_redis_refused_total %llu\n"
+	        "# TYPE bulwark_redis_retained_writes_total counter\n"
+	        "bulwark_redis_retained_writes_total %llu\n"
+	        "# TYPE bulwark_redis_retained_applied_total counter\n"
+	        "bulwark_redis_retained_applied_total %llu\n"
+	        "# TYPE bulwark_redis_retained_loads_total counter\n"
+	        "bulwark_redis_retained_loads_total %llu\n",
+	        redis_up() ? 1 : 0, (unsigned long long)load_stat(&ss->loaded),
+	        (unsigned long long)requests, (unsigned long long)errors,
+	        (unsigned long long)timeouts, (unsigned long long)reconnects,
+	        (unsigned long long)queued, (unsigned long long)refused,
+	        (unsigned long long)written, (unsigned long long)load_stat(&ss->applied),
+	        (unsigned long long)load_stat(&ss->loads));
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 static size_t metrics(void *arg, char *buf, size_t cap)
 {
 	(void)arg;
@@ -133,7 +326,10 @@ static size_t metrics(void *arg, char *buf, size_t cap)
 	/* A request during start-up reads workers[] only once it is whole. */
 	if (!atomic_load_explicit(&started, memory_order_acquire))
 		return n;
-	return n + bw_worker_metrics(workers, n_workers, buf + n, cap - n);
+	n += bw_worker_metrics(workers, n_workers, buf + n, cap - n);
+	if (state_sync && n < cap)
+		n += redis_metrics(buf + n, cap - n);
+	return n;
 }
 
 static void wake_worker(void *arg, uint32_t worker)
@@ -296,11 +492,14 @@ static bool ready(void *arg, char *detail, size_t cap)
 	(void)arg;
 	bw_tenancy_service_status(tenancy, &st);
 	bool draining = atomic_load(&node_admin.draining);
-	snprintf(detail, cap, "tenancy: %s %s, version %llu, %zu tenants%s%s\n%s", st.backend,
-	         st.up ? "up" : "down", (unsigned long long)st.version, st.tenants,
-	         st.last_error[0] ? "; last error: " : "", st.last_error,
-	         draining ? "draining: this node takes no new clients\n" : "");
-	return st.loaded && !draining;
+	int n = snprintf(detail, cap, "tenancy: %s %s, version %llu, %zu tenants%s%s\n%s",
+	                 st.backend, st.up ? "up" : "down", (unsigned long long)st.version,
+	                 st.tenants, st.last_error[0] ? "; last error: " : "", st.last_error,
+	                 draining ? "draining: this node takes no new clients\n" : "");
+	bool redis = true;
+	if (state_sync && n >= 0 && (size_t)n < cap)
+		redis = redis_ready(detail + n, cap - (size_t)n);
+	return st.loaded && !draining && redis;
 }
 
 static void free_tls(void)
@@ -393,10 +592,16 @@ static int stop_all(const char *save_dir)
 	 */
 	for (uint32_t i = 0; i < n_workers; i++)
 		bw_worker_stop(&workers[i]);
+	bool redis = stores != NULL; /* retained messages live in Redis, not the snapshot */
+	bw_sync_stop(&state_sync);   /* before the stores: it reads their counts */
+	for (uint32_t i = 0; stores && i < n_workers; i++)
+		bw_store_free(&stores[i]); /* says what Redis did not get */
+	free(stores);
+	stores = NULL;
 	if (save_dir) {
 		struct bw_snapshot_counts n;
 		char err[512];
-		if (bw_snapshot_save(save_dir, hub, brokers, &n, err, sizeof(err)) < 0) {
+		if (bw_snapshot_save(save_dir, hub, brokers, !redis, &n, err, sizeof(err)) < 0) {
 			bw_log_error("snapshot not saved: %s", err);
 			rc = 1;
 		} else {
@@ -929,6 +1134,14 @@ int main(int argc, char **argv)
 	}
 	if (tenancy_start(&cfg) < 0)
 		return 1;
+	if ((rc = make_node_id()) < 0) {
+		bw_log_error("cannot make the node id: %s", strerror(-rc));
+		return 1;
+	}
+	bw_log_info("node id %s", node_id);
+	struct bw_redis_config redis_cfg;
+	if (cfg.redis[0] && redis_setup(&cfg, &redis_cfg) < 0)
+		return 1;
 	node_cfg = &cfg;
 	clock_gettime(CLOCK_MONOTONIC, &start_time);
 	if (admin_start(&cfg) < 0) {
@@ -994,6 +1207,12 @@ int main(int argc, char **argv)
 	};
 	for (uint32_t i = 0; i < n_workers; i++) {
 		bc.worker = i;
+		if (stores) {
+			bc.store = stores[i];
+			bc.store_may = store_may;
+			bc.store_write = store_write;
+			bc.store_purge = store_purge;
+		}
 		if (!(brokers[i] = bw_broker_new(&bc))) {
 			bw_log_error("cannot create the broker: %s", strerror(errno));
 			stop_all(NULL);
@@ -1002,7 +1221,8 @@ int main(int argc, char **argv)
 	}
 	struct bw_snapshot_counts loaded;
 	char err[512];
-	if (bw_snapshot_load(cfg.state_dir, hub, brokers, &loaded, err, sizeof(err)) < 0) {
+	if (bw_snapshot_load(cfg.state_dir, hub, brokers, !cfg.redis[0], &loaded, err,
+	                     sizeof(err)) < 0) {
 		bw_log_error("snapshot not loaded: %s; the node does not start rather than lose "
 		             "it (move the file aside to start empty)",
 		             err);
@@ -1012,9 +1232,14 @@ int main(int argc, char **argv)
 	bw_log_info("snapshot loaded from %s: %llu sessions, %llu retained messages, %llu skipped",
 	            cfg.state_dir, (unsigned long long)loaded.sessions,
 	            (unsigned long long)loaded.retained, (unsigned long long)loaded.skipped);
+	if (stores && redis_start(&cfg, &redis_cfg) < 0) {
+		stop_all(NULL);
+		return 1;
+	}
 	for (uint32_t i = 0; i < n_workers; i++) {
 		wc.index = i;
 		wc.ops_arg = brokers[i];
+		wc.store = stores ? stores[i] : NULL;
 		wc.conn_limits.outq.pool = bw_broker_out_pool(brokers[i]);
 		rc = bw_worker_start(&workers[i], &wc);
 		if (rc) {

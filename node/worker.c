@@ -36,6 +36,7 @@
 #include "node/core/outq.h"
 #include "node/io/ring.h"
 #include "node/log.h"
+#include "node/state/store.h"
 #include "node/net/http.h"
 #include "node/net/tls.h"
 
@@ -46,6 +47,7 @@
 #define HTTP_IDLE_MS        10000u
 #define CLOSING_LINGER_MS   5000u /* a CLOSING connection whose peer never drains */
 #define STOP_FLUSH_MS       1000u
+#define STORE_FLUSH_MS      2000u         /* at stop, for the Redis writes held */
 #define METRICS_CAP         (2u << 20)    /* 1024 tenants' metrics fit */
 #define MAIL_BATCH          256u          /* letters taken a pass */
 #define TLS_OUT_BATCH       (64u * 1024u) /* plaintext encrypted a send */
@@ -1470,6 +1472,8 @@ static void on_tick(struct bw_op *op, int32_t res, uint32_t flags)
 		return;
 	if (w->cfg.tick)
 		w->cfg.tick(w->cfg.ops_arg, now);
+	if (w->cfg.store)
+		bw_store_tick(w->cfg.store, now);
 	sweep(w, now);
 	w->tick_armed = bw_ring_timeout(&w->ring, &w->tick, TICK_MS) == 0;
 }
@@ -1564,6 +1568,10 @@ static int setup(struct bw_worker *w)
 		rc = arm_accept(&w->listeners[i]);
 		if (rc < 0)
 			return rc;
+	}
+	if (w->cfg.store && (rc = bw_store_attach(w->cfg.store, &w->ring)) < 0) {
+		bw_log_error("worker: Redis client: %s", strerror(-rc));
+		return rc;
 	}
 	w->tick.done = on_tick;
 	rc = bw_ring_timeout(&w->ring, &w->tick, TICK_MS);
@@ -1725,6 +1733,26 @@ static void shutdown_mail(struct bw_worker *w)
 	}
 }
 
+/*
+ * The store's last writes (the wills' retained messages among them) go
+ * to Redis while it answers, for at most STORE_FLUSH_MS: the ring runs a
+ * little longer for them, ticking the store.
+ */
+static void flush_store(struct bw_worker *w)
+{
+	uint64_t end = bw_worker_now_ms() + STORE_FLUSH_MS;
+
+	while (w->cfg.store && bw_store_pending(w->cfg.store) > 0) {
+		uint64_t now = bw_worker_now_ms();
+		if (now >= end)
+			return;
+		int rc = bw_ring_run(&w->ring, 10);
+		if (rc < 0 && rc != -EINTR && rc != -ETIME)
+			return;
+		bw_store_tick(w->cfg.store, bw_worker_now_ms());
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct bw_worker *w = arg;
@@ -1746,6 +1774,7 @@ static void *worker_main(void *arg)
 	}
 	shutdown_clients(w);
 	shutdown_mail(w);
+	flush_store(w);
 	/*
 	 * Keep the ring (its eventfd) alive until bw_worker_stop()'s wake has
 	 * been written: 1. the stopper sets stop, 2. this thread sees it (or a
@@ -1759,6 +1788,8 @@ out:
 	if (w->ring_ok)
 		bw_ring_exit(&w->ring);
 	w->ring_ok = false;
+	if (w->cfg.store)
+		bw_store_detach(w->cfg.store, false); /* the ring's exit dropped its polls */
 	/* What the ring's exit abandoned: no callback will come for it. */
 	while (w->clients)
 		client_free(w->clients);

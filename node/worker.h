@@ -70,6 +70,14 @@ struct bw_worker_config {
 	void (*shutdown)(void *arg);
 	/* The job pool whose finished jobs this worker completes. May be NULL. */
 	struct bw_jobs *jobs;
+	/*
+	 * The worker's side of the Redis state store (node/state/store.h):
+	 * attached to the ring once it runs, ticked with the broker, given up
+	 * to two seconds at stop (after the wills) to send what it holds,
+	 * and detached once the ring is gone. The caller's; it frees it after
+	 * the worker stopped. NULL: none.
+	 */
+	struct bw_store *store;
 };
 
 /*

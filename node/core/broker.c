@@ -689,24 +689,62 @@ void bw_broker_mail_drop(uintptr_t letter)
 	}
 }
 
+/* Whether retained writes of topic go to the shared store: all but $SYS, when there is one. */
+static bool stored(const struct bw_broker *b, const uint8_t *topic, size_t len)
+{
+	return b->cfg.store && !bw_topic_is_sys(topic, len);
+}
+
+/*
+ * The retained message of m's topic set or cleared: in the hub (what this
+ * node's subscribers see at once), then written through to the store.
+ */
+static void retain(struct bw_broker *b, struct tenant *t, struct bw_msg *m)
+{
+	struct bw_msg *value = m->payload.len ? m : NULL; /* [MQTT-3.3.1-6]: empty clears */
+	bool store = stored(b, m->topic.p, m->topic.len);
+
+	if (store && !b->cfg.store_may(b->cfg.store, t->id, m->topic.p, m->topic.len)) {
+		/* A will's (a client's was refused before it got here). */
+		bw_stat_add(&t->stats->dropped, 1);
+		bw_log_warn("tenant %s: retained message for '%.*s' dropped: the Redis write "
+		            "queue is full",
+		            bw_hub_tenant_name(b->hub, t->id), (int)m->topic.len,
+		            (const char *)m->topic.p);
+		return;
+	}
+	int rc = bw_hub_retained_put(b->hub, t->id, m->topic.p, m->topic.len, value);
+	if (rc == 0 && store)
+		rc = b->cfg.store_write(b->cfg.store, t->id, m->topic.p, m->topic.len, value);
+	if (rc < 0) {
+		bw_stat_add(&t->stats->dropped, 1);
+		if (rc == -EDQUOT)
+			bw_stat_add(&t->stats->quota_hits, 1);
+		bw_log_warn("tenant %s: retained message for '%.*s' refused (%s)",
+		            bw_hub_tenant_name(b->hub, t->id), (int)m->topic.len,
+		            (const char *)m->topic.p,
+		            rc == -EDQUOT ? "retained quota" : strerror(-rc));
+	}
+}
+
+int bw_broker_retained_clear(struct bw_broker *b, uint32_t tenant, const uint8_t *topic, size_t len)
+{
+	bool store = stored(b, topic, len);
+
+	if (store && !b->cfg.store_may(b->cfg.store, tenant, topic, len))
+		return -ENOBUFS;
+	int rc = bw_hub_retained_put(b->hub, tenant, topic, len, NULL);
+	if (rc == 0 && store)
+		rc = b->cfg.store_write(b->cfg.store, tenant, topic, len, NULL);
+	return rc;
+}
+
 /* An application message enters the tenant: retained state, then routing. */
 static void publish(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
 {
 	bw_stat_add(&t->stats->msgs_in, 1);
-	if (m->retain) {
-		/* [MQTT-3.3.1-6]: an empty retained message clears the topic. */
-		int rc = bw_hub_retained_put(b->hub, t->id, m->topic.p, m->topic.len,
-		                             m->payload.len ? m : NULL);
-		if (rc < 0) {
-			bw_stat_add(&t->stats->dropped, 1);
-			if (rc == -EDQUOT)
-				bw_stat_add(&t->stats->quota_hits, 1);
-			bw_log_warn("tenant %s: retained message for '%.*s' refused (%s)",
-			            bw_hub_tenant_name(b->hub, t->id), (int)m->topic.len,
-			            (const char *)m->topic.p,
-			            rc == -EDQUOT ? "retained quota" : strerror(-rc));
-		}
-	}
+	if (m->retain)
+		retain(b, t, m);
 	route(b, t, m, publisher);
 }
 
@@ -1192,7 +1230,8 @@ static void tenant_purge(struct bw_broker *b, struct tenant *t)
 			n++;
 		}
 	}
-	if (b->self == 0 && bw_hub_retained_purge(b->hub, t->id) < 0)
+	if (b->self == 0 && (bw_hub_retained_purge(b->hub, t->id) < 0 ||
+	                     (b->cfg.store && b->cfg.store_purge(b->cfg.store, t->id) < 0)))
 		bw_log_error("tenant %s: deleted, but out of memory clearing its retained "
 		             "messages",
 		             bw_hub_tenant_name(b->hub, t->id));
@@ -2004,6 +2043,22 @@ static int op_may_publish(void *ctx, struct bw_conn *c, struct bw_str topic, uin
 	if (retain && size > topic.len &&
 	    !bw_hub_retained_fits(l->b->hub, t->id, topic.p, topic.len, size)) {
 		quota_hit(l->b, t, "retained");
+		return BW_RC_QUOTA_EXCEEDED;
+	}
+	/*
+	 * Redis down (or slow) past what the store may hold: refused rather
+	 * than acknowledged and then lost. 3.1.1 has no reason code to say
+	 * so: the connection is closed. QoS 0 is dropped either way.
+	 */
+	if (retain && stored(l->b, topic.p, topic.len) &&
+	    !l->b->cfg.store_may(l->b->cfg.store, t->id, topic.p, topic.len)) {
+		bw_stat_add(&t->stats->dropped, 1);
+		bw_log_debug("tenant %s: retained PUBLISH to '%.*s' refused: the Redis write queue "
+		             "is full",
+		             bw_hub_tenant_name(l->b->hub, t->id), (int)topic.len,
+		             (const char *)topic.p);
+		if (qos > 0 && bw_conn_version(c) != BW_MQTT_5)
+			return -BW_RC_QUOTA_EXCEEDED;
 		return BW_RC_QUOTA_EXCEEDED;
 	}
 	return 0;

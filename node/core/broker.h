@@ -138,6 +138,22 @@ struct bw_broker_config {
 	/* Called when a connection has new output (fan-out from another one). */
 	void (*wants_send)(void *conn_user);
 	/*
+	 * The shared store of retained messages (node/state/store.h; NULL:
+	 * the hub is the only place they live). Every retained set or clear
+	 * but $SYS is written through it after the hub took it. store_may
+	 * says whether a write of the topic can be taken now (a "no" is
+	 * counted by the store); a client's retained PUBLISH it refuses is
+	 * refused: QoS 1/2 with 0x97 (3.1.1: the connection is closed), QoS 0
+	 * dropped; a will's retained part is dropped (the will is still
+	 * delivered). store_write writes msg (NULL: a clear).
+	 */
+	void *store;
+	bool (*store_may)(void *store, uint32_t tenant, const uint8_t *topic, size_t len);
+	int (*store_write)(void *store, uint32_t tenant, const uint8_t *topic, size_t len,
+	                   struct bw_msg *msg);
+	/* Deletes a deleted tenant's retained messages from the store (worker 0 calls it). */
+	int (*store_purge)(void *store, uint32_t tenant);
+	/*
 	 * Called when a publisher fed a congested subscriber (its output
 	 * queue above the soft limit, or its session queue half full): the
 	 * worker stops reading that publisher until bw_broker_congested()
@@ -287,6 +303,15 @@ int bw_broker_client_subs(struct bw_broker *b, const struct bw_broker_client *c,
  * (BW_BROKER_KICKED: it was connected; BW_BROKER_DISCARDED: its session
  * ends), or -ENOENT when tenant has no session of that id here.
  */
+/*
+ * Clears the retained message of topic (a name) of tenant, as a retained
+ * PUBLISH with an empty payload would, store included: 0, -ENOBUFS when
+ * the store cannot take the write now (Redis down past its queue), or
+ * -errno.
+ */
+int bw_broker_retained_clear(struct bw_broker *b, uint32_t tenant, const uint8_t *topic,
+                             size_t len);
+
 #define BW_BROKER_KICKED    1
 #define BW_BROKER_DISCARDED 2
 int bw_broker_kick(struct bw_broker *b, uint32_t tenant, struct bw_str id, bool discard);

@@ -525,26 +525,45 @@ void bw_hub_interest_take(struct bw_hub *h, uint32_t to, bw_hub_interest_fn fn, 
 
 /* ---- retained messages --------------------------------------------------------- */
 
+/* Sets or clears (msg NULL) under t->mu: 0 or -errno. */
+static int retained_put_locked(struct tenant *t, const uint8_t *topic, size_t len,
+                               struct bw_msg *msg)
+{
+	if (!msg) {
+		bw_retained_clear(t->retained, topic, len);
+		return 0;
+	}
+	size_t size = msg->topic.len + msg->props.len + msg->payload.len;
+	int rc = bw_retained_set(t->retained, topic, len, bw_msg_ref(msg), size);
+	if (rc < 0) {
+		struct bw_msg *mine = msg;
+		bw_msg_unref(&mine); /* the reference the index did not take */
+	}
+	return rc < 0 ? rc : 0;
+}
+
 int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
                         struct bw_msg *msg)
 {
 	struct tenant *t = &h->tenants[tenant];
-	int rc;
 
 	pthread_mutex_lock(&t->mu);
-	if (!msg) {
-		bw_retained_clear(t->retained, topic, len);
-		rc = 0;
-	} else {
-		size_t size = msg->topic.len + msg->props.len + msg->payload.len;
-		rc = bw_retained_set(t->retained, topic, len, bw_msg_ref(msg), size);
-		if (rc < 0) {
-			struct bw_msg *mine = msg;
-			bw_msg_unref(&mine); /* the reference the index did not take */
-		}
-	}
+	int rc = retained_put_locked(t, topic, len, msg);
 	pthread_mutex_unlock(&t->mu);
-	return rc < 0 ? rc : 0;
+	return rc;
+}
+
+int bw_hub_retained_cas(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
+                        const struct bw_msg *expect, struct bw_msg *msg)
+{
+	struct tenant *t = &h->tenants[tenant];
+	int rc = 1;
+
+	pthread_mutex_lock(&t->mu);
+	if (bw_retained_get(t->retained, topic, len) == expect)
+		rc = retained_put_locked(t, topic, len, msg);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
 int bw_hub_retained_purge(struct bw_hub *h, uint32_t tenant)

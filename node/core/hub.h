@@ -219,6 +219,17 @@ void bw_hub_interest_take(struct bw_hub *h, uint32_t to, bw_hub_interest_fn fn, 
 int bw_hub_retained_put(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
                         struct bw_msg *msg);
 
+/*
+ * As bw_hub_retained_put(), only when the topic's retained message is
+ * still expect (NULL: none), compared by pointer under the tenant's lock:
+ * the state store applies what it read from Redis this way, so a local
+ * write made meanwhile (a new message) is never overwritten by an older
+ * value. 0 when applied, 1 when the topic holds something else, or the
+ * errors of bw_hub_retained_put().
+ */
+int bw_hub_retained_cas(struct bw_hub *h, uint32_t tenant, const uint8_t *topic, size_t len,
+                        const struct bw_msg *expect, struct bw_msg *msg);
+
 /* Clears every retained message of tenant (it was deleted). 0 or -ENOMEM. */
 int bw_hub_retained_purge(struct bw_hub *h, uint32_t tenant);
 

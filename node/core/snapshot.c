@@ -8,9 +8,9 @@
 
 #include "cluster/store/record.h"
 #include "node/core/msg.h"
+#include "node/core/msgrec.h"
 #include "node/core/session.h"
 #include "node/log.h"
-#include "proto/mqtt/props.h"
 #include "proto/mqtt/topic.h"
 
 #include <errno.h>
@@ -27,211 +27,11 @@ static const uint8_t MAGIC[8] = { 'B', 'W', 'S', 'N', 'A', 'P', 0, 1 };
 
 enum { FRAME_SESSION = 1, FRAME_RETAINED = 2, FRAME_END = 0xFF };
 
-/* ---- clocks ------------------------------------------------------------------ */
-
 static uint64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;
 	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Wall minus monotonic, now: what turns one clock into the other. */
-static int64_t wall_offset(void)
-{
-	return (int64_t)(clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_MONOTONIC));
-}
-
-static uint64_t to_wall(uint64_t mono, int64_t off)
-{
-	return mono ? (uint64_t)((int64_t)mono + off) : 0;
-}
-
-/* A monotonic deadline from a saved wall-clock one; 1 when it has passed. */
-static uint64_t to_mono(uint64_t wall, int64_t off)
-{
-	if (!wall)
-		return 0;
-	int64_t m = (int64_t)wall - off;
-	return m > 1 ? (uint64_t)m : 1;
-}
-
-/* ---- an arena for building records ------------------------------------------------ */
-
-struct arena {
-	void **v;
-	size_t n, cap;
-	bool failed;
-};
-
-static void *aalloc(struct arena *a, size_t size)
-{
-	if (a->failed)
-		return NULL;
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		void **v = realloc(a->v, cap * sizeof(*v));
-		if (!v) {
-			a->failed = true;
-			return NULL;
-		}
-		a->v = v;
-		a->cap = cap;
-	}
-	void *p = calloc(1, size ? size : 1);
-	if (!p) {
-		a->failed = true;
-		return NULL;
-	}
-	return a->v[a->n++] = p;
-}
-
-static char *astr(struct arena *a, const void *p, size_t len)
-{
-	char *s = aalloc(a, len + 1);
-	if (s && len)
-		memcpy(s, p, len);
-	return s;
-}
-
-static void arena_free(struct arena *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	free(a->v);
-	memset(a, 0, sizeof(*a));
-}
-
-/* ---- messages ⇄ records -------------------------------------------------------------- */
-
-/*
- * The record of m as delivered with qos, retain and the subscription ids
- * (NULL d: the message itself, e.g. retained or a will).
- */
-static StoredMessage *msg_record(struct arena *a, const struct bw_msg *m,
-                                 const struct bw_delivery *d, const char *tenant, int64_t off,
-                                 bool nested)
-{
-	StoredMessage *r = aalloc(a, sizeof(*r));
-	if (!r)
-		return NULL;
-	stored_message__init(r);
-	if (!nested) {
-		r->has_version = true;
-		r->version = BW_RECORD_VERSION;
-	}
-	r->tenant = (char *)tenant;
-	r->topic = (char *)m->topic.p; /* NUL-terminated by bw_msg */
-	r->has_payload = true;
-	r->payload.len = m->payload.len;
-	r->payload.data = (uint8_t *)m->payload.p;
-	r->has_qos = true;
-	r->qos = d ? d->qos : m->qos;
-	r->has_retain = true;
-	r->retain = d ? d->retain : m->retain;
-	if (m->expires_at_ms) {
-		r->has_expiry_at_ms = true;
-		r->expiry_at_ms = to_wall(m->expires_at_ms, off);
-	}
-	if (d && d->n_sub_ids) {
-		r->n_subscription_identifiers = d->n_sub_ids;
-		r->subscription_identifiers = (uint32_t *)d->sub_ids;
-	}
-	if (m->props.len == 0)
-		return r;
-	struct bw_props p;
-	if (bw_props_decode(m->props.p, m->props.len, BW_PUBLISH, &p, NULL) < 0)
-		return r; /* the broker built these bytes; cannot happen */
-	StoredProperties *sp = aalloc(a, sizeof(*sp));
-	if (!sp)
-		return NULL;
-	stored_properties__init(sp);
-	r->properties = sp;
-	if (p.has & BW_PROP_BIT(BW_PROP_PAYLOAD_FORMAT)) {
-		sp->has_payload_format_indicator = true;
-		sp->payload_format_indicator = p.payload_format;
-	}
-	if (p.has & BW_PROP_BIT(BW_PROP_CONTENT_TYPE))
-		sp->content_type = astr(a, p.content_type.p, p.content_type.len);
-	if (p.has & BW_PROP_BIT(BW_PROP_RESPONSE_TOPIC))
-		sp->response_topic = astr(a, p.response_topic.p, p.response_topic.len);
-	if (p.has & BW_PROP_BIT(BW_PROP_CORRELATION_DATA)) {
-		sp->has_correlation_data = true;
-		sp->correlation_data.len = p.correlation_data.len;
-		sp->correlation_data.data = (uint8_t *)p.correlation_data.p;
-	}
-	if (p.user_count) {
-		sp->user_properties = aalloc(a, p.user_count * sizeof(*sp->user_properties));
-		struct bw_str k, v;
-		uint32_t at = 0;
-		while (sp->user_properties && sp->n_user_properties < p.user_count &&
-		       bw_props_next_user(&p, &at, &k, &v)) {
-			StoredUserProperty *u = aalloc(a, sizeof(*u));
-			if (!u)
-				return NULL;
-			stored_user_property__init(u);
-			u->key = astr(a, k.p, k.len);
-			u->value = astr(a, v.p, v.len);
-			sp->user_properties[sp->n_user_properties++] = u;
-		}
-	}
-	return a->failed ? NULL : r;
-}
-
-/*
- * A message from a (checked) record, with the record's qos and retain;
- * NULL with errno set.
- */
-static struct bw_msg *record_msg(const StoredMessage *r, uint32_t tenant, int64_t off)
-{
-	struct bw_props p = { 0 };
-	uint8_t *users = NULL;
-	const StoredProperties *sp = r->properties;
-	if (sp) {
-		if (sp->has_payload_format_indicator) {
-			p.has |= BW_PROP_BIT(BW_PROP_PAYLOAD_FORMAT);
-			p.payload_format = (uint8_t)sp->payload_format_indicator;
-		}
-		if (sp->content_type) {
-			p.has |= BW_PROP_BIT(BW_PROP_CONTENT_TYPE);
-			p.content_type = (struct bw_str){ (const uint8_t *)sp->content_type,
-				                          (uint16_t)strlen(sp->content_type) };
-		}
-		if (sp->response_topic) {
-			p.has |= BW_PROP_BIT(BW_PROP_RESPONSE_TOPIC);
-			p.response_topic = (struct bw_str){ (const uint8_t *)sp->response_topic,
-				                            (uint16_t)strlen(sp->response_topic) };
-		}
-		if (sp->has_correlation_data) {
-			p.has |= BW_PROP_BIT(BW_PROP_CORRELATION_DATA);
-			p.correlation_data = (struct bw_bin){ sp->correlation_data.data,
-				                              (uint32_t)sp->correlation_data.len };
-		}
-		size_t cap = 0;
-		for (size_t i = 0; i < sp->n_user_properties; i++)
-			cap += 5 + strlen(sp->user_properties[i]->key) +
-			       strlen(sp->user_properties[i]->value);
-		if (cap && !(users = malloc(cap))) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		uint32_t len = 0;
-		for (size_t i = 0; i < sp->n_user_properties; i++) {
-			const StoredUserProperty *u = sp->user_properties[i];
-			struct bw_str k = { (const uint8_t *)u->key, (uint16_t)strlen(u->key) };
-			struct bw_str v = { (const uint8_t *)u->value, (uint16_t)strlen(u->value) };
-			bw_props_put_user(users, cap, &len, k, v);
-		}
-		p.raw = (struct bw_bin){ users, len };
-	}
-	struct bw_msg *m = bw_msg_new(r->topic, strlen(r->topic), &p, r->payload.data,
-	                              r->payload.len, (uint8_t)r->qos, r->retain, 0);
-	free(users);
-	if (!m)
-		return NULL;
-	m->tenant = tenant;
-	m->expires_at_ms = to_mono(r->expiry_at_ms, off);
-	return m;
 }
 
 /* ---- saving ------------------------------------------------------------------------ */
@@ -241,7 +41,7 @@ struct saver {
 	struct bw_hub *hub;
 	struct bw_broker *b;
 	int64_t off;
-	struct arena a;
+	struct bw_arena a;
 	StoredSession *rec;
 	struct bw_snapshot_counts *n;
 	int err;
@@ -260,19 +60,19 @@ static int write_frame(struct saver *sv, uint8_t kind, const uint8_t *p, size_t 
 static int save_sub(void *arg, const uint8_t *filter, size_t len, const struct bw_sub_opts *o)
 {
 	struct saver *sv = arg;
-	struct arena *a = &sv->a;
+	struct bw_arena *a = &sv->a;
 	StoredSession *r = sv->rec;
-	StoredSubscription *s = aalloc(a, sizeof(*s));
-	StoredSubscription **v = aalloc(a, (r->n_subscriptions + 1) * sizeof(*v));
+	StoredSubscription *s = bw_arena_alloc(a, sizeof(*s));
+	StoredSubscription **v = bw_arena_alloc(a, (r->n_subscriptions + 1) * sizeof(*v));
 	if (!s || !v)
 		return -ENOMEM;
 	stored_subscription__init(s);
 	struct bw_topic_share sh;
 	if (bw_topic_share_split(filter, len, &sh)) {
-		s->share_group = astr(a, sh.group, sh.group_len);
-		s->filter = astr(a, sh.filter, sh.filter_len);
+		s->share_group = bw_arena_str(a, sh.group, sh.group_len);
+		s->filter = bw_arena_str(a, sh.filter, sh.filter_len);
 	} else {
-		s->filter = astr(a, filter, len);
+		s->filter = bw_arena_str(a, filter, len);
 	}
 	s->has_qos = s->has_no_local = s->has_retain_as_published = true;
 	s->qos = o->qos;
@@ -294,7 +94,7 @@ static int save_sub(void *arg, const uint8_t *filter, size_t len, const struct b
 static StoredInflight *inflight_record(struct saver *sv, const char *tenant, uint16_t id,
                                        bool outgoing, const struct bw_inflight *f)
 {
-	StoredInflight *r = aalloc(&sv->a, sizeof(*r));
+	StoredInflight *r = bw_arena_alloc(&sv->a, sizeof(*r));
 	if (!r)
 		return NULL;
 	stored_inflight__init(r);
@@ -309,40 +109,40 @@ static StoredInflight *inflight_record(struct saver *sv, const char *tenant, uin
 	r->state = f->state == BW_INFLIGHT_RELEASED ? STORED_INFLIGHT__STATE__PUBREC_RECEIVED
 	                                            : STORED_INFLIGHT__STATE__PUBLISH_SENT;
 	r->has_sent_at_ms = true;
-	r->sent_at_ms = to_wall(f->sent_at_ms, sv->off);
-	r->message = msg_record(&sv->a, f->d.msg, &f->d, tenant, sv->off, true);
+	r->sent_at_ms = bw_msgrec_to_wall(f->sent_at_ms, sv->off);
+	r->message = bw_msgrec_build(&sv->a, f->d.msg, &f->d, tenant, sv->off, true);
 	return r->message ? r : NULL;
 }
 
 static int save_session(void *arg, const struct bw_session_info *si)
 {
 	struct saver *sv = arg;
-	struct arena *a = &sv->a;
+	struct bw_arena *a = &sv->a;
 	const char *tenant = bw_hub_tenant_name(sv->hub, si->tenant);
 	StoredSession r = STORED_SESSION__INIT;
 	int rc;
 
-	arena_free(a);
+	bw_arena_free(a);
 	sv->rec = &r;
 	r.has_version = true;
 	r.version = BW_RECORD_VERSION;
 	r.tenant = (char *)tenant;
-	r.client_id = astr(a, si->client_id.p, si->client_id.len);
+	r.client_id = bw_arena_str(a, si->client_id.p, si->client_id.len);
 	r.has_protocol_version = true;
 	r.protocol_version = 5;
 	r.has_session_expiry_interval_s = true;
 	r.session_expiry_interval_s = si->expiry_s;
 	if (si->expires_at_ms) {
 		r.has_expires_at_ms = true;
-		r.expires_at_ms = to_wall(si->expires_at_ms, sv->off);
+		r.expires_at_ms = bw_msgrec_to_wall(si->expires_at_ms, sv->off);
 	}
 	if ((rc = bw_broker_session_subs(sv->b, si, save_sub, sv)))
 		goto out;
 	if (si->will) {
-		StoredWill *w = aalloc(a, sizeof(*w));
+		StoredWill *w = bw_arena_alloc(a, sizeof(*w));
 		if (w) {
 			stored_will__init(w);
-			w->message = msg_record(a, si->will, NULL, tenant, sv->off, true);
+			w->message = bw_msgrec_build(a, si->will, NULL, tenant, sv->off, true);
 			if (w->message)
 				w->message->has_expiry_at_ms = false; /* its interval, below */
 			w->has_delay_interval_s = true;
@@ -357,8 +157,8 @@ static int save_session(void *arg, const struct bw_session_info *si)
 	const uint16_t *in;
 	uint32_t n_in = bw_session_inbound_ids(si->state, &in);
 	uint32_t n_out = bw_session_inflight(si->state), n_q = bw_session_queued(si->state);
-	r.inflight = aalloc(a, (n_in + n_out + 1) * sizeof(*r.inflight));
-	r.offline_queue = aalloc(a, (n_q + 1) * sizeof(*r.offline_queue));
+	r.inflight = bw_arena_alloc(a, (n_in + n_out + 1) * sizeof(*r.inflight));
+	r.offline_queue = bw_arena_alloc(a, (n_q + 1) * sizeof(*r.offline_queue));
 	if (!r.inflight || !r.offline_queue) {
 		rc = -ENOMEM;
 		goto out;
@@ -382,7 +182,7 @@ static int save_session(void *arg, const struct bw_session_info *si)
 	for (uint32_t i = 0; i < n_q; i++) {
 		const struct bw_delivery *d = bw_session_queued_at(si->state, i);
 		if (!(r.offline_queue[r.n_offline_queue++] =
-		              msg_record(a, d->msg, d, tenant, sv->off, true))) {
+		              bw_msgrec_build(a, d->msg, d, tenant, sv->off, true))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -406,7 +206,7 @@ static int save_session(void *arg, const struct bw_session_info *si)
 		rc = 0;
 	}
 out:
-	arena_free(a);
+	bw_arena_free(a);
 	return rc;
 }
 
@@ -427,8 +227,8 @@ static int save_retained(void *arg, const uint8_t *topic, size_t len, void *msg)
 	(void)len;
 	if (bw_topic_is_sys(m->topic.p, m->topic.len))
 		return 0; /* the node's own statistics: made afresh */
-	arena_free(&sv->a);
-	StoredMessage *r = msg_record(&sv->a, m, NULL, rs->tenant, sv->off, false);
+	bw_arena_free(&sv->a);
+	StoredMessage *r = bw_msgrec_build(&sv->a, m, NULL, rs->tenant, sv->off, false);
 	if (!r)
 		return rs->rc = -ENOMEM;
 	if ((rs->rc = bw_record_message_encode(r, &buf, &n)) < 0)
@@ -452,10 +252,10 @@ static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
 }
 
 int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096], tmp[4096];
-	struct saver sv = { .hub = hub, .off = wall_offset(), .n = n };
+	struct saver sv = { .hub = hub, .off = bw_msgrec_wall_offset(), .n = n };
 	int rc = 0;
 
 	memset(n, 0, sizeof(*n));
@@ -474,12 +274,12 @@ int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		sv.b = brokers[i];
 		rc = bw_broker_sessions(brokers[i], save_session, &sv);
 	}
-	for (uint32_t t = 0; rc == 0 && t < bw_hub_tenants(hub); t++) {
+	for (uint32_t t = 0; retained && rc == 0 && t < bw_hub_tenants(hub); t++) {
 		struct retained_saver rs = { &sv, bw_hub_tenant_name(hub, t), 0 };
 		bw_hub_retained_each(hub, t, save_retained, &rs);
 		rc = rs.rc;
 	}
-	arena_free(&sv.a);
+	bw_arena_free(&sv.a);
 	if (rc == 0) {
 		uint8_t end[16];
 		for (int i = 0; i < 8; i++) {
@@ -531,10 +331,10 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 		.tenant = (uint32_t)tenant,
 		.client_id = { (const uint8_t *)r->client_id, (uint16_t)strlen(r->client_id) },
 		.expiry_s = r->session_expiry_interval_s,
-		.expires_at_ms = to_mono(r->expires_at_ms, off),
+		.expires_at_ms = bw_msgrec_to_mono(r->expires_at_ms, off),
 	};
 	if (r->will) {
-		if (!(si.will = record_msg(r->will->message, si.tenant, off)))
+		if (!(si.will = bw_msgrec_msg(r->will->message, si.tenant, off)))
 			return -errno;
 		si.will_delay_s = r->will->delay_interval_s;
 		si.will_expiry_s = r->will->message_expiry_interval_s;
@@ -576,7 +376,7 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 		} else if (!f->message) {
 			rc = -EINVAL; /* PUBREC_RECEIVED without its message: we always save it */
 		} else {
-			struct bw_msg *m = record_msg(f->message, si.tenant, off);
+			struct bw_msg *m = bw_msgrec_msg(f->message, si.tenant, off);
 			if (!m)
 				return -errno;
 			struct bw_delivery d = delivery_of(m, f->message);
@@ -584,7 +384,7 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 			                        f->state == STORED_INFLIGHT__STATE__PUBREC_RECEIVED
 			                                ? BW_INFLIGHT_RELEASED
 			                                : BW_INFLIGHT_PUBLISHED,
-			                        to_mono(f->sent_at_ms, off), 0);
+			                        bw_msgrec_to_mono(f->sent_at_ms, off), 0);
 			bw_msg_unref(&m);
 		}
 		if (rc < 0)
@@ -592,7 +392,7 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 			            r->client_id, f->packet_id, strerror(-rc));
 	}
 	for (size_t i = 0; i < r->n_offline_queue; i++) {
-		struct bw_msg *m = record_msg(r->offline_queue[i], si.tenant, off);
+		struct bw_msg *m = bw_msgrec_msg(r->offline_queue[i], si.tenant, off);
 		if (!m)
 			return -errno;
 		struct bw_delivery d = delivery_of(m, r->offline_queue[i]);
@@ -612,7 +412,7 @@ static int load_retained(struct bw_hub *hub, const StoredMessage *r, int64_t off
 	int tenant = bw_hub_tenant_add(hub, r->tenant);
 	if (tenant < 0)
 		return 1;
-	struct bw_msg *m = record_msg(r, (uint32_t)tenant, off);
+	struct bw_msg *m = bw_msgrec_msg(r, (uint32_t)tenant, off);
 	if (!m)
 		return -errno;
 	int rc = 1;
@@ -623,11 +423,11 @@ static int load_retained(struct bw_hub *hub, const StoredMessage *r, int64_t off
 }
 
 int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096];
 	struct stat st;
-	int64_t off = wall_offset();
+	int64_t off = bw_msgrec_wall_offset();
 	uint64_t now = clock_ms(CLOCK_MONOTONIC);
 	int rc = 0;
 
@@ -689,7 +489,7 @@ int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		} else if (kind == FRAME_RETAINED) {
 			StoredMessage *r;
 			if ((rc = bw_record_message_decode(p, len, &r)) == 0) {
-				rc = load_retained(hub, r, off, now);
+				rc = retained ? load_retained(hub, r, off, now) : 1;
 				bw_record_message_free(&r);
 			}
 			if (rc == 1)

@@ -447,6 +447,40 @@ static void test_admin_keys(void **state)
 	assert_non_null(strstr(err, "set admin_socket"));
 }
 
+/* The Redis state store: the address is checked as it is read, never quoting a password. */
+static void test_redis_keys(void **state)
+{
+	struct bw_config c;
+	bw_config_defaults(&c);
+	assert_string_equal(c.redis, "");
+	assert_string_equal(c.redis_prefix, "bw");
+	assert_int_equal(c.redis_retained_queue, 10000);
+	assert_int_equal(load(&c, "redis redis://:s3cret@10.0.0.7:6380/2\n"
+	                          "redis_prefix prod.eu-1\n"
+	                          "redis_retained_queue 5\n"),
+	                 0);
+	assert_string_equal(c.redis, "redis://:s3cret@10.0.0.7:6380/2");
+	assert_string_equal(c.redis_prefix, "prod.eu-1");
+	assert_int_equal(c.redis_retained_queue, 5);
+	assert_int_equal(load(&c, "redis unix:///run/redis.sock?db=3\n"), 0);
+
+	expect_error("workers 1\nredis http://h:1\n",
+	             "test.conf:2: redis: the address must start with redis:// or unix://");
+	expect_error("redis redis://:pw-not-shown@h:70000\n",
+	             "test.conf:1: redis: port 70000 is out of range");
+	assert_null(strstr(err, "pw-not-shown"));
+	expect_error("redis_prefix a:b\n", "test.conf:1: redis_prefix: 'a:b' is not 1 to 64 of");
+	expect_error("redis_prefix {t}\n", "redis_prefix: '{t}' is not");
+	expect_error("redis_retained_queue 0\n",
+	             "redis_retained_queue: 0 is out of range (1..10000000 writes)");
+	char url[BW_CONFIG_URL_MAX + 128];
+	snprintf(url, sizeof(url), "redis redis://:%01100d@h\n", 0);
+	expect_error(url, "test.conf:1: redis: ");
+	assert_null(strstr(err, "0000"));
+	assert_int_equal(bw_config_set(&c, "redis=unix://relative", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set redis: unix:// needs an absolute path (unix:///path)");
+}
+
 static void test_describe_lists_every_key(void **state)
 {
 	char *text = NULL;
@@ -518,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_validate_output_queue_limits),
 		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
+		cmocka_unit_test(test_redis_keys),
 		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_describe_lists_every_key),
 		cmocka_unit_test(test_documentation_lists_every_key),

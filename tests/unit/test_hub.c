@@ -300,6 +300,36 @@ static void test_retained_is_shared_and_counted(void **state)
 	bw_hub_free(&h, NULL, NULL);
 }
 
+/* A compare-and-set applies only over what the caller saw. */
+static void test_retained_cas(void **state)
+{
+	struct bw_hub *h = hub_of(1, 0);
+	const uint8_t *t = (const uint8_t *)"c/1";
+	struct bw_msg **v = NULL;
+	size_t n = 0, cap = 0;
+	(void)state;
+	struct bw_msg *a = bw_msg_new("c/1", 3, NULL, "a", 1, 0, true, 0);
+	struct bw_msg *b = bw_msg_new("c/1", 3, NULL, "b", 1, 0, true, 0);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, a, b), 1); /* none there, not a */
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, NULL, a), 0);
+	assert_int_equal(bw_msg_refs(a), 2);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, NULL, b), 1); /* a is there */
+	assert_int_equal(bw_msg_refs(b), 1);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, a, b), 0);
+	assert_int_equal(bw_msg_refs(a), 1);
+	assert_int_equal(bw_hub_retained_get(h, 0, t, 3, &v, &n, &cap), 1);
+	assert_ptr_equal(v[0], b);
+	bw_msg_unref(&v[0]);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, a, NULL), 1);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, b, NULL), 0); /* cleared */
+	assert_int_equal(bw_msg_refs(b), 1);
+	assert_int_equal(bw_hub_retained_cas(h, 0, t, 3, NULL, NULL), 0);
+	bw_msg_unref(&a);
+	bw_msg_unref(&b);
+	free(v);
+	bw_hub_free(&h, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_homes_spread_and_stay),
 		cmocka_unit_test(test_quiesce_waits_for_every_attached_worker),
 		cmocka_unit_test(test_retained_is_shared_and_counted),
+		cmocka_unit_test(test_retained_cas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "node/io/ring.h"
 #include "node/state/redis.h"
+#include "redis_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,85 +61,14 @@ static const struct bw_ring_params small = {
 
 /* ---- redis-server --------------------------------------------------------- */
 
-/*
- * Starts redis-server on the unix socket sock (port 0) or on 127.0.0.1:port
- * (sock NULL), with password when given, and waits (5 s at most) until it
- * accepts connections.
- */
 static pid_t redis_start(const char *sock, uint16_t port, const char *password)
 {
-	char portbuf[8];
-	const char *argv[32];
-	int n = 0;
-
-	snprintf(portbuf, sizeof(portbuf), "%u", port);
-	argv[n++] = "redis-server";
-	argv[n++] = "--port";
-	argv[n++] = portbuf;
-	argv[n++] = "--bind";
-	argv[n++] = "127.0.0.1";
-	if (sock) {
-		argv[n++] = "--unixsocket";
-		argv[n++] = sock;
-	}
-	argv[n++] = "--save";
-	argv[n++] = "";
-	argv[n++] = "--appendonly";
-	argv[n++] = "no";
-	argv[n++] = "--daemonize";
-	argv[n++] = "no";
-	argv[n++] = "--dir";
-	argv[n++] = tmpdir;
-	argv[n++] = "--enable-debug-command";
-	argv[n++] = "yes";
-	if (password) {
-		argv[n++] = "--requirepass";
-		argv[n++] = password;
-	}
-	argv[n] = NULL;
-
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null, 1);
-		dup2(null, 2);
-		execvp("redis-server", (char **)argv);
-		_exit(127);
-	}
-
-	uint64_t dl = now_ms() + 5000;
-	for (;;) {
-		int fd, rc;
-
-		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
-		if (sock) {
-			struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		} else {
-			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-
-			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		}
-		close(fd);
-		if (rc == 0)
-			return pid;
-		assert_true(now_ms() < dl);
-		usleep(10000);
-	}
+	return bw_test_redis_start(tmpdir, sock, port, password);
 }
 
 static void redis_kill(pid_t pid)
 {
-	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	bw_test_redis_kill(pid);
 }
 
 static void sock_path(char *buf, size_t len, const char *name)
@@ -148,15 +78,7 @@ static void sock_path(char *buf, size_t len, const char *name)
 
 static uint16_t free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
+	return bw_test_free_port();
 }
 
 static void unix_config(struct bw_redis_config *cfg, const char *sock)

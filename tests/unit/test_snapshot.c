@@ -151,13 +151,13 @@ static void test_round_trip(void **state)
 	struct bw_msg *r = bw_msg_new("keep", 4, NULL, "R", 1, 1, true, 0);
 	assert_int_equal(bw_hub_retained_put(hub, 1, (const uint8_t *)"keep", 4, r), 0);
 	bw_msg_unref(&r);
-	assert_int_equal(bw_snapshot_save(dir, hub, brokers, &n, err, sizeof(err)), 0);
+	assert_int_equal(bw_snapshot_save(dir, hub, brokers, true, &n, err, sizeof(err)), 0);
 	assert_int_equal(n.sessions, 1);
 	assert_int_equal(n.retained, 1);
 	node_down();
 
 	node_up();
-	assert_int_equal(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)), 0);
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), 0);
 	assert_int_equal(n.sessions, 1);
 	assert_int_equal(n.retained, 1);
 	struct found fd = { 0 };
@@ -187,6 +187,27 @@ static void test_round_trip(void **state)
 	assert_int_equal(tt.retained, 1);
 	assert_int_equal(tt.subscriptions, 2);
 	node_down();
+
+	/* Retained messages in Redis: the snapshot's are skipped, and no new ones saved. */
+	node_up();
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, false, &n, err, sizeof(err)), 0);
+	assert_int_equal(n.sessions, 1);
+	assert_int_equal(n.retained, 0);
+	assert_int_equal(n.skipped, 1);
+	bw_hub_totals(hub, 1, &tt);
+	assert_int_equal(tt.retained, 0);
+	r = bw_msg_new("keep", 4, NULL, "R", 1, 1, true, 0);
+	assert_int_equal(bw_hub_retained_put(hub, 1, (const uint8_t *)"keep", 4, r), 0);
+	bw_msg_unref(&r);
+	assert_int_equal(bw_snapshot_save(dir, hub, brokers, false, &n, err, sizeof(err)), 0);
+	assert_int_equal(n.sessions, 1);
+	assert_int_equal(n.retained, 0);
+	node_down();
+	node_up();
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), 0);
+	assert_int_equal(n.retained, 0);
+	assert_int_equal(n.skipped, 0);
+	node_down();
 }
 
 static void write_file(const void *p, size_t n)
@@ -205,25 +226,25 @@ static void test_missing_and_damaged_files(void **state)
 	char err[256];
 	(void)state;
 	node_up();
-	assert_int_equal(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)), 0);
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), 0);
 	assert_int_equal(n.sessions + n.retained, 0);
 	write_file("not a snapshot", 14);
-	assert_int_equal(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, BW_SNAPSHOT_FILE));
 	/* The header alone: no end frame, so it was cut short. */
 	static const uint8_t head[] = { 'B', 'W', 'S', 'N', 'A', 'P', 0, 1 };
 	write_file(head, sizeof(head));
-	assert_int_equal(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "truncated"));
 	/* A frame whose length runs past the end, and one that is not a record. */
 	uint8_t bad[8 + 5 + 3];
 	memcpy(bad, head, 8);
 	memcpy(bad + 8, (uint8_t[]){ 1, 200, 0, 0, 0 }, 5);
 	write_file(bad, 8 + 5);
-	assert_int_equal(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)), -EINVAL);
 	memcpy(bad + 8, (uint8_t[]){ 1, 3, 0, 0, 0, 0xff, 0xff, 0xff }, 8);
 	write_file(bad, sizeof(bad));
-	assert_true(bw_snapshot_load(dir, hub, brokers, &n, err, sizeof(err)) < 0);
+	assert_true(bw_snapshot_load(dir, hub, brokers, true, &n, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "byte 8"));
 	node_down();
 }

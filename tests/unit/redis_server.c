@@ -1,0 +1,121 @@
+/*
+ * redis-server processes for the unit tests that need a real Redis (see
+ * redis_server.h).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "redis_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, const char *password)
+{
+	char portbuf[8];
+	const char *argv[32];
+	int n = 0;
+
+	snprintf(portbuf, sizeof(portbuf), "%u", port);
+	argv[n++] = "redis-server";
+	argv[n++] = "--port";
+	argv[n++] = portbuf;
+	argv[n++] = "--bind";
+	argv[n++] = "127.0.0.1";
+	if (sock) {
+		argv[n++] = "--unixsocket";
+		argv[n++] = sock;
+	}
+	argv[n++] = "--save";
+	argv[n++] = "";
+	argv[n++] = "--appendonly";
+	argv[n++] = "no";
+	argv[n++] = "--daemonize";
+	argv[n++] = "no";
+	argv[n++] = "--dir";
+	argv[n++] = dir;
+	argv[n++] = "--enable-debug-command";
+	argv[n++] = "yes";
+	if (password) {
+		argv[n++] = "--requirepass";
+		argv[n++] = password;
+	}
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp("redis-server", (char **)argv);
+		_exit(127);
+	}
+
+	uint64_t dl = now_ms() + 5000;
+	for (;;) {
+		int fd, rc;
+
+		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+		if (sock) {
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		} else {
+			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		}
+		close(fd);
+		if (rc == 0)
+			return pid;
+		assert_true(now_ms() < dl);
+		usleep(10000);
+	}
+}
+
+void bw_test_redis_kill(pid_t pid)
+{
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+uint16_t bw_test_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
