@@ -40,3 +40,28 @@ def start_node(binary, tmp, settings):
         print(proc.stdout.read().decode(errors="replace") if proc.poll() is not None else "")
         raise SystemExit("node did not start")
     return proc, ports, log
+
+
+def wait_for(cond, seconds=TIMEOUT, step=0.02):
+    """Polls cond until it is true, for at most seconds; its last answer."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return bool(cond())
+
+
+def varint(n):
+    """MQTT's Variable Byte Integer."""
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def lp(b):
+    """A length-prefixed MQTT string or binary field."""
+    return len(b).to_bytes(2, "big") + b

@@ -58,6 +58,7 @@ from paho.mqtt.properties import Properties
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint, lp  # noqa: E402
 from pki import openssl, make_ca, make_cert  # noqa: E402
 
 BUILD_BIN = os.path.join(HERE, "..", "..", "build", "bin")
@@ -88,15 +89,6 @@ def check(name, cond, detail=""):
         failures.append((phase_now[0], name))
         print(f"FAIL {name} {detail}", flush=True)
     return bool(cond)
-
-
-def wait_for(cond, seconds=TIMEOUT, step=0.02):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
 
 
 def rc_value(rc):
@@ -314,19 +306,6 @@ class Client(mqtt.Client):
 def close_all(*clients):
     for c in clients:
         c.close()
-
-
-def lp(b):
-    return len(b).to_bytes(2, "big") + b
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def connack(port, user, pw, version=5, cid=None, tls=None):

@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402
+from node import wait_for  # noqa: E402
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -97,15 +98,6 @@ class Sub:
     def close(self):
         self.c.loop_stop()
         self.c.disconnect()
-
-
-def wait_for(cond, seconds=TIMEOUT):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 SECRET = b"bulwark-test-hs256-secret-of-32-bytes!"

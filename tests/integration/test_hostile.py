@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
+from node import varint  # noqa: E402
 
 BIN = sys.argv[1]
 TIMEOUT = 10
@@ -51,16 +52,6 @@ def start_node(tmp):
 
 
 # ---- raw MQTT 3.1.1 -------------------------------------------------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128
-        n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
 
 def connect_packet(cid):
     cid = cid.encode()

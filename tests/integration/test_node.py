@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint, lp  # noqa: E402
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -119,19 +120,6 @@ def will_on_abrupt_close(port):
     return ack, got
 
 
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def lp(b):
-    return len(b).to_bytes(2, "big") + b
-
-
 def raw_connect(port, client_id, keep_alive, will_topic=None, will_delay=0,
                 session_expiry=0, clean=True, version=5):
     """A raw CONNECT (with a will); returns the socket after CONNACK."""
@@ -173,15 +161,6 @@ class Watcher:
     def close(self):
         self.c.loop_stop()
         self.c.disconnect()
-
-
-def wait_for(cond, seconds=TIMEOUT):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return bool(cond())
 
 
 def will_on_keepalive_timeout(port):

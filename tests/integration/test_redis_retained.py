@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint, lp  # noqa: E402
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -53,15 +54,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         print(f"FAIL {name} {detail}", flush=True)
-
-
-def wait_for(cond, seconds=TIMEOUT, step=0.05):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
 
 
 def free_port():
@@ -191,19 +183,6 @@ def eventually(port, pred, seconds=5, filt="#"):
         if pred(last):
             return True, time.monotonic() - t0, last
     return False, time.monotonic() - t0, last
-
-
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def lp(b):
-    return len(b).to_bytes(2, "big") + b
 
 
 def raw_connect(port, client_id, version):

@@ -54,6 +54,7 @@ from paho.mqtt.properties import Properties
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint, lp  # noqa: E402
 from pki import openssl, make_ca, make_cert  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else \
@@ -74,15 +75,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         print(f"FAIL {name} {detail}", flush=True)
-
-
-def wait_for(cond, seconds=TIMEOUT):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 def rc_value(rc):
@@ -323,19 +315,6 @@ class Client(mqtt.Client):
 def close_all(*clients):
     for c in clients:
         c.close()
-
-
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def lp(b):
-    return len(b).to_bytes(2, "big") + b
 
 
 def packet(first, body):

@@ -45,6 +45,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint, lp  # noqa: E402
 
 import paho.mqtt.client as mqtt
 
@@ -72,15 +73,6 @@ def check(name, cond, detail=""):
 def figure(what, seconds):
     figures.append((what, seconds))
     print(f"     {what}: {seconds * 1000:.0f} ms")
-
-
-def wait_for(cond, seconds=TIMEOUT, step=0.01):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return bool(cond())
 
 
 # ---- PostgreSQL ------------------------------------------------------------
@@ -245,20 +237,6 @@ class PrivatePg:
 
 
 # ---- MQTT ------------------------------------------------------------------
-
-
-def lp(b):
-    return len(b).to_bytes(2, "big") + b
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def connack(port, user, pw, version=5):

@@ -29,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
+from node import wait_for, varint  # noqa: E402
 
 import paho.mqtt.client as mqtt
 from pki import openssl, make_ca  # noqa: E402
@@ -47,15 +48,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         print(f"FAIL {name} {detail}")
-
-
-def wait_for(cond, seconds=TIMEOUT):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return bool(cond())
 
 
 # ---- the PKI -----------------------------------------------------------------
@@ -306,15 +298,6 @@ def paho_large_and_many(port, pki):
     check("paho over TLS: 2000 small messages in order",
           small == [f"s{i}".encode() for i in range(2000)], str(len(small)))
     paho_close(sub, pub)
-
-
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
 
 
 def read_packets(sock, buf):
