@@ -6,6 +6,8 @@ debug log in tmp, and returns once the log names every listener's port
 """
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 
@@ -65,3 +67,45 @@ def varint(n):
 def lp(b):
     """A length-prefixed MQTT string or binary field."""
     return len(b).to_bytes(2, "big") + b
+
+
+def connack(port, user, pw, version=5, cid=None, tls=None):
+    """A raw clean CONNECT (5.0, else 3.1.1) with user and pw (over TLS with
+    tls, a dict of ca_certs and optionally certfile and keyfile): the
+    CONNACK's code, or None when the node closed (or refused the connection
+    or the TLS handshake) without one."""
+    flags = 0x02 | (0x80 if user is not None else 0) | (0x40 if pw is not None else 0)
+    body = lp(b"MQTT") + bytes([5 if version == 5 else 4, flags]) + (30).to_bytes(2, "big")
+    if version == 5:
+        body += b"\x00"
+    body += lp((cid or f"probe-{time.monotonic_ns()}").encode())
+    if user is not None:
+        body += lp(user.encode())
+    if pw is not None:
+        body += lp(pw.encode())
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    except OSError:
+        return None
+    try:
+        if tls:
+            ctx = ssl.create_default_context(cafile=tls["ca_certs"])
+            if "certfile" in tls:
+                ctx.load_cert_chain(tls["certfile"], tls["keyfile"])
+            s = ctx.wrap_socket(s, server_hostname="localhost")
+        s.sendall(b"\x10" + varint(len(body)) + body)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(64)
+            if not chunk:
+                return None
+            ack += chunk
+        if ack[0] != 0x20:
+            return None
+        if ack[3] == 0:
+            s.sendall(b"\xe0\x00")
+        return ack[3]
+    except OSError:
+        return None
+    finally:
+        s.close()

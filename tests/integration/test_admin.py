@@ -58,7 +58,7 @@ from paho.mqtt.properties import Properties
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import node  # noqa: E402  (tests/integration/node.py)
-from node import wait_for, varint, lp  # noqa: E402
+from node import wait_for, varint, lp, connack  # noqa: E402
 from pki import openssl, make_ca, make_cert  # noqa: E402
 
 BUILD_BIN = os.path.join(HERE, "..", "..", "build", "bin")
@@ -306,47 +306,6 @@ class Client(mqtt.Client):
 def close_all(*clients):
     for c in clients:
         c.close()
-
-
-def connack(port, user, pw, version=5, cid=None, tls=None):
-    """A raw clean CONNECT with user and pw (over TLS with tls, a Node.tls()
-    dict): the CONNACK's code, or None when the node closed (or refused the
-    connection or the TLS handshake) without one."""
-    flags = 0x02 | (0x80 if user is not None else 0) | (0x40 if pw is not None else 0)
-    body = lp(b"MQTT") + bytes([version, flags]) + (30).to_bytes(2, "big")
-    if version == 5:
-        body += b"\x00"
-    body += lp((cid or f"probe-{time.monotonic_ns()}").encode())
-    if user is not None:
-        body += lp(user.encode())
-    if pw is not None:
-        body += lp(pw.encode())
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    except OSError:
-        return None
-    try:
-        if tls:
-            ctx = ssl.create_default_context(cafile=tls["ca_certs"])
-            if "certfile" in tls:
-                ctx.load_cert_chain(tls["certfile"], tls["keyfile"])
-            s = ctx.wrap_socket(s, server_hostname="localhost")
-        s.sendall(b"\x10" + varint(len(body)) + body)
-        ack = b""
-        while len(ack) < 4:
-            chunk = s.recv(64)
-            if not chunk:
-                return None
-            ack += chunk
-        if ack[0] != 0x20:
-            return None
-        if ack[3] == 0:
-            s.sendall(b"\xe0\x00")
-        return ack[3]
-    except OSError:
-        return None
-    finally:
-        s.close()
 
 
 def accepted_within(port, user, pw, seconds=2, want=0, version=5):

@@ -45,7 +45,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import node  # noqa: E402  (tests/integration/node.py)
-from node import wait_for, varint, lp  # noqa: E402
+from node import wait_for, varint, lp, connack  # noqa: E402
 
 import paho.mqtt.client as mqtt
 
@@ -237,37 +237,6 @@ class PrivatePg:
 
 
 # ---- MQTT ------------------------------------------------------------------
-
-
-def connack(port, user, pw, version=5):
-    """A raw CONNECT (clean, 3.1.1 or 5.0) with user and pw: the CONNACK's
-    return or reason code, or None when the node closed without one."""
-    body = lp(b"MQTT") + bytes([5 if version == 5 else 4, 0xC2]) + (30).to_bytes(2, "big")
-    if version == 5:
-        body += b"\x00"
-    body += lp(f"probe-{os.getpid()}-{next(ids)}".encode()) + lp(user.encode()) + \
-        lp(pw.encode())
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    except OSError:
-        return None
-    try:
-        s.sendall(b"\x10" + varint(len(body)) + body)
-        ack = b""
-        while len(ack) < 4:
-            chunk = s.recv(64)
-            if not chunk:
-                return None
-            ack += chunk
-        if ack[0] != 0x20:
-            return None
-        if ack[3] == 0:
-            s.sendall(b"\xe0\x00")
-        return ack[3]
-    except OSError:
-        return None
-    finally:
-        s.close()
 
 
 def refused_within(nodes, user, pw, seconds=1.0):
