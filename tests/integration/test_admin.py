@@ -25,7 +25,9 @@ the checks, the text output once per noun), with real MQTT clients (paho
 BW_ADMIN_TEST_ONLY=PHASE,... runs only those phases (seed and audit always
 run) of node, tenant, acl, user, cert, jwt, jwt_key, quota, bad, peer,
 sessions, retained, tenant_delete, drain. The default runs everything.
-Every wait is bounded.
+With BW_ADMIN_TEST_STORE=pg the node's tenancy store is a fresh PostgreSQL
+database on BW_TEST_POSTGRES (skipped, 77, without it). Every wait is
+bounded.
 Usage: test_admin.py [BULWARK_BINARY [BULWARKCTL_BINARY]]
 (default: build/bin/ of this source tree).
 """
@@ -332,7 +334,7 @@ class Node:
     """The node under test: ports mqtt, mqtts, http; its admin socket in a
     0755 directory (so uid 65534 can reach it), an audit log."""
 
-    def __init__(self, tmp, pki):
+    def __init__(self, tmp, pki, postgres=None):
         self.tmp, self.pki = tmp, pki
         run = os.path.join(tmp, "run")
         os.makedirs(run, exist_ok=True)
@@ -349,6 +351,9 @@ class Node:
             f"tls_cert={pki}/server.pem", f"tls_key={pki}/server.key", "workers=2",
             "auth_backoff_after=0", "sys_interval=0", "state_dir=" + self.state,
             "admin_socket=" + self.sock, "audit_log=" + self.audit]
+        self.postgres = postgres
+        if postgres:
+            self.settings.append("postgres=" + postgres)
         self.logs = []  # the logs of earlier runs (a restart replaces node.log)
         self.start()
 
@@ -439,10 +444,11 @@ def node_phase(t):
     info = c.js("node", "info") or {}
     ports = sorted(x.get("port") for x in info.get("listeners", []))
     kinds = sorted(x.get("kind") for x in info.get("listeners", []))
-    check("node info: version, workers 2, the three listeners with their ports, the file "
+    backend = "postgres" if n.postgres else "file"
+    check(f"node info: version, workers 2, the three listeners with their ports, the {backend} "
           "store ready", info.get("version") and info.get("workers") == 2 and
           kinds == ["http", "mqtt", "mqtts"] and ports == sorted([n.mqtt, n.mqtts, n.http]) and
-          info.get("tenancy", {}).get("backend") == "file" and
+          info.get("tenancy", {}).get("backend") == backend and
           info.get("tenancy", {}).get("ready") is True, str(info)[:400])
     c.table("node info", "node", "info", first=r"version:\s+\S")
 
@@ -1233,14 +1239,46 @@ def selected():
     return [p for p in known if p in want]
 
 
+SKIP = 77
+
+
+def postgres_database():
+    """With BW_ADMIN_TEST_STORE=pg: a fresh database on BW_TEST_POSTGRES
+    (its URL, and a function that drops it); SKIP when there is none."""
+    import test_tenancy_pg as tpg  # psql sessions, database URLs
+    base = os.environ.get("BW_TEST_POSTGRES")
+    if not base or os.environ.get("BW_TEST_POSTGRES_SKIP") == "1":
+        print("skipped: BW_ADMIN_TEST_STORE=pg without BW_TEST_POSTGRES")
+        return SKIP
+    db = f"bw_itadmin_all_{os.getpid()}"
+    admin = tpg.Sql(base)
+    admin.run(f"CREATE DATABASE {db};")
+    return tpg.db_url(base, db), lambda: admin.run(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);")
+
+
 def main():
     t_start = time.time()
     run = selected()
+    postgres, drop = None, None
+    if os.environ.get("BW_ADMIN_TEST_STORE") == "pg":
+        got = postgres_database()
+        if got == SKIP:
+            return SKIP
+        postgres, drop = got
+        print(f"the tenancy store: PostgreSQL ({postgres.rsplit('/', 1)[-1]})")
+    try:
+        return run_phases(run, postgres, t_start)
+    finally:
+        if drop:
+            drop()
+
+
+def run_phases(run, postgres, t_start):
     with tempfile.TemporaryDirectory() as tmp:
         pki = os.path.join(tmp, "pki")
         os.makedirs(pki)
         make_pki(pki)
-        n = Node(tmp, pki)
+        n = Node(tmp, pki, postgres)
         t = T(n, tmp, pki)
         try:
             for name, fn in [("seed", seed)] + [p for p in PHASES if p[0] in run] + \
