@@ -348,6 +348,42 @@ static int check_session(const StoredSession *s, struct budget *b)
 	return 0;
 }
 
+/*
+ * protobuf-c 1.4.1 takes an unknown field numbered 0 when its tag is
+ * written in more bytes than it needs (0x81 0x00 for 0x01), keeps it, packs
+ * it back as 0x01 and then refuses that itself: a record it reads once but
+ * never again after a node wrote it out. Field 0 is not protobuf, at any
+ * depth (fuzz_record found it). The schema nests five deep at most.
+ */
+static bool no_field_zero(const ProtobufCMessage *m)
+{
+	for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+		if (m->unknown_fields[i].tag == 0)
+			return false;
+	}
+	const char *base = (const char *)m;
+	for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *v =
+			        *(ProtobufCMessage *const *const *)(base + f->offset);
+			for (size_t k = 0; k < n; k++) {
+				if (!no_field_zero(v[k]))
+					return false;
+			}
+		} else {
+			const ProtobufCMessage *sub =
+			        *(ProtobufCMessage *const *)(base + f->offset);
+			if (sub && !no_field_zero(sub))
+				return false;
+		}
+	}
+	return true;
+}
+
 static int check_record(const ProtobufCMessage *m, struct budget *b)
 {
 	if (m->descriptor == &stored_message__descriptor)
@@ -375,7 +411,8 @@ int bw__record_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *buf
 		rc = budget_error(&b);
 		return rc ? rc : -EBADMSG;
 	}
-	if ((rc = check_record(m, &b))) {
+	rc = no_field_zero(m) ? check_record(m, &b) : -EBADMSG;
+	if (rc) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		return rc;
 	}

@@ -79,7 +79,8 @@
  * the result is:
  *   -EMSGSIZE         len > BW_RECORD_MAX_BYTES, or unpacking would need
  *                     more than BW_RECORD_DECODE_MEM_MAX bytes;
- *   -EBADMSG          not a protobuf encoding of the record;
+ *   -EBADMSG          not a protobuf encoding of the record (a field
+ *                     numbered 0, at any depth, included);
  *   -EPROTONOSUPPORT  version newer than BW_RECORD_VERSION;
  *   -EINVAL           any other rule above broken (version 0 or missing too);
  *   -ENOMEM           out of memory.

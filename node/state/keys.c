@@ -1,8 +1,11 @@
 /*
  * The Redis key layout (see keys.h): building key and channel names,
- * reading a tenant back from a key, and the change note.
+ * reading a tenant or a client id back from a key, the retained change
+ * note and the session takeover note.
  */
 #include "node/state/keys.h"
+
+#include "proto/mqtt/utf8.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -135,6 +138,117 @@ int bw_keys_note_parse(const void *p, size_t len, struct bw_keys_note *out)
 		.tenant_len = (size_t)(sp - t),
 		.topic = (const uint8_t *)sp + 1,
 		.topic_len = rest,
+	};
+	return 0;
+}
+
+/* ---- persistent sessions --------------------------------------------------------- */
+
+static const char *const KINDS[] = {
+	[BW_KEYS_SESSION] = "session",
+	[BW_KEYS_QUEUE] = "queue",
+	[BW_KEYS_INFLIGHT] = "inflight",
+};
+
+static bool client_id_ok(const uint8_t *id, size_t len)
+{
+	return id && len > 0 && len <= BW_KEYS_CLIENT_ID_MAX && bw_utf8_valid(id, len);
+}
+
+static bool tenant_ok(const char *tenant)
+{
+	return tenant && bw_tenant_name_check(tenant, strlen(tenant)) == 0;
+}
+
+int bw_keys_session(char *buf, size_t cap, const char *prefix, const char *tenant,
+                    enum bw_keys_session_kind kind, const uint8_t *id, size_t len)
+{
+	if (bw_keys_prefix_check(prefix) || !tenant_ok(tenant) ||
+	    (unsigned)kind > BW_KEYS_INFLIGHT || !client_id_ok(id, len))
+		return -EINVAL;
+	int n = put(buf, cap, snprintf(buf, cap, "%s:{%s}:%s:", prefix, tenant, KINDS[kind]));
+	if (n < 0)
+		return n;
+	if (len >= cap - (size_t)n)
+		return -ENAMETOOLONG;
+	memcpy(buf + n, id, len);
+	buf[(size_t)n + len] = '\0';
+	return n + (int)len;
+}
+
+int bw_keys_session_epoch(char *buf, size_t cap, const char *prefix, const char *tenant)
+{
+	if (bw_keys_prefix_check(prefix) || !tenant_ok(tenant))
+		return -EINVAL;
+	return put(buf, cap, snprintf(buf, cap, "%s:{%s}:epoch", prefix, tenant));
+}
+
+int bw_keys_session_match(char *buf, size_t cap, const char *prefix, const char *tenant)
+{
+	if (bw_keys_prefix_check(prefix) || !tenant_ok(tenant))
+		return -EINVAL;
+	return put(buf, cap, snprintf(buf, cap, "%s:{%s}:session:*", prefix, tenant));
+}
+
+int bw_keys_session_client(const char *key, size_t len, const char *prefix, const char *tenant,
+                           const uint8_t **id, size_t *id_len)
+{
+	char head[BW_KEYS_MAX];
+	int n = bw_keys_session_match(head, sizeof(head), prefix, tenant);
+
+	/* The pattern without its '*' is the part before the id. */
+	if (n < 0)
+		return -EINVAL;
+	size_t hlen = (size_t)n - 1;
+	if (len <= hlen || memcmp(key, head, hlen) ||
+	    !client_id_ok((const uint8_t *)key + hlen, len - hlen))
+		return -EINVAL;
+	*id = (const uint8_t *)key + hlen;
+	*id_len = len - hlen;
+	return 0;
+}
+
+int bw_keys_sessions_channel(char *buf, size_t cap, const char *prefix)
+{
+	if (bw_keys_prefix_check(prefix))
+		return -EINVAL;
+	return put(buf, cap, snprintf(buf, cap, "%s:sessions", prefix));
+}
+
+int bw_keys_takeover_parse(const void *p, size_t len, struct bw_keys_takeover *out)
+{
+	const char *s = p, *end = s + len;
+
+	if (len < BW_KEYS_NODE_LEN + 6 || s[BW_KEYS_NODE_LEN] != ' ' || !node_ok(s))
+		return -EINVAL;
+	const char *t = s + BW_KEYS_NODE_LEN + 1;
+	const char *sp = memchr(t, ' ', (size_t)(end - t));
+	if (!sp || bw_tenant_name_check(t, (size_t)(sp - t)))
+		return -EINVAL;
+	/* The token: decimal, 1..2^64-1, no leading zero. */
+	const char *d = sp + 1;
+	uint64_t token = 0;
+	size_t digits = 0;
+	while (d + digits < end && d[digits] >= '0' && d[digits] <= '9') {
+		uint64_t v = (uint64_t)(d[digits] - '0');
+		if (token > (UINT64_MAX - v) / 10)
+			return -EINVAL;
+		token = token * 10 + v;
+		digits++;
+	}
+	if (digits == 0 || token == 0 || d[0] == '0' || d + digits >= end || d[digits] != ' ')
+		return -EINVAL;
+	const char *id = d + digits + 1;
+	size_t id_len = (size_t)(end - id);
+	if (id_len == 0 || id_len > BW_KEYS_CLIENT_ID_MAX)
+		return -EINVAL;
+	*out = (struct bw_keys_takeover){
+		.node = s,
+		.tenant = t,
+		.tenant_len = (size_t)(sp - t),
+		.token = token,
+		.id = (const uint8_t *)id,
+		.id_len = id_len,
 	};
 	return 0;
 }

@@ -6,6 +6,12 @@
  *
  *   PREFIX:{TENANT}:retained   a hash: topic name -> StoredMessage bytes
  *   PREFIX:retained            the pub/sub channel of retained changes
+ *   PREFIX:{TENANT}:session:ID   a persistent session: a hash (owner, token,
+ *                                seq, record), node/state/sessions.h
+ *   PREFIX:{TENANT}:queue:ID     its messages not yet sent: a sorted set
+ *   PREFIX:{TENANT}:inflight:ID  its messages sent, not yet acknowledged
+ *   PREFIX:{TENANT}:epoch        the tenant's fencing token counter
+ *   PREFIX:sessions              the pub/sub channel of session takeovers
  *
  * A change is announced with a note naming the node that made it, the
  * tenant and the topic ("NODE TENANT TOPIC", one space between; the topic
@@ -16,6 +22,14 @@
  * '-'; tenants are DNS labels (tenancy/tenant.h). Neither holds ':', '{',
  * '}', a space or a glob character, so a key names its tenant without
  * ambiguity and the SCAN pattern needs no escaping.
+ *
+ * Client ids (ID above) are any MQTT UTF-8 string of 1..65535 bytes, so
+ * they may hold ':', '{', '}', spaces and glob characters. They are written
+ * as they are, last in the key: Redis keys are binary-safe, the fixed part
+ * before the id tells the kinds apart, and Redis Cluster takes the hash tag
+ * from the first '{' to the first '}' after it, which are the tenant's
+ * (neither prefix nor tenant holds a brace), so an id's braces never move
+ * a session to another slot. A client id is never put in a SCAN pattern.
  */
 #ifndef BW_STATE_KEYS_H
 #define BW_STATE_KEYS_H
@@ -78,5 +92,68 @@ struct bw_keys_note {
  * it from the hash, whose records are checked).
  */
 int bw_keys_note_parse(const void *p, size_t len, struct bw_keys_note *out);
+
+/* ---- persistent sessions --------------------------------------------------------- */
+
+#define BW_KEYS_CLIENT_ID_MAX 65535u
+/* The longest session key, its NUL included. */
+#define BW_KEYS_SESSION_MAX (BW_KEYS_MAX + BW_KEYS_CLIENT_ID_MAX)
+
+/* The keys of one session. */
+enum bw_keys_session_kind {
+	BW_KEYS_SESSION,  /* "session": the hash (owner, token, seq, record) */
+	BW_KEYS_QUEUE,    /* "queue": entries waiting to be sent */
+	BW_KEYS_INFLIGHT, /* "inflight": entries sent, not yet acknowledged */
+};
+
+/*
+ * The key of kind of the session of client id id[0..len) of tenant,
+ * "PREFIX:{TENANT}:KIND:ID", NUL-terminated into buf (BW_KEYS_SESSION_MAX
+ * bytes are enough). Returns its length; -EINVAL for a bad prefix or
+ * tenant or an id that is not 1..65535 bytes of MQTT UTF-8 (so never one
+ * with a NUL); -ENAMETOOLONG when cap is too small.
+ */
+int bw_keys_session(char *buf, size_t cap, const char *prefix, const char *tenant,
+                    enum bw_keys_session_kind kind, const uint8_t *id, size_t len);
+
+/* The tenant's fencing token counter, "PREFIX:{TENANT}:epoch". */
+int bw_keys_session_epoch(char *buf, size_t cap, const char *prefix, const char *tenant);
+
+/* The SCAN MATCH pattern of a tenant's session hashes, "PREFIX:{TENANT}:session:*". */
+int bw_keys_session_match(char *buf, size_t cap, const char *prefix, const char *tenant);
+
+/*
+ * The client id of a session hash's name key[0..len) of tenant (a SCAN
+ * answer): *id points into key, *id_len bytes. 0, or -EINVAL when key is
+ * not PREFIX:{TENANT}:session:ID with a valid id.
+ */
+int bw_keys_session_client(const char *key, size_t len, const char *prefix, const char *tenant,
+                           const uint8_t **id, size_t *id_len);
+
+/* The channel session takeovers are announced on, "PREFIX:sessions". */
+int bw_keys_sessions_channel(char *buf, size_t cap, const char *prefix);
+
+/*
+ * A takeover note, "NODE TENANT TOKEN ID" (one space between; the id is the
+ * rest, so it may hold spaces), published by the claim script when a
+ * session had another owner, and by a drop: NODE took (or dropped) the
+ * session of ID at TOKEN, so any other node holding it with a lower token
+ * lets it go. Views into the note's bytes.
+ */
+struct bw_keys_takeover {
+	const char *node; /* BW_KEYS_NODE_LEN bytes */
+	const char *tenant;
+	size_t tenant_len;
+	uint64_t token;
+	const uint8_t *id;
+	size_t id_len;
+};
+
+/*
+ * Splits a received takeover note p[0..len) into out. 0, or -EINVAL when
+ * it is not one (a bad node, tenant or token, an empty id or one of more
+ * than 65535 bytes; the id is not checked as UTF-8 here).
+ */
+int bw_keys_takeover_parse(const void *p, size_t len, struct bw_keys_takeover *out);
 
 #endif

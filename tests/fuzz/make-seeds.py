@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz drivers (stdlib only, deterministic).
 
-    tests/fuzz/make-seeds.py            (re)writes corpus/decode/, topic/, passwd/, acl/, jwt/ and tenancy/
+    tests/fuzz/make-seeds.py            (re)writes corpus/decode/, topic/, passwd/, acl/, jwt/, tenancy/ and record/
     tests/fuzz/make-seeds.py --jwt-keys prints the public keys fuzz_jwt.c holds
 
 corpus/decode/NAME: the input format of fuzz_decode.c: a config byte (bit 0:
@@ -25,6 +25,12 @@ pairs that the driver signs, and JWK Sets (starting with '{').
 
 corpus/tenancy/NAME: the input of fuzz_tenancy.c: a tenancy.json file, valid
 (every field) or damaged in one way each.
+
+corpus/record/NAME: the input of fuzz_record.c: a mode byte (0 StoredMessage,
+1 StoredSession, 2 session queue entry of tenant "acme", 3 takeover note),
+then the value: records of proto/records.proto encoded by hand below (every
+field, and records each rule refuses), entries (the 20-byte head of
+node/state/sessions.h, then a StoredMessage) and notes.
 
 Files this script does not name are left alone, so inputs added by hand
 (or minimized from a fuzzing run) survive a re-run.
@@ -663,6 +669,116 @@ def tenancy_seeds():
     return out
 
 
+# ---- corpus/record: protobuf by hand (proto/records.proto) -------------------------
+
+
+def pb_int(field, v):
+    return varint(field << 3) + varint(v)
+
+
+def pb_bytes(field, b):
+    b = b.encode() if isinstance(b, str) else b
+    return varint(field << 3 | 2) + varint(len(b)) + b
+
+
+def pb_message(tenant="acme", topic="a/b", payload=b"hello", qos=1, version=1, extra=b""):
+    """A StoredMessage; version None leaves it out (a message nested in a session)."""
+    out = pb_int(1, version) if version is not None else b""
+    return out + pb_bytes(2, tenant) + pb_bytes(3, topic) + pb_bytes(4, payload) + \
+        pb_int(5, qos) + extra
+
+
+PB_PROPS = pb_bytes(7, pb_int(1, 1) + pb_bytes(2, "text/plain") + pb_bytes(3, "reply/to") +
+                    pb_bytes(4, b"\x00\x01") +
+                    pb_bytes(5, pb_bytes(1, "k") + pb_bytes(2, "v")))
+PB_FULL = (pb_int(6, 1) + PB_PROPS + pb_int(8, 1900000000000) + pb_int(9, 1700000000000) +
+           pb_bytes(10, "0123456789abcdef0123456789abcdef") + pb_bytes(11, "pub-1") +
+           pb_int(12, 1) + pb_int(12, 268435455))
+
+
+def pb_sub(filt, qos=1, group=None, sub_id=0, no_local=False):
+    out = pb_bytes(1, filt) + pb_int(2, qos) + pb_int(4, 1) + pb_int(5, 2)
+    if no_local:
+        out += pb_int(3, 1)
+    if sub_id:
+        out += pb_int(6, sub_id)
+    if group is not None:
+        out += pb_bytes(7, group)
+    return out
+
+
+def pb_inflight(pid, direction, state, msg=None):
+    out = pb_int(1, pid) + pb_int(2, direction) + pb_int(3, state) + pb_int(5, 1700000000000)
+    return out + (pb_bytes(4, msg) if msg is not None else b"")
+
+
+def pb_session(client="dev 1", tenant="acme", proto=5, extra=b""):
+    return (pb_int(1, 1) + pb_bytes(2, tenant) + pb_bytes(3, client) + pb_int(4, proto) +
+            pb_int(5, 3600) + pb_int(11, 42) + pb_int(14, 1700000000000) + extra)
+
+
+def entry(seq, pid, state, msg, fmt=1, sent=0):
+    return struct.pack(">BQHBQ", fmt, seq, pid, state, sent) + msg
+
+
+NODE_ID = "0123456789abcdef0123456789abcdef"
+
+
+def record_seeds():
+    """corpus/record: a mode byte, then a record, an entry or a note."""
+    subs = pb_bytes(7, pb_sub("a/#", 2, sub_id=7)) + pb_bytes(7, pb_sub("b/+", 1, group="g"))
+    will = pb_bytes(8, pb_bytes(1, pb_message(version=None, topic="will", qos=1)) +
+                    pb_int(2, 30) + pb_int(3, 60))
+    incoming = pb_bytes(9, pb_inflight(7, 2, 3)) + pb_bytes(9, pb_inflight(8, 2, 3,
+                                                               pb_message(qos=2)))
+    outgoing = pb_bytes(9, pb_inflight(7, 1, 1, pb_message(version=None, qos=1))) + \
+        pb_bytes(9, pb_inflight(9, 1, 2))
+    queue = pb_bytes(10, pb_message(version=None, qos=0))
+    owner = pb_bytes(12, NODE_ID) + pb_int(13, 5)
+    m1 = pb_message(qos=1)
+    m2 = pb_message(qos=2, extra=PB_FULL)
+    out = [
+        ("message-min", b"\x00" + pb_message()),
+        ("message-full", b"\x00" + m2),
+        ("message-qos3", b"\x00" + pb_message(qos=3)),
+        ("message-wildcard", b"\x00" + pb_message(topic="a/+")),
+        ("message-no-version", b"\x00" + pb_message(version=None)),
+        ("message-version-2", b"\x00" + pb_message(version=2)),
+        ("message-bad-utf8", b"\x00" + pb_message(topic=b"a/\xc0\x80")),
+        ("message-truncated", b"\x00" + m2[:-3]),
+        ("session-store", b"\x01" + pb_session(extra=subs + will + incoming)),
+        ("session-snapshot", b"\x01" + pb_session(extra=subs + outgoing + queue + owner)),
+        ("session-owner", b"\x01" + pb_session(proto=4, extra=owner)),
+        ("session-odd-id", b"\x01" + pb_session(client="{x}:y \u00e9")),
+        ("session-dup-sub", b"\x01" + pb_session(extra=pb_bytes(7, pb_sub("a")) * 2)),
+        ("session-dup-pid", b"\x01" + pb_session(extra=pb_bytes(9, pb_inflight(7, 2, 3)) * 2)),
+        ("session-proto-3", b"\x01" + pb_session(proto=3)),
+        ("session-other-tenant", b"\x01" + pb_session(
+            extra=pb_bytes(10, pb_message(version=None, tenant="beta")))),
+        ("session-share-no-local", b"\x01" + pb_session(
+            extra=pb_bytes(7, pb_sub("a", group="g", no_local=True)))),
+        ("entry-queued", b"\x02" + entry(1, 0, 0, m1)),
+        ("entry-sent", b"\x02" + entry(2, 11, 1, m2, sent=1700000000000)),
+        ("entry-pubrec", b"\x02" + entry(3, 65535, 2, m2)),
+        ("entry-pubrec-qos1", b"\x02" + entry(3, 1, 2, m1)),
+        ("entry-sent-qos0", b"\x02" + entry(3, 1, 1, pb_message(qos=0))),
+        ("entry-queued-pid", b"\x02" + entry(4, 9, 0, m1)),
+        ("entry-seq-0", b"\x02" + entry(0, 0, 0, m1)),
+        ("entry-seq-max", b"\x02" + entry(1 << 53, 0, 0, m1)),
+        ("entry-seq-over", b"\x02" + entry((1 << 53) + 1, 0, 0, m1)),
+        ("entry-format-2", b"\x02" + entry(1, 0, 0, m1, fmt=2)),
+        ("entry-other-tenant", b"\x02" + entry(1, 0, 0, pb_message(tenant="beta"))),
+        ("entry-head-only", b"\x02" + entry(1, 0, 0, b"")),
+        ("entry-short", b"\x02" + entry(1, 0, 0, b"")[:12]),
+        ("note", b"\x03" + (NODE_ID + " acme 42 dev-1").encode()),
+        ("note-spaces", b"\x03" + (NODE_ID + " acme 7 a b {c}:d").encode()),
+        ("note-token-0", b"\x03" + (NODE_ID + " acme 0 x").encode()),
+        ("note-leading-zero", b"\x03" + (NODE_ID + " acme 042 x").encode()),
+        ("note-no-id", b"\x03" + (NODE_ID + " acme 42 ").encode()),
+    ]
+    return out
+
+
 def write(dirname, name, data):
     path = os.path.join(HERE, "corpus", dirname, name)
     with open(path, "wb") as f:
@@ -675,7 +791,7 @@ def main():
         print("y", b64u(JWT_EC_PUB[1].to_bytes(32, "big")))
         print("k", b64u(JWT_HS_SECRET))
         return 0
-    for d in ("decode", "topic", "passwd", "acl", "jwt", "tenancy"):
+    for d in ("decode", "topic", "passwd", "acl", "jwt", "tenancy", "record"):
         os.makedirs(os.path.join(HERE, "corpus", d), exist_ok=True)
     dec = decode_seeds()
     names = [n for n, _, _, _ in dec]
@@ -698,9 +814,13 @@ def main():
     ten = tenancy_seeds()
     for name, data in ten:
         write("tenancy", name, data)
+    rec = record_seeds()
+    assert len(rec) == len({n for n, _ in rec}), "duplicate record seed name"
+    for name, data in rec:
+        write("record", name, data)
     print(f"make-seeds: {len(dec)} decode seeds, {len(top)} topic seeds, "
           f"{len(pw)} passwd seeds, {len(acl)} acl seeds, {len(jwt)} jwt seeds, "
-          f"{len(ten)} tenancy seeds")
+          f"{len(ten)} tenancy seeds, {len(rec)} record seeds")
     return 0
 
 

@@ -2,7 +2,10 @@
  * Unit tests for the Redis key layout (node/state/keys.h): the retained
  * hash and channel names, the SCAN pattern, a tenant read back from a key
  * (and every way a key can fail to be one), prefixes, and the change note
- * both ways, including topics with spaces and notes that are not notes.
+ * both ways, including topics with spaces and notes that are not notes;
+ * the session keys (client ids of every odd kind, as they are after the
+ * tag, read back from a key), the epoch, the SCAN pattern, and the takeover
+ * note as the claim script writes it, and what is not one.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,13 +168,158 @@ static void test_note(void **state)
 		assert_int_equal(bw_keys_note_parse(bad[i], strlen(bad[i]), &n), -EINVAL);
 }
 
+#define K(s) ((const uint8_t *)(s))
+
+static void test_session_keys(void **state)
+{
+	static char buf[BW_KEYS_SESSION_MAX];
+	const uint8_t *id;
+	size_t id_len;
+	(void)state;
+
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION, K("c1"), 2), 20);
+	assert_string_equal(buf, "bw:{acme}:session:c1");
+	assert_int_equal(bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_QUEUE, K("c1"), 2),
+	                 18);
+	assert_string_equal(buf, "bw:{acme}:queue:c1");
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_INFLIGHT, K("c1"), 2), 21);
+	assert_string_equal(buf, "bw:{acme}:inflight:c1");
+	assert_int_equal(bw_keys_session_epoch(buf, sizeof(buf), "bw", "acme"), 15);
+	assert_string_equal(buf, "bw:{acme}:epoch");
+	assert_int_equal(bw_keys_session_match(buf, sizeof(buf), "bw", "acme"), 19);
+	assert_string_equal(buf, "bw:{acme}:session:*");
+	assert_int_equal(bw_keys_sessions_channel(buf, sizeof(buf), "bw"), 11);
+	assert_string_equal(buf, "bw:sessions");
+
+	/* Ids as they are, after the tag: braces, colons, spaces, globs, UTF-8. */
+	const char *ids[] = { "a b", "{x}", "}", "{", "a:b", "*", "x}:retained", "é漢" };
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		size_t n = strlen(ids[i]);
+		int len = bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION,
+		                          K(ids[i]), n);
+		assert_int_equal(len, 18 + (int)n);
+		assert_memory_equal(buf, "bw:{acme}:session:", 18);
+		assert_memory_equal(buf + 18, ids[i], n);
+		assert_int_equal(
+		        bw_keys_session_client(buf, (size_t)len, "bw", "acme", &id, &id_len), 0);
+		assert_int_equal(id_len, n);
+		assert_true(id == (const uint8_t *)buf + 18);
+		/* Never a retained hash, whatever the id ends with. */
+		char t[BW_TENANT_NAME_MAX + 1];
+		assert_int_equal(bw_keys_retained_tenant(buf, (size_t)len, "bw", t, sizeof(t)),
+		                 -EINVAL);
+	}
+
+	/* The longest id fits BW_KEYS_SESSION_MAX with the longest prefix and tenant. */
+	char prefix[BW_KEYS_PREFIX_MAX + 1], tenant[BW_TENANT_NAME_MAX + 1];
+	memset(prefix, 'P', BW_KEYS_PREFIX_MAX);
+	prefix[BW_KEYS_PREFIX_MAX] = '\0';
+	memset(tenant, 't', BW_TENANT_NAME_MAX);
+	tenant[BW_TENANT_NAME_MAX] = '\0';
+	uint8_t *big = malloc(BW_KEYS_CLIENT_ID_MAX + 1);
+	assert_non_null(big);
+	memset(big, 'x', BW_KEYS_CLIENT_ID_MAX + 1);
+	assert_true(bw_keys_session(buf, sizeof(buf), prefix, tenant, BW_KEYS_INFLIGHT, big,
+	                            BW_KEYS_CLIENT_ID_MAX) > (int)BW_KEYS_CLIENT_ID_MAX);
+	assert_int_equal(bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION, big,
+	                                 BW_KEYS_CLIENT_ID_MAX + 1),
+	                 -EINVAL);
+	free(big);
+	/* Room for the key and its NUL, exactly. */
+	assert_int_equal(bw_keys_session(buf, 20, "bw", "acme", BW_KEYS_SESSION, K("c1"), 2),
+	                 -ENAMETOOLONG);
+	assert_int_equal(bw_keys_session(buf, 21, "bw", "acme", BW_KEYS_SESSION, K("c1"), 2), 20);
+	assert_int_equal(bw_keys_session(buf, 10, "bw", "acme", BW_KEYS_SESSION, K("c1"), 2),
+	                 -ENAMETOOLONG);
+
+	/* Refused: an empty id, not UTF-8, a NUL, a bad tenant, prefix or kind. */
+	assert_int_equal(bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION, K(""), 0),
+	                 -EINVAL);
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION, K("\xff"), 1),
+	        -EINVAL);
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "bw", "acme", BW_KEYS_SESSION, K("a\0b"), 3),
+	        -EINVAL);
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "bw", "ACME", BW_KEYS_SESSION, K("a"), 1),
+	        -EINVAL);
+	assert_int_equal(
+	        bw_keys_session(buf, sizeof(buf), "b:w", "acme", BW_KEYS_SESSION, K("a"), 1),
+	        -EINVAL);
+	assert_int_equal(bw_keys_session(buf, sizeof(buf), "bw", "acme",
+	                                 (enum bw_keys_session_kind)7, K("a"), 1),
+	                 -EINVAL);
+	assert_int_equal(bw_keys_session_epoch(buf, sizeof(buf), "bw", NULL), -EINVAL);
+	assert_int_equal(bw_keys_session_match(buf, sizeof(buf), "", "acme"), -EINVAL);
+	assert_int_equal(bw_keys_sessions_channel(buf, sizeof(buf), "a b"), -EINVAL);
+
+	/* Not a session hash of this tenant. */
+	const char *bad[] = { "bw:{acme}:session:",    "bw:{acme}:queue:c1",
+		              "bw:{beta}:session:c1",  "bx:{acme}:session:c1",
+		              "bw:{acme}:sessionc1",   "bw:{acme}:retained",
+		              "bw:{acme}:session:\xff" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		        bw_keys_session_client(bad[i], strlen(bad[i]), "bw", "acme", &id, &id_len),
+		        -EINVAL);
+}
+
+static void test_takeover_note(void **state)
+{
+	struct bw_keys_takeover t;
+	(void)state;
+
+	const char *note = NODE " acme 42 dev 1 {x}";
+	assert_int_equal(bw_keys_takeover_parse(note, strlen(note), &t), 0);
+	assert_memory_equal(t.node, NODE, BW_KEYS_NODE_LEN);
+	assert_int_equal(t.tenant_len, 4);
+	assert_memory_equal(t.tenant, "acme", 4);
+	assert_true(t.token == 42);
+	assert_int_equal(t.id_len, 9);
+	assert_memory_equal(t.id, "dev 1 {x}", 9);
+	note = NODE " a 18446744073709551615 x";
+	assert_int_equal(bw_keys_takeover_parse(note, strlen(note), &t), 0);
+	assert_true(t.token == UINT64_MAX);
+
+	const char *bad[] = {
+		"",
+		NODE " acme 1",
+		NODE " acme 1 ",
+		NODE " acme 0 x",
+		NODE " acme 01 x",
+		NODE " acme -1 x",
+		NODE " acme x x",
+		NODE " acme 18446744073709551616 x",
+		NODE " acme 1x x",
+		NODE " Acme 1 x",
+		NODE " acme",
+		"0123456789abcdef0123456789abcdeg acme 1 x",
+		NODE "xacme 1 x",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(bw_keys_takeover_parse(bad[i], strlen(bad[i]), &t), -EINVAL);
+
+	/* An id of 65535 bytes, and one too many. */
+	size_t head = BW_KEYS_NODE_LEN + 8, n = head + BW_KEYS_CLIENT_ID_MAX + 1;
+	char *p = malloc(n);
+	assert_non_null(p);
+	memcpy(p, NODE " acme 7 ", head);
+	memset(p + head, 'x', n - head);
+	assert_int_equal(bw_keys_takeover_parse(p, n - 1, &t), 0);
+	assert_int_equal(t.id_len, BW_KEYS_CLIENT_ID_MAX);
+	assert_int_equal(bw_keys_takeover_parse(p, n, &t), -EINVAL);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_prefix_check),
-		cmocka_unit_test(test_tenant_from_key),
-		cmocka_unit_test(test_note),
+		cmocka_unit_test(test_names),           cmocka_unit_test(test_prefix_check),
+		cmocka_unit_test(test_tenant_from_key), cmocka_unit_test(test_note),
+		cmocka_unit_test(test_session_keys),    cmocka_unit_test(test_takeover_note),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

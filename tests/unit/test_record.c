@@ -823,6 +823,22 @@ static void test_bad_bytes(void **state)
 	assert_int_equal(bw_record_session_decode(wrong_wire, sizeof(wrong_wire), &s), -EBADMSG);
 	assert_null(m);
 	assert_null(s);
+	/*
+	 * Field 0 (not protobuf), its tag written in two bytes, which
+	 * protobuf-c would take and keep: at the top and nested in a session.
+	 */
+	static const uint8_t zero_top[] = { 0x08, 0x01, 0x81, 0x00, 1, 2, 3, 4, 5, 6, 7, 8 };
+	assert_int_equal(bw_record_message_decode(zero_top, sizeof(zero_top), &m), -EBADMSG);
+	static const uint8_t zero_nested[] = {
+		0x08, 0x01, 0x12, 0x01, 'a',  0x1a, 0x01, 'c',  0x20,
+		0x05, 0x3a, 0x06, 0x0a, 0x01, 'f',  0x80, 0x00, 0x05
+	};
+	assert_int_equal(bw_record_session_decode(zero_nested, sizeof(zero_nested), &s), -EBADMSG);
+	/* The same session without it is fine. */
+	static const uint8_t nested_ok[] = { 0x08, 0x01, 0x12, 0x01, 'a',  0x1a, 0x01, 'c',
+		                             0x20, 0x05, 0x3a, 0x03, 0x0a, 0x01, 'f' };
+	assert_int_equal(bw_record_session_decode(nested_ok, sizeof(nested_ok), &s), 0);
+	bw_record_session_free(&s);
 	/* Nothing at all is a record without a version. */
 	assert_int_equal(bw_record_message_decode(NULL, 0, &m), -EINVAL);
 	assert_int_equal(bw_record_session_decode(NULL, 0, &s), -EINVAL);

@@ -1,0 +1,892 @@
+/*
+ * Persistent sessions in Redis (see sessions.h): the Lua scripts, the entry
+ * encoding, the requests that carry them and the replies, then the calls on
+ * a worker's client.
+ *
+ * Every call is one EVAL of the script's text. EVALSHA would send less, but
+ * its NOSCRIPT answer (a Redis restarted, a failover) would have to be
+ * retried with EVAL after the calls pipelined behind it had run: a push
+ * could then land after the ack of its own entry. Redis caches the compiled
+ * script by its text, so EVAL costs bytes on the socket, not compiles.
+ */
+#include "node/state/sessions.h"
+
+#include "cluster/store/record.h"
+#include "tenancy/tenant.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the scripts ---------------------------------------------------------------------- */
+
+/*
+ * Every script but the claim's starts here: KEYS[1] the session hash,
+ * ARGV[1] the caller's token. A hash that is gone (dropped, expired) has no
+ * token, so it fences too.
+ */
+#define FENCE                                                                                      \
+	"if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then "                                 \
+	"return redis.error_reply('FENCED not the owner of the session') end "
+
+/*
+ * The key in the script's local `dest`, which it may have just made, gets
+ * the hash's TTL if the hash has one: the owner keeps writing to a released
+ * (offline) session, and its keys must go together.
+ */
+#define KEEP_TTL                                                                                   \
+	"local ttl = redis.call('PTTL', KEYS[1]) "                                                 \
+	"if ttl > 0 then redis.call('PEXPIRE', dest, ttl) end "
+
+/*
+ * KEYS: session, queue, inflight, epoch. ARGV: node, clean start ('1'),
+ * channel, tenant, client id. Answers {token, previous owner or '', existed
+ * (0/1), record or '', last seq, inflight entries, queued entries}. A hash
+ * that is gone takes whatever its sets still hold with it (their TTLs may
+ * end a moment after its own).
+ */
+static const char CLAIM[] =
+        "local tok = redis.call('INCR', KEYS[4]) "
+        "local t = string.format('%d', tok) "
+        "local prev = redis.call('HGET', KEYS[1], 'owner') or '' "
+        "local existed = redis.call('EXISTS', KEYS[1]) "
+        "local rec, seq, inflight, queue = '', '0', {}, {} "
+        "if ARGV[2] == '1' or existed == 0 then "
+        "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) "
+        "else "
+        "rec = redis.call('HGET', KEYS[1], 'record') or '' "
+        "seq = redis.call('HGET', KEYS[1], 'seq') or '0' "
+        "inflight = redis.call('ZRANGE', KEYS[3], 0, -1) "
+        "queue = redis.call('ZRANGE', KEYS[2], 0, -1) "
+        "for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end "
+        "end "
+        "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', t) "
+        "if prev ~= '' and prev ~= ARGV[1] then "
+        "redis.call('PUBLISH', ARGV[3], ARGV[1] .. ' ' .. ARGV[4] .. ' ' .. t .. ' ' .. ARGV[5]) "
+        "end "
+        "return {tok, prev, existed, rec, seq, inflight, queue}";
+
+/* KEYS: session, queue, inflight. ARGV: token, record. */
+static const char SAVE[] = FENCE "redis.call('HSET', KEYS[1], 'record', ARGV[2]) return 1";
+
+/*
+ * KEYS: session, queue, inflight. ARGV: token, seq, entry, max, policy
+ * ('d' drop oldest, 'r' refuse new), set ('q' queue, 'i' inflight).
+ * Answers how many queued entries it dropped.
+ */
+static const char PUSH[] =
+        FENCE "if tonumber(ARGV[2]) <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then "
+              "return redis.error_reply('BADSEQ sequence number not above the last') end "
+              "local dest, dropped = KEYS[2], 0 "
+              "if ARGV[6] == 'i' then dest = KEYS[3] else "
+              "local n, max = redis.call('ZCARD', KEYS[2]), tonumber(ARGV[4]) "
+              "if n >= max then "
+              "if ARGV[5] ~= 'd' then return redis.error_reply('FULL session queue full') end "
+              "dropped = n - max + 1 "
+              "redis.call('ZPOPMIN', KEYS[2], dropped) "
+              "end "
+              "end "
+              "redis.call('HSET', KEYS[1], 'seq', ARGV[2]) "
+              "redis.call('ZADD', dest, ARGV[2], ARGV[3]) " KEEP_TTL "return dropped";
+
+/* KEYS: session, queue, inflight. ARGV: token, seq. Answers 1, or 0 for none. */
+static const char ACK[] =
+        FENCE "local n = redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2]) "
+              "if n == 0 then n = redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2]) end "
+              "return n";
+
+/*
+ * KEYS: session, queue, inflight. ARGV: token, seq, new head. The entry's
+ * head is replaced (its format and seq must be the new head's) and it
+ * moves to the inflight set. Answers 1, or 0 for none.
+ */
+static const char MARK[] = FENCE
+        "local from = KEYS[3] "
+        "local e = redis.call('ZRANGEBYSCORE', from, ARGV[2], ARGV[2]) "
+        "if #e == 0 then from = KEYS[2] "
+        "e = redis.call('ZRANGEBYSCORE', from, ARGV[2], ARGV[2]) end "
+        "if #e == 0 then return 0 end "
+        "local h = ARGV[3] "
+        "if string.sub(e[1], 1, 9) ~= string.sub(h, 1, 9) then "
+        "return redis.error_reply('BADSEQ entry head of another sequence number') end "
+        "redis.call('ZREM', from, e[1]) "
+        "local dest = KEYS[3] "
+        "redis.call('ZADD', dest, ARGV[2], h .. string.sub(e[1], #h + 1)) " KEEP_TTL "return 1";
+
+/*
+ * KEYS: session, queue, inflight. ARGV: token, TTL in ms ('0' delete,
+ * '-1' none), record ('' keep). Answers 1, or 0 when it deleted.
+ */
+static const char RELEASE[] =
+        FENCE "if ARGV[2] == '0' then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) return 0 end "
+              "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'record', ARGV[3]) end "
+              "if ARGV[2] ~= '-1' then "
+              "for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end end "
+              "return 1";
+
+/*
+ * KEYS: session, queue, inflight, epoch. ARGV: token ('0': whoever owns
+ * it), node, channel, tenant, client id. Answers 1, or 0 when there was
+ * nothing.
+ */
+static const char DROP[] =
+        "if ARGV[1] ~= '0' and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then "
+        "return redis.error_reply('FENCED not the owner of the session') end "
+        "local prev = redis.call('HGET', KEYS[1], 'owner') or '' "
+        "local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) "
+        "if prev ~= '' and prev ~= ARGV[2] then "
+        "local t = string.format('%d', redis.call('INCR', KEYS[4])) "
+        "redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. ARGV[4] .. ' ' .. t .. ' ' .. ARGV[5]) "
+        "end "
+        "if n > 0 then return 1 end return 0";
+
+/* ---- entries and records ------------------------------------------------------------- */
+
+int bw_sessions_head_check(const struct bw_sessions_head *h)
+{
+	if (h->seq == 0 || h->seq > BW_SESSIONS_SEQ_MAX)
+		return -EINVAL;
+	switch (h->state) {
+	case BW_SESSIONS_QUEUED:
+		return h->packet_id == 0 ? 0 : -EINVAL;
+	case BW_SESSIONS_PUBLISH_SENT:
+	case BW_SESSIONS_PUBREC_RECEIVED:
+		return h->packet_id != 0 ? 0 : -EINVAL;
+	default:
+		return -EINVAL;
+	}
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void bw_sessions_head_pack(const struct bw_sessions_head *h, uint8_t *out)
+{
+	out[0] = BW_SESSIONS_ENTRY_FORMAT;
+	put_be(out + 1, h->seq, 8);
+	put_be(out + 9, h->packet_id, 2);
+	out[11] = h->state;
+	put_be(out + 12, h->sent_at_ms, 8);
+}
+
+/* QoS 0 is never sent into the window; the PUBREC state is QoS 2's only. */
+static bool qos_fits(uint8_t state, uint32_t qos)
+{
+	if (state == BW_SESSIONS_PUBLISH_SENT)
+		return qos >= 1;
+	if (state == BW_SESSIONS_PUBREC_RECEIVED)
+		return qos == 2;
+	return true;
+}
+
+int bw_sessions_entry_encode(const struct bw_sessions_head *h, StoredMessage *msg, uint8_t **out,
+                             size_t *len)
+{
+	uint8_t *body;
+	size_t blen;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (bw_sessions_head_check(h) || !qos_fits(h->state, msg->qos))
+		return -EINVAL;
+	if ((rc = bw_record_message_encode(msg, &body, &blen)))
+		return rc;
+	uint8_t *p = malloc(BW_SESSIONS_HEAD_LEN + blen);
+	if (!p) {
+		free(body);
+		return -ENOMEM;
+	}
+	bw_sessions_head_pack(h, p);
+	memcpy(p + BW_SESSIONS_HEAD_LEN, body, blen);
+	free(body);
+	*out = p;
+	*len = BW_SESSIONS_HEAD_LEN + blen;
+	return 0;
+}
+
+int bw_sessions_entry_decode(const uint8_t *buf, size_t len, const char *tenant,
+                             struct bw_sessions_entry *out)
+{
+	int rc;
+
+	*out = (struct bw_sessions_entry){ 0 };
+	if (len < BW_SESSIONS_HEAD_LEN)
+		return -EBADMSG;
+	if (buf[0] != BW_SESSIONS_ENTRY_FORMAT)
+		return buf[0] > BW_SESSIONS_ENTRY_FORMAT ? -EPROTONOSUPPORT : -EINVAL;
+	struct bw_sessions_head h = {
+		.seq = get_be(buf + 1, 8),
+		.packet_id = (uint16_t)get_be(buf + 9, 2),
+		.state = buf[11],
+		.sent_at_ms = get_be(buf + 12, 8),
+	};
+	if (bw_sessions_head_check(&h))
+		return -EINVAL;
+	StoredMessage *m;
+	rc = bw_record_message_decode(buf + BW_SESSIONS_HEAD_LEN, len - BW_SESSIONS_HEAD_LEN, &m);
+	if (rc)
+		return rc;
+	if (!tenant || strcmp(m->tenant, tenant) != 0 || !qos_fits(h.state, m->qos)) {
+		bw_record_message_free(&m);
+		return -EINVAL;
+	}
+	out->h = h;
+	out->msg = m;
+	return 0;
+}
+
+void bw_sessions_entry_fini(struct bw_sessions_entry *e)
+{
+	bw_record_message_free(&e->msg);
+}
+
+/* The messages of a session live in entries; the record keeps only incoming QoS 2 ids. */
+static bool record_shape_ok(const StoredSession *rec)
+{
+	if (rec->n_offline_queue)
+		return false;
+	for (size_t i = 0; i < rec->n_inflight; i++) {
+		if (rec->inflight[i]->direction != STORED_INFLIGHT__DIRECTION__INCOMING)
+			return false;
+	}
+	return true;
+}
+
+int bw_sessions_record_encode(StoredSession *rec, uint8_t **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (!record_shape_ok(rec))
+		return -EINVAL;
+	/* A shallow copy without the owner: the hash's own fields hold it. */
+	StoredSession copy = *rec;
+	copy.owner_node = NULL;
+	copy.has_fencing_token = 0;
+	copy.fencing_token = 0;
+	int rc = bw_record_session_encode(&copy, out, len);
+	rec->has_version = copy.has_version;
+	rec->version = copy.version;
+	return rc;
+}
+
+int bw_sessions_record_decode(const uint8_t *buf, size_t len, const struct bw_sessions_key *k,
+                              StoredSession **out)
+{
+	int rc = bw_record_session_decode(buf, len, out);
+
+	if (rc)
+		return rc;
+	const StoredSession *r = *out;
+	if (strcmp(r->tenant, k->tenant) != 0 || strlen(r->client_id) != k->id_len ||
+	    memcmp(r->client_id, k->id, k->id_len) != 0 || !record_shape_ok(r)) {
+		bw_record_session_free(out);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int64_t bw_sessions_ttl_ms(uint32_t expiry_s)
+{
+	if (expiry_s == 0)
+		return 0;
+	if (expiry_s == BW_SESSIONS_EXPIRY_NEVER)
+		return -1;
+	return (int64_t)expiry_s * 1000 + BW_SESSIONS_TTL_MARGIN_MS;
+}
+
+int bw_sessions_reply_error(const char *str, size_t len)
+{
+	/* Redis may put "ERR " before a script's error. */
+	if (len >= 4 && memcmp(str, "ERR ", 4) == 0) {
+		str += 4;
+		len -= 4;
+	}
+	static const struct {
+		const char *word;
+		int rc;
+	} known[] = { { "FENCED ", -ESTALE }, { "FULL ", -ENOBUFS }, { "BADSEQ ", -EINVAL } };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t n = strlen(known[i].word);
+		if (len >= n && memcmp(str, known[i].word, n) == 0)
+			return known[i].rc;
+	}
+	return -EIO;
+}
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+void bw_sessions_req_fini(struct bw_sessions_req *q)
+{
+	free(q->keys);
+	free(q->value);
+	q->keys = NULL;
+	q->value = NULL;
+	q->argc = 0;
+}
+
+static void arg(struct bw_sessions_req *q, const void *p, size_t len)
+{
+	q->argv[q->argc] = p;
+	q->lens[q->argc] = len;
+	q->argc++;
+}
+
+static void arg_str(struct bw_sessions_req *q, const char *s)
+{
+	arg(q, s, strlen(s));
+}
+
+/* A decimal argument in q's num slot i. */
+static void arg_num(struct bw_sessions_req *q, int i, int64_t v)
+{
+	int n = snprintf(q->num[i], sizeof(q->num[i]), "%" PRId64, v);
+	arg(q, q->num[i], (size_t)n);
+}
+
+static bool node_ok(const char *node)
+{
+	if (!node || strlen(node) != BW_KEYS_NODE_LEN)
+		return false;
+	for (size_t i = 0; i < BW_KEYS_NODE_LEN; i++) {
+		if (!((node[i] >= '0' && node[i] <= '9') || (node[i] >= 'a' && node[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Starts q: EVAL, the script, the number of keys, the session's three keys
+ * and, with_epoch, the tenant's counter and (after them in q->keys, not an
+ * argument yet) the takeover channel, which *channel then points to.
+ */
+static int req_start(struct bw_sessions_req *q, const char *script, size_t script_len,
+                     const char *prefix, const struct bw_sessions_key *k, bool with_epoch,
+                     const char **channel)
+{
+	*q = (struct bw_sessions_req){ 0 };
+	if (!k || !k->tenant || bw_tenant_name_check(k->tenant, strlen(k->tenant)) ||
+	    bw_keys_prefix_check(prefix))
+		return -EINVAL;
+	size_t cap = k->id_len + BW_KEYS_MAX; /* fits any of the session's keys */
+	q->keys = malloc(3 * cap + 2 * BW_KEYS_MAX);
+	if (!q->keys)
+		return -ENOMEM;
+	arg(q, "EVAL", 4);
+	arg(q, script, script_len);
+	arg_str(q, with_epoch ? "4" : "3");
+	char *p = q->keys;
+	for (int kind = BW_KEYS_SESSION; kind <= BW_KEYS_INFLIGHT; kind++) {
+		int n = bw_keys_session(p, cap, prefix, k->tenant, (enum bw_keys_session_kind)kind,
+		                        k->id, k->id_len);
+		if (n < 0)
+			return -EINVAL;
+		arg(q, p, (size_t)n);
+		p += (size_t)n + 1;
+	}
+	if (with_epoch) {
+		int n = bw_keys_session_epoch(p, BW_KEYS_MAX, prefix, k->tenant);
+		int c = bw_keys_sessions_channel(p + n + 1, BW_KEYS_MAX, prefix);
+		if (n < 0 || c < 0)
+			return -EINVAL;
+		arg(q, p, (size_t)n);
+		*channel = p + n + 1;
+	}
+	return 0;
+}
+
+#define START(q, script, prefix, k, epoch, ch)                                                     \
+	req_start((q), (script), sizeof(script) - 1, (prefix), (k), (epoch), (ch))
+
+int bw_sessions_req_claim(struct bw_sessions_req *q, const char *prefix, const char *node,
+                          const struct bw_sessions_key *k, bool clean_start)
+{
+	const char *channel;
+	int rc = START(q, CLAIM, prefix, k, true, &channel);
+
+	if (rc)
+		return rc;
+	if (!node_ok(node))
+		return -EINVAL;
+	arg(q, node, BW_KEYS_NODE_LEN);
+	arg_str(q, clean_start ? "1" : "0");
+	arg_str(q, channel);
+	arg_str(q, k->tenant);
+	arg(q, k->id, k->id_len);
+	return 0;
+}
+
+/* The token argument: 1.., as the claim gave it. */
+static int arg_token(struct bw_sessions_req *q, uint64_t token)
+{
+	if (token == 0 || token > INT64_MAX)
+		return -EINVAL;
+	arg_num(q, 0, (int64_t)token);
+	return 0;
+}
+
+int bw_sessions_req_save(struct bw_sessions_req *q, const char *prefix,
+                         const struct bw_sessions_key *k, uint64_t token, StoredSession *rec)
+{
+	size_t len;
+	int rc = START(q, SAVE, prefix, k, false, NULL);
+
+	if (rc || (rc = arg_token(q, token)))
+		return rc;
+	if (!rec)
+		return -EINVAL;
+	if ((rc = bw_sessions_record_encode(rec, &q->value, &len)))
+		return rc;
+	arg(q, q->value, len);
+	return 0;
+}
+
+int bw_sessions_req_push(struct bw_sessions_req *q, const char *prefix,
+                         const struct bw_sessions_key *k, uint64_t token,
+                         const struct bw_sessions_head *h, StoredMessage *msg, uint32_t max,
+                         enum bw_sessions_policy policy)
+{
+	size_t len;
+	int rc = START(q, PUSH, prefix, k, false, NULL);
+
+	if (rc || (rc = arg_token(q, token)))
+		return rc;
+	if (!h || !msg || max == 0 ||
+	    (policy != BW_SESSIONS_DROP_OLDEST && policy != BW_SESSIONS_REFUSE_NEW))
+		return -EINVAL;
+	if ((rc = bw_sessions_entry_encode(h, msg, &q->value, &len)))
+		return rc;
+	arg_num(q, 1, (int64_t)h->seq);
+	arg(q, q->value, len);
+	arg_num(q, 2, max);
+	arg_str(q, policy == BW_SESSIONS_DROP_OLDEST ? "d" : "r");
+	arg_str(q, h->state == BW_SESSIONS_QUEUED ? "q" : "i");
+	return 0;
+}
+
+int bw_sessions_req_ack(struct bw_sessions_req *q, const char *prefix,
+                        const struct bw_sessions_key *k, uint64_t token, uint64_t seq)
+{
+	int rc = START(q, ACK, prefix, k, false, NULL);
+
+	if (rc || (rc = arg_token(q, token)))
+		return rc;
+	if (seq == 0 || seq > BW_SESSIONS_SEQ_MAX)
+		return -EINVAL;
+	arg_num(q, 1, (int64_t)seq);
+	return 0;
+}
+
+int bw_sessions_req_mark(struct bw_sessions_req *q, const char *prefix,
+                         const struct bw_sessions_key *k, uint64_t token,
+                         const struct bw_sessions_head *h)
+{
+	int rc = START(q, MARK, prefix, k, false, NULL);
+
+	if (rc || (rc = arg_token(q, token)))
+		return rc;
+	if (!h || bw_sessions_head_check(h) || h->state == BW_SESSIONS_QUEUED)
+		return -EINVAL;
+	arg_num(q, 1, (int64_t)h->seq);
+	bw_sessions_head_pack(h, q->head);
+	arg(q, q->head, BW_SESSIONS_HEAD_LEN);
+	return 0;
+}
+
+int bw_sessions_req_release(struct bw_sessions_req *q, const char *prefix,
+                            const struct bw_sessions_key *k, uint64_t token, uint32_t expiry_s,
+                            StoredSession *rec)
+{
+	size_t len = 0;
+	int rc = START(q, RELEASE, prefix, k, false, NULL);
+
+	if (rc || (rc = arg_token(q, token)))
+		return rc;
+	int64_t ttl = bw_sessions_ttl_ms(expiry_s);
+	if (rec && ttl != 0 && (rc = bw_sessions_record_encode(rec, &q->value, &len)))
+		return rc;
+	arg_num(q, 1, ttl);
+	arg(q, q->value ? (const void *)q->value : "", len);
+	return 0;
+}
+
+int bw_sessions_req_drop(struct bw_sessions_req *q, const char *prefix, const char *node,
+                         const struct bw_sessions_key *k, uint64_t token)
+{
+	const char *channel;
+	int rc = START(q, DROP, prefix, k, true, &channel);
+
+	if (rc)
+		return rc;
+	if (!node_ok(node) || token > INT64_MAX)
+		return -EINVAL;
+	arg_num(q, 0, (int64_t)token);
+	arg(q, node, BW_KEYS_NODE_LEN);
+	arg_str(q, channel);
+	arg_str(q, k->tenant);
+	arg(q, k->id, k->id_len);
+	return 0;
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+void bw_sessions_claim_free(struct bw_sessions_claim **cp)
+{
+	struct bw_sessions_claim *c = *cp;
+
+	if (!c)
+		return;
+	bw_record_session_free(&c->record);
+	for (size_t i = 0; i < c->n_inflight; i++)
+		bw_sessions_entry_fini(&c->inflight[i]);
+	for (size_t i = 0; i < c->n_queue; i++)
+		bw_sessions_entry_fini(&c->queue[i]);
+	free(c->inflight);
+	free(c->queue);
+	free(c);
+	*cp = NULL;
+}
+
+/* A decimal u64 of a reply string, 0.. with no sign: 0 or -EPROTO. */
+static int reply_u64(const redisReply *r, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+		return -EPROTO;
+	for (size_t i = 0; i < r->len; i++) {
+		if (r->str[i] < '0' || r->str[i] > '9')
+			return -EPROTO;
+		uint64_t d = (uint64_t)(r->str[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EPROTO;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static bool array_of_strings(const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (size_t i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Decodes the entries of set r into *out (*n of them), those of the wrong
+ * state for the set (inflight or not) or refused skipped into *bad.
+ * inflight: also skips a packet id seen already, with ids (8 KiB of bits).
+ */
+static int read_entries(const redisReply *r, const char *tenant, bool inflight, uint64_t *ids,
+                        struct bw_sessions_entry **out, size_t *n, size_t *bad)
+{
+	*out = NULL;
+	*n = 0;
+	if (r->elements == 0)
+		return 0;
+	struct bw_sessions_entry *v = calloc(r->elements, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	for (size_t i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		struct bw_sessions_entry *x = &v[*n];
+		int rc = bw_sessions_entry_decode((const uint8_t *)e->str, e->len, tenant, x);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == 0 && (x->h.state != BW_SESSIONS_QUEUED) != inflight)
+			rc = -EINVAL;
+		if (rc == 0 && inflight) {
+			uint64_t bit = UINT64_C(1) << (x->h.packet_id % 64);
+			if (ids[x->h.packet_id / 64] & bit)
+				rc = -EINVAL;
+			ids[x->h.packet_id / 64] |= bit;
+		}
+		if (rc) {
+			bw_sessions_entry_fini(x);
+			(*bad)++;
+			continue;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+int bw_sessions_claim_parse(const redisReply *r, const struct bw_sessions_key *k,
+                            struct bw_sessions_claim **out)
+{
+	int rc = 0;
+
+	*out = NULL;
+	if (r->type == REDIS_REPLY_ERROR)
+		return bw_sessions_reply_error(r->str, r->len);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 7)
+		return -EPROTO;
+	const redisReply *tok = r->element[0], *prev = r->element[1], *existed = r->element[2],
+	                 *rec = r->element[3], *seq = r->element[4], *inflight = r->element[5],
+	                 *queue = r->element[6];
+	uint64_t last_seq;
+	if (tok->type != REDIS_REPLY_INTEGER || tok->integer <= 0 ||
+	    prev->type != REDIS_REPLY_STRING || existed->type != REDIS_REPLY_INTEGER ||
+	    rec->type != REDIS_REPLY_STRING || reply_u64(seq, &last_seq) ||
+	    !array_of_strings(inflight) || !array_of_strings(queue))
+		return -EPROTO;
+
+	struct bw_sessions_claim *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->token = (uint64_t)tok->integer;
+	c->existed = existed->integer != 0;
+	c->last_seq = last_seq;
+	if (prev->len == BW_KEYS_NODE_LEN) {
+		memcpy(c->prev_owner, prev->str, BW_KEYS_NODE_LEN);
+		if (!node_ok(c->prev_owner))
+			c->prev_owner[0] = '\0';
+	}
+	*out = c;
+	if (rec->len > 0 &&
+	    (rc = bw_sessions_record_decode((const uint8_t *)rec->str, rec->len, k, &c->record)))
+		return rc;
+	uint64_t *ids = NULL;
+	if (inflight->elements > 0 && !(ids = calloc(65536 / 64, sizeof(uint64_t))))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = read_entries(inflight, k->tenant, true, ids, &c->inflight, &c->n_inflight,
+		                  &c->n_bad);
+	free(ids);
+	if (!rc)
+		rc = read_entries(queue, k->tenant, false, NULL, &c->queue, &c->n_queue, &c->n_bad);
+	if (rc) {
+		bw_sessions_claim_free(out);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- the calls ------------------------------------------------------------------------ */
+
+struct bw_sessions {
+	char prefix[BW_KEYS_PREFIX_MAX + 1];
+	char node[BW_KEYS_NODE_LEN + 1];
+	struct bw_redis *r;
+	struct bw_sessions_stats stats;
+};
+
+enum op_kind { OP_CLAIM, OP_SAVE, OP_PUSH, OP_ACK, OP_MARK, OP_RELEASE, OP_DROP };
+
+/* A call in flight; a claim keeps its key to check what it reads. */
+struct op {
+	struct bw_sessions *s;
+	enum op_kind kind;
+	bw_sessions_cb done;
+	bw_sessions_claim_cb claimed;
+	void *arg;
+	char tenant[BW_TENANT_NAME_MAX + 1];
+	size_t id_len;
+	uint8_t id[];
+};
+
+static void stat_add(_Atomic uint64_t *c, uint64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+	                      memory_order_relaxed);
+}
+
+int bw_sessions_new(struct bw_sessions **out, const struct bw_sessions_config *cfg)
+{
+	*out = NULL;
+	if (bw_keys_prefix_check(cfg->prefix) || !node_ok(cfg->node))
+		return -EINVAL;
+	struct bw_sessions *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->prefix, sizeof(s->prefix), "%s", cfg->prefix);
+	snprintf(s->node, sizeof(s->node), "%s", cfg->node);
+	*out = s;
+	return 0;
+}
+
+void bw_sessions_attach(struct bw_sessions *s, struct bw_redis *r)
+{
+	s->r = r;
+}
+
+void bw_sessions_free(struct bw_sessions **sp)
+{
+	free(*sp);
+	*sp = NULL;
+}
+
+const struct bw_sessions_stats *bw_sessions_stats(const struct bw_sessions *s)
+{
+	return &s->stats;
+}
+
+/* The counters a result moves. */
+static void count(struct bw_sessions *s, int rc)
+{
+	if (rc == -ESTALE)
+		stat_add(&s->stats.fenced, 1);
+	else if (rc == -ENOBUFS)
+		stat_add(&s->stats.refused, 1);
+	else if (rc < 0)
+		stat_add(&s->stats.failed, 1);
+}
+
+static void on_claim(struct op *o, const redisReply *reply)
+{
+	struct bw_sessions *s = o->s;
+	struct bw_sessions_key k = { .tenant = o->tenant, .id = o->id, .id_len = o->id_len };
+	struct bw_sessions_claim *c;
+	int rc = bw_sessions_claim_parse(reply, &k, &c);
+
+	if (c) {
+		stat_add(&s->stats.claims, 1);
+		if (c->prev_owner[0] && strcmp(c->prev_owner, s->node) != 0)
+			stat_add(&s->stats.takeovers, 1);
+		stat_add(&s->stats.bad, c->n_bad + (rc != 0));
+	} else {
+		count(s, rc);
+	}
+	o->claimed(o->arg, rc, c);
+}
+
+static void on_reply(void *arg, const redisReply *reply, const char *error)
+{
+	struct op *o = arg;
+	struct bw_sessions *s = o->s;
+	uint64_t value = 0;
+	int rc = 0;
+
+	if (!reply) {
+		rc = strcmp(error, "timeout") == 0 ? -ETIMEDOUT : -ECONNRESET;
+	} else if (o->kind == OP_CLAIM) {
+		on_claim(o, reply);
+		free(o);
+		return;
+	} else if (reply->type == REDIS_REPLY_ERROR) {
+		rc = bw_sessions_reply_error(reply->str, reply->len);
+	} else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0) {
+		rc = -EPROTO;
+	} else {
+		value = (uint64_t)reply->integer;
+		if (o->kind == OP_PUSH)
+			stat_add(&s->stats.dropped, value);
+	}
+	count(s, rc);
+	if (o->kind == OP_CLAIM)
+		o->claimed(o->arg, rc, NULL);
+	else
+		o->done(o->arg, rc, value);
+	free(o);
+}
+
+/* Sends q for op (freed here if it is not sent). */
+static int submit(struct bw_sessions *s, struct bw_sessions_req *q, int rc, struct op *o)
+{
+	if (rc == 0 && (!s->r || !bw_redis_up(s->r)))
+		rc = -ENOTCONN;
+	if (rc == 0)
+		rc = bw_redis_cmd(s->r, on_reply, o, q->argc, q->argv, q->lens);
+	bw_sessions_req_fini(q);
+	if (rc) {
+		free(o);
+		return rc;
+	}
+	stat_add(&s->stats.requests, 1);
+	return 0;
+}
+
+static struct op *op_new(struct bw_sessions *s, enum op_kind kind, const struct bw_sessions_key *k,
+                         bw_sessions_cb done, bw_sessions_claim_cb claimed, void *arg)
+{
+	bool keep = kind == OP_CLAIM && k && k->tenant && strlen(k->tenant) <= BW_TENANT_NAME_MAX;
+	struct op *o = calloc(1, sizeof(*o) + (keep ? k->id_len : 0));
+
+	if (!o)
+		return NULL;
+	*o = (struct op){ .s = s, .kind = kind, .done = done, .claimed = claimed, .arg = arg };
+	if (keep) {
+		memcpy(o->tenant, k->tenant, strlen(k->tenant) + 1);
+		memcpy(o->id, k->id, k->id_len);
+		o->id_len = k->id_len;
+	}
+	return o;
+}
+
+#define CALL(s, kind, k, done, claimed, arg, build)                                                \
+	do {                                                                                       \
+		struct bw_sessions_req q_;                                                         \
+		struct op *o_ = op_new((s), (kind), (k), (done), (claimed), (arg));                \
+		if (!o_)                                                                           \
+			return -ENOMEM;                                                            \
+		int rc_ = (build);                                                                 \
+		return submit((s), &q_, rc_, o_);                                                  \
+	} while (0)
+
+int bw_sessions_claim(struct bw_sessions *s, const struct bw_sessions_key *k, bool clean_start,
+                      bw_sessions_claim_cb cb, void *arg)
+{
+	CALL(s, OP_CLAIM, k, NULL, cb, arg,
+	     bw_sessions_req_claim(&q_, s->prefix, s->node, k, clean_start));
+}
+
+int bw_sessions_save(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                     StoredSession *rec, bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_SAVE, k, cb, NULL, arg, bw_sessions_req_save(&q_, s->prefix, k, token, rec));
+}
+
+int bw_sessions_push(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                     const struct bw_sessions_head *h, StoredMessage *msg, uint32_t max,
+                     enum bw_sessions_policy policy, bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_PUSH, k, cb, NULL, arg,
+	     bw_sessions_req_push(&q_, s->prefix, k, token, h, msg, max, policy));
+}
+
+int bw_sessions_ack(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                    uint64_t seq, bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_ACK, k, cb, NULL, arg, bw_sessions_req_ack(&q_, s->prefix, k, token, seq));
+}
+
+int bw_sessions_mark(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                     const struct bw_sessions_head *h, bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_MARK, k, cb, NULL, arg, bw_sessions_req_mark(&q_, s->prefix, k, token, h));
+}
+
+int bw_sessions_release(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                        uint32_t expiry_s, StoredSession *rec, bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_RELEASE, k, cb, NULL, arg,
+	     bw_sessions_req_release(&q_, s->prefix, k, token, expiry_s, rec));
+}
+
+int bw_sessions_drop(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                     bw_sessions_cb cb, void *arg)
+{
+	CALL(s, OP_DROP, k, cb, NULL, arg, bw_sessions_req_drop(&q_, s->prefix, s->node, k, token));
+}
