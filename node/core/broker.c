@@ -1207,9 +1207,9 @@ static void store_recheck(struct bw_broker *b, struct sess *s, const struct bw_t
 }
 
 /*
- * A tenant was deleted from the store: its sessions end without their
+ * A tenant was deleted from the store: its sessions here end without their
  * wills (whoever would read them goes too), connected ones as their
- * connections close, and worker 0 clears its retained messages.
+ * connections close. Its retained messages: retained_purge().
  */
 static void tenant_purge(struct bw_broker *b, struct tenant *t)
 {
@@ -1230,14 +1230,31 @@ static void tenant_purge(struct bw_broker *b, struct tenant *t)
 			n++;
 		}
 	}
-	if (b->self == 0 && (bw_hub_retained_purge(b->hub, t->id) < 0 ||
-	                     (b->cfg.store && b->cfg.store_purge(b->cfg.store, t->id) < 0)))
-		bw_log_error("tenant %s: deleted, but out of memory clearing its retained "
-		             "messages",
-		             bw_hub_tenant_name(b->hub, t->id));
-	bw_log_info("tenant %s: deleted: %u sessions ended here%s",
-	            bw_hub_tenant_name(b->hub, t->id), n,
-	            b->self == 0 ? ", retained messages cleared" : "");
+	bw_log_info("tenant %s: deleted: %u sessions ended here", bw_hub_tenant_name(b->hub, t->id),
+	            n);
+}
+
+/*
+ * Worker 0 clears the retained messages (the node's, and the shared
+ * store's) of every tenant the store deleted, whether or not any of its
+ * clients ever came to this worker.
+ */
+static void retained_purge(struct bw_broker *b, const struct bw_tenancy *old,
+                           const struct bw_tenancy *snap)
+{
+	for (uint32_t id = 0; b->self == 0 && old && id < bw_hub_tenants(b->hub); id++) {
+		const char *name = bw_hub_tenant_name(b->hub, id);
+		size_t len = strlen(name);
+		if (!bw_tenancy_tenant(old, name, len) || bw_tenancy_tenant(snap, name, len))
+			continue;
+		if (bw_hub_retained_purge(b->hub, id) < 0 ||
+		    (b->cfg.store && b->cfg.store_purge(b->cfg.store, id) < 0))
+			bw_log_error("tenant %s: deleted, but out of memory clearing its retained "
+			             "messages",
+			             name);
+		else
+			bw_log_info("tenant %s: deleted: its retained messages cleared", name);
+	}
 }
 
 /*
@@ -1280,6 +1297,7 @@ static void tenancy_sync(struct bw_broker *b)
 		if (was && !rec && old && bw_tenancy_tenant(old, name, strlen(name)))
 			tenant_purge(b, t);
 	}
+	retained_purge(b, old, snap);
 	bw_tenancy_release(&old);
 }
 

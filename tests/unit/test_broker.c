@@ -18,6 +18,7 @@
 #include "tenancy/acl.h"
 #include "tenancy/auth/passwd.h"
 #include "tenancy/auth/password.h"
+#include "tenancy/model_build.h"
 #include "tenancy/policy.h"
 #include "proto/mqtt/codec.h"
 #include "proto/mqtt/props.h"
@@ -70,6 +71,31 @@ static struct bw_broker *broker;     /* brokers[0] */
 static uint32_t sys_interval_ms;     /* set by setup_sys */
 static uint32_t auth_chain;          /* 0: the default */
 
+/* A tenancy store for the tests that want one (setup_node_tenancy): its snapshot in force. */
+static bool with_tenancy;
+static struct bw_tenancy *tenancy_now;
+
+static struct bw_tenancy *fake_tenancy(void *arg)
+{
+	(void)arg;
+	return tenancy_now ? bw_tenancy_ref(tenancy_now) : NULL;
+}
+
+/* A snapshot holding the tenants named (version: how many there are + 1). */
+static struct bw_tenancy *tenancy_of(const char *const *names, size_t n, uint64_t version)
+{
+	char err[256];
+	struct bw__tbuild *tb = bw__tbuild_new(NULL);
+	struct bw_tenancy *out = NULL;
+	assert_non_null(tb);
+	for (size_t i = 0; i < n; i++) {
+		struct bw_tenant t = { .name = names[i], .name_len = strlen(names[i]) };
+		assert_int_equal(bw__tbuild_tenant_put(tb, &t, 0, err, sizeof(err)), 0);
+	}
+	assert_int_equal(bw__tbuild_finish(&tb, version, true, NULL, &out, err, sizeof(err)), 0);
+	return out;
+}
+
 static int setup(void **state)
 {
 	memset(listeners, 0, sizeof(listeners));
@@ -102,6 +128,7 @@ static int setup(void **state)
 		.now_ms = fake_now,
 		.wants_send = wants_send,
 		.pause = on_pause,
+		.tenancy = with_tenancy ? fake_tenancy : NULL,
 	};
 	pauses = 0;
 	paused_user = NULL;
@@ -166,6 +193,22 @@ static int setup_node(void **state)
 {
 	n_workers = WORKERS_MAX;
 	return setup(state);
+}
+
+static int setup_node_tenancy(void **state)
+{
+	static const char *const both[] = { "gamma", "other" };
+	with_tenancy = true;
+	tenancy_now = tenancy_of(both, 2, 1);
+	return setup_node(state);
+}
+
+static int teardown_tenancy(void **state)
+{
+	int rc = teardown(state);
+	with_tenancy = false;
+	bw_tenancy_release(&tenancy_now);
+	return rc;
 }
 
 /* Hands every letter the workers posted to its broker, until none is left. */
@@ -1003,6 +1046,40 @@ static void test_node_retained_and_wills_cross_workers(void **state)
 	disconnect(p, false);
 }
 
+/*
+ * A deleted tenant's retained messages go, though no client of it ever came
+ * to worker 0, which clears them; another tenant's stay.
+ */
+static void test_node_deleted_tenant_loses_its_retained(void **state)
+{
+	static const char *const other[] = { "other" };
+	struct bw_msg **v = NULL;
+	size_t n = 0, cap = 0;
+	(void)state;
+	for (uint32_t i = 0; i < n_workers; i++)
+		bw_broker_sync(brokers[i]);
+	int gamma = bw_hub_tenant_add(hub, "gamma"), keep = bw_hub_tenant_add(hub, "other");
+	assert_true(gamma >= 0 && keep >= 0);
+	struct bw_msg *m = bw_msg_new("r/1", 3, NULL, "old", 3, 1, true, clock_ms);
+	assert_non_null(m);
+	assert_int_equal(bw_hub_retained_put(hub, (uint32_t)gamma, (const uint8_t *)"r/1", 3, m),
+	                 0);
+	assert_int_equal(bw_hub_retained_put(hub, (uint32_t)keep, (const uint8_t *)"r/1", 3, m), 0);
+	bw_msg_unref(&m);
+
+	bw_tenancy_release(&tenancy_now);
+	tenancy_now = tenancy_of(other, 1, 2); /* gamma deleted */
+	for (uint32_t i = 0; i < n_workers; i++)
+		bw_broker_sync(brokers[i]);
+	assert_int_equal(
+	        bw_hub_retained_get(hub, (uint32_t)gamma, (const uint8_t *)"#", 1, &v, &n, &cap),
+	        0);
+	assert_int_equal(
+	        bw_hub_retained_get(hub, (uint32_t)keep, (const uint8_t *)"#", 1, &v, &n, &cap), 1);
+	bw_msg_unref(&v[0]);
+	free(v);
+}
+
 static void test_node_connection_moves_to_its_home_worker(void **state)
 {
 	const char *id = id_on(2, "far");
@@ -1078,6 +1155,8 @@ int main(void)
 		        test_node_share_delivery_follows_a_member_that_moved, setup_node, teardown),
 		cmocka_unit_test_setup_teardown(test_node_retained_and_wills_cross_workers,
 		                                setup_node, teardown),
+		cmocka_unit_test_setup_teardown(test_node_deleted_tenant_loses_its_retained,
+		                                setup_node_tenancy, teardown_tenancy),
 		cmocka_unit_test_setup_teardown(test_node_connection_moves_to_its_home_worker,
 		                                setup_node, teardown),
 		cmocka_unit_test_setup_teardown(test_an_offline_subscriber_pauses_nobody, setup,
