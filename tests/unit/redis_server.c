@@ -12,9 +12,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -23,12 +25,41 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ms(void)
+char bw_test_dir[64];
+
+const struct bw_ring_params bw_test_ring_small = {
+	.entries = 256,
+	.buf_count = 16,
+	.buf_size = 4096,
+};
+
+uint64_t bw_test_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int bw_test_dir_setup(void **state)
+{
+	(void)state;
+	snprintf(bw_test_dir, sizeof(bw_test_dir), "/tmp/bw-test-redis-XXXXXX");
+	return mkdtemp(bw_test_dir) ? 0 : -1;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int bw_test_dir_teardown(void **state)
+{
+	(void)state;
+	return nftw(bw_test_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, const char *password)
@@ -75,7 +106,7 @@ pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, cons
 		_exit(127);
 	}
 
-	uint64_t dl = now_ms() + 5000;
+	uint64_t dl = bw_test_now_ms() + 5000;
 	for (;;) {
 		int fd, rc;
 
@@ -96,7 +127,7 @@ pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, cons
 		close(fd);
 		if (rc == 0)
 			return pid;
-		assert_true(now_ms() < dl);
+		assert_true(bw_test_now_ms() < dl);
 		usleep(10000);
 	}
 }

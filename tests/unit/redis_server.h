@@ -9,6 +9,23 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "node/io/ring.h"
+
+/*
+ * The test's own directory, for the servers' sockets: made by
+ * bw_test_dir_setup() and removed with all it holds by
+ * bw_test_dir_teardown() (a cmocka group's setup and teardown).
+ */
+extern char bw_test_dir[64];
+int bw_test_dir_setup(void **state);
+int bw_test_dir_teardown(void **state);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t bw_test_now_ms(void);
+
+/* A small ring, enough for a test's Redis clients. */
+extern const struct bw_ring_params bw_test_ring_small;
+
 /*
  * Starts redis-server in dir on the unix socket sock (port 0) or on
  * 127.0.0.1:port (sock NULL), with password when given, and waits (5 s at

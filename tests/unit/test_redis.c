@@ -32,30 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static const struct bw_ring_params small = {
-	.entries = 256,
-	.buf_count = 16,
-	.buf_size = 4096,
-};
-
 /* Runs ring (and ticks r, when given) until cond holds or ms pass. */
 #define RUN_UNTIL(ring, r, cond, ms)                                                               \
 	do {                                                                                       \
-		uint64_t dl_ = now_ms() + (ms);                                                    \
-		while (!(cond) && now_ms() < dl_) {                                                \
+		uint64_t dl_ = bw_test_now_ms() + (ms);                                            \
+		while (!(cond) && bw_test_now_ms() < dl_) {                                        \
 			assert_true(bw_ring_run((ring), 10) >= 0);                                 \
 			if (r)                                                                     \
-				bw_redis_tick((r), now_ms());                                      \
+				bw_redis_tick((r), bw_test_now_ms());                              \
 		}                                                                                  \
 	} while (0)
 
@@ -63,7 +47,7 @@ static const struct bw_ring_params small = {
 
 static pid_t redis_start(const char *sock, uint16_t port, const char *password)
 {
-	return bw_test_redis_start(tmpdir, sock, port, password);
+	return bw_test_redis_start(bw_test_dir, sock, port, password);
 }
 
 static void redis_kill(pid_t pid)
@@ -73,7 +57,7 @@ static void redis_kill(pid_t pid)
 
 static void sock_path(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, "%s/%s.sock", tmpdir, name);
+	snprintf(buf, len, "%s/%s.sock", bw_test_dir, name);
 }
 
 static uint16_t free_port(void)
@@ -244,7 +228,7 @@ static void test_pipeline(void **state)
 	assert_non_null(p.calls);
 	sock_path(sock, sizeof(sock), "pipe");
 	pid_t pid = redis_start(sock, 0, NULL);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	unix_config(&cfg, sock);
 	assert_int_equal(bw_redis_new(&r, &cfg, &ring), 0);
 
@@ -345,7 +329,7 @@ static void test_auth(void **state)
 
 	sock_path(sock, sizeof(sock), "auth");
 	pid_t pid = redis_start(sock, 0, "s3cret pass");
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 
 	/* The right password, and db 3. */
 	unix_config(&cfg, sock);
@@ -426,7 +410,7 @@ static void test_timeout(void **state)
 
 	sock_path(sock, sizeof(sock), "timeout");
 	pid_t pid = redis_start(sock, 0, NULL);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	unix_config(&cfg, sock);
 	cfg.request_timeout_ms = 200;
 	cfg.connect_timeout_ms = 500;
@@ -435,12 +419,12 @@ static void test_timeout(void **state)
 
 	memset(&slow, 0, sizeof(slow));
 	memset(&behind, 0, sizeof(behind));
-	uint64_t t0 = now_ms();
+	uint64_t t0 = bw_test_now_ms();
 	assert_int_equal(cmd(r, &slow, "DEBUG", "SLEEP", "3", NULL), 0);
 	RUN_UNTIL(&ring, r, false, 100);
 	assert_int_equal(cmd(r, &behind, "PING", NULL), 0);
 	RUN_UNTIL(&ring, r, slow.n == 1, 2000);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = bw_test_now_ms() - t0;
 	assert_int_equal(slow.n, 1);
 	assert_string_equal(slow.err, "timeout");
 	assert_true(took >= 200 && took < 1000);
@@ -458,14 +442,14 @@ static void test_timeout(void **state)
 	/* Reconnects, and a request succeeds once Redis answers again. */
 	bool pinging = false, done = false;
 	memset(&c, 0, sizeof(c));
-	uint64_t dl = now_ms() + 8000;
-	while (!done && now_ms() < dl) {
+	uint64_t dl = bw_test_now_ms() + 8000;
+	while (!done && bw_test_now_ms() < dl) {
 		if (!pinging) {
 			memset(&c, 0, sizeof(c));
 			pinging = cmd(r, &c, "PING", NULL) == 0;
 		}
 		assert_true(bw_ring_run(&ring, 10) >= 0);
-		bw_redis_tick(r, now_ms());
+		bw_redis_tick(r, bw_test_now_ms());
 		if (pinging && c.n == 1) {
 			pinging = false;
 			done = c.errors == 0;
@@ -473,7 +457,7 @@ static void test_timeout(void **state)
 	}
 	assert_true(done);
 	assert_string_equal(c.str, "PONG");
-	assert_true(now_ms() - t0 >= 2900); /* Redis slept 3 s */
+	assert_true(bw_test_now_ms() - t0 >= 2900); /* Redis slept 3 s */
 	assert_true(STAT(r, reconnects) >= 1);
 	assert_true(bw_redis_up(r));
 	client_free(&ring, &r);
@@ -494,13 +478,13 @@ static void test_connect_timeout(void **state)
 	sock_path(sa.sun_path, sizeof(sa.sun_path), "mute");
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(fd, 16), 0);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	unix_config(&cfg, sa.sun_path);
 	cfg.connect_timeout_ms = 300;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = bw_test_now_ms();
 	assert_int_equal(bw_redis_new(&r, &cfg, &ring), 0);
 	RUN_UNTIL(&ring, r, STAT(r, reconnects) >= 1, 3000);
-	assert_true(now_ms() - t0 >= 300);
+	assert_true(bw_test_now_ms() - t0 >= 300);
 	bw_redis_last_error(r, err, sizeof(err));
 	assert_string_equal(err, "connect timeout: not up within 300 ms");
 	assert_false(bw_redis_up(r));
@@ -527,7 +511,7 @@ static void test_killed(void **state)
 	assert_non_null(recs);
 	sock_path(sock, sizeof(sock), "killed");
 	pid_t pid = redis_start(sock, 0, NULL);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	unix_config(&cfg, sock);
 	assert_int_equal(bw_redis_new(&r, &cfg, &ring), 0);
 	wait_up(&ring, r, 3000);
@@ -550,7 +534,7 @@ static void test_killed(void **state)
 	/* Every request ends exactly once, in order; those left fail. */
 	RUN_UNTIL(&ring, r, STAT(r, pending) == 0, 3000);
 	assert_int_equal(STAT(r, pending), 0);
-	uint64_t t_down = now_ms();
+	uint64_t t_down = bw_test_now_ms();
 	int errors = 0;
 	for (int i = 0; i < issued; i++) {
 		assert_int_equal(recs[i].n, 1);
@@ -570,12 +554,12 @@ static void test_killed(void **state)
 	/* The reconnects back off: 100, 200, 400, 800 ms apart. */
 	uint64_t seen = STAT(r, reconnects), at[16];
 	int n = 0;
-	while (now_ms() - t_down < 1700) {
+	while (bw_test_now_ms() - t_down < 1700) {
 		assert_true(bw_ring_run(&ring, 10) >= 0);
-		bw_redis_tick(r, now_ms());
+		bw_redis_tick(r, bw_test_now_ms());
 		if (STAT(r, reconnects) != seen && n < 16) {
 			seen = STAT(r, reconnects);
-			at[n++] = now_ms();
+			at[n++] = bw_test_now_ms();
 		}
 	}
 	assert_true(n >= 3 && n <= 5);
@@ -622,7 +606,7 @@ static void test_unreachable(void **state)
 	char sock[128], err[BW_REDIS_ERROR_MAX];
 	struct rec c;
 
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 
 	/* A unix socket that is not there yet. */
 	sock_path(sock, sizeof(sock), "later");
@@ -674,7 +658,7 @@ static void test_free_client(void **state)
 
 	sock_path(sock, sizeof(sock), "free");
 	pid_t pid = redis_start(sock, 0, NULL);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	unix_config(&cfg, sock);
 
 	/* With the ring alive: pending requests fail in the free, once. */
@@ -698,7 +682,7 @@ static void test_free_client(void **state)
 	assert_int_equal(recs[0].errors, 1);
 
 	/* After the ring exited (a worker's teardown): nothing touches it. */
-	assert_int_equal(bw_ring_init(&ring2, &small), 0);
+	assert_int_equal(bw_ring_init(&ring2, &bw_test_ring_small), 0);
 	assert_int_equal(bw_redis_new(&r, &cfg, &ring2), 0);
 	wait_up(&ring2, r, 3000);
 	memset(recs, 0, sizeof(recs));
@@ -725,7 +709,7 @@ static void test_config_checks(void **state)
 	struct bw_redis_config cfg;
 	char err[128];
 
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	memset(&cfg, 0, sizeof(cfg));
 	assert_int_equal(bw_redis_new(&r, &cfg, &ring), -EINVAL); /* neither */
 	assert_null(r);
@@ -887,20 +871,6 @@ static void test_url(void **state)
 
 /* ---- main ----------------------------------------------------------------- */
 
-static int setup(void **state)
-{
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bw-test-redis-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmdline[128];
-
-	snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", tmpdir);
-	return system(cmdline) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -913,5 +883,5 @@ int main(void)
 
 	/* hiredis writes with write(2): a closed peer must not kill the test. */
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bw_test_dir_setup, bw_test_dir_teardown);
 }

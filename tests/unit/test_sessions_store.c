@@ -38,16 +38,6 @@
 #define NODE_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define U(s)   ((const uint8_t *)(s))
 
-static char tmpdir[64];
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static struct bw_sessions_key key_of(const char *tenant, const char *id)
 {
 	return (struct bw_sessions_key){ .tenant = tenant, .id = U(id), .id_len = strlen(id) };
@@ -474,12 +464,6 @@ static void test_claim_parse_shapes(void **state)
 
 /* ---- against Redis ---------------------------------------------------------------------- */
 
-static const struct bw_ring_params small = {
-	.entries = 256,
-	.buf_count = 16,
-	.buf_size = 4096,
-};
-
 /* A node: its own client and store layer, on the test's ring. */
 struct node {
 	struct bw_redis *r;
@@ -497,14 +481,14 @@ struct world {
 static void tick(struct world *w)
 {
 	assert_true(bw_ring_run(&w->ring, 10) >= 0);
-	bw_redis_tick(w->a.r, now_ms());
-	bw_redis_tick(w->b.r, now_ms());
+	bw_redis_tick(w->a.r, bw_test_now_ms());
+	bw_redis_tick(w->b.r, bw_test_now_ms());
 }
 
 #define RUN_UNTIL(w, cond, ms)                                                                     \
 	do {                                                                                       \
-		uint64_t dl_ = now_ms() + (ms);                                                    \
-		while (!(cond) && now_ms() < dl_)                                                  \
+		uint64_t dl_ = bw_test_now_ms() + (ms);                                            \
+		while (!(cond) && bw_test_now_ms() < dl_)                                          \
 			tick(w);                                                                   \
 	} while (0)
 
@@ -522,12 +506,12 @@ static void node_start(struct world *w, struct node *n, const char *id)
 static void world_start(struct world *w, const char *name)
 {
 	memset(w, 0, sizeof(*w));
-	snprintf(w->sock, sizeof(w->sock), "%s/%s.sock", tmpdir, name);
-	w->pid = bw_test_redis_start(tmpdir, w->sock, 0, NULL);
+	snprintf(w->sock, sizeof(w->sock), "%s/%s.sock", bw_test_dir, name);
+	w->pid = bw_test_redis_start(bw_test_dir, w->sock, 0, NULL);
 	w->c = redisConnectUnix(w->sock);
 	assert_non_null(w->c);
 	assert_int_equal(w->c->err, 0);
-	assert_int_equal(bw_ring_init(&w->ring, &small), 0);
+	assert_int_equal(bw_ring_init(&w->ring, &bw_test_ring_small), 0);
 	node_start(w, &w->a, NODE_A);
 	node_start(w, &w->b, NODE_B);
 	RUN_UNTIL(w, bw_redis_up(w->a.r) && bw_redis_up(w->b.r), 3000);
@@ -1352,10 +1336,10 @@ static void test_not_connected(void **state)
 	/* A bad request is refused for what it is, before the connection. */
 	assert_int_equal(bw_sessions_ack(s, &k, 0, 1, on_done, &r), -EINVAL);
 
-	snprintf(sock, sizeof(sock), "%s/nobody.sock", tmpdir);
+	snprintf(sock, sizeof(sock), "%s/nobody.sock", bw_test_dir);
 	struct bw_redis_config rc = { 0 };
 	memcpy(rc.path, sock, strlen(sock) + 1);
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	assert_int_equal(bw_redis_new(&rd, &rc, &ring), 0);
 	bw_sessions_attach(s, rd);
 	for (int i = 0; i < 5; i++)
@@ -1399,21 +1383,6 @@ static void test_client_gone(void **state)
 	world_end(&w);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bw-test-sessions-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmdline[128];
-	(void)state;
-	snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", tmpdir);
-	return system(cmdline) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1434,5 +1403,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bw_test_dir_setup, bw_test_dir_teardown);
 }

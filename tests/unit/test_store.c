@@ -36,30 +36,15 @@
 #define KEY  "bw:{default}:retained"
 #define U(s) ((const uint8_t *)(s))
 
-static char tmpdir[64];
 static const char *tenants[] = { "default", "acme" };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static const struct bw_ring_params small = {
-	.entries = 256,
-	.buf_count = 16,
-	.buf_size = 4096,
-};
 
 /* Runs ring, ticking s every 10 ms, until cond holds or ms pass. */
 #define RUN_UNTIL(ring, s, cond, ms)                                                               \
 	do {                                                                                       \
-		uint64_t dl_ = now_ms() + (ms);                                                    \
-		while (!(cond) && now_ms() < dl_) {                                                \
+		uint64_t dl_ = bw_test_now_ms() + (ms);                                            \
+		while (!(cond) && bw_test_now_ms() < dl_) {                                        \
 			assert_true(bw_ring_run((ring), 10) >= 0);                                 \
-			bw_store_tick((s), now_ms());                                              \
+			bw_store_tick((s), bw_test_now_ms());                                      \
 		}                                                                                  \
 	} while (0)
 
@@ -77,7 +62,7 @@ static struct bw_hub *hub_new(void)
 
 static void sock_path(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, "%s/%s.sock", tmpdir, name);
+	snprintf(buf, len, "%s/%s.sock", bw_test_dir, name);
 }
 
 static struct bw_store *store_new(struct bw_hub *hub, const char *sock, uint32_t max)
@@ -96,8 +81,8 @@ static struct bw_store *store_new(struct bw_hub *hub, const char *sock, uint32_t
 
 static struct bw_msg *msg(const char *topic, const char *payload)
 {
-	struct bw_msg *m =
-	        bw_msg_new(topic, strlen(topic), NULL, payload, strlen(payload), 1, true, now_ms());
+	struct bw_msg *m = bw_msg_new(topic, strlen(topic), NULL, payload, strlen(payload), 1, true,
+	                              bw_test_now_ms());
 	assert_non_null(m);
 	return m;
 }
@@ -239,13 +224,13 @@ static void test_writes_reach_redis_announced(void **state)
 	(void)state;
 
 	sock_path(sock, sizeof(sock), "write");
-	pid_t pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid_t pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	redisContext *c = look(sock), *sub = look(sock);
 	redisReply *r = redisCommand(sub, "SUBSCRIBE bw:retained");
 	assert_non_null(r);
 	freeReplyObject(r);
 
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	struct bw_store *s = store_new(hub, sock, 100);
 	assert_int_equal(bw_store_attach(s, &ring), 0);
 	assert_int_equal(bw_store_attach(s, &ring), -EALREADY);
@@ -259,7 +244,7 @@ static void test_writes_reach_redis_announced(void **state)
 	assert_int_equal(put(s, "a/1", NULL), 0);
 	/* A message with an expiry is stored with its absolute time. */
 	struct bw_msg *m = msg("e", "x");
-	m->expires_at_ms = now_ms() + 60000;
+	m->expires_at_ms = bw_test_now_ms() + 60000;
 	assert_int_equal(bw_store_write(s, 1, U("e"), 1, m), 0);
 	bw_msg_unref(&m);
 	RUN_UNTIL(&ring, s, bw_store_pending(s) == 0, 3000);
@@ -357,7 +342,7 @@ static void test_redis_down_and_back(void **state)
 
 	/* No Redis at first: writes are held, in order, the newest of a topic kept. */
 	sock_path(sock, sizeof(sock), "later");
-	assert_int_equal(bw_ring_init(&ring, &small), 0);
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
 	struct bw_store *s = store_new(hub, sock, 1000);
 	assert_int_equal(bw_store_attach(s, &ring), 0);
 	RUN_UNTIL(&ring, s, false, 100);
@@ -373,7 +358,7 @@ static void test_redis_down_and_back(void **state)
 	}
 	assert_int_equal(bw_store_pending(s), 10);
 	assert_int_equal(STAT(s, replaced), 40);
-	pid_t pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid_t pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	RUN_UNTIL(&ring, s, bw_store_pending(s) == 0, 5000);
 	assert_int_equal(bw_store_pending(s), 0);
 	redisContext *c = look(sock);
@@ -401,7 +386,7 @@ static void test_redis_down_and_back(void **state)
 		assert_int_equal(STAT(s, up), 0);
 		assert_true(bw_store_pending(s) > 0);
 		assert_true(bw_store_pending(s) <= 200);
-		pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+		pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 		RUN_UNTIL(&ring, s, bw_store_pending(s) == 0, 5000);
 		assert_int_equal(bw_store_pending(s), 0);
 		c = look(sock);
@@ -428,21 +413,6 @@ static void test_redis_down_and_back(void **state)
 	bw_hub_free(&hub, NULL, NULL);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bw-test-store-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmdline[128];
-	(void)state;
-	snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", tmpdir);
-	return system(cmdline) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,5 +422,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bw_test_dir_setup, bw_test_dir_teardown);
 }

@@ -34,21 +34,12 @@
 #define OTHER "ffffffffffffffffffffffffffffffff"
 #define U(s)  ((const uint8_t *)(s))
 
-static char tmpdir[64];
 static const char *tenants[] = { "default" };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 #define WAIT_FOR(cond, ms)                                                                         \
 	do {                                                                                       \
-		uint64_t dl_ = now_ms() + (ms);                                                    \
-		while (!(cond) && now_ms() < dl_)                                                  \
+		uint64_t dl_ = bw_test_now_ms() + (ms);                                            \
+		while (!(cond) && bw_test_now_ms() < dl_)                                          \
 			usleep(5000);                                                              \
 	} while (0)
 
@@ -118,7 +109,7 @@ static void store(redisContext *c, const char *tenant, const char *topic, const 
 		                              0, true, 0);
 		assert_non_null(m);
 		if (expires_in_ms)
-			m->expires_at_ms = (uint64_t)((int64_t)now_ms() + expires_in_ms);
+			m->expires_at_ms = (uint64_t)((int64_t)bw_test_now_ms() + expires_in_ms);
 		uint8_t *v;
 		size_t vlen;
 		assert_int_equal(
@@ -171,7 +162,7 @@ static bool hub_is(struct bw_hub *h, const char *tenant, const char *topic, cons
 
 static void sock_path(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, "%s/%s.sock", tmpdir, name);
+	snprintf(buf, len, "%s/%s.sock", bw_test_dir, name);
 }
 
 static void test_load_and_notes(void **state)
@@ -181,7 +172,7 @@ static void test_load_and_notes(void **state)
 	(void)state;
 
 	sock_path(sock, sizeof(sock), "load");
-	pid_t pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid_t pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	redisContext *c = look(sock);
 	for (int i = 0; i < 7; i++) {
 		char topic[16];
@@ -293,7 +284,7 @@ static void test_unreachable_then_restarted(void **state)
 	assert_non_null(strstr(why, "connect"));
 	assert_true(STAT(s, reconnects) >= 1);
 
-	pid_t pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid_t pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	redisContext *c = look(sock);
 	store(c, "default", "x/1", "one", 0, NULL);
 	store(c, "default", "x/2", "two", 0, NULL);
@@ -311,7 +302,7 @@ static void test_unreachable_then_restarted(void **state)
 	bw_test_redis_kill(pid);
 	WAIT_FOR(STAT(s, up) == 0, 5000);
 	assert_int_equal(STAT(s, up), 0);
-	pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	WAIT_FOR(STAT(s, loads) == 2, 5000);
 	assert_int_equal(STAT(s, loads), 2);
 	assert_true(hub_is(hub, "default", "x/1", "one"));
@@ -321,7 +312,7 @@ static void test_unreachable_then_restarted(void **state)
 	atomic_store(&held, 0);
 	bw_test_redis_kill(pid);
 	WAIT_FOR(STAT(s, up) == 0, 5000);
-	pid = bw_test_redis_start(tmpdir, sock, 0, NULL);
+	pid = bw_test_redis_start(bw_test_dir, sock, 0, NULL);
 	c = look(sock);
 	store(c, "default", "x/2", "two again", 0, NULL);
 	WAIT_FOR(STAT(s, loads) == 3, 5000);
@@ -341,21 +332,6 @@ static void test_unreachable_then_restarted(void **state)
 	bw_hub_free(&hub, NULL, NULL);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bw-test-sync-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmdline[128];
-	(void)state;
-	snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", tmpdir);
-	return system(cmdline) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,5 +340,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bw_test_dir_setup, bw_test_dir_teardown);
 }
