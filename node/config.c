@@ -48,6 +48,7 @@ static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const client_auths[] = { "none", "optional", "required", NULL };
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
 static const char *const auth_methods[] = { "certificate", "token", "password", NULL };
+static const char *const durabilities[] = { "none", "async", "sync", NULL };
 static const char *const identities[] = { "none",      "cn",     "san_dns", "san_uri",
 	                                  "san_email", "sha256", NULL };
 
@@ -224,6 +225,17 @@ static const struct key_def keys[] = {
 	  "retained writes a worker holds while Redis is down or slow (sent or waiting to be); "
 	  "past it a retained PUBLISH is refused (QoS 1/2: 0x97, 3.1.1: disconnect; QoS 0: "
 	  "dropped)" },
+	{ "redis_session_queue", K_UINT, OFF(redis_session_queue), 1, 10000000, 100000, NULL,
+	  "writes", NULL,
+	  "session writes a worker holds while Redis is down or slow (sent or waiting to be); "
+	  "past it new persistent work is refused: a CONNECT of a persistent session 0x88, a "
+	  "QoS 1/2 PUBLISH with session_durability sync 0x97 (3.1.1: disconnect)" },
+	{ "session_durability", K_ENUM, OFF(session_durability), 0, 0, BW_CONFIG_DURABILITY_SYNC,
+	  "sync", NULL, durabilities,
+	  "with redis: none (subscriptions, will and expiry in Redis, messages only on the "
+	  "node), async (messages of persistent sessions written to Redis too, the publisher "
+	  "not waiting) or sync (a QoS 1/2 message is in Redis for every persistent session "
+	  "it goes to before the publisher gets PUBACK/PUBREC)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -54,6 +54,13 @@ enum bw_config_signal {
 };
 
 /* Which field of a verified client certificate names its user. */
+/* What session_durability asks of persistent sessions' messages (with redis). */
+enum bw_config_durability {
+	BW_CONFIG_DURABILITY_NONE,  /* not written: only the session record is */
+	BW_CONFIG_DURABILITY_ASYNC, /* written, the publisher not waiting */
+	BW_CONFIG_DURABILITY_SYNC,  /* written before the publisher's PUBACK/PUBREC */
+};
+
 enum bw_config_identity {
 	BW_CONFIG_IDENTITY_NONE,
 	BW_CONFIG_IDENTITY_CN,
@@ -158,6 +165,8 @@ struct bw_config {
 	char redis[BW_CONFIG_URL_MAX];         /* the state store; empty: embedded */
 	char redis_prefix[BW_CONFIG_PATH_MAX]; /* of every key (node/state/keys.h) */
 	uint32_t redis_retained_queue;         /* retained writes a worker holds for Redis */
+	uint32_t redis_session_queue;          /* session writes a worker holds for Redis */
+	uint32_t session_durability;           /* enum bw_config_durability */
 };
 
 /* admin_uid and admin_gid when not set. */

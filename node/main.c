@@ -28,6 +28,7 @@
 #include "node/net/tls.h"
 #include "node/state/keys.h"
 #include "node/state/store.h"
+#include "node/state/sessions.h"
 #include "node/state/sync.h"
 #include "node/worker.h"
 
@@ -113,6 +114,7 @@ static struct bw_jwt_policy jwt_policy;
 static const char *jwt_issuers[JWT_LIST_MAX], *jwt_audiences[JWT_LIST_MAX];
 /* The Redis state store, with `redis`: a store a worker, and the state thread. */
 static struct bw_store **stores;
+static struct bw_sessions **session_stores; /* a worker's persistent sessions in Redis */
 static struct bw_sync *state_sync;
 static char node_id[BW_KEYS_NODE_LEN + 1]; /* random, made at start */
 #define REDIS_START_WAIT_MS 5000u          /* for the retained load before listening */
@@ -218,14 +220,60 @@ static int redis_setup(const struct bw_config *cfg, struct bw_redis_config *rc)
 		                      .node = node_id,
 		                      .queue_max = cfg->redis_retained_queue,
 		                      .hub = hub };
+	if (!(session_stores = calloc(n_workers, sizeof(*session_stores)))) {
+		bw_log_error("redis: out of memory");
+		return -1;
+	}
+	struct bw_sessions_config ssc = { .prefix = cfg->redis_prefix,
+		                          .node = node_id,
+		                          .held_max = cfg->redis_session_queue };
 	for (uint32_t i = 0; i < n_workers; i++) {
 		int r = bw_store_new(&stores[i], &sc);
+		if (r == 0)
+			r = bw_sessions_new(&session_stores[i], &ssc);
 		if (r < 0) {
 			bw_log_error("redis: %s", strerror(-r));
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* A takeover note for the session's home worker's broker. */
+struct taken_call {
+	struct bw_worker_call call;
+	uint64_t token;
+	char tenant[BW_TENANT_NAME_MAX + 1];
+	uint16_t id_len;
+	uint8_t id[];
+};
+
+static void taken_run(struct bw_worker_call *call, struct bw_worker *w, void *arg)
+{
+	struct taken_call *tc = (struct taken_call *)call;
+	(void)w;
+	bw_broker_session_taken(arg, tc->tenant, (struct bw_str){ tc->id, tc->id_len }, tc->token);
+	free(tc);
+}
+
+/* From the state thread: another node took a session; its home worker lets it go. */
+static void session_taken(void *arg, const char *tenant, const uint8_t *id, size_t id_len,
+                          uint64_t token)
+{
+	(void)arg;
+	int tid = bw_hub_tenant_find(hub, tenant);
+	if (tid < 0 || id_len > UINT16_MAX || strlen(tenant) > BW_TENANT_NAME_MAX ||
+	    !atomic_load_explicit(&started, memory_order_acquire))
+		return; /* a tenant this node never served holds nothing here */
+	struct taken_call *tc = calloc(1, sizeof(*tc) + id_len);
+	if (!tc)
+		return;
+	tc->call.fn = taken_run;
+	tc->token = token;
+	memcpy(tc->tenant, tenant, strlen(tenant) + 1);
+	tc->id_len = (uint16_t)id_len;
+	memcpy(tc->id, id, id_len);
+	bw_worker_call(workers[bw_hub_home(hub, (uint32_t)tid, id, id_len)], &tc->call);
 }
 
 /*
@@ -240,7 +288,8 @@ static int redis_start(const struct bw_config *cfg, const struct bw_redis_config
 		                     .prefix = cfg->redis_prefix,
 		                     .node = node_id,
 		                     .hub = hub,
-		                     .held = redis_held };
+		                     .held = redis_held,
+		                     .taken = session_taken };
 	if (bw_sync_start(&state_sync, &sc, err, sizeof(err)) < 0) {
 		bw_log_error("%s", err);
 		return -1;
@@ -275,6 +324,38 @@ static bool redis_ready(char *detail, size_t cap)
 	         up ? "up" : "down", loaded ? "loaded" : "not loaded yet",
 	         (unsigned long long)redis_held(NULL), err[0] ? "; last error: " : "", err);
 	return loaded;
+}
+
+/* The persistent sessions' calls on Redis, summed over the workers. */
+static size_t session_metrics(char *buf, size_t cap)
+{
+	static const struct {
+		const char *name, *type;
+		size_t off;
+	} v[] = {
+#define SM(f, t) { "bulwark_redis_session_" #f, t, offsetof(struct bw_sessions_stats, f) }
+		SM(requests, "counter"), SM(failed, "counter"),    SM(fenced, "counter"),
+		SM(claims, "counter"),   SM(takeovers, "counter"), SM(dropped, "counter"),
+		SM(refused, "counter"),  SM(bad, "counter"),       SM(held, "gauge"),
+		SM(overflow, "counter"),
+#undef SM
+	};
+	size_t n = 0;
+	for (size_t k = 0; k < sizeof(v) / sizeof(v[0]) && n < cap; k++) {
+		uint64_t sum = 0;
+		for (uint32_t i = 0; i < n_workers; i++)
+			sum += load_stat(
+			        (_Atomic uint64_t *)((char *)bw_sessions_stats(session_stores[i]) +
+			                             v[k].off));
+		bool total = strcmp(v[k].type, "counter") == 0;
+		int r = snprintf(buf + n, cap - n, "# TYPE %s%s %s\n%s%s %llu\n", v[k].name,
+		                 total ? "_total" : "", v[k].type, v[k].name, total ? "_total" : "",
+		                 (unsigned long long)sum);
+		if (r < 0)
+			break;
+		n += (size_t)r < cap - n ? (size_t)r : cap - n - 1;
+	}
+	return n;
 }
 
 static size_t redis_metrics(char *buf, size_t cap)
@@ -316,7 +397,9 @@ static size_t redis_metrics(char *buf, size_t cap)
 	        (unsigned long long)queued, (unsigned long long)refused,
 	        (unsigned long long)written, (unsigned long long)load_stat(&ss->applied),
 	        (unsigned long long)load_stat(&ss->loads));
-	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+	if (n < 0 || (size_t)n >= cap)
+		return n < 0 ? 0 : cap - 1;
+	return (size_t)n + session_metrics(buf + n, cap - (size_t)n);
 }
 
 static size_t metrics(void *arg, char *buf, size_t cap)
@@ -594,6 +677,10 @@ static int stop_all(const char *save_dir)
 		bw_worker_stop(&workers[i]);
 	bool redis = stores != NULL; /* retained messages live in Redis, not the snapshot */
 	bw_sync_stop(&state_sync);   /* before the stores: it reads their counts */
+	for (uint32_t i = 0; session_stores && i < n_workers; i++)
+		bw_sessions_free(&session_stores[i]); /* before the brokers: it calls back */
+	free(session_stores);
+	session_stores = NULL;
 	for (uint32_t i = 0; stores && i < n_workers; i++)
 		bw_store_free(&stores[i]); /* says what Redis did not get */
 	free(stores);
@@ -1212,6 +1299,9 @@ int main(int argc, char **argv)
 			bc.store_may = store_may;
 			bc.store_write = store_write;
 			bc.store_purge = store_purge;
+			bc.sessions = session_stores[i];
+			bc.durability = cfg.session_durability;
+			bc.node_id = node_id;
 		}
 		if (!(brokers[i] = bw_broker_new(&bc))) {
 			bw_log_error("cannot create the broker: %s", strerror(errno));
@@ -1240,6 +1330,7 @@ int main(int argc, char **argv)
 		wc.index = i;
 		wc.ops_arg = brokers[i];
 		wc.store = stores ? stores[i] : NULL;
+		wc.sessions = session_stores ? session_stores[i] : NULL;
 		wc.conn_limits.outq.pool = bw_broker_out_pool(brokers[i]);
 		rc = bw_worker_start(&workers[i], &wc);
 		if (rc) {

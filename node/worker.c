@@ -18,6 +18,8 @@
  */
 #include "node/worker.h"
 
+#include "node/state/sessions.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1474,6 +1476,8 @@ static void on_tick(struct bw_op *op, int32_t res, uint32_t flags)
 		w->cfg.tick(w->cfg.ops_arg, now);
 	if (w->cfg.store)
 		bw_store_tick(w->cfg.store, now);
+	if (w->cfg.sessions)
+		bw_sessions_tick(w->cfg.sessions);
 	sweep(w, now);
 	w->tick_armed = bw_ring_timeout(&w->ring, &w->tick, TICK_MS) == 0;
 }
@@ -1573,6 +1577,8 @@ static int setup(struct bw_worker *w)
 		bw_log_error("worker: Redis client: %s", strerror(-rc));
 		return rc;
 	}
+	if (w->cfg.store && w->cfg.sessions)
+		bw_sessions_attach(w->cfg.sessions, bw_store_client(w->cfg.store));
 	w->tick.done = on_tick;
 	rc = bw_ring_timeout(&w->ring, &w->tick, TICK_MS);
 	w->tick_armed = rc == 0;
@@ -1742,7 +1748,8 @@ static void flush_store(struct bw_worker *w)
 {
 	uint64_t end = bw_worker_now_ms() + STORE_FLUSH_MS;
 
-	while (w->cfg.store && bw_store_pending(w->cfg.store) > 0) {
+	while (w->cfg.store && (bw_store_pending(w->cfg.store) > 0 ||
+	                        (w->cfg.sessions && bw_sessions_held(w->cfg.sessions) > 0))) {
 		uint64_t now = bw_worker_now_ms();
 		if (now >= end)
 			return;
@@ -1750,6 +1757,8 @@ static void flush_store(struct bw_worker *w)
 		if (rc < 0 && rc != -EINTR && rc != -ETIME)
 			return;
 		bw_store_tick(w->cfg.store, bw_worker_now_ms());
+		if (w->cfg.sessions)
+			bw_sessions_tick(w->cfg.sessions);
 	}
 }
 
@@ -1788,6 +1797,8 @@ out:
 	if (w->ring_ok)
 		bw_ring_exit(&w->ring);
 	w->ring_ok = false;
+	if (w->cfg.sessions)
+		bw_sessions_attach(w->cfg.sessions, NULL); /* its client goes now */
 	if (w->cfg.store)
 		bw_store_detach(w->cfg.store, false); /* the ring's exit dropped its polls */
 	/* What the ring's exit abandoned: no callback will come for it. */

@@ -23,6 +23,7 @@
 
 struct bw_worker;
 struct bw_tls_ctx;
+struct bw_sessions;
 
 struct bw_worker_config {
 	const struct bw_listener_config *listeners; /* the caller's; must outlive the worker */
@@ -78,6 +79,13 @@ struct bw_worker_config {
 	 * the worker stopped. NULL: none.
 	 */
 	struct bw_store *store;
+	/*
+	 * The worker's persistent sessions in Redis (node/state/sessions.h;
+	 * its broker's cfg.sessions), on the store's client: attached with
+	 * it, ticked, flushed at stop like the store, detached before it. The
+	 * caller's. NULL: none.
+	 */
+	struct bw_sessions *sessions;
 };
 
 /*

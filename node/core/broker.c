@@ -12,6 +12,9 @@
  * other workers' replicas through the hub.
  */
 #include "node/core/broker.h"
+#include "node/core/msgrec.h"
+#include "node/core/sessrec.h"
+#include "node/state/sessions.h"
 
 #include "tenancy/acl.h"
 #include "tenancy/auth/jwt.h"
@@ -107,6 +110,9 @@ struct sess {
 	uint8_t how;                 /* enum auth_how: how the client authenticated */
 	bool stored;                 /* authenticated by the tenancy store, not the files */
 	bool persistent;             /* counted in its tenant's persistent sessions */
+	bool taken;                  /* another node took it: nothing goes elsewhere */
+	uint64_t token;              /* its fencing token in Redis; 0: not there */
+	uint64_t seq;                /* the last sequence number pushed there */
 	struct bucket msgs, bytes;   /* the client's publish rates */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
@@ -118,6 +124,7 @@ struct sess {
 enum auth_how { AUTH_ANONYMOUS, AUTH_PASSWORD, AUTH_CERTIFICATE, AUTH_TOKEN };
 
 struct tenant {
+	struct bw_broker *b;
 	uint32_t id; /* the hub's */
 	bool ready;  /* initialised (on first use) */
 	/* Its record in the broker's tenancy snapshot; NULL: a listener's
@@ -135,6 +142,7 @@ struct tenant {
 /* A share group delivery for another worker. */
 struct share_letter {
 	struct bw_msg *msg; /* one reference */
+	struct durable *d;  /* a hold of it, or NULL */
 	uint8_t hops;       /* workers it was passed on by, when the member had left */
 	uint16_t len;
 	uint8_t filter[]; /* "$share/{group}/{filter}" */
@@ -161,16 +169,19 @@ struct bw_broker {
 	bool pressure;           /* the current publish fed a congested subscriber */
 	bool freeing;            /* bw_broker_free(): sessions end without routing */
 	uint64_t started_ms, next_sys_ms;
-	struct bw_match match;   /* local routing, reused */
-	struct bw_match rmatch;  /* the replica's answer, reused */
-	struct bw_match pmatch;  /* the replica's pick for a share group whose member left */
-	struct bw_msg **rv;      /* retained messages for a new subscription */
-	size_t out_pool;         /* output bytes queued for all connections (outq pool) */
-	struct bw_policy *pol;   /* passwords, ACL, JWT keys in force here; NULL: none */
-	uint32_t chain;          /* cfg.auth_chain, or the default */
-	uint64_t pol_gen;        /* cfg.policy's generation pol came from */
-	struct bw_tenancy *snap; /* the tenancy in force here (a reference); NULL: no store */
-	bool draining;           /* bw_broker_drain(): CONNECTs are sent elsewhere */
+	struct bw_match match;       /* local routing, reused */
+	struct bw_match rmatch;      /* the replica's answer, reused */
+	struct bw_match pmatch;      /* the replica's pick for a share group whose member left */
+	struct bw_msg **rv;          /* retained messages for a new subscription */
+	size_t out_pool;             /* output bytes queued for all connections (outq pool) */
+	struct bw_policy *pol;       /* passwords, ACL, JWT keys in force here; NULL: none */
+	uint32_t chain;              /* cfg.auth_chain, or the default */
+	uint64_t pol_gen;            /* cfg.policy's generation pol came from */
+	struct bw_tenancy *snap;     /* the tenancy in force here (a reference); NULL: no store */
+	bool draining;               /* bw_broker_drain(): CONNECTs are sent elsewhere */
+	bool resuming;               /* attach_now() ends a session's old connection */
+	struct durable *durables;    /* publishes of this worker waiting to be stored */
+	struct durable *cur_durable; /* the one being routed now, or NULL */
 	size_t rv_cap;
 };
 
@@ -183,6 +194,8 @@ static uint64_t hash_id(const uint8_t *p, size_t n)
 }
 
 static void tenant_quotas(struct bw_broker *b, struct tenant *t);
+static struct tenant *tenant_here(struct bw_broker *b, uint32_t id);
+static void on_session_event(void *owner, enum bw_session_event ev, const struct bw_inflight *f);
 
 static int tenant_init(struct bw_broker *b, struct tenant *t, uint32_t id)
 {
@@ -193,6 +206,7 @@ static int tenant_init(struct bw_broker *b, struct tenant *t, uint32_t id)
 	/* One entry a (filter, worker): as many as filters over all workers. */
 	rl.subs_max = b->cfg.filters_max * bw_hub_workers(b->hub);
 	t->id = id;
+	t->b = b;
 	t->stats = bw_hub_stats(b->hub, id, b->self);
 	t->index = bw_sub_index_new(&il);
 	t->replica = bw_sub_index_new(&rl);
@@ -355,6 +369,8 @@ static struct sess *sess_new(struct bw_broker *b, struct tenant *t, struct bw_st
 		return NULL;
 	}
 	bw_session_set_owner(s->state, s);
+	if (b->cfg.sessions)
+		bw_session_set_observer(s->state, on_session_event);
 	s->t = t;
 	memcpy(s->id, id.p, id.len);
 	s->id_len = id.len;
@@ -489,6 +505,216 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 	       (budget && b->out_pool > budget);
 }
 
+/* ---- persistent sessions in Redis (cfg.sessions) ---------------------------- */
+
+/*
+ * A QoS 1/2 PUBLISH whose PUBACK/PUBREC waits until the message is in
+ * Redis for every persistent session it went to (session_durability
+ * sync). holds counts what it waits for: its publisher's routing (one),
+ * each letter to another worker until that worker routed it, each push
+ * until Redis answered. The one that drops the last hold has the
+ * publisher's worker finish it: there directly, elsewhere through a
+ * STORED letter (or, if that cannot be posted, the publisher's tick).
+ * Only the publisher's worker touches w, the list and finished.
+ */
+struct durable {
+	struct bw_conn_wait w; /* first: the acknowledgement waiting */
+	struct durable *next, *prev;
+	struct bw_broker *b; /* the publisher's */
+	_Atomic uint32_t holds;
+	_Atomic uint8_t reason; /* 0, or why a write was refused */
+	_Atomic int state;      /* enum durable_state */
+	bool finished;
+};
+
+enum durable_state {
+	DURABLE_WAITING,
+	DURABLE_MAILED, /* the last hold went elsewhere; a STORED letter is on its way */
+	DURABLE_DONE,   /* the last hold went and no letter could go: the tick finishes it */
+};
+
+/* A push a durable waits for. */
+struct push_wait {
+	struct bw_broker *b; /* the pushing worker's */
+	struct durable *d;
+};
+
+static void durable_free(struct bw_conn_wait *w)
+{
+	struct durable *d = (struct durable *)w;
+	struct bw_broker *b = d->b;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		b->durables = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	free(d);
+}
+
+static struct durable *durable_new(struct bw_broker *b)
+{
+	struct durable *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->w.release = durable_free;
+	d->b = b;
+	atomic_init(&d->holds, 1);
+	d->next = b->durables;
+	if (d->next)
+		d->next->prev = d;
+	b->durables = d;
+	return d;
+}
+
+/* On the publisher's worker: the acknowledgement may go. */
+static void durable_finish(struct durable *d)
+{
+	d->finished = true;
+	if (!d->w.c) {
+		durable_free(&d->w); /* the connection went */
+		return;
+	}
+	struct bw_broker *b = d->b;
+	void *user = bw_conn_user(d->w.c);
+	bw_conn_wait_done(&d->w, atomic_load(&d->reason)); /* may release d */
+	b->cfg.wants_send(user);
+}
+
+static void durable_hold(struct durable *d)
+{
+	atomic_fetch_add(&d->holds, 1);
+}
+
+/*
+ * Drops a hold of d on worker here (NULL: no worker, a letter dropped);
+ * rc < 0 says the write failed for want of Redis: the acknowledgement
+ * refuses (0x97).
+ */
+static void durable_release(struct bw_broker *here, struct durable *d, int rc)
+{
+	if (rc == -EAGAIN || rc == -ECANCELED)
+		atomic_store(&d->reason, BW_RC_QUOTA_EXCEEDED);
+	if (atomic_fetch_sub(&d->holds, 1) != 1)
+		return;
+	if (here == d->b) {
+		durable_finish(d);
+		return;
+	}
+	atomic_store(&d->state, DURABLE_MAILED);
+	if (!here ||
+	    bw_hub_post(here->hub, here->self, d->b->self, bw_letter(d, BW_LETTER_STORED)) < 0)
+		atomic_store(&d->state, DURABLE_DONE);
+}
+
+static void on_pushed(void *arg, int rc, uint64_t dropped)
+{
+	struct push_wait *p = arg;
+	(void)dropped;
+	durable_release(p->b, p->d, rc);
+	free(p);
+}
+
+static struct bw_sessions_key skey(const struct bw_broker *b, const struct sess *s)
+{
+	return (struct bw_sessions_key){ .tenant = bw_hub_tenant_name(b->hub, s->t->id),
+		                         .id = (const uint8_t *)s->id,
+		                         .id_len = s->id_len };
+}
+
+static void redis_failed(const struct bw_broker *b, const struct sess *s, const char *what, int rc)
+{
+	bw_log_warn("tenant %s: session '%.*s': %s not written to Redis: %s",
+	            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id, what,
+	            strerror(-rc));
+}
+
+/*
+ * Pushes delivery d of persistent session s to Redis ahead of delivering
+ * it here: its sequence number, or 0 when it is not stored (a QoS 0
+ * message, a clean session, durability none, a refusal).
+ */
+static uint64_t sess_push(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
+{
+	if (!s->token || !s->persistent || d->qos == 0 ||
+	    b->cfg.durability == BW_CONFIG_DURABILITY_NONE || s->seq + 1 >= BW_SESSIONS_SEQ_MAX)
+		return 0;
+	struct bw_sessions_key k = skey(b, s);
+	struct bw_arena a = { 0 };
+	StoredMessage *rec =
+	        bw_msgrec_build(&a, d->msg, d, k.tenant, bw_msgrec_wall_offset(), true);
+	struct bw_sessions_head h = { .seq = s->seq + 1 };
+	/* The queue there also holds QoS 1 messages sent and not yet acknowledged. */
+	uint64_t max = s->t->q.session_queued_msgs
+	                       ? (uint64_t)s->t->q.session_queued_msgs + b->cfg.max_inflight
+	                       : UINT32_MAX;
+	struct durable *dur =
+	        b->cfg.durability == BW_CONFIG_DURABILITY_SYNC ? b->cur_durable : NULL;
+	struct push_wait *pw = dur ? malloc(sizeof(*pw)) : NULL;
+	int rc = rec && (!dur || pw) ? 0 : -ENOMEM;
+	if (rc == 0) {
+		if (pw) {
+			*pw = (struct push_wait){ b, dur };
+			durable_hold(dur);
+		}
+		rc = bw_sessions_push(b->cfg.sessions, &k, s->token, &h, rec,
+		                      max > UINT32_MAX ? UINT32_MAX : (uint32_t)max,
+		                      BW_SESSIONS_REFUSE_NEW, pw ? on_pushed : NULL, pw);
+	}
+	bw_arena_free(&a);
+	if (rc < 0) {
+		if (pw) /* never called back: the hold goes here (-EAGAIN refuses the ack) */
+			durable_release(b, dur, rc);
+		else if (dur)
+			atomic_store(&dur->reason, BW_RC_QUOTA_EXCEEDED); /* no memory to wait */
+		if (rc != -EAGAIN)
+			redis_failed(b, s, "a message", rc);
+		free(pw);
+		return 0;
+	}
+	return s->seq = h.seq;
+}
+
+/* Removes a pushed delivery that was not taken here after all. */
+static void sess_unpush(struct bw_broker *b, struct sess *s, uint64_t seq)
+{
+	struct bw_sessions_key k = skey(b, s);
+	int rc = bw_sessions_ack(b->cfg.sessions, &k, s->token, seq, NULL, NULL);
+	if (rc < 0)
+		redis_failed(b, s, "an acknowledgement", rc);
+}
+
+/* The window of a session told us what happened to a stored delivery. */
+static void on_session_event(void *owner, enum bw_session_event ev, const struct bw_inflight *f)
+{
+	struct sess *s = owner;
+	struct bw_broker *b = s->t->b;
+	if (!s->token)
+		return;
+	if (ev == BW_SESSION_DONE) {
+		sess_unpush(b, s, f->d.seq);
+		return;
+	}
+	/*
+	 * QoS 1 stays queued there until acknowledged: a node that dies sends
+	 * it again as a new PUBLISH, which QoS 1 allows. QoS 2 must keep its
+	 * packet id, so that the client knows the message again.
+	 */
+	if (ev == BW_SESSION_SENT && f->d.qos < 2)
+		return;
+	struct bw_sessions_key k = skey(b, s);
+	struct bw_sessions_head h = {
+		.seq = f->d.seq,
+		.packet_id = f->packet_id,
+		.state = ev == BW_SESSION_SENT ? BW_SESSIONS_PUBLISH_SENT
+		                               : BW_SESSIONS_PUBREC_RECEIVED,
+		.sent_at_ms = bw_msgrec_to_wall(f->sent_at_ms, bw_msgrec_wall_offset()),
+	};
+	int rc = bw_sessions_mark(b->cfg.sessions, &k, s->token, &h, NULL, NULL);
+	if (rc < 0)
+		redis_failed(b, s, "a delivery's state", rc);
+}
+
 static void deliver(struct bw_broker *b, struct sess *s, const struct bw_delivery *d)
 {
 	struct bw_tenant_stats *st = s->t->stats;
@@ -498,9 +724,20 @@ static void deliver(struct bw_broker *b, struct sess *s, const struct bw_deliver
 	    !bw_acl_can_receive(s->acl, d->msg->topic.p, d->msg->topic.len))
 		return;
 
+	/* Stored first, so that what happens to it here can follow there. */
+	struct bw_delivery sd;
+	if (s->token && (sd.seq = sess_push(b, s, d)) != 0) {
+		uint64_t seq = sd.seq;
+		sd = *d;
+		sd.seq = seq;
+		d = &sd;
+	}
 	if (s->conn) {
-		if (bw_conn_deliver(s->conn, d))
+		if (bw_conn_deliver(s->conn, d)) {
 			bw_stat_add(&st->dropped, 1);
+			if (d->seq)
+				sess_unpush(b, s, d->seq);
+		}
 		b->cfg.wants_send(bw_conn_user(s->conn));
 		bw_stat_add(&st->msgs_out, 1);
 		bw_stat_add(&st->bytes_out, (int64_t)(d->msg->topic.len + d->msg->payload.len));
@@ -519,8 +756,11 @@ static void deliver(struct bw_broker *b, struct sess *s, const struct bw_deliver
 		}
 	} else if (d->qos > 0) {
 		/* Offline persistent sessions queue QoS 1/2; QoS 0 is not kept. */
-		if (bw_session_enqueue(s->state, d))
+		if (bw_session_enqueue(s->state, d)) {
 			bw_stat_add(&st->dropped, 1);
+			if (d->seq)
+				sess_unpush(b, s, d->seq);
+		}
 	}
 }
 
@@ -556,11 +796,25 @@ static void route_local(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
 	deliver_matched(b, m);
 }
 
+/* A message for another worker whose publisher waits for it to be stored. */
+struct stored_letter {
+	struct bw_msg *msg; /* one reference */
+	struct durable *d;  /* a hold */
+};
+
 static void post(struct bw_broker *b, struct tenant *t, uint32_t to, uintptr_t letter)
 {
 	if (bw_hub_post(b->hub, b->self, to, letter) == 0)
 		return;
 	bw_stat_add(&t->stats->dropped, 1);
+	/* Its hold of a stored publish goes (the message was not taken). */
+	struct durable *d = NULL;
+	if (bw_letter_tag(letter) == BW_LETTER_STORED_MSG)
+		d = ((struct stored_letter *)bw_letter_ptr(letter))->d;
+	else if (bw_letter_tag(letter) == BW_LETTER_SHARE)
+		d = ((struct share_letter *)bw_letter_ptr(letter))->d;
+	if (d)
+		durable_release(b, d, 0);
 	bw_broker_mail_drop(letter);
 }
 
@@ -573,10 +827,25 @@ static void post_share(struct bw_broker *b, struct tenant *t, uint32_t to, struc
 		return;
 	}
 	l->msg = bw_msg_ref(m);
+	if ((l->d = b->cur_durable) != NULL)
+		durable_hold(l->d);
 	l->hops = hops;
 	l->len = (uint16_t)len;
 	memcpy(l->filter, filter, len);
 	post(b, t, to, bw_letter(l, BW_LETTER_SHARE));
+}
+
+static void post_stored(struct bw_broker *b, struct tenant *t, uint32_t to, struct bw_msg *m)
+{
+	struct stored_letter *l = malloc(sizeof(*l));
+	if (!l) {
+		bw_stat_add(&t->stats->dropped, 1);
+		return;
+	}
+	l->msg = bw_msg_ref(m);
+	l->d = b->cur_durable;
+	durable_hold(l->d);
+	post(b, t, to, bw_letter(l, BW_LETTER_STORED_MSG));
 }
 
 /*
@@ -647,8 +916,10 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 				post_share(b, t, w, m, f, len, 0);
 		} else if (w == b->self) {
 			route_local(b, t, m, publisher);
-		} else {
+		} else if (!b->cur_durable) {
 			post(b, t, w, bw_letter(bw_msg_ref(m), BW_LETTER_MSG));
+		} else {
+			post_stored(b, t, w, m);
 		}
 	}
 	if (bw_hub_backlog(b->hub, b->self))
@@ -658,6 +929,24 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 void bw_broker_mail(struct bw_broker *b, uintptr_t letter)
 {
 	struct bw_msg *m;
+	if (bw_letter_tag(letter) == BW_LETTER_STORED) {
+		struct durable *d = bw_letter_ptr(letter);
+		if (!d->finished)
+			durable_finish(d);
+		return;
+	}
+	if (bw_letter_tag(letter) == BW_LETTER_STORED_MSG) {
+		struct stored_letter *l = bw_letter_ptr(letter);
+		struct tenant *t = tenant_get(b, l->msg->tenant);
+		b->cur_durable = l->d;
+		if (t)
+			route_local(b, t, l->msg, NULL);
+		b->cur_durable = NULL;
+		durable_release(b, l->d, 0);
+		bw_msg_unref(&l->msg);
+		free(l);
+		return;
+	}
 	if (bw_letter_tag(letter) == BW_LETTER_MSG) {
 		m = bw_letter_ptr(letter);
 		struct tenant *t = tenant_get(b, m->tenant);
@@ -671,8 +960,12 @@ void bw_broker_mail(struct bw_broker *b, uintptr_t letter)
 	struct tenant *t = tenant_get(b, m->tenant);
 	if (t) {
 		interest_sync(b);
+		b->cur_durable = l->d;
 		route_share(b, t, m, l->filter, l->len, l->hops);
+		b->cur_durable = NULL;
 	}
+	if (l->d)
+		durable_release(b, l->d, 0);
 	bw_msg_unref(&l->msg);
 	free(l);
 }
@@ -686,7 +979,12 @@ void bw_broker_mail_drop(uintptr_t letter)
 		struct share_letter *l = bw_letter_ptr(letter);
 		bw_msg_unref(&l->msg);
 		free(l);
+	} else if (bw_letter_tag(letter) == BW_LETTER_STORED_MSG) {
+		struct stored_letter *l = bw_letter_ptr(letter);
+		bw_msg_unref(&l->msg);
+		free(l);
 	}
+	/* Durables are their publisher's broker's, freed with it: not touched here. */
 }
 
 /* Whether retained writes of topic go to the shared store: all but $SYS, when there is one. */
@@ -828,7 +1126,16 @@ static void sess_end(struct bw_broker *b, struct sess *s)
 		bw_msg_unref(&s->will);
 	else
 		send_will(b, s);
-	bool held = !b->freeing && (bw_session_inflight(s->state) || bw_session_queued(s->state));
+	bool held = !b->freeing && !s->taken &&
+	            (bw_session_inflight(s->state) || bw_session_queued(s->state));
+	if (s->token && !b->freeing) {
+		/* It ends here, so there too (what this node owns of it). */
+		struct bw_sessions_key k = skey(b, s);
+		int rc = bw_sessions_drop(b->cfg.sessions, &k, s->token, NULL, NULL);
+		if (rc < 0)
+			redis_failed(b, s, "the end of the session", rc);
+		s->token = 0;
+	}
 	if (held)
 		bw_sub_index_each(t->index, s, collect_filter, &fs);
 	uint32_t n = bw_sub_index_remove_all(t->index, s, on_filter_gone, &g);
@@ -1330,7 +1637,7 @@ static void policy_sync(struct bw_broker *b)
  * over) with its ACL compiled. Returns 0 or a reason code; a->will passes
  * to the session.
  */
-static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a)
+static int attach_now(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a)
 {
 	struct bw_broker *b = l->b;
 	struct tenant *t = a->t;
@@ -1391,7 +1698,9 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 		/* [MQTT-3.1.4-3]: the old connection goes (0x8E); its closed()
 		 * only schedules work, so s stays valid. */
 		struct bw_conn *old = s->conn;
+		b->resuming = true; /* the session goes on: not released in Redis */
 		bw_conn_kick(old, BW_RC_SESSION_TAKEN_OVER);
+		b->resuming = false;
 		b->cfg.wants_send(bw_conn_user(old));
 	}
 	bool present = false;
@@ -1441,6 +1750,260 @@ static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args
 	bw_conn_grant(c, &grant);
 	bw_conn_attach(c, s->state, present);
 	return 0;
+}
+
+/* A session's record as the snapshot would see it. */
+static struct bw_session_info info_of(struct sess *s)
+{
+	return (struct bw_session_info){
+		.tenant = s->t->id,
+		.client_id = { (const uint8_t *)s->id, s->id_len },
+		.expiry_s = s->expiry_s,
+		.expires_at_ms = s->conn ? 0 : s->expires_at,
+		.will = s->will,
+		.will_delay_s = s->will_delay_s,
+		.will_expiry_s = s->will_expiry_s,
+		.will_at_ms = s->conn ? 0 : s->will_at,
+		.state = s->state,
+		.handle = s,
+	};
+}
+
+/*
+ * Writes s's record (subscriptions, will, expiry, next packet id, incoming
+ * QoS 2 ids) to Redis; release: the client went, the keys get the TTL of
+ * its expiry.
+ */
+static void sess_save(struct bw_broker *b, struct sess *s, bool release)
+{
+	if (!s->token || !s->persistent)
+		return;
+	struct bw_arena a = { 0 };
+	StoredSession r;
+	struct bw_session_info si = info_of(s);
+	struct bw_sessions_key k = skey(b, s);
+	int rc = bw_sessrec_build(&a, b, &si, k.tenant, bw_msgrec_wall_offset(), false, &r);
+	if (rc == 0 && release)
+		rc = bw_sessions_release(b->cfg.sessions, &k, s->token, s->expiry_s, &r, NULL,
+		                         NULL);
+	else if (rc == 0)
+		rc = bw_sessions_save(b->cfg.sessions, &k, s->token, &r, NULL, NULL);
+	bw_arena_free(&a);
+	if (rc < 0)
+		redis_failed(b, s, "the session", rc);
+}
+
+/*
+ * Lets a session go that another node took (or that Redis fenced): no
+ * will (the session lives on there), nothing redelivered, nothing written;
+ * its connection ends with 0x8E.
+ */
+static void sess_taken(struct bw_broker *b, struct sess *s)
+{
+	bw_log_info("tenant %s: client '%.*s': the session was taken over by another node",
+	            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id);
+	s->token = 0;
+	s->taken = true;
+	bw_msg_unref(&s->will);
+	if (s->conn) {
+		struct bw_conn *c = s->conn;
+		bw_conn_kick(c, BW_RC_SESSION_TAKEN_OVER); /* detaches c: op_closed */
+		b->cfg.wants_send(bw_conn_user(c));
+	}
+	sess_end(b, s);
+}
+
+void bw_broker_session_taken(struct bw_broker *b, const char *tenant, struct bw_str id,
+                             uint64_t token)
+{
+	int tid = bw_hub_tenant_find(b->hub, tenant);
+	struct tenant *t = tid < 0 ? NULL : tenant_here(b, (uint32_t)tid);
+	struct sess *s = t ? sess_find(t, id) : NULL;
+	if (s && s->token && s->token < token)
+		sess_taken(b, s);
+}
+
+static void on_fenced(void *arg, const struct bw_sessions_key *k, uint64_t token)
+{
+	struct bw_broker *b = arg;
+	int tid = bw_hub_tenant_find(b->hub, k->tenant);
+	struct tenant *t = tid < 0 ? NULL : tenant_here(b, (uint32_t)tid);
+	struct sess *s = t ? sess_find(t, (struct bw_str){ k->id, (uint16_t)k->id_len }) : NULL;
+	if (s && s->token == token)
+		sess_taken(b, s);
+}
+
+/* A CONNECT waiting for its session's claim in Redis. */
+struct claim_wait {
+	struct listener_ctx *l;
+	struct bw_conn *c;
+	struct connect_args a;
+};
+
+/*
+ * Redis could not be asked (down, or too much held): a clean session goes
+ * on without it, a persistent one this node holds resumes (its writes wait
+ * for Redis), any other persistent one is refused: another node may hold
+ * it.
+ */
+static int claim_failed(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a, int rc)
+{
+	struct bw_broker *b = l->b;
+	struct bw_str id = bw_conn_client_id(c);
+	struct sess *s = sess_find(a->t, id);
+	if (a->expiry == 0 || (s && s->token && !a->clean_start))
+		return attach_now(l, c, a);
+	bw_log_warn("tenant %s: client '%.*s' refused: its session cannot be claimed in Redis "
+	            "(%s)",
+	            bw_hub_tenant_name(b->hub, a->t->id), (int)id.len, id.p, strerror(-rc));
+	return BW_RC_SERVER_UNAVAILABLE;
+}
+
+/* The stored messages of a claim into session state st. */
+static void claim_entries(struct bw_broker *b, struct bw_session *st, uint32_t tenant,
+                          const struct bw_sessions_claim *cl, int64_t off)
+{
+	for (size_t i = 0; i < cl->n_inflight + cl->n_queue; i++) {
+		bool sent = i < cl->n_inflight;
+		const struct bw_sessions_entry *e =
+		        sent ? &cl->inflight[i] : &cl->queue[i - cl->n_inflight];
+		struct bw_msg *m = bw_msgrec_msg(e->msg, tenant, off);
+		if (!m)
+			continue;
+		struct bw_delivery d = bw_sessrec_delivery(m, e->msg);
+		d.seq = e->h.seq;
+		int rc = sent ? bw_session_restore(st, &d, e->h.packet_id,
+		                                   e->h.state == BW_SESSIONS_PUBREC_RECEIVED
+		                                           ? BW_INFLIGHT_RELEASED
+		                                           : BW_INFLIGHT_PUBLISHED,
+		                                   bw_msgrec_to_mono(e->h.sent_at_ms, off), 0)
+		              : bw_session_enqueue(st, &d);
+		if (rc < 0)
+			bw_log_warn("redis: a stored message of a session not restored: %s",
+			            strerror(-rc));
+		bw_msg_unref(&m);
+	}
+	(void)b;
+}
+
+/*
+ * What the claim found becomes the session here, before the CONNECT
+ * attaches: what this node holds is kept when it owned the session last
+ * (it is the newest), else it gives way to Redis's copy.
+ */
+static void claim_adopt(struct bw_broker *b, struct tenant *t, struct bw_str id,
+                        const struct bw_sessions_claim *cl, bool clean_start)
+{
+	struct sess *s = sess_find(t, id);
+	bool ours = cl->existed && strcmp(cl->prev_owner, b->cfg.node_id) == 0;
+	if (s && s->token && ours && !clean_start) {
+		s->token = cl->token;
+		s->seq = s->seq > cl->last_seq ? s->seq : cl->last_seq;
+		return;
+	}
+	if (s && !clean_start) {
+		sess_taken(b, s); /* a copy older than Redis's */
+		s = NULL;
+	} else if (s) {
+		s->token = 0; /* the claim deleted it there: the CONNECT ends it here */
+	}
+	if (clean_start || !(cl->record || cl->n_queue || cl->n_inflight))
+		return;
+	int64_t off = bw_msgrec_wall_offset();
+	const StoredSession *r = cl->record;
+	struct bw_session_info si = { .tenant = t->id,
+		                      .client_id = id,
+		                      .expiry_s = r ? r->session_expiry_interval_s : 0 };
+	struct bw_session *st = bw_broker_session_restore(b, &si);
+	if (!st)
+		return;
+	s = bw_session_owner(st);
+	if (r)
+		bw_sessrec_restore(b, st, r, t->id, off, false, "redis");
+	claim_entries(b, st, t->id, cl, off);
+	s->token = cl->token;
+	s->seq = cl->last_seq;
+	if (si.expiry_s && !s->persistent) {
+		s->persistent = true;
+		bw_stat_add(&t->stats->persistent, 1);
+	}
+}
+
+static void on_claimed(void *arg, int rc, struct bw_sessions_claim *cl)
+{
+	struct claim_wait *w = arg;
+	struct listener_ctx *l = w->l;
+	struct bw_broker *b = l->b;
+	struct bw_conn *c = w->c;
+	void *user = bw_conn_user(c);
+	bool alive = bw_conn_state(c) == BW_CONN_AWAIT_CONNECT;
+	struct tenant *t = w->a.t;
+	struct bw_str id = bw_conn_client_id(c);
+	int r = 0;
+
+	if (!cl) {
+		r = alive ? claim_failed(l, c, &w->a, rc) : 0;
+	} else {
+		if (rc)
+			bw_log_warn(
+			        "tenant %s: client '%.*s': its stored session is unreadable (%s): "
+			        "it starts afresh",
+			        bw_hub_tenant_name(b->hub, t->id), (int)id.len, id.p,
+			        strerror(-rc));
+		claim_adopt(b, t, id, cl, w->a.clean_start);
+		r = alive ? attach_now(l, c, &w->a) : -ECONNRESET;
+		struct sess *s = sess_find(t, id);
+		if (r == 0 && s) {
+			s->token = cl->token;
+			s->seq = s->seq > cl->last_seq ? s->seq : cl->last_seq;
+			sess_save(b, s, false); /* its will, expiry and subscriptions now */
+		} else if (s && s->token == cl->token && !s->conn) {
+			/* Claimed for a connection that is gone: it waits offline here. */
+			uint64_t now = b->cfg.now_ms();
+			if (s->expiry_s != NEVER && !s->expires_at)
+				s->expires_at = now + (uint64_t)s->expiry_s * 1000 + 1;
+			timed_add(b, s);
+			sess_save(b, s, true);
+		} else {
+			struct bw_sessions_key k = { bw_hub_tenant_name(b->hub, t->id), id.p,
+				                     id.len };
+			(void)bw_sessions_release(b->cfg.sessions, &k, cl->token, 0, NULL, NULL,
+			                          NULL);
+		}
+		bw_sessions_claim_free(&cl);
+	}
+	if (alive && r != -EINPROGRESS) {
+		bw_conn_connect_done(c, r);
+		b->cfg.wants_send(user);
+	}
+	b->cfg.hold(user, false);
+	args_free(&w->a);
+	free(w);
+}
+
+/*
+ * Attaches a CONNECT to its session: with Redis, once the claim answered
+ * (-EINPROGRESS: the connection is held until then; a takes a's contents).
+ */
+static int attach(struct listener_ctx *l, struct bw_conn *c, struct connect_args *a)
+{
+	struct bw_broker *b = l->b;
+	if (!b->cfg.sessions)
+		return attach_now(l, c, a);
+	struct bw_str id = bw_conn_client_id(c);
+	struct bw_sessions_key k = { bw_hub_tenant_name(b->hub, a->t->id), id.p, id.len };
+	struct claim_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return BW_RC_UNSPECIFIED;
+	int rc = bw_sessions_claim(b->cfg.sessions, &k, a->clean_start, on_claimed, w);
+	if (rc < 0) {
+		free(w);
+		return claim_failed(l, c, a, rc);
+	}
+	*w = (struct claim_wait){ .l = l, .c = c, .a = *a };
+	memset(a, 0, sizeof(*a));
+	b->cfg.hold(bw_conn_user(c), true);
+	return -EINPROGRESS;
 }
 
 /*
@@ -1670,7 +2233,7 @@ static void auth_done(struct bw_job *job)
 		int rc = auth_apply(j);
 		if (j->reauth)
 			bw_conn_reauth_done(j->c, rc);
-		else
+		else if (rc != -EINPROGRESS) /* else the session's claim answers */
 			bw_conn_connect_done(j->c, rc);
 		b->cfg.wants_send(user);
 	}
@@ -2090,9 +2653,21 @@ static void op_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 	m->publisher = s;
 	l->b->pressure = false;
 	bw_stat_add(&s->t->stats->bytes_in, (int64_t)(m->topic.len + m->payload.len));
-	publish(l->b, s->t, m, s);
-	if (l->b->pressure && l->b->cfg.pause)
-		l->b->cfg.pause(bw_conn_user(c));
+	struct bw_broker *b = l->b;
+	struct durable *d = NULL;
+	if (b->cfg.sessions && b->cfg.durability == BW_CONFIG_DURABILITY_SYNC && m->qos > 0)
+		d = durable_new(b); /* none (no memory): the ack does not wait */
+	b->cur_durable = d;
+	publish(b, s->t, m, s);
+	b->cur_durable = NULL;
+	if (d && atomic_load(&d->holds) == 1 && !atomic_load(&d->reason)) {
+		durable_free(&d->w); /* nothing to wait for: the ack goes at once */
+	} else if (d) {
+		bw_conn_wait_ack(c, &d->w);
+		durable_release(b, d, 0);
+	}
+	if (b->pressure && b->cfg.pause)
+		b->cfg.pause(bw_conn_user(c));
 }
 
 static int op_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *e, uint32_t sub_id)
@@ -2174,6 +2749,7 @@ static void op_subscribed(void *ctx, struct bw_conn *c)
 	struct sess *s = owner(c);
 	struct pending_retained *p = s->pending;
 	s->pending = NULL;
+	sess_save(b, s, false); /* its subscriptions, before what they bring */
 	while (p) {
 		struct pending_retained *next = p->next;
 		size_t n = 0;
@@ -2200,7 +2776,11 @@ static void op_subscribed(void *ctx, struct bw_conn *c)
 static int op_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
 {
 	struct listener_ctx *l = ctx;
-	return sub_drop(l->b, owner(c), f.p, f.len) ? -BW_RC_NO_SUBSCRIPTION_EXISTED : 0;
+	struct sess *s = owner(c);
+	if (sub_drop(l->b, s, f.p, f.len))
+		return -BW_RC_NO_SUBSCRIPTION_EXISTED;
+	sess_save(l->b, s, false);
+	return 0;
 }
 
 /*
@@ -2228,6 +2808,8 @@ static void op_closed(void *ctx, struct bw_conn *c, bool with_will)
 		s->expires_at = now + (uint64_t)s->expiry_s * 1000 + 1;
 	if (s->will || s->expires_at)
 		timed_add(b, s);
+	if (!b->resuming)
+		sess_save(b, s, true); /* its keys in Redis live as long as it does */
 }
 
 /* ---- the broker ----------------------------------------------------------- */
@@ -2243,6 +2825,8 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 		b->pol = bw_policy_slot_get(cfg->policy, &b->pol_gen);
 	b->hub = cfg->hub;
 	b->self = cfg->worker;
+	if (cfg->sessions)
+		bw_sessions_on_fenced(cfg->sessions, on_fenced, b);
 	if (cfg->tenancy)
 		b->snap = cfg->tenancy(cfg->tenancy_arg);
 	b->tenants = calloc(bw_hub_tenants_max(b->hub), sizeof(*b->tenants));
@@ -2343,6 +2927,8 @@ void bw_broker_free(struct bw_broker **bp)
 		return;
 	b->freeing = true; /* no wills (see bw_broker_shutdown()), no redelivery */
 	end_sessions(b);
+	while (b->durables) /* their connections are gone; other workers' holds too */
+		durable_free(&b->durables->w);
 	bw_policy_unref(&b->pol);
 	bw_tenancy_release(&b->snap);
 	for (uint32_t k = 0; b->tenants && k < b->n_tenants; k++) {
@@ -2434,6 +3020,15 @@ void bw_broker_sync(struct bw_broker *b)
 
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
+	/* Stored publishes whose last hold went where no letter could come from. */
+	for (struct durable *d = b->durables; d;) {
+		if (!d->finished && atomic_load(&d->state) == DURABLE_DONE) {
+			durable_finish(d); /* may free others of the list */
+			d = b->durables;
+		} else {
+			d = d->next;
+		}
+	}
 	interest_sync(b);
 	bw_broker_sync(b);
 	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {

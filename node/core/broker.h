@@ -154,6 +154,21 @@ struct bw_broker_config {
 	/* Deletes a deleted tenant's retained messages from the store (worker 0 calls it). */
 	int (*store_purge)(void *store, uint32_t tenant);
 	/*
+	 * Persistent sessions in Redis (node/state/sessions.h: this worker's
+	 * calls, on its own Redis client; NULL: sessions live here and in
+	 * the snapshot). Every CONNECT claims its session there before
+	 * CONNACK and resumes what Redis holds, so a session moves with its
+	 * client from node to node; the session's record (subscriptions,
+	 * will, expiry) is written when it changes and when the client goes;
+	 * QoS 1/2 messages of persistent sessions are pushed, marked and
+	 * acknowledged there as durability says (enum bw_config_durability).
+	 * A session another node took is let go: its connection ends (0x8E).
+	 * node_id is this node's (BW_KEYS_NODE_LEN hex digits).
+	 */
+	struct bw_sessions *sessions;
+	uint32_t durability;
+	const char *node_id;
+	/*
 	 * Called when a publisher fed a congested subscriber (its output
 	 * queue above the soft limit, or its session queue half full): the
 	 * worker stops reading that publisher until bw_broker_congested()
@@ -263,6 +278,15 @@ struct bw_session *bw_broker_session_restore(struct bw_broker *b, const struct b
 /* Restores one subscription of a restored session; 0 or -errno. */
 int bw_broker_sub_restore(struct bw_broker *b, struct bw_session *state, const uint8_t *filter,
                           size_t len, const struct bw_sub_opts *o);
+
+/*
+ * Another node took (or dropped) the session of tenant's client id with
+ * token (its takeover note): the session here, if it holds an older token,
+ * is let go without its will, its connection ended with 0x8E. On the
+ * broker's worker thread.
+ */
+void bw_broker_session_taken(struct bw_broker *b, const char *tenant, struct bw_str id,
+                             uint64_t token);
 
 /* ---- what the admin socket asks (on the broker's worker thread) ---------------- */
 

@@ -70,6 +70,11 @@ struct bw_conn {
 	uint16_t out_alias_cap, out_alias_used;
 	uint8_t *in; /* partial packet carried between receives */
 	size_t in_len, in_cap;
+	/* Acknowledgements waiting, in PUBLISH order (bw_conn_wait_ack()). */
+	struct bw_conn_wait *waits, **waits_tail;
+	uint16_t pub_id; /* the PUBLISH in ops.publish: its packet id, */
+	uint8_t pub_ack; /* the acknowledgement it needs (0: none), */
+	bool pub_waits;  /* and whether that waits (bw_conn_wait_ack()) */
 };
 
 static uint64_t now(struct bw_conn *c)
@@ -114,6 +119,13 @@ void bw_conn_free(struct bw_conn **cp)
 	}
 	bw_outq_clear(&c->outq);
 	free(c->in);
+	for (struct bw_conn_wait *w = c->waits, *next; w; w = next) {
+		next = w->next;
+		w->next = NULL;
+		w->c = NULL;
+		if (w->ready)
+			w->release(w);
+	}
 	free(c);
 	*cp = NULL;
 }
@@ -497,6 +509,13 @@ static int refuse_publish(struct bw_conn *c, const struct bw_publish *pub, uint8
 	return 0;
 }
 
+static void wait_free(struct bw_conn_wait *w)
+{
+	free(w);
+}
+
+static void wait_link(struct bw_conn *c, struct bw_conn_wait *w, uint8_t type, uint16_t id);
+
 static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 {
 	const char *why = NULL;
@@ -534,14 +553,72 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 	struct bw_msg *m = bw_msg_from_publish(pub, pub->topic, now(c));
 	if (!m)
 		return fail(c, BW_RC_UNSPECIFIED, "out of memory");
+	c->pub_id = pub->packet_id;
+	c->pub_ack = pub->qos == 1 ? BW_PUBACK : pub->qos == 2 ? BW_PUBREC : 0;
+	c->pub_waits = false;
 	c->ops.publish(c->ops.ctx, c, m);
 	bw_msg_unref(&m);
+	uint8_t type = c->pub_ack;
+	c->pub_ack = 0;
 
-	if (pub->qos == 1)
-		return send_ack(c, BW_PUBACK, pub->packet_id, 0, NULL);
-	if (pub->qos == 2)
-		return send_ack(c, BW_PUBREC, pub->packet_id, 0, NULL);
+	if (c->pub_waits) /* linked: it goes when its message is stored */
+		return c->state == BW_CONN_CLOSING ? -EPROTO : 0;
+	if (!type)
+		return 0;
+	if (!c->waits)
+		return send_ack(c, type, pub->packet_id, 0, NULL);
+	/* Behind one that waits: it waits too, ready. */
+	struct bw_conn_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return fail(c, BW_RC_UNSPECIFIED, "out of memory");
+	w->release = wait_free;
+	w->ready = true;
+	wait_link(c, w, type, pub->packet_id);
 	return 0;
+}
+
+static void wait_link(struct bw_conn *c, struct bw_conn_wait *w, uint8_t type, uint16_t id)
+{
+	w->c = c;
+	w->packet_id = id;
+	w->type = type;
+	w->next = NULL;
+	if (!c->waits)
+		c->waits_tail = &c->waits;
+	*c->waits_tail = w;
+	c->waits_tail = &w->next;
+}
+
+void bw_conn_wait_ack(struct bw_conn *c, struct bw_conn_wait *w)
+{
+	if (!c->pub_ack || c->pub_waits)
+		return;
+	c->pub_waits = true;
+	w->ready = false;
+	wait_link(c, w, c->pub_ack, c->pub_id);
+}
+
+void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason)
+{
+	struct bw_conn *c = w->c;
+	w->ready = true;
+	w->reason = reason;
+	while ((w = c->waits) != NULL && w->ready) {
+		c->waits = w->next;
+		w->c = NULL;
+		int rc = 0;
+		if (c->state != BW_CONN_CONNECTED)
+			; /* ending: nothing more goes out */
+		else if (w->reason >= 0x80 && c->version != BW_MQTT_5)
+			rc = fail(c, w->reason, "the message could not be stored");
+		else
+			rc = send_ack(c, w->type, w->packet_id, w->reason,
+			              "the message could not be stored");
+		w->release(w);
+		if (rc && c->state != BW_CONN_CLOSING)
+			fail(c, BW_RC_UNSPECIFIED, NULL);
+	}
+	flush(c);
 }
 
 /* ---- acknowledgements ---------------------------------------------------- */

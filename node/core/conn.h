@@ -96,7 +96,10 @@ struct bw_conn_ops {
 	 * packets keep flowing meanwhile. May be NULL when auth_method is.
 	 */
 	int (*reauth)(void *ctx, struct bw_conn *c, struct bw_bin data);
-	/* An application message to route (the callee takes a reference). */
+	/*
+	 * An application message to route (the callee takes a reference).
+	 * Its PUBACK or PUBREC may be made to wait: bw_conn_wait_ack().
+	 */
 	void (*publish)(void *ctx, struct bw_conn *c, struct bw_msg *m);
 	/*
 	 * Adds or replaces a subscription (the filter is valid and within
@@ -143,6 +146,41 @@ struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw
 
 /* Frees it (and its output queue). The session is detached, not freed. */
 void bw_conn_free(struct bw_conn **c);
+
+/*
+ * A PUBACK or PUBREC that waits (session_durability sync: until the
+ * message is stored). The connection sends its acknowledgements in the
+ * order the PUBLISHes came, so one that need not wait still waits behind
+ * one that does. The connection calls release(w) once it is done with w:
+ * after sending it, or when it ends with w ready. A w not yet ready when
+ * the connection ends is unlinked with c set to NULL, and release is not
+ * called: its owner finds c NULL when it is done and frees it itself.
+ */
+struct bw_conn_wait {
+	struct bw_conn_wait *next;
+	struct bw_conn *c; /* NULL: no connection waits for it (any more) */
+	void (*release)(struct bw_conn_wait *w);
+	uint16_t packet_id;
+	uint8_t type;   /* BW_PUBACK or BW_PUBREC */
+	uint8_t reason; /* of the acknowledgement; 0x80 and above: refused */
+	bool ready;
+};
+
+/*
+ * From ops.publish only: the acknowledgement of the PUBLISH being handled
+ * waits for bw_conn_wait_done(w), which may come at once. w (the caller's,
+ * release set) is linked; a QoS 0 PUBLISH has none (w is left alone, c
+ * NULL).
+ */
+void bw_conn_wait_ack(struct bw_conn *c, struct bw_conn_wait *w);
+
+/*
+ * On the connection's thread, with w->c set: w's acknowledgement may go,
+ * with reason (5.0; a 3.1.1 client, which has no refusal, is disconnected
+ * instead, so that it sends the message again). What is ready at the head
+ * goes out now.
+ */
+void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason);
 
 /*
  * Feeds received bytes. Whole packets are handled straight from `data`;

@@ -47,9 +47,11 @@ struct bw_msg;
  * carries one reference for the receiver.
  */
 enum bw_letter_tag {
-	BW_LETTER_MSG = 0,   /* struct bw_msg *: route to plain subscriptions */
-	BW_LETTER_SHARE = 1, /* the broker's share delivery */
-	BW_LETTER_CONN = 2,  /* the worker's connection hand-over */
+	BW_LETTER_MSG = 0,        /* struct bw_msg *: route to plain subscriptions */
+	BW_LETTER_SHARE = 1,      /* the broker's share delivery */
+	BW_LETTER_CONN = 2,       /* the worker's connection hand-over */
+	BW_LETTER_STORED = 3,     /* the broker's: a message stored (session_durability sync) */
+	BW_LETTER_STORED_MSG = 4, /* the broker's: a message to route that waits to be stored */
 	BW_LETTER_TAGS = 7,
 };
 

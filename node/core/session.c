@@ -28,6 +28,7 @@ struct bw_session {
 
 	uint16_t next_id;
 	void *owner;
+	bw_session_observer obs;
 	uint64_t *used; /* packet ids in use, once the window passes SCAN_MAX */
 };
 
@@ -222,6 +223,8 @@ bool bw_session_next(struct bw_session *s, uint64_t now_ms, struct bw_delivery *
 	s->win_live++;
 	*d = f->d;
 	*out = f;
+	if (s->obs && f->d.seq)
+		s->obs(s->owner, BW_SESSION_SENT, f);
 	return true;
 }
 
@@ -238,6 +241,8 @@ static struct bw_inflight *find(struct bw_session *s, uint16_t id)
 /* Completes f, then pops the holes at the head of the window. */
 static void complete(struct bw_session *s, struct bw_inflight *f)
 {
+	if (s->obs && f->d.seq)
+		s->obs(s->owner, BW_SESSION_DONE, f);
 	mark_id(s, f->packet_id, false);
 	bw_msg_unref(&f->d.msg);
 	s->win_live--;
@@ -262,8 +267,11 @@ int bw_session_pubrec(struct bw_session *s, uint16_t packet_id, uint64_t now_ms)
 	if (!f || f->d.qos != 2)
 		return -ENOENT;
 	/* A repeated PUBREC (after our PUBREL was lost) is answered again. */
+	bool first = f->state != BW_INFLIGHT_RELEASED;
 	f->state = BW_INFLIGHT_RELEASED;
 	f->sent_at_ms = now_ms;
+	if (first && s->obs && f->d.seq)
+		s->obs(s->owner, BW_SESSION_PUBREC, f);
 	return 0;
 }
 
@@ -373,6 +381,11 @@ const struct bw_session_stats *bw_session_stats(const struct bw_session *s)
 void bw_session_set_owner(struct bw_session *s, void *owner)
 {
 	s->owner = owner;
+}
+
+void bw_session_set_observer(struct bw_session *s, bw_session_observer fn)
+{
+	s->obs = fn;
 }
 
 void *bw_session_owner(const struct bw_session *s)

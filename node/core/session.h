@@ -38,6 +38,7 @@ struct bw_delivery {
 	bool retain; /* the RETAIN flag to send */
 	uint8_t n_sub_ids;
 	uint32_t sub_ids[BW_DELIVERY_SUB_IDS];
+	uint64_t seq; /* its number in the session store (Redis); 0: not stored */
 };
 
 enum bw_inflight_state {
@@ -163,5 +164,17 @@ const struct bw_session_stats *bw_session_stats(const struct bw_session *s);
 /* The broker's record this state belongs to (NULL until set). */
 void bw_session_set_owner(struct bw_session *s, void *owner);
 void *bw_session_owner(const struct bw_session *s);
+
+/*
+ * What happens to a stored delivery (seq above 0) in the window, told to
+ * the session's owner so the session store follows: SENT, it left the
+ * queue with its packet id; PUBREC, received (once; PUBREL goes out);
+ * DONE, acknowledged (PUBACK, PUBCOMP, a refusing PUBREC), just before it
+ * is dropped. Not called while the session is freed.
+ */
+enum bw_session_event { BW_SESSION_SENT, BW_SESSION_PUBREC, BW_SESSION_DONE };
+typedef void (*bw_session_observer)(void *owner, enum bw_session_event ev,
+                                    const struct bw_inflight *f);
+void bw_session_set_observer(struct bw_session *s, bw_session_observer fn);
 
 #endif

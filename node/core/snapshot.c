@@ -10,6 +10,7 @@
 #include "node/core/msg.h"
 #include "node/core/msgrec.h"
 #include "node/core/session.h"
+#include "node/core/sessrec.h"
 #include "node/log.h"
 #include "proto/mqtt/topic.h"
 
@@ -42,7 +43,6 @@ struct saver {
 	struct bw_broker *b;
 	int64_t off;
 	struct bw_arena a;
-	StoredSession *rec;
 	struct bw_snapshot_counts *n;
 	int err;
 };
@@ -57,144 +57,19 @@ static int write_frame(struct saver *sv, uint8_t kind, const uint8_t *p, size_t 
 	return 0;
 }
 
-static int save_sub(void *arg, const uint8_t *filter, size_t len, const struct bw_sub_opts *o)
-{
-	struct saver *sv = arg;
-	struct bw_arena *a = &sv->a;
-	StoredSession *r = sv->rec;
-	StoredSubscription *s = bw_arena_alloc(a, sizeof(*s));
-	StoredSubscription **v = bw_arena_alloc(a, (r->n_subscriptions + 1) * sizeof(*v));
-	if (!s || !v)
-		return -ENOMEM;
-	stored_subscription__init(s);
-	struct bw_topic_share sh;
-	if (bw_topic_share_split(filter, len, &sh)) {
-		s->share_group = bw_arena_str(a, sh.group, sh.group_len);
-		s->filter = bw_arena_str(a, sh.filter, sh.filter_len);
-	} else {
-		s->filter = bw_arena_str(a, filter, len);
-	}
-	s->has_qos = s->has_no_local = s->has_retain_as_published = true;
-	s->qos = o->qos;
-	s->no_local = o->no_local;
-	s->retain_as_published = o->retain_as_published;
-	s->has_retain_handling = true;
-	s->retain_handling = o->retain_handling;
-	if (o->sub_id) {
-		s->has_subscription_identifier = true;
-		s->subscription_identifier = o->sub_id;
-	}
-	if (r->n_subscriptions)
-		memcpy(v, r->subscriptions, r->n_subscriptions * sizeof(*v));
-	v[r->n_subscriptions++] = s;
-	r->subscriptions = v;
-	return a->failed ? -ENOMEM : 0;
-}
-
-static StoredInflight *inflight_record(struct saver *sv, const char *tenant, uint16_t id,
-                                       bool outgoing, const struct bw_inflight *f)
-{
-	StoredInflight *r = bw_arena_alloc(&sv->a, sizeof(*r));
-	if (!r)
-		return NULL;
-	stored_inflight__init(r);
-	r->has_packet_id = r->has_direction = r->has_state = true;
-	r->packet_id = id;
-	if (!outgoing) {
-		r->direction = STORED_INFLIGHT__DIRECTION__INCOMING;
-		r->state = STORED_INFLIGHT__STATE__PUBREC_SENT;
-		return r;
-	}
-	r->direction = STORED_INFLIGHT__DIRECTION__OUTGOING;
-	r->state = f->state == BW_INFLIGHT_RELEASED ? STORED_INFLIGHT__STATE__PUBREC_RECEIVED
-	                                            : STORED_INFLIGHT__STATE__PUBLISH_SENT;
-	r->has_sent_at_ms = true;
-	r->sent_at_ms = bw_msgrec_to_wall(f->sent_at_ms, sv->off);
-	r->message = bw_msgrec_build(&sv->a, f->d.msg, &f->d, tenant, sv->off, true);
-	return r->message ? r : NULL;
-}
-
 static int save_session(void *arg, const struct bw_session_info *si)
 {
 	struct saver *sv = arg;
 	struct bw_arena *a = &sv->a;
 	const char *tenant = bw_hub_tenant_name(sv->hub, si->tenant);
-	StoredSession r = STORED_SESSION__INIT;
-	int rc;
-
-	bw_arena_free(a);
-	sv->rec = &r;
-	r.has_version = true;
-	r.version = BW_RECORD_VERSION;
-	r.tenant = (char *)tenant;
-	r.client_id = bw_arena_str(a, si->client_id.p, si->client_id.len);
-	r.has_protocol_version = true;
-	r.protocol_version = 5;
-	r.has_session_expiry_interval_s = true;
-	r.session_expiry_interval_s = si->expiry_s;
-	if (si->expires_at_ms) {
-		r.has_expires_at_ms = true;
-		r.expires_at_ms = bw_msgrec_to_wall(si->expires_at_ms, sv->off);
-	}
-	if ((rc = bw_broker_session_subs(sv->b, si, save_sub, sv)))
-		goto out;
-	if (si->will) {
-		StoredWill *w = bw_arena_alloc(a, sizeof(*w));
-		if (w) {
-			stored_will__init(w);
-			w->message = bw_msgrec_build(a, si->will, NULL, tenant, sv->off, true);
-			if (w->message)
-				w->message->has_expiry_at_ms = false; /* its interval, below */
-			w->has_delay_interval_s = true;
-			w->delay_interval_s = si->will_delay_s;
-			if (si->will_expiry_s) {
-				w->has_message_expiry_interval_s = true;
-				w->message_expiry_interval_s = si->will_expiry_s;
-			}
-			r.will = w;
-		}
-	}
-	const uint16_t *in;
-	uint32_t n_in = bw_session_inbound_ids(si->state, &in);
-	uint32_t n_out = bw_session_inflight(si->state), n_q = bw_session_queued(si->state);
-	r.inflight = bw_arena_alloc(a, (n_in + n_out + 1) * sizeof(*r.inflight));
-	r.offline_queue = bw_arena_alloc(a, (n_q + 1) * sizeof(*r.offline_queue));
-	if (!r.inflight || !r.offline_queue) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	uint32_t cur = 0;
-	const struct bw_inflight *f;
-	while ((f = bw_session_inflight_at(si->state, &cur)) != NULL) {
-		if (!(r.inflight[r.n_inflight++] =
-		              inflight_record(sv, tenant, f->packet_id, true, f))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	for (uint32_t i = 0; i < n_in; i++) {
-		if (!(r.inflight[r.n_inflight++] =
-		              inflight_record(sv, tenant, in[i], false, NULL))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	for (uint32_t i = 0; i < n_q; i++) {
-		const struct bw_delivery *d = bw_session_queued_at(si->state, i);
-		if (!(r.offline_queue[r.n_offline_queue++] =
-		              bw_msgrec_build(a, d->msg, d, tenant, sv->off, true))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	r.has_next_packet_id = true;
-	r.next_packet_id = bw_session_next_id(si->state);
+	StoredSession r;
 	uint8_t *buf;
 	size_t len;
-	if (a->failed) {
-		rc = -ENOMEM;
+
+	bw_arena_free(a);
+	int rc = bw_sessrec_build(a, sv->b, si, tenant, sv->off, true, &r);
+	if (rc)
 		goto out;
-	}
 	if ((rc = bw_record_session_encode(&r, &buf, &len)) == 0) {
 		rc = write_frame(sv, FRAME_SESSION, buf, len);
 		free(buf);
@@ -252,7 +127,7 @@ static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
 }
 
 int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool local, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096], tmp[4096];
 	struct saver sv = { .hub = hub, .off = bw_msgrec_wall_offset(), .n = n };
@@ -270,11 +145,11 @@ int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 	}
 	if (fwrite(MAGIC, 1, sizeof(MAGIC), sv.f) != sizeof(MAGIC))
 		rc = -EIO;
-	for (uint32_t i = 0; rc == 0 && i < bw_hub_workers(hub); i++) {
+	for (uint32_t i = 0; local && rc == 0 && i < bw_hub_workers(hub); i++) {
 		sv.b = brokers[i];
 		rc = bw_broker_sessions(brokers[i], save_session, &sv);
 	}
-	for (uint32_t t = 0; retained && rc == 0 && t < bw_hub_tenants(hub); t++) {
+	for (uint32_t t = 0; local && rc == 0 && t < bw_hub_tenants(hub); t++) {
 		struct retained_saver rs = { &sv, bw_hub_tenant_name(hub, t), 0 };
 		bw_hub_retained_each(hub, t, save_retained, &rs);
 		rc = rs.rc;
@@ -307,14 +182,6 @@ int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 }
 
 /* ---- loading ------------------------------------------------------------------------ */
-
-static struct bw_delivery delivery_of(struct bw_msg *m, const StoredMessage *r)
-{
-	struct bw_delivery d = { .msg = m, .qos = (uint8_t)r->qos, .retain = r->retain };
-	for (size_t i = 0; i < r->n_subscription_identifiers && i < BW_DELIVERY_SUB_IDS; i++)
-		d.sub_ids[d.n_sub_ids++] = r->subscription_identifiers[i];
-	return d;
-}
 
 /* Restores one session record; 1 when skipped, 0, or -errno. */
 static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
@@ -349,61 +216,7 @@ static int load_session(struct bw_hub *hub, struct bw_broker *const *brokers,
 	bw_msg_unref(&si.will);
 	if (!s)
 		return errno == EEXIST ? 1 : -errno;
-	for (size_t i = 0; i < r->n_subscriptions; i++) {
-		const StoredSubscription *sub = r->subscriptions[i];
-		char f[BW_RECORD_STRING_MAX + 16];
-		int n = sub->share_group && sub->share_group[0]
-		                ? snprintf(f, sizeof(f), "$share/%s/%s", sub->share_group,
-		                           sub->filter)
-		                : snprintf(f, sizeof(f), "%s", sub->filter);
-		struct bw_sub_opts o = { .qos = (uint8_t)sub->qos,
-			                 .no_local = sub->no_local,
-			                 .retain_as_published = sub->retain_as_published,
-			                 .retain_handling = (uint8_t)sub->retain_handling,
-			                 .sub_id = sub->subscription_identifier };
-		int rc = n > 0 && (size_t)n < sizeof(f)
-		                 ? bw_broker_sub_restore(b, s, (const uint8_t *)f, (size_t)n, &o)
-		                 : -EINVAL;
-		if (rc < 0)
-			bw_log_warn("snapshot: session '%s': subscription '%s' not restored: %s",
-			            r->client_id, f, strerror(-rc));
-	}
-	for (size_t i = 0; i < r->n_inflight; i++) {
-		const StoredInflight *f = r->inflight[i];
-		int rc;
-		if (f->direction == STORED_INFLIGHT__DIRECTION__INCOMING) {
-			rc = bw_session_inbound_qos2(s, (uint16_t)f->packet_id) < 0 ? -ENOBUFS : 0;
-		} else if (!f->message) {
-			rc = -EINVAL; /* PUBREC_RECEIVED without its message: we always save it */
-		} else {
-			struct bw_msg *m = bw_msgrec_msg(f->message, si.tenant, off);
-			if (!m)
-				return -errno;
-			struct bw_delivery d = delivery_of(m, f->message);
-			rc = bw_session_restore(s, &d, (uint16_t)f->packet_id,
-			                        f->state == STORED_INFLIGHT__STATE__PUBREC_RECEIVED
-			                                ? BW_INFLIGHT_RELEASED
-			                                : BW_INFLIGHT_PUBLISHED,
-			                        bw_msgrec_to_mono(f->sent_at_ms, off), 0);
-			bw_msg_unref(&m);
-		}
-		if (rc < 0)
-			bw_log_warn("snapshot: session '%s': inflight packet %u not restored: %s",
-			            r->client_id, f->packet_id, strerror(-rc));
-	}
-	for (size_t i = 0; i < r->n_offline_queue; i++) {
-		struct bw_msg *m = bw_msgrec_msg(r->offline_queue[i], si.tenant, off);
-		if (!m)
-			return -errno;
-		struct bw_delivery d = delivery_of(m, r->offline_queue[i]);
-		int rc = bw_session_enqueue(s, &d);
-		bw_msg_unref(&m);
-		if (rc < 0)
-			return rc;
-	}
-	if (r->next_packet_id)
-		bw_session_restore(s, NULL, 0, 0, 0, (uint16_t)r->next_packet_id);
-	return 0;
+	return bw_sessrec_restore(b, s, r, si.tenant, off, true, "snapshot");
 }
 
 /* Restores one retained message record; 1 when skipped, 0, or -errno. */
@@ -423,7 +236,7 @@ static int load_retained(struct bw_hub *hub, const StoredMessage *r, int64_t off
 }
 
 int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap)
+                     bool local, struct bw_snapshot_counts *n, char *err, size_t cap)
 {
 	char path[4096];
 	struct stat st;
@@ -479,7 +292,7 @@ int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		if (kind == FRAME_SESSION) {
 			StoredSession *r;
 			if ((rc = bw_record_session_decode(p, len, &r)) == 0) {
-				rc = load_session(hub, brokers, r, off, now);
+				rc = local ? load_session(hub, brokers, r, off, now) : 1;
 				bw_record_session_free(&r);
 			}
 			if (rc == 1)
@@ -489,7 +302,7 @@ int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *cons
 		} else if (kind == FRAME_RETAINED) {
 			StoredMessage *r;
 			if ((rc = bw_record_message_decode(p, len, &r)) == 0) {
-				rc = retained ? load_retained(hub, r, off, now) : 1;
+				rc = local ? load_retained(hub, r, off, now) : 1;
 				bw_record_message_free(&r);
 			}
 			if (rc == 1)

@@ -36,23 +36,24 @@ struct bw_snapshot_counts {
 };
 
 /*
- * Saves to dir/snapshot.bin: the persistent sessions, and with retained
- * the hub's retained messages (false: they live in a shared store,
- * Redis). Returns 0, or -errno with err saying which file and what failed.
+ * Saves to dir/snapshot.bin: with local, the persistent sessions and the
+ * hub's retained messages (false: they live in a shared store, Redis, and
+ * the file is written empty). Returns 0, or -errno with err saying which
+ * file and what failed.
  */
 int bw_snapshot_save(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap);
+                     bool local, struct bw_snapshot_counts *n, char *err, size_t cap);
 
 /*
  * Loads dir/snapshot.bin when it exists (no file: 0, nothing loaded): each
  * session goes to its client id's home worker's broker, retained messages
- * to the hub (without retained: they are checked and skipped, counted in
+ * to the hub (without local: both are checked and skipped, counted in
  * skipped, since a shared store holds the newer ones). A damaged file is an error naming the file
  * and the offset
  * (-EINVAL), and nothing is loaded beyond it: the node should not start
  * and silently lose what the file holds.
  */
 int bw_snapshot_load(const char *dir, struct bw_hub *hub, struct bw_broker *const *brokers,
-                     bool retained, struct bw_snapshot_counts *n, char *err, size_t cap);
+                     bool local, struct bw_snapshot_counts *n, char *err, size_t cap);
 
 #endif

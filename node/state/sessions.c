@@ -690,18 +690,32 @@ struct bw_sessions {
 	char prefix[BW_KEYS_PREFIX_MAX + 1];
 	char node[BW_KEYS_NODE_LEN + 1];
 	struct bw_redis *r;
+	uint32_t held_max;
+	uint32_t held;           /* ops in the list */
+	struct op *head, **tail; /* every op not yet answered, in call order */
+	bw_sessions_fenced_cb fenced;
+	void *fenced_arg;
 	struct bw_sessions_stats stats;
 };
 
 enum op_kind { OP_CLAIM, OP_SAVE, OP_PUSH, OP_ACK, OP_MARK, OP_RELEASE, OP_DROP };
 
-/* A call in flight; a claim keeps its key to check what it reads. */
+/*
+ * A call not yet answered. It keeps its request, so that a write whose
+ * connection dropped goes again, and its key (the claim's reply is checked
+ * against it; a fenced write names it).
+ */
 struct op {
+	struct op *next;
 	struct bw_sessions *s;
 	enum op_kind kind;
+	bool sent;   /* on the connection now */
+	bool resent; /* sent before, and the connection dropped */
 	bw_sessions_cb done;
 	bw_sessions_claim_cb claimed;
 	void *arg;
+	uint64_t token;
+	struct bw_sessions_req q;
 	char tenant[BW_TENANT_NAME_MAX + 1];
 	size_t id_len;
 	uint8_t id[];
@@ -711,6 +725,11 @@ static void stat_add(_Atomic uint64_t *c, uint64_t d)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
 	                      memory_order_relaxed);
+}
+
+static void stat_set(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, v, memory_order_relaxed);
 }
 
 int bw_sessions_new(struct bw_sessions **out, const struct bw_sessions_config *cfg)
@@ -723,24 +742,71 @@ int bw_sessions_new(struct bw_sessions **out, const struct bw_sessions_config *c
 		return -ENOMEM;
 	snprintf(s->prefix, sizeof(s->prefix), "%s", cfg->prefix);
 	snprintf(s->node, sizeof(s->node), "%s", cfg->node);
+	s->held_max = cfg->held_max ? cfg->held_max : BW_SESSIONS_HELD_DEFAULT;
+	s->tail = &s->head;
 	*out = s;
 	return 0;
 }
 
+void bw_sessions_on_fenced(struct bw_sessions *s, bw_sessions_fenced_cb fn, void *arg)
+{
+	s->fenced = fn;
+	s->fenced_arg = arg;
+}
+
+static void pump(struct bw_sessions *s);
+
 void bw_sessions_attach(struct bw_sessions *s, struct bw_redis *r)
 {
 	s->r = r;
+	pump(s);
+}
+
+static void op_free(struct op *o)
+{
+	bw_sessions_req_fini(&o->q);
+	free(o);
+}
+
+static void unlink_op(struct bw_sessions *s, struct op *o)
+{
+	struct op **pp = &s->head;
+	while (*pp != o)
+		pp = &(*pp)->next;
+	*pp = o->next;
+	if (s->tail == &o->next)
+		s->tail = pp;
+	s->held--;
+	stat_set(&s->stats.held, s->held);
 }
 
 void bw_sessions_free(struct bw_sessions **sp)
 {
-	free(*sp);
+	struct bw_sessions *s = *sp;
+	if (!s)
+		return;
+	/* Writes still held (Redis was down): their callers hear they failed. */
+	while (s->head) {
+		struct op *o = s->head;
+		unlink_op(s, o);
+		if (o->kind == OP_CLAIM)
+			o->claimed(o->arg, -ECANCELED, NULL);
+		else if (o->done)
+			o->done(o->arg, -ECANCELED, 0);
+		op_free(o);
+	}
+	free(s);
 	*sp = NULL;
 }
 
 const struct bw_sessions_stats *bw_sessions_stats(const struct bw_sessions *s)
 {
 	return &s->stats;
+}
+
+size_t bw_sessions_held(const struct bw_sessions *s)
+{
+	return s->held;
 }
 
 /* The counters a result moves. */
@@ -754,10 +820,15 @@ static void count(struct bw_sessions *s, int rc)
 		stat_add(&s->stats.failed, 1);
 }
 
+static struct bw_sessions_key key_of(const struct op *o)
+{
+	return (struct bw_sessions_key){ .tenant = o->tenant, .id = o->id, .id_len = o->id_len };
+}
+
 static void on_claim(struct op *o, const redisReply *reply)
 {
 	struct bw_sessions *s = o->s;
-	struct bw_sessions_key k = { .tenant = o->tenant, .id = o->id, .id_len = o->id_len };
+	struct bw_sessions_key k = key_of(o);
 	struct bw_sessions_claim *c;
 	int rc = bw_sessions_claim_parse(reply, &k, &c);
 
@@ -779,14 +850,26 @@ static void on_reply(void *arg, const redisReply *reply, const char *error)
 	uint64_t value = 0;
 	int rc = 0;
 
+	o->sent = false;
+	if (!reply && o->kind != OP_CLAIM) {
+		/* No answer: the write may or may not have been made. It stays,
+		 * in its place, and goes again once the client is up. */
+		o->resent = true;
+		stat_add(&s->stats.failed, 1);
+		return;
+	}
+	unlink_op(s, o);
 	if (!reply) {
 		rc = strcmp(error, "timeout") == 0 ? -ETIMEDOUT : -ECONNRESET;
 	} else if (o->kind == OP_CLAIM) {
 		on_claim(o, reply);
-		free(o);
+		op_free(o);
 		return;
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		rc = bw_sessions_reply_error(reply->str, reply->len);
+		/* A push sent again whose first send was made: it is there. */
+		if (rc == -EINVAL && o->resent && o->kind == OP_PUSH)
+			rc = 0;
 	} else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0) {
 		rc = -EPROTO;
 	} else {
@@ -795,38 +878,73 @@ static void on_reply(void *arg, const redisReply *reply, const char *error)
 			stat_add(&s->stats.dropped, value);
 	}
 	count(s, rc);
-	if (o->kind == OP_CLAIM)
+	if (o->kind == OP_CLAIM) {
 		o->claimed(o->arg, rc, NULL);
-	else
-		o->done(o->arg, rc, value);
-	free(o);
+	} else {
+		if (rc == -ESTALE && s->fenced) {
+			struct bw_sessions_key k = key_of(o);
+			s->fenced(s->fenced_arg, &k, o->token);
+		}
+		if (o->done)
+			o->done(o->arg, rc, value);
+	}
+	op_free(o);
 }
 
-/* Sends q for op (freed here if it is not sent). */
-static int submit(struct bw_sessions *s, struct bw_sessions_req *q, int rc, struct op *o)
+/* Sends, in order, every op not on the connection, while the client takes them. */
+static void pump(struct bw_sessions *s)
 {
-	if (rc == 0 && (!s->r || !bw_redis_up(s->r)))
-		rc = -ENOTCONN;
-	if (rc == 0)
-		rc = bw_redis_cmd(s->r, on_reply, o, q->argc, q->argv, q->lens);
-	bw_sessions_req_fini(q);
+	if (!s->r || !bw_redis_up(s->r))
+		return;
+	for (struct op *o = s->head; o; o = o->next) {
+		if (o->sent)
+			continue;
+		if (bw_redis_cmd(s->r, on_reply, o, o->q.argc, o->q.argv, o->q.lens) < 0)
+			return; /* the client's bound: the tick goes on */
+		o->sent = true;
+		stat_add(&s->stats.requests, 1);
+	}
+}
+
+void bw_sessions_tick(struct bw_sessions *s)
+{
+	pump(s);
+}
+
+/* Queues o, whose request rc built (freed here if it is not taken). */
+static int submit(struct bw_sessions *s, int rc, struct op *o)
+{
+	if (rc == 0 && o->kind == OP_CLAIM && (!s->r || !bw_redis_up(s->r)))
+		rc = -ENOTCONN; /* a claim needs its answer now: never held */
+	if (rc == 0 && s->held >= s->held_max)
+		rc = -EAGAIN;
 	if (rc) {
-		free(o);
+		if (rc == -EAGAIN)
+			stat_add(&s->stats.overflow, 1);
+		op_free(o);
 		return rc;
 	}
-	stat_add(&s->stats.requests, 1);
+	*s->tail = o;
+	s->tail = &o->next;
+	s->held++;
+	stat_set(&s->stats.held, s->held);
+	pump(s);
 	return 0;
 }
 
 static struct op *op_new(struct bw_sessions *s, enum op_kind kind, const struct bw_sessions_key *k,
-                         bw_sessions_cb done, bw_sessions_claim_cb claimed, void *arg)
+                         uint64_t token, bw_sessions_cb done, bw_sessions_claim_cb claimed,
+                         void *arg)
 {
-	bool keep = kind == OP_CLAIM && k && k->tenant && strlen(k->tenant) <= BW_TENANT_NAME_MAX;
+	bool keep = k && k->tenant && strlen(k->tenant) <= BW_TENANT_NAME_MAX &&
+	            k->id_len <= BW_KEYS_CLIENT_ID_MAX;
 	struct op *o = calloc(1, sizeof(*o) + (keep ? k->id_len : 0));
 
 	if (!o)
 		return NULL;
-	*o = (struct op){ .s = s, .kind = kind, .done = done, .claimed = claimed, .arg = arg };
+	*o = (struct op){
+		.s = s, .kind = kind, .done = done, .claimed = claimed, .arg = arg, .token = token
+	};
 	if (keep) {
 		memcpy(o->tenant, k->tenant, strlen(k->tenant) + 1);
 		memcpy(o->id, k->id, k->id_len);
@@ -835,58 +953,60 @@ static struct op *op_new(struct bw_sessions *s, enum op_kind kind, const struct 
 	return o;
 }
 
-#define CALL(s, kind, k, done, claimed, arg, build)                                                \
+#define CALL(s, kind, k, token, done, claimed, arg, build)                                         \
 	do {                                                                                       \
-		struct bw_sessions_req q_;                                                         \
-		struct op *o_ = op_new((s), (kind), (k), (done), (claimed), (arg));                \
+		struct op *o_ = op_new((s), (kind), (k), (token), (done), (claimed), (arg));       \
 		if (!o_)                                                                           \
 			return -ENOMEM;                                                            \
+		struct bw_sessions_req *q_ = &o_->q;                                               \
 		int rc_ = (build);                                                                 \
-		return submit((s), &q_, rc_, o_);                                                  \
+		return submit((s), rc_, o_);                                                       \
 	} while (0)
 
 int bw_sessions_claim(struct bw_sessions *s, const struct bw_sessions_key *k, bool clean_start,
                       bw_sessions_claim_cb cb, void *arg)
 {
-	CALL(s, OP_CLAIM, k, NULL, cb, arg,
-	     bw_sessions_req_claim(&q_, s->prefix, s->node, k, clean_start));
+	CALL(s, OP_CLAIM, k, 0, NULL, cb, arg,
+	     bw_sessions_req_claim(q_, s->prefix, s->node, k, clean_start));
 }
 
 int bw_sessions_save(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                      StoredSession *rec, bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_SAVE, k, cb, NULL, arg, bw_sessions_req_save(&q_, s->prefix, k, token, rec));
+	CALL(s, OP_SAVE, k, token, cb, NULL, arg,
+	     bw_sessions_req_save(q_, s->prefix, k, token, rec));
 }
 
 int bw_sessions_push(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                      const struct bw_sessions_head *h, StoredMessage *msg, uint32_t max,
                      enum bw_sessions_policy policy, bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_PUSH, k, cb, NULL, arg,
-	     bw_sessions_req_push(&q_, s->prefix, k, token, h, msg, max, policy));
+	CALL(s, OP_PUSH, k, token, cb, NULL, arg,
+	     bw_sessions_req_push(q_, s->prefix, k, token, h, msg, max, policy));
 }
 
 int bw_sessions_ack(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                     uint64_t seq, bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_ACK, k, cb, NULL, arg, bw_sessions_req_ack(&q_, s->prefix, k, token, seq));
+	CALL(s, OP_ACK, k, token, cb, NULL, arg, bw_sessions_req_ack(q_, s->prefix, k, token, seq));
 }
 
 int bw_sessions_mark(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                      const struct bw_sessions_head *h, bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_MARK, k, cb, NULL, arg, bw_sessions_req_mark(&q_, s->prefix, k, token, h));
+	CALL(s, OP_MARK, k, token, cb, NULL, arg, bw_sessions_req_mark(q_, s->prefix, k, token, h));
 }
 
 int bw_sessions_release(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                         uint32_t expiry_s, StoredSession *rec, bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_RELEASE, k, cb, NULL, arg,
-	     bw_sessions_req_release(&q_, s->prefix, k, token, expiry_s, rec));
+	CALL(s, OP_RELEASE, k, token, cb, NULL, arg,
+	     bw_sessions_req_release(q_, s->prefix, k, token, expiry_s, rec));
 }
 
 int bw_sessions_drop(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                      bw_sessions_cb cb, void *arg)
 {
-	CALL(s, OP_DROP, k, cb, NULL, arg, bw_sessions_req_drop(&q_, s->prefix, s->node, k, token));
+	CALL(s, OP_DROP, k, token, cb, NULL, arg,
+	     bw_sessions_req_drop(q_, s->prefix, s->node, k, token));
 }

@@ -3,8 +3,8 @@
  * own Redis client (node/state/redis.h, on the worker's ring), each one
  * EVAL of a Lua script, so each is atomic and costs one round trip. The
  * layout, every script and the rules below are written down in
- * docs/state-layout.md; node/state/keys.h names the keys. The broker does
- * not use this yet.
+ * docs/state-layout.md; node/state/keys.h names the keys. The broker
+ * (node/core/broker.c) calls it for every session of a node with `redis`.
  *
  * A session of (tenant, client id) is three keys in the tenant's hash slot:
  * a hash (owner node, fencing token, the last queue sequence number and the
@@ -32,10 +32,21 @@
  * entries (counted and answered) or is refused (-ENOBUFS). Inflight entries
  * are bounded by the window, not by max, as in node/core/session.h.
  *
+ * Writes are held. Every call but a claim is kept, in call order, until
+ * Redis answers it: sent at once while the client is up, pipelined, and
+ * sent again (still in order) when the connection dropped before the
+ * answer, once the client is up again (bw_sessions_tick()). A push sent
+ * again whose first send was made answers BADSEQ: it counts as done. At
+ * most held_max calls are held, sent or not; past it a call is refused
+ * with -EAGAIN, and that is the broker's sign that Redis has been away too
+ * long for new persistent work. A claim needs its answer to go on, so it
+ * is never held: -ENOTCONN while the client is down.
+ *
  * Threads: everything but bw_sessions_stats() belongs to the thread of the
  * Redis client's ring. Callbacks: if a call returns an error its callback
  * is never called; if it returns 0 the callback is called exactly once,
- * never from inside the call.
+ * never from inside the call (a held write's, with -ECANCELED, at
+ * bw_sessions_free() at the latest).
  */
 #ifndef BW_STATE_SESSIONS_H
 #define BW_STATE_SESSIONS_H
@@ -251,9 +262,13 @@ void bw_sessions_claim_free(struct bw_sessions_claim **cp);
 
 /* ---- the calls, on a worker's Redis client ------------------------------------- */
 
+/* Calls held when the config says 0. */
+#define BW_SESSIONS_HELD_DEFAULT 100000u
+
 struct bw_sessions_config {
 	const char *prefix; /* of the keys; copied */
 	const char *node;   /* this node's id, BW_KEYS_NODE_LEN hex digits; copied */
+	uint32_t held_max;  /* calls held, sent or not (0: BW_SESSIONS_HELD_DEFAULT) */
 };
 
 /* Counters for metrics: written by the owner's thread, read by any. */
@@ -266,15 +281,17 @@ struct bw_sessions_stats {
 	_Atomic uint64_t dropped;   /* queued entries dropped by drop_oldest */
 	_Atomic uint64_t refused;   /* pushes refused by refuse_new (-ENOBUFS) */
 	_Atomic uint64_t bad;       /* records and entries the decoder refused */
+	_Atomic uint64_t held;      /* calls held now, sent or waiting (a gauge) */
+	_Atomic uint64_t overflow;  /* calls refused past held_max (-EAGAIN) */
 };
 
 /*
  * A call's end: rc 0 and what it answers in value (below), or rc < 0:
  * -ESTALE (fenced: this node is not the owner, nothing was written),
  * -ENOBUFS (a refused push), -EINVAL (a push's seq not above the last),
- * -ETIMEDOUT or -ECONNRESET (no answer: the write may or may not have
- * been made), -EIO (another error reply), -EPROTO (a reply of the wrong
- * shape).
+ * -ETIMEDOUT or -ECONNRESET (a claim's: no answer), -ECANCELED (a write
+ * still held when the store was freed), -EIO (another error reply),
+ * -EPROTO (a reply of the wrong shape).
  */
 typedef void (*bw_sessions_cb)(void *arg, int rc, uint64_t value);
 
@@ -288,24 +305,38 @@ typedef void (*bw_sessions_claim_cb)(void *arg, int rc, struct bw_sessions_claim
 int bw_sessions_new(struct bw_sessions **out, const struct bw_sessions_config *cfg);
 
 /*
+ * Told of every write Redis fenced (-ESTALE): the session k is no longer
+ * this node's, or not with token. Called before the write's own callback.
+ */
+typedef void (*bw_sessions_fenced_cb)(void *arg, const struct bw_sessions_key *k, uint64_t token);
+void bw_sessions_on_fenced(struct bw_sessions *s, bw_sessions_fenced_cb fn, void *arg);
+
+/*
  * The client calls go through (borrowed: it must outlive its use here;
- * NULL: none, calls refused with -ENOTCONN). Freeing the client ends the
- * calls in flight (their callbacks get -ECONNRESET).
+ * NULL: none, claims refused with -ENOTCONN, writes held). Freeing the
+ * client ends the calls on it: a claim's callback gets -ECONNRESET, a
+ * write is held to go again.
  */
 void bw_sessions_attach(struct bw_sessions *s, struct bw_redis *r);
 
 /*
- * Frees s; NULLs *sp. No call may be in flight: free (or detach and free)
- * the client first.
+ * Frees s, calling back each write still held with -ECANCELED; NULLs *sp.
+ * None may be on a connection: free (or detach) the client first.
  */
 void bw_sessions_free(struct bw_sessions **sp);
+
+/* From the worker's tick: sends the held writes again once the client is up. */
+void bw_sessions_tick(struct bw_sessions *s);
+
+/* Calls held, sent or waiting. */
+size_t bw_sessions_held(const struct bw_sessions *s);
 
 const struct bw_sessions_stats *bw_sessions_stats(const struct bw_sessions *s);
 
 /*
- * Every call returns 0 (its callback will run) or, without calling back,
- * -ENOTCONN (no client, or it is down), -ENOBUFS (the client's pending
- * bound), the builders' errors.
+ * Every call returns 0 (its callback will run; cb may be NULL for writes)
+ * or, without calling back, -ENOTCONN (a claim while the client is down),
+ * -EAGAIN (held_max calls held), the builders' errors.
  *
  * claim: makes this node the owner of session k with a new token, taking
  * the TTLs off its keys (the session is live). clean_start deletes what

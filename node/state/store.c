@@ -415,6 +415,11 @@ void bw_store_tick(struct bw_store *s, uint64_t now_ms)
 	copy_stats(s);
 }
 
+struct bw_redis *bw_store_client(struct bw_store *s)
+{
+	return s->r;
+}
+
 size_t bw_store_pending(const struct bw_store *s)
 {
 	return s->n;

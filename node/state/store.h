@@ -111,6 +111,9 @@ int bw_store_purge(struct bw_store *s, uint32_t tenant);
  */
 void bw_store_tick(struct bw_store *s, uint64_t now_ms);
 
+/* The worker's Redis client while attached (others share it: sessions.h), else NULL. */
+struct bw_redis *bw_store_client(struct bw_store *s);
+
 /* Writes held, sent or waiting (the stats' queued, on the owner's thread). */
 size_t bw_store_pending(const struct bw_store *s);
 

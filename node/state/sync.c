@@ -55,6 +55,7 @@ struct bw_sync {
 	char prefix[BW_KEYS_PREFIX_MAX + 1];
 	char node[BW_KEYS_NODE_LEN + 1];
 	char channel[BW_KEYS_MAX];
+	char takeovers[BW_KEYS_MAX]; /* PREFIX:sessions */
 	char match[BW_KEYS_MAX];
 	pthread_t thread;
 	int wake[2]; /* the stop pipe */
@@ -551,6 +552,33 @@ struct note {
 	uint8_t topic[]; /* len bytes */
 };
 
+/*
+ * A takeover note (PREFIX:sessions, keys.h) handed to cfg.taken unless it
+ * is this node's own: true when r was one (acted on or not).
+ */
+static bool takeover(struct bw_sync *s, const redisReply *r)
+{
+	struct bw_keys_takeover t;
+	char tenant[BW_TENANT_NAME_MAX + 1];
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[1]->type != REDIS_REPLY_STRING || strcmp(r->element[1]->str, s->takeovers) ||
+	    r->element[2]->type != REDIS_REPLY_STRING)
+		return false;
+	if (bw_keys_takeover_parse(r->element[2]->str, r->element[2]->len, &t) < 0 ||
+	    t.tenant_len > BW_TENANT_NAME_MAX) {
+		stat_add(&s->stats.bad, 1);
+		return true;
+	}
+	if (!memcmp(t.node, s->node, BW_KEYS_NODE_LEN) || !s->cfg.taken)
+		return true;
+	memcpy(tenant, t.tenant, t.tenant_len);
+	tenant[t.tenant_len] = '\0';
+	stat_add(&s->stats.takeovers, 1);
+	s->cfg.taken(s->cfg.taken_arg, tenant, t.id, t.id_len, t.token);
+	return true;
+}
+
 /* A note to act on, or NULL: not a note, or one of this node's. */
 static struct note *note_of(struct bw_sync *s, const redisReply *r)
 {
@@ -676,6 +704,8 @@ static int take_notes(struct bw_sync *s)
 		    r->element[0]->type == REDIS_REPLY_STRING &&
 		    !strcmp(r->element[0]->str, "pong"))
 			s->ping_since = 0;
+		else if (takeover(s, r))
+			;
 		else if ((v[n] = note_of(s, r)))
 			n++;
 		freeReplyObject(r);
@@ -752,10 +782,15 @@ static int connect_and_load(struct bw_sync *s)
 		return -1;
 	}
 	/* Subscribed before loading: a change made during the load is heard after it. */
-	const char *argv[] = { "SUBSCRIBE", s->channel };
-	size_t lens[] = { 9, strlen(s->channel) };
-	redisReply *r = cmd(s, s->sub, 2, argv, lens);
+	const char *argv[] = { "SUBSCRIBE", s->channel, s->takeovers };
+	size_t lens[] = { 9, strlen(s->channel), strlen(s->takeovers) };
+	redisReply *r = cmd(s, s->sub, 3, argv, lens);
 	bool ok = r && r->type == REDIS_REPLY_ARRAY;
+	if (r)
+		freeReplyObject(r);
+	r = NULL; /* the second channel's confirmation */
+	ok = ok && redisGetReply(s->sub, (void **)&r) == REDIS_OK && r &&
+	     r->type == REDIS_REPLY_ARRAY;
 	if (r)
 		freeReplyObject(r);
 	if (!ok || load_all(s, reload) < 0) {
@@ -845,6 +880,7 @@ int bw_sync_start(struct bw_sync **out, const struct bw_sync_config *cfg, char *
 		s->rc.backoff_max_ms = BW_REDIS_BACKOFF_MAX_MS;
 	s->backoff_ms = s->rc.backoff_min_ms;
 	bw_keys_retained_channel(s->channel, sizeof(s->channel), s->prefix);
+	bw_keys_sessions_channel(s->takeovers, sizeof(s->takeovers), s->prefix);
 	bw_keys_retained_match(s->match, sizeof(s->match), s->prefix);
 	atomic_init(&s->stop, false);
 	pthread_mutex_init(&s->mu, NULL);

@@ -11,6 +11,8 @@
  * (SCAN for the hashes of the prefix, HSCAN each, every value through the
  * record checks) into the hub, so nothing written meanwhile is missed; the
  * node waits for that load before its listeners accept (or not ready).
+ * It also listens to PREFIX:sessions and hands each takeover note of
+ * another node to cfg.taken, so the node lets that session go.
  * Then each note of another node makes it read the topic's value (HGET)
  * and set or clear it in the hub; notes of its own node are ignored, its
  * workers having set the hub already. A record whose expiry has passed is
@@ -49,7 +51,15 @@ struct bw_sync_config {
 	size_t (*held)(void *arg);
 	void *held_arg;
 	uint32_t drain_wait_ms; /* a reload waits this long for held() to reach 0; 0: 10000 */
-	uint32_t batch;         /* SCAN and HSCAN COUNT; 0: 256 */
+	/*
+	 * Another node took (or dropped) the session of id (id_len bytes) of
+	 * tenant with token (the takeover notes of PREFIX:sessions, keys.h):
+	 * from the state thread. NULL: not listened to.
+	 */
+	void (*taken)(void *arg, const char *tenant, const uint8_t *id, size_t id_len,
+	              uint64_t token);
+	void *taken_arg;
+	uint32_t batch; /* SCAN and HSCAN COUNT; 0: 256 */
 };
 
 /* For /readyz and /metrics: any thread, relaxed. */
@@ -59,6 +69,7 @@ struct bw_sync_stats {
 	_Atomic uint64_t loads;      /* loads finished (the first and every reload) */
 	_Atomic uint64_t messages;   /* retained messages the last load found */
 	_Atomic uint64_t applied;    /* other nodes' changes applied */
+	_Atomic uint64_t takeovers;  /* other nodes' session takeover notes handed on */
 	_Atomic uint64_t expired;    /* expired records removed from Redis */
 	_Atomic uint64_t bad;        /* values the record checks refused (skipped) */
 	_Atomic uint64_t requests;   /* commands sent */

@@ -476,6 +476,8 @@ struct world {
 	char sock[128];
 	redisContext *c; /* the test's own view */
 	struct node a, b;
+	int fenced; /* writes of node a Redis fenced, and the last one's token */
+	uint64_t fenced_token;
 };
 
 static void tick(struct world *w)
@@ -503,6 +505,14 @@ static void node_start(struct world *w, struct node *n, const char *id)
 	bw_sessions_attach(n->s, n->r);
 }
 
+static void on_fenced(void *arg, const struct bw_sessions_key *k, uint64_t token)
+{
+	struct world *w = arg;
+	assert_true(k->tenant[0] != '\0');
+	w->fenced++;
+	w->fenced_token = token;
+}
+
 static void world_start(struct world *w, const char *name)
 {
 	memset(w, 0, sizeof(*w));
@@ -514,6 +524,7 @@ static void world_start(struct world *w, const char *name)
 	assert_int_equal(bw_ring_init(&w->ring, &bw_test_ring_small), 0);
 	node_start(w, &w->a, NODE_A);
 	node_start(w, &w->b, NODE_B);
+	bw_sessions_on_fenced(w->a.s, on_fenced, w);
 	RUN_UNTIL(w, bw_redis_up(w->a.r) && bw_redis_up(w->b.r), 3000);
 	assert_true(bw_redis_up(w->a.r) && bw_redis_up(w->b.r));
 }
@@ -1318,7 +1329,11 @@ static void test_odd_client_ids(void **state)
 	world_end(&w);
 }
 
-/* No client, or a client that is down: refused at once, never called back. */
+/*
+ * No client, or a client that is down: a claim is refused at once and
+ * never called back; a write is held, and called back with -ECANCELED
+ * when the store is freed.
+ */
 static void test_not_connected(void **state)
 {
 	struct bw_sessions *s;
@@ -1332,7 +1347,8 @@ static void test_not_connected(void **state)
 
 	assert_int_equal(bw_sessions_new(&s, &cfg), 0);
 	assert_int_equal(bw_sessions_claim(s, &k, false, on_claimed, &r), -ENOTCONN);
-	assert_int_equal(bw_sessions_ack(s, &k, 1, 1, on_done, &r), -ENOTCONN);
+	assert_int_equal(bw_sessions_ack(s, &k, 1, 1, on_done, &r), 0);
+	assert_int_equal(bw_sessions_held(s), 1);
 	/* A bad request is refused for what it is, before the connection. */
 	assert_int_equal(bw_sessions_ack(s, &k, 0, 1, on_done, &r), -EINVAL);
 
@@ -1344,15 +1360,33 @@ static void test_not_connected(void **state)
 	bw_sessions_attach(s, rd);
 	for (int i = 0; i < 5; i++)
 		assert_true(bw_ring_run(&ring, 10) >= 0);
-	assert_int_equal(bw_sessions_drop(s, &k, 0, on_done, &r), -ENOTCONN);
+	assert_int_equal(bw_sessions_claim(s, &k, false, on_claimed, &r), -ENOTCONN);
+	assert_int_equal(bw_sessions_drop(s, &k, 0, on_done, &r), 0);
 	assert_int_equal(r.n, 0);
+	assert_int_equal(bw_sessions_held(s), 2);
 	assert_int_equal(atomic_load(&bw_sessions_stats(s)->requests), 0);
+	bw_sessions_attach(s, NULL);
 	bw_redis_free(&rd, true);
 	for (int i = 0; i < 5; i++)
 		assert_true(bw_ring_run(&ring, 10) >= 0);
 	bw_ring_exit(&ring);
 	bw_sessions_free(&s);
 	assert_null(s);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.rc, -ECANCELED);
+
+	/* At most held_max calls held: past it, -EAGAIN, counted. */
+	cfg.held_max = 2;
+	assert_int_equal(bw_sessions_new(&s, &cfg), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bw_sessions_ack(s, &k, 1, 1, on_done, &r), 0);
+	assert_int_equal(bw_sessions_ack(s, &k, 1, 2, NULL, NULL), 0);
+	assert_int_equal(bw_sessions_ack(s, &k, 1, 3, on_done, &r), -EAGAIN);
+	assert_int_equal(atomic_load(&bw_sessions_stats(s)->overflow), 1);
+	assert_int_equal(atomic_load(&bw_sessions_stats(s)->held), 2);
+	bw_sessions_free(&s);
+	assert_int_equal(r.n, 1); /* the one with a callback */
+	cfg.held_max = 0;
 
 	cfg.node = "xyz";
 	assert_int_equal(bw_sessions_new(&s, &cfg), -EINVAL);
@@ -1361,7 +1395,11 @@ static void test_not_connected(void **state)
 	assert_int_equal(bw_sessions_new(&s, &cfg), -EINVAL);
 }
 
-/* Calls in flight when the client goes: each is called back once, with an error. */
+/*
+ * Calls in flight when the client goes: the claim is called back once,
+ * with an error; the writes are held and go again on the next client, in
+ * order, and a push whose first send was made counts as done.
+ */
 static void test_client_gone(void **state)
 {
 	struct world w;
@@ -1373,13 +1411,29 @@ static void test_client_gone(void **state)
 	assert_int_equal(bw_sessions_claim(w.a.s, &k, false, on_claimed, &r[0]), 0);
 	assert_int_equal(bw_sessions_ack(w.a.s, &k, 1, 1, on_done, &r[1]), 0);
 	assert_int_equal(bw_sessions_drop(w.a.s, &k, 0, on_done, &r[2]), 0);
-	bw_redis_free(&w.a.r, true);
-	for (int i = 0; i < 3; i++) {
-		assert_int_equal(r[i].n, 1);
-		assert_int_equal(r[i].rc, -ECONNRESET);
-		assert_null(r[i].c);
-	}
 	bw_sessions_attach(w.a.s, NULL);
+	bw_redis_free(&w.a.r, true);
+	assert_int_equal(r[0].n, 1);
+	assert_int_equal(r[0].rc, -ECONNRESET);
+	assert_null(r[0].c);
+	assert_int_equal(r[1].n + r[2].n, 0);
+	assert_int_equal(bw_sessions_held(w.a.s), 2);
+
+	/* A new client: the held ack (fenced: nobody claimed) and drop go out. */
+	struct bw_redis_config rc = { .backoff_min_ms = 20, .backoff_max_ms = 100 };
+	memcpy(rc.path, w.sock, strlen(w.sock) + 1);
+	assert_int_equal(bw_redis_new(&w.a.r, &rc, &w.ring), 0);
+	bw_sessions_attach(w.a.s, w.a.r);
+	RUN_UNTIL(&w, r[2].n > 0 || (bw_redis_up(w.a.r) && (bw_sessions_tick(w.a.s), false)), 3000);
+	assert_int_equal(r[1].n, 1);
+	assert_int_equal(r[1].rc, -ESTALE);
+	assert_int_equal(r[2].n, 1);
+	assert_int_equal(r[2].rc, 0);
+	assert_int_equal(bw_sessions_held(w.a.s), 0);
+
+	/* The fenced hook named the held ack's session and token. */
+	assert_int_equal(w.fenced, 1);
+	assert_int_equal(w.fenced_token, 1);
 	world_end(&w);
 }
 
