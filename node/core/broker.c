@@ -3096,18 +3096,7 @@ int bw_broker_sessions(struct bw_broker *b, int (*fn)(void *arg, const struct bw
 			for (struct sess *s = t->tab[i]; s; s = s->hnext) {
 				if (s->expiry_s == 0)
 					continue;
-				struct bw_session_info si = {
-					.tenant = t->id,
-					.client_id = { (const uint8_t *)s->id, s->id_len },
-					.expiry_s = s->expiry_s,
-					.expires_at_ms = s->conn ? 0 : s->expires_at,
-					.will = s->will,
-					.will_delay_s = s->will_delay_s,
-					.will_expiry_s = s->will_expiry_s,
-					.will_at_ms = s->conn ? 0 : s->will_at,
-					.state = s->state,
-					.handle = s,
-				};
+				struct bw_session_info si = info_of(s);
 				int rc = fn(arg, &si);
 				if (rc)
 					return rc;
