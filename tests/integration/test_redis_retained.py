@@ -22,7 +22,6 @@ nothing), and real MQTT clients (mosquitto_pub/sub, paho, raw sockets):
 
 Every wait is bounded. Usage: test_redis_retained.py BULWARK_BINARY
 """
-import http.client
 import os
 import re
 import socket
@@ -33,15 +32,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import node  # noqa: E402  (tests/integration/node.py)
-from node import wait_for, varint, lp  # noqa: E402
+from node import wait_for, varint, lp  # noqa: E402  (tests/integration/node.py)
+from redis_node import Node, Redis, TIMEOUT, free_port  # noqa: E402  (redis_node.py)
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 BIN = sys.argv[1]
-TIMEOUT = 10
 failures = []
 passed = 0
 
@@ -54,98 +52,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         print(f"FAIL {name} {detail}", flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-# ---- redis-server ------------------------------------------------------------------
-
-class Redis:
-    """A redis-server on 127.0.0.1:port with its data in d (AOF, fsync always)."""
-
-    def __init__(self, d, port):
-        self.d, self.port, self.proc = d, port, None
-        os.makedirs(d, exist_ok=True)
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1 -::1", "--dir", self.d,
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--daemonize", "no"],
-            stdout=open(os.path.join(self.d, "redis.log"), "ab"), stderr=subprocess.STDOUT)
-        if not wait_for(lambda: self.cli("PING") == "PONG", 5):
-            raise SystemExit("redis-server did not start")
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        self.proc = None
-
-    def cli(self, *args):
-        try:
-            r = subprocess.run(["redis-cli", "-p", str(self.port), "--no-raw"] + list(args),
-                               capture_output=True, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return None
-        out = r.stdout.decode(errors="replace").strip()
-        return out.strip('"') if r.returncode == 0 else None
-
-    def raw(self, *args):
-        r = subprocess.run(["redis-cli", "-p", str(self.port), "--raw"] + list(args),
-                           capture_output=True, timeout=TIMEOUT)
-        return r.stdout
-
-
-# ---- nodes ---------------------------------------------------------------------------
-
-class Node:
-    def __init__(self, tmp, name, url, extra=()):
-        self.name = name
-        d = os.path.join(tmp, name)
-        os.makedirs(d, exist_ok=True)
-        self.proc, ports, self.log = node.start_node(BIN, d, [
-            "listen=mqtt 127.0.0.1:0 allow_anonymous=true", "listen=http 127.0.0.1:0",
-            "sys_interval=0", "redis=" + url] + list(extra))
-        self.mqtt, self.http = ports
-
-    def get(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.http, timeout=TIMEOUT)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read().decode(errors="replace")
-        except OSError as e:
-            return None, str(e)
-        finally:
-            c.close()
-
-    def ready(self):
-        return self.get("/readyz")[0] == 200
-
-    def metric(self, name):
-        status, body = self.get("/metrics")
-        m = re.search(rf"^{name} (\d+)$", body or "", re.M)
-        return int(m.group(1)) if m else None
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is not None:
-            return self.proc.returncode
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 # ---- clients -------------------------------------------------------------------------
@@ -223,8 +129,8 @@ def raw_publish(s, topic, payload, qos, pid, version):
 # ---- the scenarios ---------------------------------------------------------------------
 
 def two_nodes(tmp, r, url):
-    a = Node(tmp, "a", url, ["workers=2"])
-    b = Node(tmp, "b", url, ["workers=2"])
+    a = Node(BIN, tmp, "a", url, ["workers=2"])
+    b = Node(BIN, tmp, "b", url, ["workers=2"])
     check("A and B ready with Redis", wait_for(a.ready, 5) and wait_for(b.ready, 5),
           a.get("/readyz"))
     status, body = a.get("/readyz")
@@ -274,7 +180,7 @@ def expiry_and_late_node(tmp, r, url, a):
         lambda: r.cli("HEXISTS", "bw:{default}:retained", "x/short") == "(integer) 1", 3))
     time.sleep(1.5)
 
-    late = Node(tmp, "late", url, ["workers=1"])
+    late = Node(BIN, tmp, "late", url, ["workers=1"])
     check("a node started later is ready once loaded", wait_for(late.ready, 5))
     got = retained(late.mqtt, "k/#")
     check("it delivers what was retained before it started",
@@ -356,7 +262,7 @@ def unreachable_and_refusal(tmp):
     """A node whose Redis is not there at its start, with room for 2 writes."""
     port = free_port()
     r2 = Redis(os.path.join(tmp, "redis2"), port)
-    n = Node(tmp, "early", f"redis://localhost:{port}/3",
+    n = Node(BIN, tmp, "early", f"redis://localhost:{port}/3",
              ["workers=1", "redis_retained_queue=2", "redis_prefix=t2"])
     log = open(n.log).read()
     check("a node starts with Redis unreachable", n.alive() and "started" in log, log[-300:])
