@@ -113,6 +113,7 @@ struct sess {
 	bool taken;                  /* another node took it: nothing goes elsewhere */
 	uint64_t token;              /* its fencing token in Redis; 0: not there */
 	uint64_t seq;                /* the last sequence number pushed there */
+	uint64_t lease_at;           /* connected: when its keys' TTL is renewed */
 	struct bucket msgs, bytes;   /* the client's publish rates */
 	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
@@ -169,19 +170,20 @@ struct bw_broker {
 	bool pressure;           /* the current publish fed a congested subscriber */
 	bool freeing;            /* bw_broker_free(): sessions end without routing */
 	uint64_t started_ms, next_sys_ms;
-	struct bw_match match;       /* local routing, reused */
-	struct bw_match rmatch;      /* the replica's answer, reused */
-	struct bw_match pmatch;      /* the replica's pick for a share group whose member left */
-	struct bw_msg **rv;          /* retained messages for a new subscription */
-	size_t out_pool;             /* output bytes queued for all connections (outq pool) */
-	struct bw_policy *pol;       /* passwords, ACL, JWT keys in force here; NULL: none */
-	uint32_t chain;              /* cfg.auth_chain, or the default */
-	uint64_t pol_gen;            /* cfg.policy's generation pol came from */
-	struct bw_tenancy *snap;     /* the tenancy in force here (a reference); NULL: no store */
-	bool draining;               /* bw_broker_drain(): CONNECTs are sent elsewhere */
-	bool resuming;               /* attach_now() ends a session's old connection */
-	struct durable *durables;    /* publishes of this worker waiting to be stored */
-	struct durable *cur_durable; /* the one being routed now, or NULL */
+	struct bw_match match;   /* local routing, reused */
+	struct bw_match rmatch;  /* the replica's answer, reused */
+	struct bw_match pmatch;  /* the replica's pick for a share group whose member left */
+	struct bw_msg **rv;      /* retained messages for a new subscription */
+	size_t out_pool;         /* output bytes queued for all connections (outq pool) */
+	struct bw_policy *pol;   /* passwords, ACL, JWT keys in force here; NULL: none */
+	uint32_t chain;          /* cfg.auth_chain, or the default */
+	uint64_t pol_gen;        /* cfg.policy's generation pol came from */
+	struct bw_tenancy *snap; /* the tenancy in force here (a reference); NULL: no store */
+	bool draining;           /* bw_broker_drain(): CONNECTs are sent elsewhere */
+	bool resuming;           /* attach_now() ends a session's old connection */
+	uint32_t lease_tenant, lease_bucket; /* where the lease scan goes on */
+	struct durable *durables;            /* publishes of this worker waiting to be stored */
+	struct durable *cur_durable;         /* the one being routed now, or NULL */
 	size_t rv_cap;
 };
 
@@ -673,6 +675,30 @@ static uint64_t sess_push(struct bw_broker *b, struct sess *s, const struct bw_d
 		return 0;
 	}
 	return s->seq = h.seq;
+}
+
+/*
+ * A live session's keys in Redis carry a lease: its expiry plus
+ * SESSION_LEASE_S, renewed every half lease while it is connected here.
+ * So the keys of a node that dies with the session connected expire
+ * between its expiry plus half a lease and its expiry plus a lease after
+ * the death, as the release of a clean end would have them: never sooner.
+ */
+#define SESSION_LEASE_S 3600u
+/* Sessions looked at a tick for their lease: a pass over 100,000 takes 5 s. */
+#define LEASE_SCAN_TICK 2000u
+
+static void sess_lease(struct bw_broker *b, struct sess *s, uint64_t now)
+{
+	if (!s->token || !s->persistent || s->expiry_s == NEVER)
+		return;
+	uint64_t e = (uint64_t)s->expiry_s + SESSION_LEASE_S;
+	struct bw_sessions_key k = skey(b, s);
+	int rc = bw_sessions_touch(b->cfg.sessions, &k, s->token,
+	                           e >= NEVER ? NEVER - 1 : (uint32_t)e, NULL, NULL);
+	if (rc < 0 && rc != -EAGAIN)
+		redis_failed(b, s, "the session's lease", rc);
+	s->lease_at = now + SESSION_LEASE_S * 1000u / 2;
 }
 
 /* Removes a pushed delivery that was not taken here after all. */
@@ -1957,6 +1983,7 @@ static void on_claimed(void *arg, int rc, struct bw_sessions_claim *cl)
 			s->token = cl->token;
 			s->seq = s->seq > cl->last_seq ? s->seq : cl->last_seq;
 			sess_save(b, s, false); /* its will, expiry and subscriptions now */
+			sess_lease(b, s, b->cfg.now_ms());
 		} else if (s && s->token == cl->token && !s->conn) {
 			/* Claimed for a connection that is gone: it waits offline here. */
 			uint64_t now = b->cfg.now_ms();
@@ -3018,6 +3045,32 @@ void bw_broker_sync(struct bw_broker *b)
 	tenancy_sync(b);
 }
 
+/* Renews the leases due of the next LEASE_SCAN_TICK sessions, round and round. */
+static void lease_scan(struct bw_broker *b, uint64_t now)
+{
+	uint32_t left = LEASE_SCAN_TICK;
+	while (left > 0 && b->n_tenants > 0) {
+		if (b->lease_tenant >= b->n_tenants) {
+			b->lease_tenant = b->lease_bucket = 0;
+			if (left < LEASE_SCAN_TICK)
+				return; /* one pass a tick at most */
+		}
+		struct tenant *t = &b->tenants[b->lease_tenant];
+		if (!t->ready || !t->tab || b->lease_bucket > t->tab_mask) {
+			b->lease_tenant++;
+			b->lease_bucket = 0;
+			left--;
+			continue;
+		}
+		left--; /* a bucket costs one, and each session in it one more */
+		for (struct sess *s = t->tab[b->lease_bucket++]; s; s = s->hnext) {
+			if (s->conn && s->token && now >= s->lease_at)
+				sess_lease(b, s, now);
+			left = left ? left - 1 : 0;
+		}
+	}
+}
+
 void bw_broker_tick(struct bw_broker *b, uint64_t now)
 {
 	/* Stored publishes whose last hold went where no letter could come from. */
@@ -3031,6 +3084,8 @@ void bw_broker_tick(struct bw_broker *b, uint64_t now)
 	}
 	interest_sync(b);
 	bw_broker_sync(b);
+	if (b->cfg.sessions)
+		lease_scan(b, now);
 	if (b->self == 0 && b->cfg.sys_interval_ms && now >= b->next_sys_ms) {
 		b->next_sys_ms = now + b->cfg.sys_interval_ms;
 		sys_stats(b, now);

@@ -1004,6 +1004,15 @@ int bw_sessions_release(struct bw_sessions *s, const struct bw_sessions_key *k, 
 	     bw_sessions_req_release(q_, s->prefix, k, token, expiry_s, rec));
 }
 
+int bw_sessions_touch(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                      uint32_t expiry_s, bw_sessions_cb cb, void *arg)
+{
+	if (expiry_s == 0)
+		return -EINVAL; /* that would delete it */
+	CALL(s, OP_RELEASE, k, token, cb, NULL, arg,
+	     bw_sessions_req_release(q_, s->prefix, k, token, expiry_s, NULL));
+}
+
 int bw_sessions_drop(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
                      bw_sessions_cb cb, void *arg)
 {

@@ -387,6 +387,15 @@ int bw_sessions_release(struct bw_sessions *s, const struct bw_sessions_key *k, 
                         uint32_t expiry_s, StoredSession *rec, bw_sessions_cb cb, void *arg);
 
 /*
+ * touch: every key of the session gets the TTL of bw_sessions_ttl_ms(
+ * expiry_s) (above 0: -EINVAL for 0), the record and the owner stay: the
+ * owner's lease on a live session, so that the keys of a node that dies
+ * with its clients connected still expire. Answers 1.
+ */
+int bw_sessions_touch(struct bw_sessions *s, const struct bw_sessions_key *k, uint64_t token,
+                      uint32_t expiry_s, bw_sessions_cb cb, void *arg);
+
+/*
  * drop: deletes session k: with token 0 whoever owns it (bulwarkctl kick
  * --discard, a tenant deleted), else only if token is the owner's. When
  * another node owned it a takeover note (with a new token) tells it to let

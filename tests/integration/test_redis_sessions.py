@@ -617,15 +617,19 @@ def takeover(ctx):
     check("subscribed k/# at QoS 1", old.subscribe("k/#", 1) == 1)
     check("its record in Redis holds k/# while it is connected",
           wait_for(lambda: b"k/#" in hget(r, "dev3", "record"), 5), hget(r, "dev3", "record"))
+    lease = r.integer("PTTL", key("session", "dev3")) or 0
+    check("while connected its keys hold the owner's lease: the expiry + 3600 s + 60 s "
+          "(so a node that dies with it connected does not keep it forever)",
+          7200000 < lease <= 7260000, lease)
 
     new = Sub(b.mqtt, "dev3", 5)
     check("dev3 on B (clean start 0): CONNACK 0, session present 1", new.connack == (0, 1),
           new.connack)
     t0 = time.monotonic()
     how = old.wait_end(5)
-    check("the connection on A3 ends within 5 s of the takeover", how is not None)
-    print(f"     A3 ended it after {(time.monotonic() - t0) * 1000:.0f} ms: {how or 'still open'}"
-          " (state-layout.md: DISCONNECT 0x8e, Session taken over)", flush=True)
+    check("the connection on A3 ends within 5 s of the takeover with DISCONNECT 0x8e "
+          "(Session taken over)", how == "DISCONNECT 0x8e", how)
+    print(f"     A3 ended it after {(time.monotonic() - t0) * 1000:.0f} ms", flush=True)
     check("the session's owner in Redis is B",
           hget(r, "dev3", "owner").decode(errors="replace") == b.node_id(),
           hget(r, "dev3", "owner"))

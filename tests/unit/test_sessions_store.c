@@ -1032,6 +1032,29 @@ static void test_release_ttl(void **state)
 	assert_int_equal(pttl(&w, &k, BW_KEYS_QUEUE), -1);
 	assert_int_equal(pttl(&w, &k, BW_KEYS_INFLIGHT), -1);
 
+	/* The owner's lease on the live session: TTLs as a release's, the record kept. */
+	struct res tr = { 0 };
+	assert_int_equal(bw_sessions_touch(w.b.s, &k, t, 200, on_done, &tr), 0);
+	wait_for(&w, &tr);
+	assert_int_equal(tr.rc, 0);
+	want = 200000 + BW_SESSIONS_TTL_MARGIN_MS;
+	s = pttl(&w, &k, BW_KEYS_SESSION);
+	assert_true(s > want - 2000 && s <= want);
+	f = pttl(&w, &k, BW_KEYS_INFLIGHT);
+	assert_true(f > want - 2000 && f <= want);
+	assert_true(pttl(&w, &k, BW_KEYS_QUEUE) > want - 2000);
+	/* Only the owner's, and never 0 (that would delete it). */
+	memset(&tr, 0, sizeof(tr));
+	assert_int_equal(bw_sessions_touch(w.a.s, &k, t - 1, 300, on_done, &tr), 0);
+	wait_for(&w, &tr);
+	assert_int_equal(tr.rc, -ESTALE);
+	assert_int_equal(bw_sessions_touch(w.b.s, &k, t, 0, on_done, &tr), -EINVAL);
+	assert_true(pttl(&w, &k, BW_KEYS_SESSION) <= want);
+	c = claim(&w, &w.b, &k, false, 0);
+	assert_int_equal(c->record->last_seen_ms, 123456);
+	t = c->token;
+	bw_sessions_claim_free(&c);
+
 	/* Never expires: released without TTLs. */
 	assert_int_equal(release(&w, &w.b, &k, t, BW_SESSIONS_EXPIRY_NEVER, NULL), 0);
 	assert_int_equal(pttl(&w, &k, BW_KEYS_SESSION), -1);
