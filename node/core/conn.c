@@ -607,6 +607,14 @@ void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason)
 		c->waits = w->next;
 		w->c = NULL;
 		int rc = 0;
+		/*
+		 * A refused QoS 2 message was not taken: its packet id is free
+		 * again (5.0 4.3.3: the client may use it for a new message at
+		 * once; 3.1.1 sends the message again after the disconnect),
+		 * else it would be answered as a duplicate, and dropped.
+		 */
+		if (w->type == BW_PUBREC && w->reason >= 0x80 && c->state == BW_CONN_CONNECTED)
+			bw_session_inbound_release(c->session, w->packet_id);
 		if (c->state != BW_CONN_CONNECTED)
 			; /* ending: nothing more goes out */
 		else if (w->reason >= 0x80 && c->version != BW_MQTT_5)

@@ -177,8 +177,9 @@ void bw_conn_wait_ack(struct bw_conn *c, struct bw_conn_wait *w);
 /*
  * On the connection's thread, with w->c set: w's acknowledgement may go,
  * with reason (5.0; a 3.1.1 client, which has no refusal, is disconnected
- * instead, so that it sends the message again). What is ready at the head
- * goes out now.
+ * instead, so that it sends the message again). A refused PUBREC frees
+ * the message's packet id: what comes with it next is a new message. What
+ * is ready at the head goes out now.
  */
 void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason);
 

@@ -1323,6 +1323,71 @@ static void test_refusing_pubrec_completes_a_stored_delivery(void **state)
 	bw_msg_unref(&m);
 }
 
+static void test_refused_pubrec_frees_the_packet_id(void **state)
+{
+	/*
+	 * 5.0 4.3.3: a PUBREC of 0x80 or above frees the packet id; the
+	 * client may send a new message with it at once, which is published.
+	 */
+	connect_as(BW_MQTT_5, "again", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 1, "wait"), 0);
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 1, BW_RC_QUOTA_EXCEEDED);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 1, "new"), 0);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 1, 0);
+	assert_int_equal(env.publishes, 2);
+	assert_memory_equal(env.last_pub->payload.p, "new", 3);
+	/* Refused ones take none of the 2 QoS 2 messages it may have unreleased. */
+	for (uint16_t id = 2; id <= 4; id++) {
+		assert_int_equal(publish_payload(BW_MQTT_5, 2, id, "wait"), 0);
+		bw_conn_wait_done(env.waits[id - 1], BW_RC_QUOTA_EXCEEDED);
+		drain(conn);
+		expect_ack(BW_MQTT_5, BW_PUBREC, id, BW_RC_QUOTA_EXCEEDED);
+	}
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+	expect_releases(4);
+}
+
+static void test_refused_pubrec_311_resend_is_published(void **state)
+{
+	struct bw_packet p;
+	/* 3.1.1 is disconnected so that it sends the message again... */
+	connect_as(BW_MQTT_311, "again", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 2, 1, "wait"), 0);
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	bw_conn_free(&conn);
+
+	/* ...which, on its session, is handled again rather than taken for a duplicate. */
+	conn = new_conn();
+	env.session_present = true;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.client_id = S("again");
+	c.connect.keep_alive = 10;
+	assert_int_equal(feed(conn, &c, BW_MQTT_311), 0);
+	drain(conn);
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	struct bw_packet pub = { .type = BW_PUBLISH };
+	pub.publish.topic = S("t");
+	pub.publish.qos = 2;
+	pub.publish.packet_id = 1;
+	pub.publish.dup = true;
+	pub.publish.payload.p = (const uint8_t *)"wait";
+	pub.publish.payload.len = 4;
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0); /* its PUBREC waits again */
+	assert_int_equal(env.publishes, 2);
+	assert_int_equal(env.n_waits, 2);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	expect_releases(2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1383,6 +1448,10 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refusing_pubrec_completes_a_stored_delivery,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_pubrec_frees_the_packet_id, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_refused_pubrec_311_resend_is_published, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
