@@ -151,10 +151,12 @@ void bw_conn_free(struct bw_conn **c);
  * A PUBACK or PUBREC that waits (session_durability sync: until the
  * message is stored). The connection sends its acknowledgements in the
  * order the PUBLISHes came, so one that need not wait still waits behind
- * one that does. The connection calls release(w) once it is done with w:
- * after sending it, or when it ends with w ready. A w not yet ready when
- * the connection ends is unlinked with c set to NULL, and release is not
- * called: its owner finds c NULL when it is done and frees it itself.
+ * one that does (refusals and the PUBREC of a resent QoS 2 PUBLISH too;
+ * a resend whose PUBREC waits is answered by that one). The connection
+ * calls release(w) once it is done with w: after sending it, or when it
+ * ends with w ready. A w not yet ready when the connection ends is
+ * unlinked with c set to NULL, and release is not called: its owner finds
+ * c NULL when it is done and frees it itself.
  */
 struct bw_conn_wait {
 	struct bw_conn_wait *next;

@@ -1388,6 +1388,83 @@ static void test_refused_pubrec_311_resend_is_published(void **state)
 	expect_releases(2);
 }
 
+static void test_refusals_wait_their_turn(void **state)
+{
+	struct bw_packet p;
+	/* PUBLISH order holds for refusals too ([MQTT-4.6.0-2], [MQTT-4.6.0-3]). */
+	connect_as(BW_MQTT_5, "turn", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 1, "wait"), 0);
+	assert_int_equal(publish(BW_MQTT_5, "$SYS/x", 1, 2, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(publish(BW_MQTT_5, "a/b/c/d/e", 2, 3, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[0], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBACK, 1, 0);
+	expect(BW_MQTT_5, BW_PUBACK, &p);
+	assert_int_equal(p.ack.packet_id, 2);
+	assert_int_equal(p.ack.code, BW_RC_NOT_AUTHORIZED);
+	/* With its own Reason String, not the store's. */
+	assert_true(p.ack.props.has & BW_PROP_BIT(BW_PROP_REASON_STRING));
+	assert_int_equal(p.ack.props.reason_string.len, strlen("$SYS is the broker's"));
+	assert_memory_equal(p.ack.props.reason_string.p, "$SYS is the broker's",
+	                    p.ack.props.reason_string.len);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 3, BW_RC_TOPIC_NAME_INVALID);
+	assert_false(next_packet(BW_MQTT_5, &p));
+	assert_int_equal(env.publishes, 1);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+
+	/* 3.1.1 acknowledges what it drops: in turn as well. */
+	bw_conn_free(&conn);
+	conn = new_conn();
+	connect_as(BW_MQTT_311, "turn", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), 0);
+	assert_int_equal(publish(BW_MQTT_311, "$SYS/x", 1, 2, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 1, 0);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 2, 0);
+	assert_false(next_packet(BW_MQTT_311, &p));
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+	expect_releases(2);
+}
+
+static void test_duplicate_qos2_waits_for_the_original(void **state)
+{
+	connect_as(BW_MQTT_311, "dup", 10);
+	/* A resend while its PUBREC waits: that PUBREC answers both, once stored. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 2, 1, "wait"), 0);
+	struct bw_packet pub = { .type = BW_PUBLISH };
+	pub.publish.topic = S("t");
+	pub.publish.qos = 2;
+	pub.publish.packet_id = 1;
+	pub.publish.dup = true;
+	pub.publish.payload.p = (const uint8_t *)"wait";
+	pub.publish.payload.len = 4;
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(env.publishes, 1);
+	bw_conn_wait_done(env.waits[0], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+
+	/* A resend of one acknowledged already: again, but behind one that waits. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 2, "wait"), 0);
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 2, 0);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+	assert_int_equal(env.publishes, 2);
+	expect_releases(2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1451,6 +1528,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_pubrec_frees_the_packet_id, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refused_pubrec_311_resend_is_published, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_wait_their_turn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_qos2_waits_for_the_original, setup,
 		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
