@@ -492,6 +492,68 @@ static int resolve_alias(struct bw_conn *c, struct bw_publish *pub, const char *
 }
 
 /*
+ * An acknowledgement the connection queued, ready, behind one that waits
+ * (its own: released by wait_free).
+ */
+struct queued_ack {
+	struct bw_conn_wait w;
+	const char *why; /* its Reason String, if it refuses */
+};
+
+static void wait_free(struct bw_conn_wait *w)
+{
+	free(w);
+}
+
+static bool queued(const struct bw_conn_wait *w)
+{
+	return w->release == wait_free;
+}
+
+static void wait_link(struct bw_conn *c, struct bw_conn_wait *w, uint8_t type, uint16_t id)
+{
+	w->c = c;
+	w->packet_id = id;
+	w->type = type;
+	w->next = NULL;
+	if (!c->waits)
+		c->waits_tail = &c->waits;
+	*c->waits_tail = w;
+	c->waits_tail = &w->next;
+}
+
+/*
+ * Sends the acknowledgement of the PUBLISH being handled, or, while one
+ * before it waits, queues it behind that: acknowledgements go in PUBLISH
+ * order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]), refusals and answers to a
+ * resend included.
+ */
+static int ack_in_order(struct bw_conn *c, uint8_t type, uint16_t id, uint8_t code, const char *why)
+{
+	if (!c->waits)
+		return send_ack(c, type, id, code, why);
+	struct queued_ack *q = calloc(1, sizeof(*q));
+	if (!q)
+		return fail(c, BW_RC_UNSPECIFIED, "out of memory");
+	q->w.release = wait_free;
+	q->w.ready = true;
+	q->w.reason = code;
+	q->why = why;
+	wait_link(c, &q->w, type, id);
+	return 0;
+}
+
+/* Whether the PUBREC of packet_id has yet to go (so it answers a resend too). */
+static bool pubrec_waits(const struct bw_conn *c, uint16_t packet_id)
+{
+	for (const struct bw_conn_wait *w = c->waits; w; w = w->next) {
+		if (w->type == BW_PUBREC && w->packet_id == packet_id)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Refuses one PUBLISH without ending the connection where the protocol
  * lets us (5.0 QoS 1/2 get a negative acknowledgement); otherwise it is
  * dropped (3.1.1 has no negative acknowledgement; QoS 0 has none at all).
@@ -500,21 +562,15 @@ static int refuse_publish(struct bw_conn *c, const struct bw_publish *pub, uint8
                           const char *why)
 {
 	if (c->version == BW_MQTT_5 && pub->qos > 0)
-		return send_ack(c, pub->qos == 1 ? BW_PUBACK : BW_PUBREC, pub->packet_id, reason,
-		                why)
+		return ack_in_order(c, pub->qos == 1 ? BW_PUBACK : BW_PUBREC, pub->packet_id,
+		                    reason, why)
 		               ? fail(c, BW_RC_UNSPECIFIED, NULL)
 		               : 0;
 	if (c->version != BW_MQTT_5 && pub->qos > 0)
-		return send_ack(c, pub->qos == 1 ? BW_PUBACK : BW_PUBREC, pub->packet_id, 0, NULL);
+		return ack_in_order(c, pub->qos == 1 ? BW_PUBACK : BW_PUBREC, pub->packet_id, 0,
+		                    NULL);
 	return 0;
 }
-
-static void wait_free(struct bw_conn_wait *w)
-{
-	free(w);
-}
-
-static void wait_link(struct bw_conn *c, struct bw_conn_wait *w, uint8_t type, uint16_t id);
 
 static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 {
@@ -546,8 +602,11 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 		if (fresh < 0)
 			return fail(c, BW_RC_RECEIVE_MAX_EXCEEDED,
 			            "too many QoS 2 messages unreleased");
-		if (!fresh) /* a resend of one already taken: acknowledge again */
-			return send_ack(c, BW_PUBREC, pub->packet_id, 0, NULL);
+		/* A resend of one already taken: acknowledge again (unless that waits). */
+		if (!fresh)
+			return pubrec_waits(c, pub->packet_id)
+			               ? 0
+			               : ack_in_order(c, BW_PUBREC, pub->packet_id, 0, NULL);
 	}
 
 	struct bw_msg *m = bw_msg_from_publish(pub, pub->topic, now(c));
@@ -565,28 +624,7 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 		return c->state == BW_CONN_CLOSING ? -EPROTO : 0;
 	if (!type)
 		return 0;
-	if (!c->waits)
-		return send_ack(c, type, pub->packet_id, 0, NULL);
-	/* Behind one that waits: it waits too, ready. */
-	struct bw_conn_wait *w = calloc(1, sizeof(*w));
-	if (!w)
-		return fail(c, BW_RC_UNSPECIFIED, "out of memory");
-	w->release = wait_free;
-	w->ready = true;
-	wait_link(c, w, type, pub->packet_id);
-	return 0;
-}
-
-static void wait_link(struct bw_conn *c, struct bw_conn_wait *w, uint8_t type, uint16_t id)
-{
-	w->c = c;
-	w->packet_id = id;
-	w->type = type;
-	w->next = NULL;
-	if (!c->waits)
-		c->waits_tail = &c->waits;
-	*c->waits_tail = w;
-	c->waits_tail = &w->next;
+	return ack_in_order(c, type, pub->packet_id, 0, NULL);
 }
 
 void bw_conn_wait_ack(struct bw_conn *c, struct bw_conn_wait *w)
@@ -607,13 +645,23 @@ void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason)
 		c->waits = w->next;
 		w->c = NULL;
 		int rc = 0;
+		/*
+		 * A refused QoS 2 message was not taken: its packet id is free
+		 * again (5.0 4.3.3: the client may use it for a new message at
+		 * once; 3.1.1 sends the message again after the disconnect),
+		 * else it would be answered as a duplicate, and dropped.
+		 */
+		if (w->type == BW_PUBREC && w->reason >= 0x80 && c->state == BW_CONN_CONNECTED &&
+		    !queued(w))
+			bw_session_inbound_release(c->session, w->packet_id);
 		if (c->state != BW_CONN_CONNECTED)
 			; /* ending: nothing more goes out */
 		else if (w->reason >= 0x80 && c->version != BW_MQTT_5)
 			rc = fail(c, w->reason, "the message could not be stored");
 		else
 			rc = send_ack(c, w->type, w->packet_id, w->reason,
-			              "the message could not be stored");
+			              queued(w) ? ((struct queued_ack *)w)->why
+			                        : "the message could not be stored");
 		w->release(w);
 		if (rc && c->state != BW_CONN_CLOSING)
 			fail(c, BW_RC_UNSPECIFIED, NULL);

@@ -151,10 +151,12 @@ void bw_conn_free(struct bw_conn **c);
  * A PUBACK or PUBREC that waits (session_durability sync: until the
  * message is stored). The connection sends its acknowledgements in the
  * order the PUBLISHes came, so one that need not wait still waits behind
- * one that does. The connection calls release(w) once it is done with w:
- * after sending it, or when it ends with w ready. A w not yet ready when
- * the connection ends is unlinked with c set to NULL, and release is not
- * called: its owner finds c NULL when it is done and frees it itself.
+ * one that does (refusals and the PUBREC of a resent QoS 2 PUBLISH too;
+ * a resend whose PUBREC waits is answered by that one). The connection
+ * calls release(w) once it is done with w: after sending it, or when it
+ * ends with w ready. A w not yet ready when the connection ends is
+ * unlinked with c set to NULL, and release is not called: its owner finds
+ * c NULL when it is done and frees it itself.
  */
 struct bw_conn_wait {
 	struct bw_conn_wait *next;
@@ -177,8 +179,9 @@ void bw_conn_wait_ack(struct bw_conn *c, struct bw_conn_wait *w);
 /*
  * On the connection's thread, with w->c set: w's acknowledgement may go,
  * with reason (5.0; a 3.1.1 client, which has no refusal, is disconnected
- * instead, so that it sends the message again). What is ready at the head
- * goes out now.
+ * instead, so that it sends the message again). A refused PUBREC frees
+ * the message's packet id: what comes with it next is a new message. What
+ * is ready at the head goes out now.
  */
 void bw_conn_wait_done(struct bw_conn_wait *w, uint8_t reason);
 

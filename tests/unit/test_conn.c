@@ -6,8 +6,10 @@
  * SUBSCRIBE codes, PUBLISH at every QoS with duplicates and topic aliases,
  * refusals, Receive Maximum, deliveries with the client's window and
  * Maximum Packet Size, redelivery on reconnect, wills on every kind of
- * end, and enhanced authentication (the broker's method only; AUTH
- * re-authentication answered now or later; AUTH protocol errors).
+ * end, enhanced authentication (the broker's method only; AUTH
+ * re-authentication answered now or later; AUTH protocol errors), and
+ * PUBACK/PUBREC made to wait (bw_conn_wait: PUBLISH order, refusals in
+ * both versions, what the end of the connection does with them).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,7 @@
 #include "proto/mqtt/props.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -40,6 +43,19 @@ struct env {
 	int sub_rc;
 	int reauth_rc, reauths; /* ops->reauth's answer; calls */
 	uint8_t reauth_data[16];
+	/*
+	 * ops->publish makes the acknowledgement of a PUBLISH whose payload
+	 * starts with 'w' wait (bw_conn_wait_ack), and with done_at_once
+	 * completes it there (bw_conn_wait_done, done_reason). waits[] holds
+	 * ours in PUBLISH order, NULL once released.
+	 */
+	struct bw_conn_wait *waits[8];
+	int n_waits;
+	bool done_at_once;
+	uint8_t done_reason;
+	int releases, bad_releases; /* bad: not ours, twice, linked or not ready */
+	uint16_t released_id[8];
+	size_t released_bytes[8]; /* output queued when it was released */
 };
 
 static uint64_t env_now(void *ctx)
@@ -63,12 +79,24 @@ static int env_connect(void *ctx, struct bw_conn *c, const struct bw_connect *pk
 	return 0;
 }
 
+static void env_release(struct bw_conn_wait *w);
+
 static void env_publish(void *ctx, struct bw_conn *c, struct bw_msg *m)
 {
 	struct env *e = ctx;
 	e->publishes++;
 	bw_msg_unref(&e->last_pub);
 	e->last_pub = bw_msg_ref(m);
+	if (m->payload.len == 0 || m->payload.p[0] != 'w')
+		return;
+	assert_true(e->n_waits < 8);
+	struct bw_conn_wait *w = calloc(1, sizeof(*w));
+	assert_non_null(w);
+	w->release = env_release;
+	e->waits[e->n_waits++] = w;
+	bw_conn_wait_ack(c, w);
+	if (e->done_at_once && w->c)
+		bw_conn_wait_done(w, e->done_reason);
 }
 
 static int env_subscribe(void *ctx, struct bw_conn *c, const struct bw_sub_entry *en,
@@ -104,6 +132,29 @@ static void env_closed(void *ctx, struct bw_conn *c, bool send_will)
 
 static struct env env;
 static struct bw_conn *conn;
+
+/*
+ * The connection is done with one of ours: exactly once, so it is freed
+ * here. Counts what is wrong rather than failing: it runs inside the
+ * connection, which must be left whole for teardown.
+ */
+static void env_release(struct bw_conn_wait *w)
+{
+	int i = 0;
+	while (i < env.n_waits && env.waits[i] != w)
+		i++;
+	if (i == env.n_waits || env.releases == 8) {
+		env.bad_releases++;
+		return;
+	}
+	if (w->c || !w->ready)
+		env.bad_releases++;
+	env.released_id[env.releases] = w->packet_id;
+	env.released_bytes[env.releases] = conn ? bw_outq_bytes(bw_conn_outq(conn)) : 0;
+	env.releases++;
+	env.waits[i] = NULL;
+	free(w);
+}
 
 static const struct bw_conn_limits limits = {
 	.max_packet_size = 4096,
@@ -149,6 +200,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	bw_conn_free(&conn);
+	/* What the connection did not release is its owner's to free. */
+	for (int i = 0; i < env.n_waits; i++)
+		free(env.waits[i]);
 	bw_msg_unref(&env.last_pub);
 	bw_session_free(&env.session);
 	return 0;
@@ -1022,6 +1076,395 @@ static void test_auth_protocol_errors(void **state)
 	expect_disconnect(BW_RC_PROTOCOL_ERROR);
 }
 
+/* ---- acknowledgements that wait (bw_conn_wait) ------------------------------ */
+
+/* A PUBLISH to "t" with payload (one starting with 'w' waits), drained. */
+static int publish_payload(uint8_t version, uint8_t qos, uint16_t id, const char *payload)
+{
+	struct bw_packet p = { .type = BW_PUBLISH };
+	p.publish.topic = S("t");
+	p.publish.qos = qos;
+	p.publish.packet_id = id;
+	p.publish.payload.p = (const uint8_t *)payload;
+	p.publish.payload.len = (uint32_t)strlen(payload);
+	int rc = feed(conn, &p, version);
+	drain(conn);
+	return rc;
+}
+
+/* Exactly n of ours were released, each once, unlinked and ready. */
+static void expect_releases(int n)
+{
+	assert_int_equal(env.releases, n);
+	assert_int_equal(env.bad_releases, 0);
+}
+
+static void expect_ack(uint8_t version, uint8_t type, uint16_t id, uint8_t code)
+{
+	struct bw_packet p;
+	expect(version, type, &p);
+	assert_int_equal(p.ack.packet_id, id);
+	assert_int_equal(p.ack.code, code);
+}
+
+static void test_waiting_acks_go_in_publish_order(void **state)
+{
+	connect_as(BW_MQTT_311, "sync", 10);
+	/* Waits, need not wait (but is behind one that does), waits. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 2, "now"), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 3, "wait"), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(env.publishes, 3);
+	assert_int_equal(env.n_waits, 2);
+	struct bw_conn_wait *w1 = env.waits[0], *w3 = env.waits[1];
+	assert_ptr_equal(w1->c, conn);
+	assert_int_equal(w1->packet_id, 1);
+	assert_int_equal(w1->type, BW_PUBACK);
+	assert_false(w1->ready);
+	assert_ptr_equal(w3->c, conn);
+	assert_int_equal(w3->packet_id, 3);
+
+	/* The third is stored first: it still waits behind the first. */
+	bw_conn_wait_done(w3, 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_true(w3->ready);
+	assert_ptr_equal(w3->c, conn);
+	expect_releases(0);
+
+	/* Then the first: all three go, in order, each of ours released once sent. */
+	bw_conn_wait_done(w1, 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 1, 0);
+	size_t first = out_off;
+	expect_ack(BW_MQTT_311, BW_PUBACK, 2, 0);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 3, 0);
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+	expect_releases(2);
+	assert_int_equal(env.released_id[0], 1);
+	assert_int_equal(env.released_bytes[0], first);
+	assert_int_equal(env.released_id[1], 3);
+	assert_int_equal(env.released_bytes[1], out_len);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+
+	/* Nothing waits any more: the next one goes at once. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 4, "now"), 0);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 4, 0);
+	expect_releases(2);
+}
+
+static void test_waiting_pubrec_and_qos0(void **state)
+{
+	connect_as(BW_MQTT_5, "sync2", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 1, "wait"), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 2, "now"), 0);
+	assert_int_equal(out_len, 0);
+	/* QoS 0 has no acknowledgement to wait: w is left alone. */
+	assert_int_equal(publish_payload(BW_MQTT_5, 0, 0, "wait"), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(env.publishes, 3);
+	assert_int_equal(env.n_waits, 2);
+	struct bw_conn_wait *w1 = env.waits[0], *q0 = env.waits[1];
+	assert_int_equal(w1->type, BW_PUBREC);
+	assert_int_equal(w1->packet_id, 1);
+	assert_null(q0->c);
+	assert_null(q0->next);
+
+	bw_conn_wait_done(w1, 0);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 1, 0);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 2, 0);
+	assert_false(next_packet(BW_MQTT_5, &(struct bw_packet){ 0 }));
+	expect_releases(1);
+	assert_int_equal(env.released_id[0], 1);
+	assert_ptr_equal(env.waits[1], q0); /* never the connection's */
+
+	/* The exchange goes on as ever. */
+	struct bw_packet rel = { .type = BW_PUBREL };
+	rel.ack.packet_id = 1;
+	assert_int_equal(feed(conn, &rel, BW_MQTT_5), 0);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBCOMP, 1, 0);
+}
+
+static void test_waiting_ack_refused_5(void **state)
+{
+	struct bw_packet p;
+	connect_as(BW_MQTT_5, "full", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 1, "wait"), 0);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 2, "now"), 0);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBACK, &p);
+	assert_int_equal(p.ack.packet_id, 1);
+	assert_int_equal(p.ack.code, BW_RC_QUOTA_EXCEEDED);
+	assert_true(p.ack.props.has & BW_PROP_BIT(BW_PROP_REASON_STRING));
+	expect_ack(BW_MQTT_5, BW_PUBACK, 2, 0);
+	assert_false(next_packet(BW_MQTT_5, &p));
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+	assert_int_equal(env.closes, 0);
+	expect_releases(1);
+}
+
+static void test_waiting_ack_refused_311_disconnects(void **state)
+{
+	connect_as(BW_MQTT_311, "full", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 2, "now"), 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 3, "wait"), 0);
+	assert_int_equal(out_len, 0);
+	struct bw_conn_wait *w3 = env.waits[1];
+
+	/* 3.1.1 has no refusal: the client is disconnected to send it again. */
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	assert_int_equal(out_len, 0); /* no PUBACK, neither 1 nor 2 behind it */
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	assert_int_equal(bw_conn_end_reason(conn), BW_RC_QUOTA_EXCEEDED);
+	assert_int_equal(env.closes, 1);
+	assert_true(env.last_will);
+	expect_releases(1);
+	assert_ptr_equal(w3->c, conn); /* still linked */
+
+	/* What completes later goes nowhere, and is released. */
+	bw_conn_wait_done(w3, 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	expect_releases(2);
+	assert_int_equal(env.released_id[1], 3);
+	assert_int_equal(env.closes, 1);
+}
+
+static void test_waiting_ack_done_at_once(void **state)
+{
+	/* bw_conn_wait_done() from ops->publish itself: the ack goes at once. */
+	env.done_at_once = true;
+	connect_as(BW_MQTT_5, "fast", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 1, "wait"), 0);
+	expect_ack(BW_MQTT_5, BW_PUBACK, 1, 0);
+	assert_false(next_packet(BW_MQTT_5, &(struct bw_packet){ 0 }));
+	expect_releases(1);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 2, "now"), 0);
+	expect_ack(BW_MQTT_5, BW_PUBACK, 2, 0);
+
+	/* Refused at once on 3.1.1: the PUBLISH ends the connection. */
+	bw_conn_free(&conn);
+	conn = new_conn();
+	env.done_reason = BW_RC_QUOTA_EXCEEDED;
+	connect_as(BW_MQTT_311, "fast", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), -EPROTO);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	assert_int_equal(env.closes, 1);
+	expect_releases(2);
+}
+
+static void test_free_releases_only_ready_waits(void **state)
+{
+	connect_as(BW_MQTT_311, "gone", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 2, "wait"), 0);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 3, "now"), 0);
+	struct bw_conn_wait *w1 = env.waits[0];
+	bw_conn_wait_done(env.waits[1], 0); /* ready, behind the first */
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	expect_releases(0);
+
+	bw_conn_free(&conn);
+	expect_releases(1);
+	assert_int_equal(env.released_id[0], 2);
+	/* Not ready: unlinked, not released; its owner frees it when done. */
+	assert_ptr_equal(env.waits[0], w1);
+	assert_null(w1->c);
+	assert_null(w1->next);
+	assert_false(w1->ready);
+}
+
+static void observe(void *owner, enum bw_session_event ev, const struct bw_inflight *f)
+{
+	uint8_t *heard = owner;
+	heard[heard[0]++ + 1] = (uint8_t)ev;
+	assert_int_equal(f->d.seq, 42);
+}
+
+static void test_refusing_pubrec_completes_a_stored_delivery(void **state)
+{
+	struct bw_packet p;
+	uint8_t heard[8] = { 0 };
+	connect_as(BW_MQTT_5, "obs", 10);
+	bw_session_set_owner(env.session, heard);
+	bw_session_set_observer(env.session, observe);
+	struct bw_msg *m = bw_msg_new("t", 1, NULL, "x", 1, 2, false, env.now);
+	struct bw_delivery d = { .msg = m, .qos = 2, .seq = 42 };
+	assert_int_equal(bw_conn_deliver(conn, &d), 0);
+	drain(conn);
+	expect(BW_MQTT_5, BW_PUBLISH, &p);
+	uint16_t id = p.publish.packet_id;
+	assert_int_equal(heard[0], 1);
+	assert_int_equal(heard[1], BW_SESSION_SENT);
+
+	struct bw_packet rec = { .type = BW_PUBREC };
+	rec.ack.packet_id = id;
+	rec.ack.code = BW_RC_UNSPECIFIED;
+	assert_int_equal(feed(conn, &rec, BW_MQTT_5), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0); /* no PUBREL: the exchange ended */
+	assert_int_equal(heard[0], 3);
+	assert_int_equal(heard[2], BW_SESSION_PUBREC);
+	assert_int_equal(heard[3], BW_SESSION_DONE);
+	assert_int_equal(bw_session_inflight(env.session), 0);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+}
+
+static void test_refused_pubrec_frees_the_packet_id(void **state)
+{
+	/*
+	 * 5.0 4.3.3: a PUBREC of 0x80 or above frees the packet id; the
+	 * client may send a new message with it at once, which is published.
+	 */
+	connect_as(BW_MQTT_5, "again", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 1, "wait"), 0);
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 1, BW_RC_QUOTA_EXCEEDED);
+	assert_int_equal(publish_payload(BW_MQTT_5, 2, 1, "new"), 0);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 1, 0);
+	assert_int_equal(env.publishes, 2);
+	assert_memory_equal(env.last_pub->payload.p, "new", 3);
+	/* Refused ones take none of the 2 QoS 2 messages it may have unreleased. */
+	for (uint16_t id = 2; id <= 4; id++) {
+		assert_int_equal(publish_payload(BW_MQTT_5, 2, id, "wait"), 0);
+		bw_conn_wait_done(env.waits[id - 1], BW_RC_QUOTA_EXCEEDED);
+		drain(conn);
+		expect_ack(BW_MQTT_5, BW_PUBREC, id, BW_RC_QUOTA_EXCEEDED);
+	}
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+	expect_releases(4);
+}
+
+static void test_refused_pubrec_311_resend_is_published(void **state)
+{
+	struct bw_packet p;
+	/* 3.1.1 is disconnected so that it sends the message again... */
+	connect_as(BW_MQTT_311, "again", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 2, 1, "wait"), 0);
+	bw_conn_wait_done(env.waits[0], BW_RC_QUOTA_EXCEEDED);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CLOSING);
+	bw_conn_free(&conn);
+
+	/* ...which, on its session, is handled again rather than taken for a duplicate. */
+	conn = new_conn();
+	env.session_present = true;
+	struct bw_packet c = { .type = BW_CONNECT };
+	c.connect.client_id = S("again");
+	c.connect.keep_alive = 10;
+	assert_int_equal(feed(conn, &c, BW_MQTT_311), 0);
+	drain(conn);
+	expect(BW_MQTT_311, BW_CONNACK, &p);
+	struct bw_packet pub = { .type = BW_PUBLISH };
+	pub.publish.topic = S("t");
+	pub.publish.qos = 2;
+	pub.publish.packet_id = 1;
+	pub.publish.dup = true;
+	pub.publish.payload.p = (const uint8_t *)"wait";
+	pub.publish.payload.len = 4;
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0); /* its PUBREC waits again */
+	assert_int_equal(env.publishes, 2);
+	assert_int_equal(env.n_waits, 2);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	expect_releases(2);
+}
+
+static void test_refusals_wait_their_turn(void **state)
+{
+	struct bw_packet p;
+	/* PUBLISH order holds for refusals too ([MQTT-4.6.0-2], [MQTT-4.6.0-3]). */
+	connect_as(BW_MQTT_5, "turn", 10);
+	assert_int_equal(publish_payload(BW_MQTT_5, 1, 1, "wait"), 0);
+	assert_int_equal(publish(BW_MQTT_5, "$SYS/x", 1, 2, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(publish(BW_MQTT_5, "a/b/c/d/e", 2, 3, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[0], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_5, BW_PUBACK, 1, 0);
+	expect(BW_MQTT_5, BW_PUBACK, &p);
+	assert_int_equal(p.ack.packet_id, 2);
+	assert_int_equal(p.ack.code, BW_RC_NOT_AUTHORIZED);
+	/* With its own Reason String, not the store's. */
+	assert_true(p.ack.props.has & BW_PROP_BIT(BW_PROP_REASON_STRING));
+	assert_int_equal(p.ack.props.reason_string.len, strlen("$SYS is the broker's"));
+	assert_memory_equal(p.ack.props.reason_string.p, "$SYS is the broker's",
+	                    p.ack.props.reason_string.len);
+	expect_ack(BW_MQTT_5, BW_PUBREC, 3, BW_RC_TOPIC_NAME_INVALID);
+	assert_false(next_packet(BW_MQTT_5, &p));
+	assert_int_equal(env.publishes, 1);
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+
+	/* 3.1.1 acknowledges what it drops: in turn as well. */
+	bw_conn_free(&conn);
+	conn = new_conn();
+	connect_as(BW_MQTT_311, "turn", 10);
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 1, "wait"), 0);
+	assert_int_equal(publish(BW_MQTT_311, "$SYS/x", 1, 2, false, 0), 0);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 1, 0);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 2, 0);
+	assert_false(next_packet(BW_MQTT_311, &p));
+	assert_int_equal(bw_conn_state(conn), BW_CONN_CONNECTED);
+	expect_releases(2);
+}
+
+static void test_duplicate_qos2_waits_for_the_original(void **state)
+{
+	connect_as(BW_MQTT_311, "dup", 10);
+	/* A resend while its PUBREC waits: that PUBREC answers both, once stored. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 2, 1, "wait"), 0);
+	struct bw_packet pub = { .type = BW_PUBLISH };
+	pub.publish.topic = S("t");
+	pub.publish.qos = 2;
+	pub.publish.packet_id = 1;
+	pub.publish.dup = true;
+	pub.publish.payload.p = (const uint8_t *)"wait";
+	pub.publish.payload.len = 4;
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	assert_int_equal(env.publishes, 1);
+	bw_conn_wait_done(env.waits[0], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+
+	/* A resend of one acknowledged already: again, but behind one that waits. */
+	assert_int_equal(publish_payload(BW_MQTT_311, 1, 2, "wait"), 0);
+	assert_int_equal(feed(conn, &pub, BW_MQTT_311), 0);
+	drain(conn);
+	assert_int_equal(out_len, 0);
+	bw_conn_wait_done(env.waits[1], 0);
+	drain(conn);
+	expect_ack(BW_MQTT_311, BW_PUBACK, 2, 0);
+	expect_ack(BW_MQTT_311, BW_PUBREC, 1, 0);
+	assert_false(next_packet(BW_MQTT_311, &(struct bw_packet){ 0 }));
+	assert_int_equal(env.publishes, 2);
+	expect_releases(2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1070,6 +1513,24 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reauth_accepted_and_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_protocol_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_and_protocol_errors_send_the_will, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_acks_go_in_publish_order, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_pubrec_and_qos0, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_ack_refused_5, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_ack_refused_311_disconnects, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_ack_done_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_releases_only_ready_waits, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_refusing_pubrec_completes_a_stored_delivery,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_pubrec_frees_the_packet_id, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_refused_pubrec_311_resend_is_published, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_wait_their_turn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_qos2_waits_for_the_original, setup,
 		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

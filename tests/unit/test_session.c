@@ -2,8 +2,8 @@
  * Session message state: packet id allocation, the inflight window and its
  * limit, acknowledgements in and out of order (holes, compaction), the QoS 2
  * exchange, the queue's bound under both policies, redelivery order, the
- * inbound QoS 2 set, and that every message reference is dropped exactly
- * once.
+ * inbound QoS 2 set, that every message reference is dropped exactly
+ * once, and what the observer hears of stored deliveries (seq above 0).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -311,6 +311,249 @@ static void test_smaller_window_keeps_what_is_inflight(void **state)
 	bw_msg_unref(&m);
 }
 
+/* ---- the observer: what happens to stored deliveries -------------------- */
+
+/* What the observer heard, in order. */
+struct heard {
+	int n;
+	struct {
+		enum bw_session_event ev;
+		const struct bw_inflight *f;
+		uint64_t seq;
+		uint16_t packet_id;
+		uint8_t state;
+		uint64_t sent_at_ms;
+		struct bw_msg *msg;
+	} e[16];
+};
+
+static void observe(void *owner, enum bw_session_event ev, const struct bw_inflight *f)
+{
+	struct heard *h = owner;
+	assert_true(h->n < 16);
+	h->e[h->n].ev = ev;
+	h->e[h->n].f = f;
+	h->e[h->n].seq = f->d.seq;
+	h->e[h->n].packet_id = f->packet_id;
+	h->e[h->n].state = f->state;
+	h->e[h->n].sent_at_ms = f->sent_at_ms;
+	h->e[h->n].msg = f->d.msg;
+	h->n++;
+}
+
+static struct bw_session *observed(uint16_t window, struct heard *h)
+{
+	struct bw_session *s = session(window, 10, false);
+	memset(h, 0, sizeof(*h));
+	bw_session_set_owner(s, h);
+	bw_session_set_observer(s, observe);
+	return s;
+}
+
+/* Queues one delivery of m at qos with its number in the session store. */
+static int offer_stored(struct bw_session *s, struct bw_msg *m, uint8_t qos, uint64_t seq)
+{
+	struct bw_delivery d = { .msg = m, .qos = qos, .seq = seq };
+	return bw_session_enqueue(s, &d);
+}
+
+static void expect_heard(const struct heard *h, int i, enum bw_session_event ev, uint64_t seq,
+                         uint16_t packet_id, uint8_t state)
+{
+	assert_true(i < h->n);
+	assert_int_equal(h->e[i].ev, ev);
+	assert_int_equal(h->e[i].seq, seq);
+	assert_int_equal(h->e[i].packet_id, packet_id);
+	assert_int_equal(h->e[i].state, state);
+}
+
+static void test_observer_qos1(void **state)
+{
+	struct heard h;
+	struct bw_session *s = observed(2, &h);
+	struct bw_msg *m = msg(1);
+	struct bw_delivery d;
+	const struct bw_inflight *f;
+
+	assert_int_equal(offer_stored(s, m, 1, 11), 0);
+	assert_int_equal(offer_stored(s, m, 1, 12), 0);
+	assert_int_equal(h.n, 0); /* queued: nothing happened to them yet */
+	assert_true(bw_session_next(s, 7, &d, &f));
+	assert_int_equal(d.seq, 11);
+	assert_int_equal(f->d.seq, 11);
+	assert_int_equal(h.n, 1);
+	expect_heard(&h, 0, BW_SESSION_SENT, 11, 1, BW_INFLIGHT_PUBLISHED);
+	assert_ptr_equal(h.e[0].f, f); /* the inflight entry itself */
+	assert_int_equal(h.e[0].sent_at_ms, 7);
+	assert_true(bw_session_next(s, 8, &d, &f));
+	expect_heard(&h, 1, BW_SESSION_SENT, 12, 2, BW_INFLIGHT_PUBLISHED);
+
+	/* Acknowledged out of order: DONE for each, the message still held. */
+	assert_int_equal(bw_session_puback(s, 2), 0);
+	assert_int_equal(h.n, 3);
+	expect_heard(&h, 2, BW_SESSION_DONE, 12, 2, BW_INFLIGHT_PUBLISHED);
+	assert_ptr_equal(h.e[2].msg, m);
+	assert_int_equal(bw_session_puback(s, 2), -ENOENT);    /* once */
+	assert_int_equal(bw_session_pubrec(s, 1, 9), -ENOENT); /* QoS 1 has none */
+	assert_int_equal(h.n, 3);
+	assert_int_equal(bw_session_puback(s, 1), 0);
+	assert_int_equal(h.n, 4);
+	expect_heard(&h, 3, BW_SESSION_DONE, 11, 1, BW_INFLIGHT_PUBLISHED);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_session_free(&s);
+	bw_msg_unref(&m);
+}
+
+static void test_observer_qos2(void **state)
+{
+	struct heard h;
+	struct bw_session *s = observed(2, &h);
+	struct bw_msg *m = msg(2);
+	struct bw_delivery d;
+	const struct bw_inflight *f;
+
+	assert_int_equal(offer_stored(s, m, 2, 21), 0);
+	assert_true(bw_session_next(s, 3, &d, &f));
+	uint16_t id = f->packet_id;
+	assert_int_equal(h.n, 1);
+	expect_heard(&h, 0, BW_SESSION_SENT, 21, id, BW_INFLIGHT_PUBLISHED);
+	assert_int_equal(bw_session_pubcomp(s, id), -ENOENT); /* PUBREC first */
+	assert_int_equal(h.n, 1);
+	assert_int_equal(bw_session_pubrec(s, id, 9), 0);
+	assert_int_equal(h.n, 2);
+	expect_heard(&h, 1, BW_SESSION_PUBREC, 21, id, BW_INFLIGHT_RELEASED);
+	assert_int_equal(h.e[1].sent_at_ms, 9);
+	/* A repeated PUBREC (our PUBREL was lost) is no news. */
+	assert_int_equal(bw_session_pubrec(s, id, 10), 0);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(bw_session_pubcomp(s, id), 0);
+	assert_int_equal(h.n, 3);
+	expect_heard(&h, 2, BW_SESSION_DONE, 21, id, BW_INFLIGHT_RELEASED);
+	assert_ptr_equal(h.e[2].msg, m);
+	assert_int_equal(bw_session_pubcomp(s, id), -ENOENT);
+	assert_int_equal(h.n, 3);
+
+	/*
+	 * A PUBREC that refuses the message (0x80 and above) ends the exchange
+	 * the way the connection handles it: PUBREC, then PUBCOMP at once.
+	 */
+	assert_int_equal(offer_stored(s, m, 2, 22), 0);
+	assert_true(bw_session_next(s, 11, &d, &f));
+	id = f->packet_id;
+	assert_int_equal(bw_session_pubrec(s, id, 12), 0);
+	assert_int_equal(bw_session_pubcomp(s, id), 0);
+	assert_int_equal(h.n, 6);
+	expect_heard(&h, 3, BW_SESSION_SENT, 22, id, BW_INFLIGHT_PUBLISHED);
+	expect_heard(&h, 4, BW_SESSION_PUBREC, 22, id, BW_INFLIGHT_RELEASED);
+	expect_heard(&h, 5, BW_SESSION_DONE, 22, id, BW_INFLIGHT_RELEASED);
+	assert_int_equal(bw_session_inflight(s), 0);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_session_free(&s);
+	bw_msg_unref(&m);
+}
+
+static void test_observer_ignores_deliveries_not_stored(void **state)
+{
+	struct heard h;
+	struct bw_session *s = observed(4, &h);
+	struct bw_msg *m = msg(2);
+	struct bw_delivery d;
+	const struct bw_inflight *f;
+
+	/* Not stored (seq 0) at QoS 1 and 2, and QoS 0 (never in the window). */
+	assert_int_equal(offer_stored(s, m, 1, 0), 0);
+	assert_int_equal(offer_stored(s, m, 2, 0), 0);
+	assert_int_equal(offer_stored(s, m, 0, 5), 0);
+	assert_int_equal(offer_stored(s, m, 1, 6), 0); /* one that is, last */
+	assert_true(bw_session_next(s, 0, &d, &f));
+	uint16_t q1 = f->packet_id;
+	assert_true(bw_session_next(s, 0, &d, &f));
+	uint16_t q2 = f->packet_id;
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_null(f);
+	bw_msg_unref(&d.msg);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(bw_session_pubrec(s, q2, 1), 0);
+	assert_int_equal(bw_session_pubcomp(s, q2), 0);
+	assert_int_equal(bw_session_puback(s, q1), 0);
+	assert_int_equal(h.n, 0);
+	/* The observer is there: the stored one is heard. */
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_int_equal(h.n, 1);
+	expect_heard(&h, 0, BW_SESSION_SENT, 6, f->packet_id, BW_INFLIGHT_PUBLISHED);
+	assert_int_equal(bw_session_puback(s, f->packet_id), 0);
+	assert_int_equal(h.n, 2);
+	bw_session_free(&s);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+}
+
+static void test_observer_not_called_when_freed(void **state)
+{
+	struct heard h;
+	struct bw_session *s = observed(2, &h);
+	struct bw_msg *m = msg(2);
+	struct bw_delivery d;
+	const struct bw_inflight *f;
+
+	/* One QoS 1 and one QoS 2 (PUBREC received) inflight, one queued. */
+	offer_stored(s, m, 1, 1);
+	offer_stored(s, m, 2, 2);
+	offer_stored(s, m, 2, 3);
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_true(bw_session_next(s, 0, &d, &f));
+	assert_int_equal(bw_session_pubrec(s, f->packet_id, 0), 0);
+	assert_int_equal(h.n, 3);
+	bw_session_free(&s);
+	assert_int_equal(h.n, 3);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+}
+
+static void test_restored_deliveries_keep_their_seq(void **state)
+{
+	struct heard h;
+	struct bw_session *s = observed(4, &h);
+	struct bw_msg *m = msg(2);
+
+	struct bw_delivery d1 = { .msg = m, .qos = 1, .seq = 31 };
+	struct bw_delivery d2 = { .msg = m, .qos = 2, .seq = 32 };
+	struct bw_delivery d3 = { .msg = m, .qos = 2, .seq = 33 };
+	assert_int_equal(bw_session_restore(s, &d1, 5, BW_INFLIGHT_PUBLISHED, 100, 0), 0);
+	assert_int_equal(bw_session_restore(s, &d2, 6, BW_INFLIGHT_RELEASED, 100, 0), 0);
+	assert_int_equal(bw_session_restore(s, &d3, 7, BW_INFLIGHT_PUBLISHED, 100, 8), 0);
+	assert_int_equal(h.n, 0); /* restoring is not sending */
+	uint32_t cursor = 0;
+	const struct bw_inflight *f;
+	uint64_t seqs[3];
+	for (int i = 0; i < 3; i++) {
+		assert_non_null(f = bw_session_inflight_at(s, &cursor));
+		seqs[i] = f->d.seq;
+	}
+	assert_int_equal(seqs[0], 31);
+	assert_int_equal(seqs[1], 32);
+	assert_int_equal(seqs[2], 33);
+
+	assert_int_equal(bw_session_puback(s, 5), 0);
+	assert_int_equal(h.n, 1);
+	expect_heard(&h, 0, BW_SESSION_DONE, 31, 5, BW_INFLIGHT_PUBLISHED);
+	/* Restored with its PUBREC received: a PUBREC again is no news. */
+	assert_int_equal(bw_session_pubrec(s, 6, 200), 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(bw_session_pubcomp(s, 6), 0);
+	assert_int_equal(h.n, 2);
+	expect_heard(&h, 1, BW_SESSION_DONE, 32, 6, BW_INFLIGHT_RELEASED);
+	assert_int_equal(bw_session_pubrec(s, 7, 200), 0);
+	assert_int_equal(bw_session_pubcomp(s, 7), 0);
+	assert_int_equal(h.n, 4);
+	expect_heard(&h, 2, BW_SESSION_PUBREC, 33, 7, BW_INFLIGHT_RELEASED);
+	expect_heard(&h, 3, BW_SESSION_DONE, 33, 7, BW_INFLIGHT_RELEASED);
+	assert_int_equal(bw_session_inflight(s), 0);
+	bw_session_free(&s);
+	assert_int_equal(bw_msg_refs(m), 1);
+	bw_msg_unref(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +568,11 @@ int main(void)
 		cmocka_unit_test(test_packet_ids_with_a_large_window),
 		cmocka_unit_test(test_inbound_qos2),
 		cmocka_unit_test(test_smaller_window_keeps_what_is_inflight),
+		cmocka_unit_test(test_observer_qos1),
+		cmocka_unit_test(test_observer_qos2),
+		cmocka_unit_test(test_observer_ignores_deliveries_not_stored),
+		cmocka_unit_test(test_observer_not_called_when_freed),
+		cmocka_unit_test(test_restored_deliveries_keep_their_seq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
