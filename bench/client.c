@@ -200,17 +200,24 @@ static bool send_connect(struct bw_bench_conn *c)
 	const struct bw_bench_load_opts *o = opts(c);
 	static const char letter[] = { 'p', 's', 'i', 'c' };
 	char id[96];
+	bool persistent = c->role == ROLE_SUB && o->session_expiry > 0;
 	struct bw_packet pkt;
 	int n;
 
 	if (c->role == ROLE_CHURN)
 		n = snprintf(id, sizeof(id), "%s-c%u.%u", o->client_id, c->id, c->iter);
 	else
-		n = snprintf(id, sizeof(id), "%s-%c%u", o->client_id, letter[c->role], c->id);
+		n = snprintf(id, sizeof(id), "%s-%c%u%s", o->client_id, letter[c->role], c->id,
+		             persistent ? c->t->plan->sub_tag : "");
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = BW_CONNECT;
 	pkt.connect.version = o->version;
-	pkt.connect.clean_start = true;
+	/* A persistent subscriber: clean session 0 (3.1.1), or 5.0's Session Expiry. */
+	pkt.connect.clean_start = !persistent;
+	if (persistent && o->version == BW_MQTT_5) {
+		pkt.connect.props.has = BW_PROP_BIT(BW_PROP_SESSION_EXPIRY);
+		pkt.connect.props.session_expiry = o->session_expiry;
+	}
 	pkt.connect.keep_alive = o->keepalive;
 	pkt.connect.client_id = (struct bw_str){ (const uint8_t *)id, (uint16_t)n };
 	if (o->username) {

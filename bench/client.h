@@ -67,6 +67,7 @@ struct bw_bench_plan {
 	double interval_ns;           /* paced: between a publisher's messages; 0: flat out */
 	uint32_t batch_bytes;         /* QoS 0 output a publisher builds ahead */
 	struct bw_bench_tls_ctx *tls; /* NULL: plain TCP */
+	char sub_tag[24];             /* persistent subscribers' id suffix: the run's start */
 	/* Per publisher, written by its thread before it ends. */
 	uint64_t *pub_sent;
 	uint64_t *pub_refused;

@@ -150,6 +150,13 @@ static int make_plan(struct bw_bench_plan *pl, const struct bw_bench_load_opts *
 	pl->n_other = conns_only ? o->connections : 0;
 	if (o->rate > 0 && pl->n_pub)
 		pl->interval_ns = 1e9 * pl->n_pub / o->rate;
+	if (o->session_expiry) {
+		/* The run's start in ms: no run resumes a session an earlier one left. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(pl->sub_tag, sizeof(pl->sub_tag), ".%" PRIx64,
+		         (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	}
 	/* QoS 0 output built ahead: 64 KiB a publisher, less when there are many. */
 	uint32_t per_thread = (pl->n_pub + o->threads - 1) / o->threads;
 	uint32_t batch = per_thread ? THREAD_BUDGET / per_thread : BATCH_MAX;
@@ -638,9 +645,9 @@ static void print_table(const struct bw__bench_run *r, const struct bw__bench_to
 	if (o->scenario == BW_BENCH_CONNECT || o->scenario == BW_BENCH_IDLE)
 		printf("%u connections", o->connections);
 	else
-		printf("%u publisher(s) -> %u subscriber(s), QoS %u, %u-byte payloads%s",
-		       o->publishers, o->subscribers, o->qos, o->size,
-		       o->rate > 0 ? ", paced" : "");
+		printf("%u publisher(s) -> %u %ssubscriber(s), QoS %u, %u-byte payloads%s",
+		       o->publishers, o->subscribers, o->session_expiry ? "persistent " : "",
+		       o->qos, o->size, o->rate > 0 ? ", paced" : "");
 	printf(", MQTT %s%s, %s:%u, %u thread(s)\n", o->version == BW_MQTT_5 ? "5.0" : "3.1.1",
 	       o->tls ? (o->tls_resume ? " over TLS, resuming" : " over TLS") : "", o->host,
 	       o->port, o->threads);
@@ -762,6 +769,7 @@ void bw__bench_run_json(FILE *f, const struct bw__bench_run *r, const struct bw_
 	        r->plan.n_sub, r->plan.n_other, o->size, o->seconds, o->warmup, o->rate,
 	        o->inflight, o->threads, o->n_sources, o->concurrency);
 	bw__bench_json_str(f, o->topic);
+	fprintf(f, ",\"session_expiry\":%" PRIu32, o->session_expiry);
 	fprintf(f, ",\"tls\":%s,\"tls_resume\":%s,\"tls_version\":\"%s\",\"client_cert\":%s",
 	        o->tls ? "true" : "false", o->tls_resume ? "true" : "false",
 	        o->tls_version == 12   ? "1.2"

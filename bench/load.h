@@ -63,12 +63,13 @@ struct bw_bench_load_opts {
 	const char *password;
 	struct in_addr *sources; /* bind before connect, round robin; NULL: none */
 	uint32_t n_sources;
-	uint32_t inflight;     /* QoS 1/2 messages a publisher keeps unacknowledged */
-	uint32_t concurrency;  /* connection handshakes in progress at once */
-	uint16_t keepalive;    /* seconds, in CONNECT */
-	uint32_t tick_us;      /* shortest pause between paced sends */
-	const char *client_id; /* prefix of client identifiers */
-	bool progress;         /* live rates on stderr (when it is a terminal) */
+	uint32_t inflight;       /* QoS 1/2 messages a publisher keeps unacknowledged */
+	uint32_t concurrency;    /* connection handshakes in progress at once */
+	uint16_t keepalive;      /* seconds, in CONNECT */
+	uint32_t tick_us;        /* shortest pause between paced sends */
+	const char *client_id;   /* prefix of client identifiers */
+	uint32_t session_expiry; /* > 0: subscribers keep persistent sessions (s) */
+	bool progress;           /* live rates on stderr (when it is a terminal) */
 	/* MQTT over TLS (bench/tls.h); the rest only with tls. */
 	bool tls;
 	bool tls_resume;     /* connect: offer each client's last session again */

@@ -84,6 +84,11 @@ void bw_bench_load_usage(FILE *out)
 	        "  --connect-timeout S longest wait for every connection (default 30)\n"
 	        "  --tick-us N         shortest pause between paced sends (default 10)\n"
 	        "  --client-id PREFIX  client identifier prefix (default bb<pid>)\n"
+	        "  --session-expiry S  subscribers keep persistent sessions: 5.0 clean start 0\n"
+	        "                      with Session Expiry Interval S, 3.1.1 clean session 0;\n"
+	        "                      their ids end in .T, T the run's start (ms, hex), so no\n"
+	        "                      run resumes an earlier one's session; publishers stay\n"
+	        "                      clean (0..4294967295; default 0: clean subscribers)\n"
 	        "  --pid PID           broker process: CPU time a message, peak RSS (VmHWM)\n"
 	        "  --json FILE         also write every figure to FILE as JSON\n"
 	        "  --no-progress       no live rates on stderr\n"
@@ -194,6 +199,7 @@ enum {
 	GIVEN_FLOOD = 1 << 9,   /* a --flood-* option */
 	GIVEN_FLOOD_SUBS = 1 << 10,
 	GIVEN_FLOOD_SIZE = 1 << 11,
+	GIVEN_SESSION = 1 << 12,
 };
 
 static void defaults(struct bw_bench_load_opts *o, enum bw_bench_scenario sc)
@@ -287,6 +293,10 @@ static int settle(struct bw_bench_load_opts *o, unsigned given)
 	                            GIVEN_INFLIGHT)))
 		return bw_bench_usage_error("connect and idle take --connections, not publishers, "
 		                            "subscribers, --rate, --qos, --size or --inflight",
+		                            NULL);
+	if (conns_only && (given & GIVEN_SESSION))
+		return bw_bench_usage_error("--session-expiry is for the publishing scenarios, not "
+		                            "connect or idle",
 		                            NULL);
 	if (!conns_only && (given & GIVEN_CONNS))
 		return bw_bench_usage_error("--connections is for the connect and idle scenarios",
@@ -536,6 +546,10 @@ int bw_bench_load_parse(int argc, char **argv, struct bw_bench_load_opts *o)
 		} else if (OPT("--flood-password")) {
 			o->flood_password = v;
 			given |= GIVEN_FLOOD;
+		} else if (OPT("--session-expiry")) {
+			if (!bw_bench_parse_u32(v, 0, UINT32_MAX, &o->session_expiry))
+				goto bad;
+			given |= GIVEN_SESSION;
 		} else if (OPT("--client-id")) {
 			if (*v == '\0' || strlen(v) > 64)
 				goto bad;

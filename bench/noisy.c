@@ -90,8 +90,9 @@ static void derive(struct noisy *n)
 	f->nice = o->flood_nice;
 	f->username = o->flood_username;
 	f->password = o->flood_password;
-	f->pid = 0;          /* the broker is measured over the quiet tenant's windows */
-	f->progress = false; /* one progress line: the quiet tenant's */
+	f->session_expiry = 0; /* the flood's subscribers stay clean */
+	f->pid = 0;            /* the broker is measured over the quiet tenant's windows */
+	f->progress = false;   /* one progress line: the quiet tenant's */
 	snprintf(n->flood_topic, sizeof(n->flood_topic), "%s/flood", o->topic);
 	f->topic = n->flood_topic;
 	snprintf(n->flood_id, sizeof(n->flood_id), "%s-f", o->client_id);

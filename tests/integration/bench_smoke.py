@@ -6,7 +6,9 @@ build/bin/bulwark on an ephemeral port: each must pass its own checks
 (exit 0), count every expected delivery and write the JSON figures;
 `noisy` runs its quiet tenant and its flood on two more listeners, each
 with its own tenant (flat out, and paced with fewer flood topics than
-publishers, where every flood delivery must be counted too). Then
+publishers, where every flood delivery must be counted too); QoS 1 fan-in
+to a persistent subscriber (--session-expiry, 3.1.1 and 5.0), whose two
+sessions the node must still hold when it stops. Then
 the checks themselves: against `bulwark-bench sink`, which relays nothing,
 a QoS 1 subscriber receives nothing and the run must report the loss and
 exit 1, while QoS 0 reports it and exits 0; a refused connection fails the
@@ -77,14 +79,16 @@ def usage_errors():
                  ["connect", "--tls", "--cafile", "/nonexistent/ca.pem"],
                  ["noisy"], ["fanin", "--flood-port", "1883"],
                  ["noisy", "--flood-port", "1883", "--flood-publishers", "2",
-                  "--flood-subscribers", "3"]):
+                  "--flood-subscribers", "3"],
+                 ["fanin", "--session-expiry", "-1"], ["fanin", "--session-expiry", "4294967296"],
+                 ["idle", "--session-expiry", "60"]):
         p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=10)
         check("usage error exits 2: %s" % " ".join(args), p.returncode == 2,
               "exit %d %s" % (p.returncode, p.stderr.strip()))
 
 
 def against_node(tmp):
-    proc, ports, _ = node.start_node(BULWARK, tmp, [
+    proc, ports, log = node.start_node(BULWARK, tmp, [
         "listen=mqtt 127.0.0.1:0 allow_anonymous=true",
         "listen=mqtt 127.0.0.1:0 tenant=flood allow_anonymous=true",
         "listen=mqtt 127.0.0.1:0 tenant=quiet allow_anonymous=true",
@@ -109,6 +113,8 @@ def against_node(tmp):
                       doc["broker_cpu_us_per_msg"] is not None and doc["broker_rss_kb"] > 0 and
                       doc["params"][args[1][2:]] == int(args[2]) and
                       doc["sent"] >= doc["window_sent"] > 0, json.dumps(doc)[:800])
+
+        persistent(tmp, port)
 
         rc, out, doc = bench(tmp, ["latency", "--rate", "2000", "--qos", "1"] + port + SHORT)
         check("latency: exit 0, counts", rc == 0 and counts_ok(doc), out[-1500:])
@@ -139,6 +145,26 @@ def against_node(tmp):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # The persistent subscribers' sessions outlived their runs; every other
+    # client was clean, so the node saved those two sessions and no more.
+    with open(log) as f:
+        saved = re.findall(r"snapshot saved: (\d+) sessions", f.read())
+    check("--session-expiry: the broker kept both subscribers' sessions",
+          saved and int(saved[-1]) == 2, str(saved))
+
+
+def persistent(tmp, port):
+    """fanin QoS 1 to a persistent subscriber (3.1.1 clean session 0, 5.0
+    Session Expiry Interval), on a topic of its own: the session outlives
+    the run, still subscribed, and the other runs must not feed it."""
+    for mqtt in ("3", "5"):
+        name = "fanin QoS 1 --session-expiry 60, MQTT %s" % mqtt
+        rc, out, doc = bench(tmp, ["fanin", "--publishers", "4", "--qos", "1", "--mqtt", mqtt,
+                                   "--session-expiry", "60", "--topic", "persist"] + port + SHORT)
+        check("%s: exit 0, every delivery counted once" % name,
+              rc == 0 and counts_ok(doc) and doc["reordered"] == 0 and
+              doc["params"]["session_expiry"] == 60 and "persistent subscriber" in out,
+              out[-1500:])
 
 
 def noisy(tmp, proc, flood_port, quiet_port):
