@@ -674,6 +674,8 @@ static uint64_t sess_push(struct bw_broker *b, struct sess *s, const struct bw_d
 		free(pw);
 		return 0;
 	}
+	if (bw_sessions_busy(b->cfg.sessions))
+		b->pressure = true; /* Redis is behind: the publisher waits */
 	return s->seq = h.seq;
 }
 
@@ -2811,6 +2813,31 @@ static int op_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
 }
 
 /*
+ * The client's DISCONNECT changes its Session Expiry Interval (5.0
+ * 3.14.2.2.2): 0 ends the session with the connection; a non-zero one
+ * after 0 in the CONNECT is a protocol error. Capped like the CONNECT's.
+ */
+static int op_set_expiry(void *ctx, struct bw_conn *c, uint32_t expiry)
+{
+	struct listener_ctx *l = ctx;
+	struct sess *s = owner(c);
+	if (!s || s->conn != c)
+		return 0;
+	if (s->expiry_s == 0 && expiry > 0)
+		return BW_RC_PROTOCOL_ERROR;
+	if (s->t->q.max_session_expiry_s && expiry > s->t->q.max_session_expiry_s)
+		expiry = s->t->q.max_session_expiry_s;
+	s->expiry_s = expiry;
+	(void)l;
+	if (s->persistent && expiry == 0) {
+		/* It ends with the connection (here, and in Redis when it is dropped). */
+		s->persistent = false;
+		bw_stat_add(&s->t->stats->persistent, -1);
+	}
+	return 0;
+}
+
+/*
  * The connection ended. Nothing is published or freed here: this may run
  * inside a delivery (a slow consumer cut off mid fan-out), so the will and
  * the end of the session are scheduled for the next tick.
@@ -2896,6 +2923,7 @@ struct bw_broker *bw_broker_new(const struct bw_broker_config *cfg)
 			.subscribed = op_subscribed,
 			.unsubscribe = op_unsubscribe,
 			.closed = op_closed,
+			.set_expiry = op_set_expiry,
 		};
 	}
 	return b;
@@ -3135,7 +3163,8 @@ bool bw_broker_congested(struct bw_broker *b)
 			*pp = s->cnext;
 		}
 	}
-	return b->congested != NULL || bw_hub_backlog(b->hub, b->self) > 0;
+	return b->congested != NULL || bw_hub_backlog(b->hub, b->self) > 0 ||
+	       (b->cfg.sessions && bw_sessions_busy(b->cfg.sessions));
 }
 
 /* ---- snapshots -------------------------------------------------------------- */

@@ -768,6 +768,13 @@ static int on_unsubscribe(struct bw_conn *c, const struct bw_unsubscribe *u)
 
 static int on_disconnect(struct bw_conn *c, const struct bw_disconnect *d)
 {
+	if (c->version == BW_MQTT_5 && (d->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)) &&
+	    c->ops.set_expiry) {
+		int rc = c->ops.set_expiry(c->ops.ctx, c, d->props.session_expiry);
+		if (rc)
+			return fail(c, (uint8_t)rc,
+			            "Session Expiry Interval set in DISCONNECT after 0 in CONNECT");
+	}
 	c->state = BW_CONN_CLOSING;
 	/* [MQTT-3.1.2-10]: a normal DISCONNECT discards the will; 0x04 keeps it. */
 	c->ops.closed(c->ops.ctx, c, d->code == BW_RC_DISCONNECT_WITH_WILL);

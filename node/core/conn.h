@@ -122,6 +122,13 @@ struct bw_conn_ops {
 	 * 0x04): the will, if any, must be published (after its delay).
 	 */
 	void (*closed)(void *ctx, struct bw_conn *c, bool send_will);
+	/*
+	 * A 5.0 DISCONNECT carries a Session Expiry Interval: the session's
+	 * new one (before closed() is called). Returns 0, or a reason code to
+	 * end the connection with instead (0x82: non-zero after 0 in the
+	 * CONNECT, [MQTT-3.14.2-2]). May be NULL (ignored).
+	 */
+	int (*set_expiry)(void *ctx, struct bw_conn *c, uint32_t expiry);
 };
 
 /*

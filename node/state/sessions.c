@@ -693,6 +693,7 @@ struct bw_sessions {
 	uint32_t held_max;
 	uint32_t held;           /* ops in the list */
 	struct op *head, **tail; /* every op not yet answered, in call order */
+	struct op *unsent;       /* none before it is unsent; NULL: none at all */
 	bw_sessions_fenced_cb fenced;
 	void *fenced_arg;
 	struct bw_sessions_stats stats;
@@ -774,6 +775,8 @@ static void unlink_op(struct bw_sessions *s, struct op *o)
 	while (*pp != o)
 		pp = &(*pp)->next;
 	*pp = o->next;
+	if (s->unsent == o)
+		s->unsent = o->next;
 	if (s->tail == &o->next)
 		s->tail = pp;
 	s->held--;
@@ -807,6 +810,11 @@ const struct bw_sessions_stats *bw_sessions_stats(const struct bw_sessions *s)
 size_t bw_sessions_held(const struct bw_sessions *s)
 {
 	return s->held;
+}
+
+bool bw_sessions_busy(const struct bw_sessions *s)
+{
+	return s->held > BW_SESSIONS_BUSY && s->r && bw_redis_up(s->r);
 }
 
 /* The counters a result moves. */
@@ -855,6 +863,7 @@ static void on_reply(void *arg, const redisReply *reply, const char *error)
 		/* No answer: the write may or may not have been made. It stays,
 		 * in its place, and goes again once the client is up. */
 		o->resent = true;
+		s->unsent = s->head; /* o goes again, in its place */
 		stat_add(&s->stats.failed, 1);
 		return;
 	}
@@ -896,14 +905,17 @@ static void pump(struct bw_sessions *s)
 {
 	if (!s->r || !bw_redis_up(s->r))
 		return;
-	for (struct op *o = s->head; o; o = o->next) {
+	for (struct op *o = s->unsent; o; o = o->next) {
 		if (o->sent)
 			continue;
-		if (bw_redis_cmd(s->r, on_reply, o, o->q.argc, o->q.argv, o->q.lens) < 0)
+		if (bw_redis_cmd(s->r, on_reply, o, o->q.argc, o->q.argv, o->q.lens) < 0) {
+			s->unsent = o;
 			return; /* the client's bound: the tick goes on */
+		}
 		o->sent = true;
 		stat_add(&s->stats.requests, 1);
 	}
+	s->unsent = NULL;
 }
 
 void bw_sessions_tick(struct bw_sessions *s)
@@ -926,6 +938,8 @@ static int submit(struct bw_sessions *s, int rc, struct op *o)
 	}
 	*s->tail = o;
 	s->tail = &o->next;
+	if (!s->unsent)
+		s->unsent = o;
 	s->held++;
 	stat_set(&s->stats.held, s->held);
 	pump(s);

@@ -331,6 +331,15 @@ void bw_sessions_tick(struct bw_sessions *s);
 /* Calls held, sent or waiting. */
 size_t bw_sessions_held(const struct bw_sessions *s);
 
+/*
+ * Redis is up but behind: more than BW_SESSIONS_BUSY calls held. The
+ * broker holds its publishers back meanwhile (session_durability async
+ * would otherwise outrun Redis until held_max). While Redis is down it
+ * says no: publishers to clean sessions must go on.
+ */
+#define BW_SESSIONS_BUSY 4096u
+bool bw_sessions_busy(const struct bw_sessions *s);
+
 const struct bw_sessions_stats *bw_sessions_stats(const struct bw_sessions *s);
 
 /*

@@ -1523,7 +1523,7 @@ static char *dial_as_stranger(const char *path)
 	static char line[512];
 	if (geteuid() != 0) {
 		int fd = dial(path);
-		snprintf(line, sizeof(line), "%s", read_lines(fd, 1));
+		snprintf(line, sizeof(line), "%.*s", (int)sizeof(line) - 1, read_lines(fd, 1));
 		close(fd);
 		return line;
 	}

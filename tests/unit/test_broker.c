@@ -621,6 +621,46 @@ static void test_session_expiry_and_clean_start(void **state)
 	disconnect(s, false);
 }
 
+/* 5.0 3.14.2.2.2: a DISCONNECT's Session Expiry Interval is the session's new one. */
+static void test_disconnect_changes_session_expiry(void **state)
+{
+	/* 60 s in the CONNECT, 0 in the DISCONNECT: the session ends with it. */
+	struct client *s = connect_client("dx", (struct opts){ .persistent = true, .expiry = 60 });
+	subscribe(s, "dx", 1, 0, 0, false);
+	struct bw_packet d = { .type = BW_DISCONNECT };
+	d.disconnect.props.has = BW_PROP_BIT(BW_PROP_SESSION_EXPIRY);
+	d.disconnect.props.session_expiry = 0;
+	send_pkt(s, &d);
+	bw_conn_free(&s->c);
+	bw_broker_tick(broker, ++clock_ms);
+	s = connect_client("dx", (struct opts){ .persistent = true, .expiry = 60 });
+	assert_false(s->present);
+	disconnect(s, false);
+
+	/* 0 in the CONNECT, then non-zero in the DISCONNECT: a protocol error (0x82). */
+	s = connect_client("dy", (struct opts){ .persistent = false });
+	d.disconnect.props.session_expiry = 30;
+	send_pkt(s, &d);
+	struct bw_packet e = expect(s, BW_DISCONNECT);
+	assert_int_equal(e.disconnect.code, BW_RC_PROTOCOL_ERROR);
+	bw_conn_free(&s->c);
+	bw_broker_tick(broker, ++clock_ms);
+	s = connect_client("dy", (struct opts){ .persistent = true, .expiry = 60 });
+	assert_false(s->present); /* it ended with its connection, as a clean one does */
+	disconnect(s, false);
+
+	/* 60 then 120: kept. */
+	s = connect_client("dz", (struct opts){ .persistent = true, .expiry = 60 });
+	d.disconnect.props.session_expiry = 120;
+	send_pkt(s, &d);
+	bw_conn_free(&s->c);
+	clock_ms += 90000; /* past the first interval, within the second */
+	bw_broker_tick(broker, clock_ms);
+	s = connect_client("dz", (struct opts){ .persistent = true, .expiry = 60 });
+	assert_true(s->present);
+	disconnect(s, false);
+}
+
 static void test_shared_subscriptions_round_robin(void **state)
 {
 	struct client *m[3];
@@ -1130,6 +1170,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persistent_session_queues_while_offline, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_session_expiry_and_clean_start, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_changes_session_expiry, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_shared_subscriptions_round_robin, setup,
 		                                teardown),
