@@ -337,7 +337,7 @@ static size_t session_metrics(char *buf, size_t cap)
 		SM(requests, "counter"), SM(failed, "counter"),    SM(fenced, "counter"),
 		SM(claims, "counter"),   SM(takeovers, "counter"), SM(dropped, "counter"),
 		SM(refused, "counter"),  SM(bad, "counter"),       SM(held, "gauge"),
-		SM(overflow, "counter"),
+		SM(overflow, "counter"), SM(batched, "counter"),   SM(elided, "counter"),
 #undef SM
 	};
 	size_t n = 0;

@@ -116,6 +116,60 @@ static const char MARK[] = FENCE
         "redis.call('ZADD', dest, ARGV[2], h .. string.sub(e[1], #h + 1)) " KEEP_TTL "return 1";
 
 /*
+ * Pushes, acks and marks of one session, in order, in one script: what
+ * several calls held for one session become once Redis is behind (see
+ * pump()). KEYS: session, queue, inflight. ARGV: token, then each call:
+ * 'p' seq entry max policy set, 'a' seq, or 'm' seq head, as the single
+ * scripts take them. Answers an array, one integer a call: a push's
+ * dropped count, -1 refused (FULL), -3 its seq not above the last; an
+ * ack's or a mark's 1 or 0, -2 a mark's head of another seq.
+ */
+static const char BATCH[] =
+        FENCE "local last = redis.call('HGET', KEYS[1], 'seq') or '0' "
+              "local out, i, tq, ti = {}, 2, false, false "
+              "while i <= #ARGV do "
+              "local k = ARGV[i] "
+              "if k == 'p' then "
+              "if tonumber(ARGV[i + 1]) <= tonumber(last) then out[#out + 1] = -3 else "
+              "local dest, r = KEYS[2], 0 "
+              "if ARGV[i + 5] == 'i' then dest = KEYS[3] else "
+              "local n, max = redis.call('ZCARD', KEYS[2]), tonumber(ARGV[i + 3]) "
+              "if n >= max then "
+              "if ARGV[i + 4] ~= 'd' then r = -1 else "
+              "r = n - max + 1 redis.call('ZPOPMIN', KEYS[2], r) end end end "
+              "if r >= 0 then "
+              "last = ARGV[i + 1] "
+              "redis.call('ZADD', dest, ARGV[i + 1], ARGV[i + 2]) "
+              "if dest == KEYS[2] then tq = true else ti = true end end "
+              "out[#out + 1] = r end "
+              "i = i + 6 "
+              "elseif k == 'a' then "
+              "local n = redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[i + 1], ARGV[i + 1]) "
+              "if n == 0 then n = redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[i + 1], "
+              "ARGV[i + 1]) end "
+              "out[#out + 1] = n i = i + 2 "
+              "elseif k == 'm' then "
+              "local from = KEYS[3] "
+              "local e = redis.call('ZRANGEBYSCORE', from, ARGV[i + 1], ARGV[i + 1]) "
+              "if #e == 0 then from = KEYS[2] "
+              "e = redis.call('ZRANGEBYSCORE', from, ARGV[i + 1], ARGV[i + 1]) end "
+              "local h = ARGV[i + 2] "
+              "if #e == 0 then out[#out + 1] = 0 "
+              "elseif string.sub(e[1], 1, 9) ~= string.sub(h, 1, 9) then out[#out + 1] = -2 "
+              "else redis.call('ZREM', from, e[1]) "
+              "redis.call('ZADD', KEYS[3], ARGV[i + 1], h .. string.sub(e[1], #h + 1)) "
+              "ti = true out[#out + 1] = 1 end "
+              "i = i + 3 "
+              "else return redis.error_reply('BADOP unknown call in a batch') end "
+              "end "
+              "redis.call('HSET', KEYS[1], 'seq', last) "
+              "local ttl = redis.call('PTTL', KEYS[1]) "
+              "if ttl > 0 then "
+              "if tq then redis.call('PEXPIRE', KEYS[2], ttl) end "
+              "if ti then redis.call('PEXPIRE', KEYS[3], ttl) end end "
+              "return out";
+
+/*
  * KEYS: session, queue, inflight. ARGV: token, TTL in ms ('0' delete,
  * '-1' none), record ('' keep). Answers 1, or 0 when it deleted.
  */
@@ -692,6 +746,8 @@ struct bw_sessions {
 	struct bw_redis *r;
 	uint32_t held_max;
 	uint32_t held;           /* ops in the list */
+	uint32_t requests;       /* requests on the connection (a batch is one) */
+	struct op *finished;     /* answered without Redis, to call back (elided) */
 	struct op *head, **tail; /* every op not yet answered, in call order */
 	struct op *unsent;       /* none before it is unsent; NULL: none at all */
 	bw_sessions_fenced_cb fenced;
@@ -710,8 +766,11 @@ struct op {
 	struct op *next;
 	struct bw_sessions *s;
 	enum op_kind kind;
-	bool sent;   /* on the connection now */
-	bool resent; /* sent before, and the connection dropped */
+	bool sent;      /* on the connection now */
+	bool resent;    /* sent before, and the connection dropped */
+	uint16_t batch; /* sent as the first of a batch of this many (1: alone) */
+	int rc;         /* on the finished list: its result, and */
+	uint64_t value; /* its answer */
 	bw_sessions_cb done;
 	bw_sessions_claim_cb claimed;
 	void *arg;
@@ -756,6 +815,7 @@ void bw_sessions_on_fenced(struct bw_sessions *s, bw_sessions_fenced_cb fn, void
 }
 
 static void pump(struct bw_sessions *s);
+static void finish(struct bw_sessions *s);
 
 void bw_sessions_attach(struct bw_sessions *s, struct bw_redis *r)
 {
@@ -788,6 +848,7 @@ void bw_sessions_free(struct bw_sessions **sp)
 	struct bw_sessions *s = *sp;
 	if (!s)
 		return;
+	finish(s);
 	/* Writes still held (Redis was down): their callers hear they failed. */
 	while (s->head) {
 		struct op *o = s->head;
@@ -851,69 +912,198 @@ static void on_claim(struct op *o, const redisReply *reply)
 	o->claimed(o->arg, rc, c);
 }
 
+/* Ends op o with rc and value: its counters, the fenced hook, its callback; frees it. */
+static void op_end(struct bw_sessions *s, struct op *o, int rc, uint64_t value)
+{
+	unlink_op(s, o);
+	/* A push sent again whose first send was made: it is there. */
+	if (rc == -EINVAL && o->resent && o->kind == OP_PUSH)
+		rc = 0;
+	if (rc == 0 && o->kind == OP_PUSH)
+		stat_add(&s->stats.dropped, value);
+	count(s, rc);
+	if (rc == -ESTALE && s->fenced) {
+		struct bw_sessions_key k = key_of(o);
+		s->fenced(s->fenced_arg, &k, o->token);
+	}
+	if (o->done)
+		o->done(o->arg, rc, value);
+	op_free(o);
+}
+
+/* A batch's answer r (an array, one integer a call) for its n calls from o on. */
+static void batch_end(struct bw_sessions *s, struct op *o, uint16_t n, const redisReply *r)
+{
+	bool shape = r->type == REDIS_REPLY_ARRAY && r->elements == n;
+	for (uint16_t i = 0; i < n; i++) {
+		struct op *next = o->next;
+		int rc = 0;
+		uint64_t value = 0;
+		if (r->type == REDIS_REPLY_ERROR) {
+			rc = bw_sessions_reply_error(r->str, r->len);
+		} else if (!shape || r->element[i]->type != REDIS_REPLY_INTEGER) {
+			rc = -EPROTO;
+		} else {
+			long long v = r->element[i]->integer;
+			rc = v == -1              ? -ENOBUFS
+			     : v == -2 || v == -3 ? -EINVAL
+			     : v < 0              ? -EPROTO
+			                          : 0;
+			value = v > 0 ? (uint64_t)v : 0;
+		}
+		op_end(s, o, rc, value);
+		o = next;
+	}
+}
+
+static void pump(struct bw_sessions *s);
+static void one_end(struct bw_sessions *s, struct op *o, const redisReply *reply,
+                    const char *error);
+
 static void on_reply(void *arg, const redisReply *reply, const char *error)
 {
 	struct op *o = arg;
 	struct bw_sessions *s = o->s;
-	uint64_t value = 0;
-	int rc = 0;
+	uint16_t n = o->batch ? o->batch : 1;
 
-	o->sent = false;
+	s->requests--;
 	if (!reply && o->kind != OP_CLAIM) {
-		/* No answer: the write may or may not have been made. It stays,
-		 * in its place, and goes again once the client is up. */
-		o->resent = true;
-		s->unsent = s->head; /* o goes again, in its place */
+		/* No answer: the writes may or may not have been made. They stay,
+		 * in their place, and go again once the client is up. */
+		for (struct op *b = o; n--; b = b->next) {
+			b->sent = false;
+			b->resent = true;
+			b->batch = 0;
+		}
+		s->unsent = s->head;
 		stat_add(&s->stats.failed, 1);
 		return;
 	}
-	unlink_op(s, o);
+	o->sent = false;
+	if (o->batch > 1)
+		batch_end(s, o, o->batch, reply);
+	else
+		one_end(s, o, reply, error);
+	pump(s); /* what waited for an answer */
+	finish(s);
+}
+
+/* A single call's answer (reply NULL: a claim's connection dropped). */
+static void one_end(struct bw_sessions *s, struct op *o, const redisReply *reply, const char *error)
+{
+	uint64_t value = 0;
+	int rc = 0;
+
 	if (!reply) {
 		rc = strcmp(error, "timeout") == 0 ? -ETIMEDOUT : -ECONNRESET;
 	} else if (o->kind == OP_CLAIM) {
+		unlink_op(s, o);
 		on_claim(o, reply);
 		op_free(o);
 		return;
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		rc = bw_sessions_reply_error(reply->str, reply->len);
-		/* A push sent again whose first send was made: it is there. */
-		if (rc == -EINVAL && o->resent && o->kind == OP_PUSH)
-			rc = 0;
 	} else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0) {
 		rc = -EPROTO;
 	} else {
 		value = (uint64_t)reply->integer;
-		if (o->kind == OP_PUSH)
-			stat_add(&s->stats.dropped, value);
 	}
-	count(s, rc);
 	if (o->kind == OP_CLAIM) {
+		unlink_op(s, o);
+		count(s, rc);
 		o->claimed(o->arg, rc, NULL);
-	} else {
-		if (rc == -ESTALE && s->fenced) {
-			struct bw_sessions_key k = key_of(o);
-			s->fenced(s->fenced_arg, &k, o->token);
-		}
-		if (o->done)
-			o->done(o->arg, rc, value);
+		op_free(o);
+		return;
 	}
-	op_free(o);
+	op_end(s, o, rc, value);
 }
 
-/* Sends, in order, every op not on the connection, while the client takes them. */
+/* Calls one BATCH may carry, and requests on the connection before calls wait to batch. */
+#define BATCH_MAX     64
+#define PIPELINE_MAX  8
+#define BATCH_ARGS(k) ((k) == OP_PUSH ? 5 : (k) == OP_ACK ? 1 : (k) == OP_MARK ? 2 : 0)
+
+static bool batchable(const struct op *o)
+{
+	return !o->sent && BATCH_ARGS(o->kind) > 0;
+}
+
+/* Whether b may go in one batch with a: the same session, the same token. */
+static bool same_batch(const struct op *a, const struct op *b)
+{
+	return batchable(b) && a->q.lens[3] == b->q.lens[3] &&
+	       !memcmp(a->q.argv[3], b->q.argv[3], a->q.lens[3]) && a->q.lens[6] == b->q.lens[6] &&
+	       !memcmp(a->q.argv[6], b->q.argv[6], a->q.lens[6]);
+}
+
+/*
+ * Sends o with the unsent calls of its session that follow it, up to
+ * BATCH_MAX, as one BATCH; o alone as itself. The same bytes a call would
+ * send but the script. 0, or bw_redis_cmd()'s error.
+ */
+static int send_op(struct bw_sessions *s, struct op *o)
+{
+	uint16_t n = 1;
+	if (batchable(o))
+		for (struct op *b = o->next; b && n < BATCH_MAX && same_batch(o, b); b = b->next)
+			n++;
+	int rc;
+	if (n == 1) {
+		rc = bw_redis_cmd(s->r, on_reply, o, o->q.argc, o->q.argv, o->q.lens);
+	} else {
+		const char *argv[7 + BATCH_MAX * 6];
+		size_t lens[7 + BATCH_MAX * 6];
+		int argc = 7;
+		memcpy(argv, o->q.argv, 7 * sizeof(*argv));
+		memcpy(lens, o->q.lens, 7 * sizeof(*lens));
+		argv[1] = BATCH;
+		lens[1] = sizeof(BATCH) - 1;
+		struct op *b = o;
+		for (uint16_t i = 0; i < n; i++, b = b->next) {
+			argv[argc] = b->kind == OP_PUSH ? "p" : b->kind == OP_ACK ? "a" : "m";
+			lens[argc++] = 1;
+			for (int j = 0; j < BATCH_ARGS(b->kind); j++) {
+				argv[argc] = b->q.argv[7 + j];
+				lens[argc++] = b->q.lens[7 + j];
+			}
+		}
+		rc = bw_redis_cmd(s->r, on_reply, o, argc, argv, lens);
+	}
+	if (rc < 0)
+		return rc;
+	o->batch = n;
+	struct op *b = o;
+	for (uint16_t i = 0; i < n; i++, b = b->next)
+		b->sent = true;
+	s->requests++;
+	stat_add(&s->stats.requests, 1);
+	if (n > 1)
+		stat_add(&s->stats.batched, n);
+	return 0;
+}
+
+/*
+ * Sends, in order, the ops not on the connection while the client takes
+ * them. Past PIPELINE_MAX requests unanswered, pushes, acks and marks wait:
+ * each answer sends what waits, a session's run of them as one BATCH. So a
+ * call goes at once while Redis keeps up, and calls batch when it does not.
+ */
 static void pump(struct bw_sessions *s)
 {
 	if (!s->r || !bw_redis_up(s->r))
 		return;
-	for (struct op *o = s->unsent; o; o = o->next) {
-		if (o->sent)
+	struct op *o = s->unsent;
+	while (o) {
+		if (o->sent) {
+			o = o->next;
 			continue;
-		if (bw_redis_cmd(s->r, on_reply, o, o->q.argc, o->q.argv, o->q.lens) < 0) {
-			s->unsent = o;
-			return; /* the client's bound: the tick goes on */
 		}
-		o->sent = true;
-		stat_add(&s->stats.requests, 1);
+		if ((batchable(o) && s->requests >= PIPELINE_MAX) || send_op(s, o) < 0) {
+			s->unsent = o;
+			return; /* an answer, or the tick, goes on */
+		}
+		for (uint16_t n = o->batch; n > 0; n--)
+			o = o->next;
 	}
 	s->unsent = NULL;
 }
@@ -921,9 +1111,55 @@ static void pump(struct bw_sessions *s)
 void bw_sessions_tick(struct bw_sessions *s)
 {
 	pump(s);
+	finish(s);
 }
 
 /* Queues o, whose request rc built (freed here if it is not taken). */
+/* Calls back the calls answered without Redis (never from inside a call). */
+static void finish(struct bw_sessions *s)
+{
+	while (s->finished) {
+		struct op *o = s->finished;
+		s->finished = o->next;
+		if (o->done)
+			o->done(o->arg, o->rc, o->value);
+		op_free(o);
+	}
+}
+
+static void finished_add(struct bw_sessions *s, struct op *o, int rc, uint64_t value)
+{
+	o->rc = rc;
+	o->value = value;
+	o->next = s->finished;
+	s->finished = o;
+}
+
+/* How far an ack looks among the waiting calls for its own push. */
+#define ELIDE_LOOK 16
+
+/*
+ * An ack whose push still waits, unsent (Redis is behind): the message was
+ * delivered and acknowledged before it ever reached Redis, so neither
+ * goes. Both are answered as done (the push: stored as far as anyone needs).
+ * True when it elided them.
+ */
+static bool elide(struct bw_sessions *s, struct op *ack)
+{
+	int look = ELIDE_LOOK;
+	for (struct op *p = s->unsent; p && look-- > 0; p = p->next) {
+		if (p->kind != OP_PUSH || p->sent || p->resent || p->q.lens[7] != ack->q.lens[7] ||
+		    memcmp(p->q.argv[7], ack->q.argv[7], ack->q.lens[7]) || !same_batch(p, ack))
+			continue;
+		unlink_op(s, p);
+		finished_add(s, p, 0, 0);
+		finished_add(s, ack, 0, 1);
+		stat_add(&s->stats.elided, 1);
+		return true;
+	}
+	return false;
+}
+
 static int submit(struct bw_sessions *s, int rc, struct op *o)
 {
 	if (rc == 0 && o->kind == OP_CLAIM && (!s->r || !bw_redis_up(s->r)))
@@ -936,6 +1172,8 @@ static int submit(struct bw_sessions *s, int rc, struct op *o)
 		op_free(o);
 		return rc;
 	}
+	if (o->kind == OP_ACK && elide(s, o))
+		return 0;
 	*s->tail = o;
 	s->tail = &o->next;
 	if (!s->unsent)

@@ -32,6 +32,16 @@
  * entries (counted and answered) or is refused (-ENOBUFS). Inflight entries
  * are bounded by the window, not by max, as in node/core/session.h.
  *
+ * Calls batch. While Redis keeps up each call is sent at once; once
+ * several requests wait for their answers, the pushes, acks and marks of
+ * one session that follow each other wait too, and go as one EVAL of up
+ * to 64 of them in order (the BATCH script), each still answered on its
+ * own: so a session fed faster than one round trip a message costs Redis
+ * one script a batch, not one a message. An ack whose push is still
+ * waiting (among the next few unsent calls) takes it out: the message was
+ * delivered and acknowledged before Redis needed it; both are answered as
+ * done, from the next answer or tick.
+ *
  * Writes are held. Every call but a claim is kept, in call order, until
  * Redis answers it: sent at once while the client is up, pipelined, and
  * sent again (still in order) when the connection dropped before the
@@ -283,6 +293,8 @@ struct bw_sessions_stats {
 	_Atomic uint64_t bad;       /* records and entries the decoder refused */
 	_Atomic uint64_t held;      /* calls held now, sent or waiting (a gauge) */
 	_Atomic uint64_t overflow;  /* calls refused past held_max (-EAGAIN) */
+	_Atomic uint64_t batched;   /* calls sent in a batch of several (one EVAL) */
+	_Atomic uint64_t elided;    /* pushes acknowledged before they were sent: neither went */
 };
 
 /*

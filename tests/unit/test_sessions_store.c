@@ -1353,6 +1353,110 @@ static void test_odd_client_ids(void **state)
 }
 
 /*
+ * Calls made faster than Redis answers batch: a session's pushes, acks and
+ * marks that wait go as one script, in order, each answered on its own;
+ * a refusal inside a batch is that call's alone, a fence is every call's.
+ */
+static void test_batches(void **state)
+{
+	struct world w;
+	struct bw_sessions_key k = key_of("acme", "busy");
+	enum { N = 300 };
+	static struct res r[N + 8];
+	(void)state;
+
+	memset(r, 0, sizeof(r));
+	world_start(&w, "batch");
+	struct bw_sessions_claim *c = claim(&w, &w.a, &k, false, 0);
+	uint64_t t = c->token;
+	bw_sessions_claim_free(&c);
+
+	/* N pushes and an ack of every third, made at once: no answer comes between. */
+	StoredMessage m = message("acme", "t/x", "payload", 1);
+	int n = 0;
+	for (uint64_t i = 1; i <= N; i++) {
+		struct bw_sessions_head h = head(i, 0, 0);
+		assert_int_equal(bw_sessions_push(w.a.s, &k, t, &h, &m, 1000,
+		                                  BW_SESSIONS_REFUSE_NEW, on_done, &r[n++]),
+		                 0);
+		if (i % 3 == 0)
+			assert_int_equal(bw_sessions_ack(w.a.s, &k, t, i, NULL, NULL), 0);
+	}
+	/* One marked sent, and one refused past a bound: the others still go. */
+	struct bw_sessions_head h = head(1, 7, BW_SESSIONS_PUBLISH_SENT);
+	assert_int_equal(bw_sessions_mark(w.a.s, &k, t, &h, on_done, &r[n++]), 0);
+	h = head(N + 1, 0, 0);
+	assert_int_equal(bw_sessions_push(w.a.s, &k, t, &h, &m, N - N / 3 - 1,
+	                                  BW_SESSIONS_REFUSE_NEW, on_done, &r[n++]),
+	                 0);
+	h = head(N + 2, 0, 0);
+	assert_int_equal(bw_sessions_push(w.a.s, &k, t, &h, &m, 1000, BW_SESSIONS_REFUSE_NEW,
+	                                  on_done, &r[n++]),
+	                 0);
+	RUN_UNTIL(&w, r[n - 1].n > 0, 5000);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(r[i].n, 1);
+		assert_int_equal(r[i].rc, 0);
+	}
+	assert_int_equal(r[N].rc, 0);
+	assert_int_equal(r[N].value, 1); /* the mark found its entry */
+	assert_int_equal(r[N + 1].rc, -ENOBUFS);
+	assert_int_equal(r[N + 2].rc, 0);
+	assert_true(STAT(&w.a, batched) > 0);
+	assert_true(STAT(&w.a, requests) < (uint64_t)N);
+	assert_int_equal(bw_sessions_held(w.a.s), 0);
+
+	/* What Redis holds: every push but the acked and the refused, in order. */
+	c = claim(&w, &w.b, &k, false, 0);
+	assert_int_equal(c->last_seq, N + 2);
+	assert_int_equal(c->n_inflight, 1);
+	expect_entry(&c->inflight[0], 1, 7, BW_SESSIONS_PUBLISH_SENT, "payload");
+	assert_int_equal(c->n_queue, N - N / 3);
+	uint64_t prev = 1;
+	for (size_t i = 0; i < c->n_queue; i++) {
+		assert_true(c->queue[i].h.seq > prev);
+		assert_true(c->queue[i].h.seq % 3 != 0);
+		prev = c->queue[i].h.seq;
+	}
+	assert_int_equal(prev, N + 2);
+	bw_sessions_claim_free(&c);
+
+	/* An ack whose push still waits unsent takes it out: neither reaches Redis. */
+	k = key_of("acme", "quick");
+	c = claim(&w, &w.a, &k, false, 0);
+	uint64_t tq = c->token, elided = STAT(&w.a, elided);
+	bw_sessions_claim_free(&c);
+	memset(r, 0, sizeof(r));
+	for (uint64_t i = 1; i <= 20; i++) {
+		h = head(i, 0, 0);
+		assert_int_equal(bw_sessions_push(w.a.s, &k, tq, &h, &m, 1000,
+		                                  BW_SESSIONS_REFUSE_NEW, on_done, &r[i]),
+		                 0);
+	}
+	assert_int_equal(bw_sessions_ack(w.a.s, &k, tq, 20, on_done, &r[0]), 0);
+	assert_int_equal(r[0].n + r[20].n, 0); /* never from inside the call */
+	RUN_UNTIL(&w, r[19].n > 0 && r[20].n > 0 && r[0].n > 0, 5000);
+	assert_int_equal(STAT(&w.a, elided), elided + 1);
+	assert_int_equal(r[20].rc, 0);
+	assert_int_equal(r[0].rc, 0);
+	assert_int_equal(r[0].value, 1);
+	c = claim(&w, &w.b, &k, false, 0);
+	assert_int_equal(c->n_queue, 19);
+	assert_int_equal(c->queue[18].h.seq, 19);
+	bw_sessions_claim_free(&c);
+	k = key_of("acme", "busy");
+
+	/* A's calls, batched or not, are fenced now: every one of them. */
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(bw_sessions_ack(w.a.s, &k, t, (uint64_t)i + 1, on_done, &r[i]), 0);
+	RUN_UNTIL(&w, r[39].n > 0, 5000);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(r[i].rc, -ESTALE);
+	world_end(&w);
+}
+
+/*
  * No client, or a client that is down: a claim is refused at once and
  * never called back; a write is held, and called back with -ECANCELED
  * when the store is freed.
@@ -1475,6 +1579,7 @@ int main(void)
 		cmocka_unit_test(test_clean_start_and_drop),
 		cmocka_unit_test(test_corrupt_values),
 		cmocka_unit_test(test_odd_client_ids),
+		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_not_connected),
 		cmocka_unit_test(test_client_gone),
 	};
