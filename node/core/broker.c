@@ -1822,9 +1822,10 @@ static void sess_save(struct bw_broker *b, struct sess *s, bool release)
 }
 
 /*
- * Lets a session go that another node took (or that Redis fenced): no
- * will (the session lives on there), nothing redelivered, nothing written;
- * its connection ends with 0x8E.
+ * Lets a session go that another node took (or that Redis fenced): its
+ * connection ends with 0x8E and a will without a delay goes out, as for a
+ * takeover here; nothing is redelivered or written (the session lives on
+ * there).
  */
 static void sess_taken(struct bw_broker *b, struct sess *s)
 {
@@ -1832,6 +1833,10 @@ static void sess_taken(struct bw_broker *b, struct sess *s)
 	            bw_hub_tenant_name(b->hub, s->t->id), (int)s->id_len, s->id);
 	s->token = 0;
 	s->taken = true;
+	/* Its connection closes: a will without a delay goes now (5.0 3.1.2.5);
+	 * one with a delay does not, the client being back elsewhere. */
+	if (s->conn && s->will && s->will_delay_s == 0)
+		send_will(b, s);
 	bw_msg_unref(&s->will);
 	if (s->conn) {
 		struct bw_conn *c = s->conn;

@@ -684,6 +684,35 @@ def takeover(ctx):
     n2.close()
 
 
+def takeover_will(ctx):
+    """A takeover from another node closes the old connection as a local one
+    would: its will goes out when it has no delay, not when it has one."""
+    a3, b = ctx.a3(), ctx.b
+    watch = Sub(a3.mqtt, "will-watch", clean=True, expiry=0, subscribe="wills/#")
+    for delay, cid in ((0, "dev7"), (30, "dev8")):
+        c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        wp = Properties(PacketTypes.WILLMESSAGE)
+        wp.WillDelayInterval = delay
+        c.will_set(f"wills/{cid}", f"gone-{cid}", qos=1, properties=wp)
+        cp = Properties(PacketTypes.CONNECT)
+        cp.SessionExpiryInterval = EXPIRY
+        up = []
+        c.on_connect = lambda *a: up.append(1)
+        c.connect("127.0.0.1", a3.mqtt, clean_start=False, properties=cp)
+        c.loop_start()
+        wait_for(lambda: up, TIMEOUT)
+        new = Sub(b.mqtt, cid)
+        check(f"{cid} (will delay {delay}) taken over by B: CONNACK 0", new.connack == (0, 1),
+              new.connack)
+        got = wait_for(lambda: f"gone-{cid}" in watch.payloads(), 3)
+        if delay == 0:
+            check(f"{cid}: A3 publishes its will (no delay) when it ends the connection", got)
+        else:
+            check(f"{cid}: no will (delay {delay} s, the client is back on B)", not got)
+        c.loop_stop()
+        new.close()
+
+
 def redis_restart(ctx):
     r, b = ctx.r, ctx.b
     a3 = ctx.a3()
@@ -874,6 +903,7 @@ def main():
                 for name, fn in [("1. SIGKILL resume (sync)", sigkill_resume),
                                  ("1b. SIGKILL mid-stream", sigkill_midstream),
                                  ("2. takeover between nodes", takeover),
+                                 ("2b. takeover and wills", takeover_will),
                                  ("3. Redis restarted during traffic", redis_restart),
                                  ("4. Redis unreachable at node start", unreachable),
                                  ("5. session_durability=none", durability_none),
