@@ -48,6 +48,7 @@ static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const client_auths[] = { "none", "optional", "required", NULL };
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
 static const char *const auth_methods[] = { "certificate", "token", "password", NULL };
+static const char *const queue_fulls[] = { "refuse_new", "drop_oldest", NULL };
 static const char *const durabilities[] = { "none", "async", "sync", NULL };
 static const char *const identities[] = { "none",      "cn",     "san_dns", "san_uri",
 	                                  "san_email", "sha256", NULL };
@@ -112,6 +113,11 @@ static const struct key_def keys[] = {
 	  NULL, "largest packet accepted from or sent to a client" },
 	{ "max_inflight", K_UINT, OFF(max_inflight), 1, 65535, 64, NULL, "messages", NULL,
 	  "QoS 1/2 messages in flight a client, each direction (the Receive Maximum)" },
+	{ "queue_full", K_ENUM, OFF(queue_full), 0, 0, BW_CONFIG_QUEUE_REFUSE_NEW, "refuse_new",
+	  NULL, queue_fulls,
+	  "what a session's queue does with a message past max_queued_messages (or its tenant's "
+	  "quota): refuse_new drops the new one, drop_oldest the oldest queued; both counted "
+	  "(dropped), in Redis too" },
 	{ "max_queued_messages", K_UINT, OFF(max_queued_messages), 0, 10000000, 1000, NULL,
 	  "messages", NULL, "messages queued for a session beyond its inflight window" },
 	{ "max_keepalive", K_UINT, OFF(max_keepalive), 1, 65535, 3600, NULL, "seconds", NULL,

@@ -54,6 +54,12 @@ enum bw_config_signal {
 };
 
 /* Which field of a verified client certificate names its user. */
+/* What a session does with a message past max_queued_messages (queue_full). */
+enum bw_config_queue_full {
+	BW_CONFIG_QUEUE_REFUSE_NEW,  /* the new message is dropped */
+	BW_CONFIG_QUEUE_DROP_OLDEST, /* the oldest queued one is */
+};
+
 /* What session_durability asks of persistent sessions' messages (with redis). */
 enum bw_config_durability {
 	BW_CONFIG_DURABILITY_NONE,  /* not written: only the session record is */
@@ -133,6 +139,7 @@ struct bw_config {
 	uint32_t max_packet_size;
 	uint32_t max_inflight;
 	uint32_t max_queued_messages;
+	uint32_t queue_full; /* enum bw_config_queue_full */
 	uint32_t max_keepalive;
 	uint32_t max_topic_length;
 	uint32_t max_topic_levels;

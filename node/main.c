@@ -1245,6 +1245,7 @@ int main(int argc, char **argv)
 		.n_listeners = cfg.listener_count,
 		.max_inflight = (uint16_t)cfg.max_inflight,
 		.max_topic_levels = cfg.max_topic_levels,
+		.queue_drop_oldest = cfg.queue_full == BW_CONFIG_QUEUE_DROP_OLDEST,
 		.filters_max = 1000000,
 		.out_budget = cfg.output_queue_budget,
 		.hub = hub,

@@ -364,7 +364,8 @@ static struct sess *sess_new(struct bw_broker *b, struct tenant *t, struct bw_st
 		return NULL;
 	struct bw_session_limits lim = { .inflight_max = b->cfg.max_inflight,
 		                         .inbound_max = b->cfg.max_inflight,
-		                         .queue_max = t->q.session_queued_msgs };
+		                         .queue_max = t->q.session_queued_msgs,
+		                         .drop_oldest = b->cfg.queue_drop_oldest };
 	s->state = bw_session_new(&lim);
 	if (!s->state) {
 		free(s);
@@ -661,7 +662,9 @@ static uint64_t sess_push(struct bw_broker *b, struct sess *s, const struct bw_d
 		}
 		rc = bw_sessions_push(b->cfg.sessions, &k, s->token, &h, rec,
 		                      max > UINT32_MAX ? UINT32_MAX : (uint32_t)max,
-		                      BW_SESSIONS_REFUSE_NEW, pw ? on_pushed : NULL, pw);
+		                      b->cfg.queue_drop_oldest ? BW_SESSIONS_DROP_OLDEST
+		                                               : BW_SESSIONS_REFUSE_NEW,
+		                      pw ? on_pushed : NULL, pw);
 	}
 	bw_arena_free(&a);
 	if (rc < 0) {

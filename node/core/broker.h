@@ -43,9 +43,10 @@ struct bw_broker_config {
 	uint32_t n_listeners;
 	uint16_t max_inflight; /* outbound window cap and inbound QoS 2 limit */
 	uint32_t max_topic_levels;
-	uint32_t filters_max; /* distinct filters a tenant */
-	size_t out_budget;    /* output_queue_budget; 0: none */
-	struct bw_hub *hub;   /* shared with the node's other brokers */
+	bool queue_drop_oldest; /* a full session queue drops its oldest, not the new one */
+	uint32_t filters_max;   /* distinct filters a tenant */
+	size_t out_budget;      /* output_queue_budget; 0: none */
+	struct bw_hub *hub;     /* shared with the node's other brokers */
 	/*
 	 * Who may connect and what they may do (tenancy/policy.h): the
 	 * password file (none: clients with a username are refused, 0x86),

@@ -96,6 +96,9 @@ static struct bw_tenancy *tenancy_of(const char *const *names, size_t n, uint64_
 	return out;
 }
 
+static bool drop_oldest;         /* queue_full drop_oldest */
+static uint32_t queue_max = 100; /* the node's session_queued_msgs */
+
 static int setup(void **state)
 {
 	memset(listeners, 0, sizeof(listeners));
@@ -117,7 +120,10 @@ static int setup(void **state)
 		.listeners = listeners,
 		.n_listeners = 2,
 		.max_inflight = 16,
-		.quotas = { .max_qos = 2, .client_subscriptions = 8, .session_queued_msgs = 100 },
+		.quotas = { .max_qos = 2,
+		            .client_subscriptions = 8,
+		            .session_queued_msgs = queue_max },
+		.queue_drop_oldest = drop_oldest,
 		.max_topic_levels = 16,
 		.filters_max = 1000,
 		.hub = hub,
@@ -159,6 +165,26 @@ static int teardown(void **state)
 	auth_chain = 0;
 	n_workers = 1;
 	return 0;
+}
+
+/* A session queue of 2, refuse_new (the default) or drop_oldest. */
+static int setup_small_queue(void **state)
+{
+	queue_max = 2;
+	return setup(state);
+}
+
+static int setup_drop_oldest(void **state)
+{
+	drop_oldest = true;
+	return setup_small_queue(state);
+}
+
+static int teardown_small_queue(void **state)
+{
+	drop_oldest = false;
+	queue_max = 100;
+	return teardown(state);
 }
 
 static int setup_sys(void **state)
@@ -619,6 +645,29 @@ static void test_session_expiry_and_clean_start(void **state)
 	s = connect_client("k", (struct opts){ .version = BW_MQTT_311 });
 	assert_false(s->present);
 	disconnect(s, false);
+}
+
+/* A full queue: refuse_new keeps the first messages, drop_oldest the last. */
+static void test_queue_full_policies(void **state)
+{
+	uint32_t max = queue_max;
+	struct client *s = connect_client("qf", (struct opts){ .persistent = true, .expiry = 60 });
+	subscribe(s, "qf", 1, 0, 0, false);
+	disconnect(s, false);
+	struct client *p = connect_client("qp", (struct opts){ 0 });
+	char body[16];
+	for (uint32_t i = 0; i < max + 2; i++) {
+		snprintf(body, sizeof(body), "m%u", i);
+		publish(p, "qf", body, 1, false);
+	}
+	s = connect_client("qf", (struct opts){ .persistent = true, .expiry = 60 });
+	for (uint32_t i = 0; i < max; i++) {
+		snprintf(body, sizeof(body), "m%u", drop_oldest ? i + 2 : i);
+		expect_publish(s, "qf", body);
+	}
+	expect_nothing(s);
+	disconnect(s, false);
+	disconnect(p, false);
 }
 
 /* 5.0 3.14.2.2.2: a DISCONNECT's Session Expiry Interval is the session's new one. */
@@ -1173,6 +1222,10 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_changes_session_expiry, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_queue_full_policies, setup_small_queue,
+		                                teardown_small_queue),
+		cmocka_unit_test_setup_teardown(test_queue_full_policies, setup_drop_oldest,
+		                                teardown_small_queue),
 		cmocka_unit_test_setup_teardown(test_shared_subscriptions_round_robin, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_shared_redelivery_when_a_member_leaves, setup,
