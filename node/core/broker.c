@@ -1896,7 +1896,7 @@ static int claim_failed(struct listener_ctx *l, struct bw_conn *c, struct connec
 }
 
 /* The stored messages of a claim into session state st. */
-static void claim_entries(struct bw_broker *b, struct bw_session *st, uint32_t tenant,
+static void claim_entries(struct bw_session *st, uint32_t tenant,
                           const struct bw_sessions_claim *cl, int64_t off)
 {
 	for (size_t i = 0; i < cl->n_inflight + cl->n_queue; i++) {
@@ -1919,20 +1919,20 @@ static void claim_entries(struct bw_broker *b, struct bw_session *st, uint32_t t
 			            strerror(-rc));
 		bw_msg_unref(&m);
 	}
-	(void)b;
 }
 
 /*
  * What the claim found becomes the session here, before the CONNECT
  * attaches: what this node holds is kept when it owned the session last
- * (it is the newest), else it gives way to Redis's copy.
+ * or Redis had none (it is the newest), else it gives way to Redis's copy.
  */
 static void claim_adopt(struct bw_broker *b, struct tenant *t, struct bw_str id,
                         const struct bw_sessions_claim *cl, bool clean_start)
 {
 	struct sess *s = sess_find(t, id);
-	bool ours = cl->existed && strcmp(cl->prev_owner, b->cfg.node_id) == 0;
-	if (s && s->token && ours && !clean_start) {
+	/* This node owned it last, or Redis never had it (made while Redis was away). */
+	bool ours = !cl->existed || strcmp(cl->prev_owner, b->cfg.node_id) == 0;
+	if (s && ours && !clean_start) {
 		s->token = cl->token;
 		s->seq = s->seq > cl->last_seq ? s->seq : cl->last_seq;
 		return;
@@ -1956,7 +1956,7 @@ static void claim_adopt(struct bw_broker *b, struct tenant *t, struct bw_str id,
 	s = bw_session_owner(st);
 	if (r)
 		bw_sessrec_restore(b, st, r, t->id, off, false, "redis");
-	claim_entries(b, st, t->id, cl, off);
+	claim_entries(st, t->id, cl, off);
 	s->token = cl->token;
 	s->seq = cl->last_seq;
 	if (si.expiry_s && !s->persistent) {
@@ -2827,8 +2827,8 @@ static int op_unsubscribe(void *ctx, struct bw_conn *c, struct bw_str f)
  */
 static int op_set_expiry(void *ctx, struct bw_conn *c, uint32_t expiry)
 {
-	struct listener_ctx *l = ctx;
 	struct sess *s = owner(c);
+	(void)ctx;
 	if (!s || s->conn != c)
 		return 0;
 	if (s->expiry_s == 0 && expiry > 0)
@@ -2836,7 +2836,6 @@ static int op_set_expiry(void *ctx, struct bw_conn *c, uint32_t expiry)
 	if (s->t->q.max_session_expiry_s && expiry > s->t->q.max_session_expiry_s)
 		expiry = s->t->q.max_session_expiry_s;
 	s->expiry_s = expiry;
-	(void)l;
 	if (s->persistent && expiry == 0) {
 		/* It ends with the connection (here, and in Redis when it is dropped). */
 		s->persistent = false;
