@@ -22,10 +22,21 @@
  *
  * Every request is a struct req in a FIFO list, oldest first; with one
  * timeout for all, deadlines are in order, and the tick looks at the head.
+ *
+ * With a master holder (redis_sentinel), connect_now() copies the
+ * holder's address into cfg.host and cfg.port and keeps its generation;
+ * the tick compares it with the holder's. A READONLY reply is the other
+ * sign of a failover (the old master, demoted, still answering): the
+ * reply callback drops the connection as the tick would (hiredis frees
+ * the context once the callback returns), so that request and those
+ * behind it fail as ones on a lost connection do, and the callers send
+ * them again once the client is up, on the new master if the sentinels
+ * said so meanwhile.
  */
 #include "node/state/redis.h"
 
 #include "node/io/ring.h"
+#include "node/state/master.h"
 
 #include <hiredis/async.h>
 
@@ -87,6 +98,7 @@ struct bw_redis {
 	uint32_t backoff_ms;
 	uint64_t retry_at;
 	uint64_t connect_deadline;
+	uint64_t master_gen; /* cfg.master's generation at the last connect */
 	struct bw_redis_stats stats;
 	pthread_mutex_t err_mu; /* last_error, read by other threads */
 	char last_error[BW_REDIS_ERROR_MAX];
@@ -386,6 +398,30 @@ static void req_unlink(struct bw_redis *r, struct req *q)
 	stat_add(&r->stats.pending, -1);
 }
 
+bool bw_redis_error_demoted(const char *str, size_t len)
+{
+	static const char wrapped[] = ": -READONLY ";
+	size_t wlen = sizeof(wrapped) - 1;
+
+	if (!str)
+		return false;
+	if (len >= 8 && memcmp(str, "READONLY", 8) == 0)
+		return len == 8 || str[8] == ' ';
+	/* Redis 6 ends a script whose write a replica refused with ERR, quoting it. */
+	if (len < 4 || memcmp(str, "ERR ", 4) != 0)
+		return false;
+	for (size_t i = 0; i + wlen <= len; i++) {
+		if (memcmp(str + i, wrapped, wlen) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool demoted(const redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_ERROR && bw_redis_error_demoted(reply->str, reply->len);
+}
+
 /* hiredis's callback for every request: a reply, or NULL when it ends. */
 static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -394,6 +430,18 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	struct link *l = ac->data;
 
 	req_unlink(r, q);
+	if (reply && demoted(reply)) {
+		if (r->link == l) {
+			char addr[BW_REDIS_PATH_MAX + 8];
+			char why[BW_REDIS_ERROR_MAX];
+
+			addr_text(r, addr, sizeof(addr));
+			textf(why, sizeof(why),
+			      "connection dropped: %s answered READONLY, a replica now", addr);
+			drop(r, why); /* freed when this callback returns */
+		}
+		reply = NULL; /* ends as a request on a lost connection */
+	}
 	if (reply) {
 		q->cb(q->arg, reply, NULL);
 	} else {
@@ -508,6 +556,35 @@ static void connect_failed(struct bw_redis *r, const char *what)
 	go_down(r, why);
 }
 
+static bool numeric(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/*
+ * The master's address now, from the holder, into cfg: 0, or -1 when it
+ * knows none yet (r is down then, a retry scheduled).
+ */
+static int take_master(struct bw_redis *r)
+{
+	char host[BW_REDIS_HOST_MAX];
+	uint16_t port;
+
+	r->master_gen = bw_master_get(r->cfg.master, host, sizeof(host), &port);
+	if (!host[0] || port == 0 || !numeric(host)) {
+		/* A name would block in getaddrinfo(): the state thread resolves them. */
+		go_down(r, host[0] ? "the Redis master's address is not numeric"
+		                   : "no Redis master known yet: the sentinels are being asked");
+		return -1;
+	}
+	memcpy(r->cfg.host, host, sizeof(host));
+	r->cfg.port = port;
+	return 0;
+}
+
 /* Starts a connection; a failure leaves r down with a retry scheduled. */
 static void connect_now(struct bw_redis *r)
 {
@@ -518,6 +595,8 @@ static void connect_now(struct bw_redis *r)
 	if (r->tried)
 		stat_add(&r->stats.reconnects, 1);
 	r->tried = true;
+	if (r->cfg.master && take_master(r) < 0)
+		return;
 	/* Non-blocking connect: a numeric host is not looked up (see bw_redis_new()). */
 	if (r->cfg.path[0])
 		ac = redisAsyncConnectUnix(r->cfg.path);
@@ -573,21 +652,20 @@ static bool terminated(const char *s, size_t cap)
 
 static int check_config(const struct bw_redis_config *c)
 {
-	struct in6_addr a6;
-	struct in_addr a4;
-
 	if (!terminated(c->host, sizeof(c->host)) || !terminated(c->path, sizeof(c->path)) ||
 	    !terminated(c->user, sizeof(c->user)) || !terminated(c->password, sizeof(c->password)))
 		return -EINVAL;
-	if (!c->host[0] == !c->path[0])
-		return -EINVAL; /* exactly one of them */
 	if (c->user[0] && !c->password[0])
 		return -EINVAL;
+	if (c->master)
+		return c->path[0] ? -EINVAL : 0; /* host and port come from it */
+	if (!c->host[0] == !c->path[0])
+		return -EINVAL; /* exactly one of them */
 	if (c->path[0])
 		return c->path[0] == '/' ? 0 : -EINVAL;
 	if (c->port == 0)
 		return -EINVAL;
-	if (inet_pton(AF_INET, c->host, &a4) != 1 && inet_pton(AF_INET6, c->host, &a6) != 1)
+	if (!numeric(c->host))
 		return -EINVAL; /* a name: hiredis would block in getaddrinfo() */
 	return 0;
 }
@@ -691,6 +769,13 @@ void bw_redis_tick(struct bw_redis *r, uint64_t now_ms)
 			textf(why, sizeof(why), "cannot poll: %s", strerror(-rc));
 			drop(r, why);
 		}
+	}
+	if (r->cfg.master && bw_master_generation(r->cfg.master) != r->master_gen) {
+		/* The sentinels named another master: go there now, without a backoff. */
+		r->master_gen = bw_master_generation(r->cfg.master);
+		drop(r, "connection dropped: the Redis master changed");
+		r->backoff_ms = r->cfg.backoff_min_ms;
+		r->retry_at = now_ms;
 	}
 	if (r->head && now_ms >= r->head->deadline_ms) {
 		/* Those past their deadline fail as timed out, the rest as dropped. */

@@ -8,6 +8,11 @@
  * error, once) and is retried with backoff. While the connection is down,
  * new requests are refused at once: the caller decides whether to buffer.
  *
+ * With redis_sentinel the address is not fixed: the client reads it from
+ * a shared holder (master.h) at every connect, and its tick drops the
+ * connection when the holder's generation moves on. A READONLY error
+ * reply (a master demoted to a replica) ends the connection too.
+ *
  * Everything but bw_redis_stats() and bw_redis_last_error() belongs to the
  * ring's thread. hiredis writes with write(2): the process must ignore
  * SIGPIPE (the node does, in main.c).
@@ -21,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bw_master;
 struct bw_ring;
 struct bw_redis;
 
@@ -36,8 +42,8 @@ struct bw_redis;
 
 /*
  * Where and how to connect. Plain data, copied by bw_redis_new(). Exactly
- * one of host (with port) and path is set. Zero timeouts and limits take
- * the defaults above.
+ * one of host (with port), path and master is set. Zero timeouts and
+ * limits take the defaults above.
  */
 struct bw_redis_config {
 	char host[BW_REDIS_HOST_MAX]; /* a numeric address on a worker (see bw_redis_resolve()) */
@@ -53,6 +59,12 @@ struct bw_redis_config {
 	uint32_t pending_max;
 	/* The monotonic clock in ms for deadlines; NULL: CLOCK_MONOTONIC. */
 	uint64_t (*now_ms)(void);
+	/*
+	 * With redis_sentinel: where the master is now (host and port are
+	 * then its copy, taken at each connect). Shared, not copied: it must
+	 * outlive every client and state thread given it. NULL: host or path.
+	 */
+	struct bw_master *master;
 };
 
 /*
@@ -73,8 +85,11 @@ struct bw_redis_stats {
  * callback returns; a Redis error reply is a reply, REDIS_REPLY_ERROR) and
  * error NULL; or reply NULL and error, a text valid during the callback:
  * "timeout" when this request passed its deadline, else why the
- * connection ended. The callback may call bw_redis_cmd(); it must not call
- * bw_redis_tick() or bw_redis_free().
+ * connection ended. A READONLY error reply (bw_redis_error_demoted())
+ * is not handed on as a reply: it ends the connection, and the request
+ * gets reply NULL like every other request the connection carried. The
+ * callback may call bw_redis_cmd(); it must not call bw_redis_tick() or
+ * bw_redis_free().
  */
 typedef void (*bw_redis_cb)(void *arg, const redisReply *reply, const char *error);
 
@@ -103,7 +118,9 @@ int bw_redis_cmd(struct bw_redis *r, bw_redis_cb cb, void *arg, int argc, const 
  * now_ms from the clock cfg->now_ms names: fails the requests past their
  * deadline by dropping the connection (a pending request gets its error
  * once), ends a connect past its timeout, re-arms what a full SQ refused,
- * and reconnects when the backoff has passed.
+ * and reconnects when the backoff has passed. With cfg->master, a new
+ * generation there drops the connection too, and reconnects at once to
+ * the master's new address.
  */
 void bw_redis_tick(struct bw_redis *r, uint64_t now_ms);
 
@@ -148,5 +165,24 @@ int bw_redis_url_parse(struct bw_redis_config *cfg, const char *url, char *err, 
  * with why in err.
  */
 int bw_redis_resolve(struct bw_redis_config *cfg, char *err, size_t errlen);
+
+/*
+ * Whether an error reply's text (len bytes) says the server is a replica
+ * that refuses writes: "READONLY ..." (and, from Redis before 7, a
+ * script's error that wraps it: "ERR Error running script ...: -READONLY
+ * ..."). The client treats it as a dropped connection.
+ */
+bool bw_redis_error_demoted(const char *str, size_t len);
+
+/*
+ * For sentinel.c, which parses and resolves its addresses the same way.
+ * bw__redis_hostport(): host[:port] or [v6][:port] in s[0..len) into
+ * host (cap bytes) and *port (def_port when it has none); 0, or -EINVAL
+ * with why in err ("redis: ..."). bw__redis_resolve_host(): host (cap
+ * bytes) made numeric, as bw_redis_resolve() does.
+ */
+int bw__redis_hostport(char *host, size_t cap, uint16_t *port, uint16_t def_port, const char *s,
+                       size_t len, char *err, size_t errlen);
+int bw__redis_resolve_host(char *host, size_t cap, char *err, size_t errlen);
 
 #endif

@@ -2,8 +2,9 @@
  * Redis addresses as text (see redis.h): redis://[[user]:password@]host
  * [:port][/db] and unix://[[user]:password@]/path[?db=N&user=U&password=P],
  * parsed into a struct bw_redis_config; and the one blocking step a
- * worker must not take, resolving a host name. Error texts never quote a
- * password.
+ * worker must not take, resolving a host name. The host[:port] parser and
+ * the resolver serve the sentinels' addresses too (sentinel.c). Error
+ * texts never quote a password.
  */
 #include "node/state/redis.h"
 
@@ -142,21 +143,20 @@ static int parse_userinfo(struct bw_redis_config *cfg, const char *s, size_t len
 	return 0;
 }
 
-/* host[:port] or [v6][:port]. */
-static int parse_hostport(struct bw_redis_config *cfg, const char *s, size_t len, char *err,
-                          size_t errlen)
+int bw__redis_hostport(char *host, size_t cap, uint16_t *port_out, uint16_t def_port, const char *s,
+                       size_t len, char *err, size_t errlen)
 {
-	const char *host = s, *port = NULL;
+	const char *h = s, *port = NULL;
 	size_t hlen, plen = 0;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (len > 0 && s[0] == '[') {
 		const char *end = memchr(s, ']', len);
 
 		if (!end)
 			return fail(err, errlen, "redis: '[' without ']' around an IPv6 address");
-		host = s + 1;
-		hlen = (size_t)(end - host);
+		h = s + 1;
+		hlen = (size_t)(end - h);
 		size_t rest = len - (size_t)(end + 1 - s);
 		if (rest > 0) {
 			if (end[1] != ':')
@@ -175,28 +175,33 @@ static int parse_hostport(struct bw_redis_config *cfg, const char *s, size_t len
 	}
 	if (hlen == 0)
 		return fail(err, errlen, "redis: the address has no host");
-	if (hlen >= sizeof(cfg->host))
+	if (hlen >= cap)
 		return fail(err, errlen, "redis: the host is too long (%zu bytes at most)",
-		            sizeof(cfg->host) - 1);
+		            cap - 1);
 	for (size_t i = 0; i < hlen; i++) {
-		unsigned char c = (unsigned char)host[i];
+		unsigned char c = (unsigned char)h[i];
 		if (c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' ||
-		    c == '%')
+		    c == '%' || c == ',')
 			return fail(err, errlen, "redis: the host has a character it may not have");
 	}
-	memcpy(cfg->host, host, hlen);
-	cfg->host[hlen] = '\0';
-	cfg->port = DEFAULT_PORT;
-	if (!port)
-		return 0;
-	if (plen == 0 || strspn(port, "0123456789") < plen)
+	if (port && (plen == 0 || strspn(port, "0123456789") < plen))
 		return fail(err, errlen, "redis: port '%.*s' is not a number",
 		            (int)(plen > 32 ? 32 : plen), port);
-	if (plen > 5 || parse_uint(port, plen, &v) < 0 || v == 0 || v > 65535)
+	if (port && (plen > 5 || parse_uint(port, plen, &v) < 0 || v == 0 || v > 65535))
 		return fail(err, errlen, "redis: port %.*s is out of range (1 to 65535)",
 		            (int)(plen > 32 ? 32 : plen), port);
-	cfg->port = (uint16_t)v;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port_out = port ? (uint16_t)v : def_port;
 	return 0;
+}
+
+/* host[:port] or [v6][:port]. */
+static int parse_hostport(struct bw_redis_config *cfg, const char *s, size_t len, char *err,
+                          size_t errlen)
+{
+	return bw__redis_hostport(cfg->host, sizeof(cfg->host), &cfg->port, DEFAULT_PORT, s, len,
+	                          err, errlen);
 }
 
 static int parse_redis(struct bw_redis_config *cfg, const char *s, char *err, size_t errlen)
@@ -325,7 +330,7 @@ int bw_redis_url_parse(struct bw_redis_config *cfg, const char *url, char *err, 
 	return rc;
 }
 
-int bw_redis_resolve(struct bw_redis_config *cfg, char *err, size_t errlen)
+int bw__redis_resolve_host(char *host, size_t cap, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res = NULL;
@@ -334,12 +339,11 @@ int bw_redis_resolve(struct bw_redis_config *cfg, char *err, size_t errlen)
 	const void *a;
 	int rc;
 
-	if (cfg->path[0] || inet_pton(AF_INET, cfg->host, buf) == 1 ||
-	    inet_pton(AF_INET6, cfg->host, buf) == 1)
+	if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
 		return 0;
-	rc = getaddrinfo(cfg->host, NULL, &hints, &res);
+	rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc != 0 || !res)
-		return fail(err, errlen, "redis: cannot resolve %s: %s", cfg->host,
+		return fail(err, errlen, "redis: cannot resolve %s: %s", host,
 		            rc ? gai_strerror(rc) : "no address");
 	if (res->ai_family == AF_INET)
 		a = &((const struct sockaddr_in *)res->ai_addr)->sin_addr;
@@ -347,9 +351,16 @@ int bw_redis_resolve(struct bw_redis_config *cfg, char *err, size_t errlen)
 		a = &((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
 	if (!inet_ntop(res->ai_family, a, text, sizeof(text))) {
 		freeaddrinfo(res);
-		return fail(err, errlen, "redis: cannot resolve %s: bad address", cfg->host);
+		return fail(err, errlen, "redis: cannot resolve %s: bad address", host);
 	}
 	freeaddrinfo(res);
-	snprintf(cfg->host, sizeof(cfg->host), "%s", text);
+	snprintf(host, cap, "%s", text);
 	return 0;
+}
+
+int bw_redis_resolve(struct bw_redis_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->path[0])
+		return 0;
+	return bw__redis_resolve_host(cfg->host, sizeof(cfg->host), err, errlen);
 }

@@ -7,6 +7,10 @@
  * listener with the stop pipe beside it, so a stop is seen at once. A
  * listener that hears nothing is PINGed, and dropped when the PONG does
  * not come within the request timeout.
+ *
+ * With sentinels, the waits are cut into slices of SENTINEL_ASK_MS, and
+ * between two the sentinels are asked (discover()): the listening loop
+ * ends when the master moved, the backoff after a failure too.
  */
 #include "node/state/sync.h"
 
@@ -18,6 +22,7 @@
 #include "node/io/ring.h"
 #include "node/log.h"
 #include "node/state/keys.h"
+#include "node/state/master.h"
 #include "proto/mqtt/topic.h"
 
 #include <hiredis/hiredis.h>
@@ -34,11 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PING_IDLE_MS  5000u /* a listener quiet this long is PINGed */
-#define NOTES_BATCH   256u  /* notes whose values are read in one pipeline */
-#define DRAIN_WAIT_MS 10000u
-#define SCAN_BATCH    256u
-#define DRAIN_POLL_MS 20u
+#define PING_IDLE_MS    5000u /* a listener quiet this long is PINGed */
+#define NOTES_BATCH     256u  /* notes whose values are read in one pipeline */
+#define DRAIN_WAIT_MS   10000u
+#define SCAN_BATCH      256u
+#define DRAIN_POLL_MS   20u
+#define SENTINEL_ASK_MS 1000u /* how often the sentinels are asked where the master is */
 
 /*
  * KEYS[1] the hash; ARGV: topic, the value found expired, channel, note.
@@ -69,6 +75,10 @@ struct bw_sync {
 	pthread_cond_t cv;
 	char last_error[BW_REDIS_ERROR_MAX];
 	struct bw_sync_stats stats;
+	struct bw_sentinel_config scfg;
+	struct bw_sentinel *sentinel; /* with sentinels: asks them (this thread only) */
+	uint64_t asked_ms;            /* when they were last asked */
+	bool sentinel_failing;        /* a streak of unanswered asks was logged */
 };
 
 static uint64_t mono_ms(void)
@@ -176,12 +186,32 @@ static struct timeval tv_ms(uint32_t ms)
 	return (struct timeval){ .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 }
 
+/* "host:port" or "[v6]:port" of rc. */
+static void addr_text(char *buf, size_t cap, const struct bw_redis_config *rc)
+{
+	snprintf(buf, cap, strchr(rc->host, ':') ? "[%s]:%u" : "%s:%u", rc->host, rc->port);
+}
+
+/* The master's address from the holder into s->rc: 0, or -1 when none is known. */
+static int take_master(struct bw_sync *s)
+{
+	bw_master_get(s->rc.master, s->rc.host, sizeof(s->rc.host), &s->rc.port);
+	if (s->rc.host[0] && s->rc.port)
+		return 0;
+	stat_add(&s->stats.errors, 1);
+	set_error(s, "no Redis master known yet: no sentinel named one");
+	return -1;
+}
+
 /* A connection, with AUTH and SELECT done: NULL when it failed (why is kept). */
 static redisContext *open_conn(struct bw_sync *s, bool select)
 {
 	const struct bw_redis_config *rc = &s->rc;
+	char addr[BW_REDIS_HOST_MAX + 8];
 	redisContext *c;
 
+	if (rc->master && take_master(s) < 0)
+		return NULL;
 	if (rc->path[0])
 		c = redisConnectUnixWithTimeout(rc->path, tv_ms(rc->connect_timeout_ms));
 	else
@@ -193,10 +223,12 @@ static redisContext *open_conn(struct bw_sync *s, bool select)
 	}
 	if (c->err) {
 		stat_add(&s->stats.errors, 1);
-		if (rc->path[0])
+		if (rc->path[0]) {
 			set_error(s, "connect %s: %s", rc->path, c->errstr);
-		else
-			set_error(s, "connect %s:%u: %s", rc->host, rc->port, c->errstr);
+		} else {
+			addr_text(addr, sizeof(addr), rc);
+			set_error(s, "connect %s: %s", addr, c->errstr);
+		}
 		redisFree(c);
 		return NULL;
 	}
@@ -543,6 +575,103 @@ static int load_all(struct bw_sync *s, bool reload)
 	return 0;
 }
 
+/* ---- the sentinels ------------------------------------------------------------- */
+
+/*
+ * With sentinels: whether the server s->rd is on says it is a master
+ * (ROLE). A sentinel may name an old master for a moment, and a demoted
+ * one still answers reads: its notes would stop when the workers write
+ * elsewhere. An error reply (ROLE not allowed) cannot tell: it passes.
+ */
+static int check_role(struct bw_sync *s)
+{
+	const char *argv[] = { "ROLE" };
+	size_t lens[] = { 4 };
+	char addr[BW_REDIS_HOST_MAX + 8];
+	redisReply *r = cmd(s, s->rd, 1, argv, lens);
+	int rc = 0;
+
+	if (!r)
+		return -1;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master")) {
+		addr_text(addr, sizeof(addr), &s->rc);
+		stat_add(&s->stats.errors, 1);
+		set_error(s, "%s is a %.*s, not a master", addr,
+		          (int)(r->element[0]->len > 16 ? 16 : r->element[0]->len),
+		          r->element[0]->str);
+		rc = -1;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+/*
+ * Asks the sentinels where the master is: true when the answer differs
+ * from the holder's (which then has it, and the workers follow). False
+ * without sentinels, when it did not move, or when none answered (the
+ * first of a streak of those is logged).
+ */
+static bool discover(struct bw_sync *s)
+{
+	char host[BW_REDIS_HOST_MAX], was[BW_REDIS_HOST_MAX + 8], err[BW_REDIS_ERROR_MAX];
+	uint16_t port = 0;
+
+	if (!s->sentinel)
+		return false;
+	s->asked_ms = mono_ms();
+	if (bw_sentinel_ask(s->sentinel, host, sizeof(host), &port, err, sizeof(err)) < 0) {
+		stat_add(&s->stats.unanswered, 1);
+		if (!s->sentinel_failing && !stopping(s))
+			bw_log_warn("redis: sentinel: master %s: %s", s->scfg.name, err);
+		s->sentinel_failing = true;
+		return false;
+	}
+	if (s->sentinel_failing)
+		bw_log_info("redis: sentinel: the sentinels answer again");
+	s->sentinel_failing = false;
+	if (!bw_master_set(s->rc.master, host, port, was, sizeof(was)))
+		return false;
+	if (was[0])
+		stat_add(&s->stats.failovers, 1);
+	bw_log_warn(strchr(host, ':') ? "redis: sentinel: master %s is now [%s]:%u (was %s)"
+	                              : "redis: sentinel: master %s is now %s:%u (was %s)",
+	            s->scfg.name, host, port, was[0] ? was : "unknown");
+	return true;
+}
+
+/* Whether the sentinels are due to be asked again. */
+static bool ask_due(struct bw_sync *s)
+{
+	return s->sentinel && mono_ms() - s->asked_ms >= SENTINEL_ASK_MS;
+}
+
+/*
+ * The backoff after a failure: the sentinels asked at once and then each
+ * SENTINEL_ASK_MS, and the wait cut short when they name a new master.
+ */
+static void wait_retry(struct bw_sync *s)
+{
+	uint64_t end = mono_ms() + s->backoff_ms;
+	bool moved = discover(s);
+
+	while (!moved && !stopping(s)) {
+		uint64_t now = mono_ms();
+
+		if (now >= end)
+			break;
+		uint64_t left = end - now;
+		nap(s, (uint32_t)(s->sentinel && left > SENTINEL_ASK_MS ? SENTINEL_ASK_MS : left));
+		if (ask_due(s))
+			moved = discover(s);
+	}
+	if (moved)
+		s->backoff_ms = s->rc.backoff_min_ms;
+	else
+		s->backoff_ms = s->backoff_ms >= s->rc.backoff_max_ms / 2 ? s->rc.backoff_max_ms
+		                                                          : s->backoff_ms * 2;
+}
+
 /* ---- notes --------------------------------------------------------------------- */
 
 struct note {
@@ -724,7 +853,10 @@ static int take_notes(struct bw_sync *s)
 	return rc;
 }
 
-/* Listens until a connection fails (-1) or the node stops (0). */
+/*
+ * Listens until a connection fails (-1), the node stops (0) or the
+ * sentinels name a new master (1).
+ */
 static int listen_notes(struct bw_sync *s)
 {
 	struct pollfd p[2] = { { .fd = s->sub->fd, .events = POLLIN },
@@ -733,7 +865,14 @@ static int listen_notes(struct bw_sync *s)
 	s->heard_ms = mono_ms();
 	s->ping_since = 0;
 	while (!stopping(s)) {
-		int rc = poll(p, 2, 500);
+		int wait = 500;
+		if (s->sentinel) {
+			uint64_t since = mono_ms() - s->asked_ms;
+			wait = since >= SENTINEL_ASK_MS         ? 0
+			       : SENTINEL_ASK_MS - since < 500u ? (int)(SENTINEL_ASK_MS - since)
+			                                        : 500;
+		}
+		int rc = poll(p, 2, wait);
 		if (rc < 0 && errno != EINTR) {
 			set_error(s, "poll: %s", strerror(errno));
 			return -1;
@@ -742,6 +881,8 @@ static int listen_notes(struct bw_sync *s)
 			return 0;
 		if (rc > 0 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)) && take_notes(s) < 0)
 			return -1;
+		if (ask_due(s) && discover(s))
+			return 1;
 		uint64_t now = mono_ms();
 		if (s->ping_since && now - s->ping_since >= s->rc.request_timeout_ms) {
 			stat_add(&s->stats.errors, 1);
@@ -777,7 +918,8 @@ static int connect_and_load(struct bw_sync *s)
 	if (s->tried)
 		stat_add(&s->stats.reconnects, 1);
 	s->tried = true;
-	if (!(s->sub = open_conn(s, false)) || !(s->rd = open_conn(s, true))) {
+	if (!(s->sub = open_conn(s, false)) || !(s->rd = open_conn(s, true)) ||
+	    (s->rc.master && check_role(s) < 0)) {
 		close_conns(s);
 		return -1;
 	}
@@ -821,23 +963,23 @@ static void *sync_main(void *arg)
 			if (!logged_down)
 				bw_log_warn("redis: state store unreachable, retrying: %s", why);
 			logged_down = true;
-			nap(s, s->backoff_ms);
-			s->backoff_ms = s->backoff_ms >= s->rc.backoff_max_ms / 2
-			                        ? s->rc.backoff_max_ms
-			                        : s->backoff_ms * 2;
+			wait_retry(s);
 			continue;
 		}
 		if (logged_down || s->stats.reconnects)
 			bw_log_info("redis: state store connected");
 		logged_down = false;
 		s->backoff_ms = s->rc.backoff_min_ms;
-		if (listen_notes(s) < 0) {
+		int rc = listen_notes(s);
+		if (rc < 0) {
 			char why[BW_REDIS_ERROR_MAX];
 			bw_sync_last_error(s, why, sizeof(why));
 			bw_log_warn("redis: state store connection lost, reconnecting: %s", why);
 			logged_down = true;
 		}
 		close_conns(s);
+		if (rc < 0)
+			discover(s); /* at once: a failover may be why */
 	}
 	close_conns(s);
 	return NULL;
@@ -850,7 +992,7 @@ int bw_sync_start(struct bw_sync **out, const struct bw_sync_config *cfg, char *
 
 	*out = NULL;
 	if (!cfg->redis || !cfg->hub || bw_keys_prefix_check(cfg->prefix) || !cfg->node ||
-	    strlen(cfg->node) != BW_KEYS_NODE_LEN) {
+	    strlen(cfg->node) != BW_KEYS_NODE_LEN || !cfg->sentinel != !cfg->redis->master) {
 		snprintf(err, cap, "redis: bad state store settings");
 		return -EINVAL;
 	}
@@ -879,10 +1021,21 @@ int bw_sync_start(struct bw_sync **out, const struct bw_sync_config *cfg, char *
 	if (!s->rc.backoff_max_ms)
 		s->rc.backoff_max_ms = BW_REDIS_BACKOFF_MAX_MS;
 	s->backoff_ms = s->rc.backoff_min_ms;
+	atomic_init(&s->stop, false);
+	if (cfg->sentinel) {
+		s->scfg = *cfg->sentinel;
+		s->cfg.sentinel = &s->scfg;
+		rc = bw_sentinel_new(&s->sentinel, &s->scfg, &s->stop);
+		if (rc < 0) {
+			snprintf(err, cap, "redis: sentinel: %s", strerror(-rc));
+			free(s);
+			return rc;
+		}
+		s->asked_ms = mono_ms(); /* the main thread asked just now */
+	}
 	bw_keys_retained_channel(s->channel, sizeof(s->channel), s->prefix);
 	bw_keys_sessions_channel(s->takeovers, sizeof(s->takeovers), s->prefix);
 	bw_keys_retained_match(s->match, sizeof(s->match), s->prefix);
-	atomic_init(&s->stop, false);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -899,6 +1052,7 @@ int bw_sync_start(struct bw_sync **out, const struct bw_sync_config *cfg, char *
 	return 0;
 fail:
 	snprintf(err, cap, "redis: cannot start the state thread: %s", strerror(-rc));
+	bw_sentinel_free(&s->sentinel);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -952,6 +1106,7 @@ void bw_sync_stop(struct bw_sync **sp)
 	pthread_join(s->thread, NULL);
 	close(s->wake[0]);
 	close(s->wake[1]);
+	bw_sentinel_free(&s->sentinel);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);

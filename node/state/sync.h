@@ -25,6 +25,13 @@
  * removes the local messages Redis no longer has, each through a
  * compare-and-set (bw_hub_retained_cas()) against what the hub held when
  * the reload began, so a write a worker makes meanwhile is never undone.
+ *
+ * With redis_sentinel it is also the one thread that asks the sentinels
+ * where the master is, after the main thread's first ask at start: every
+ * second or so, and at once when one of its connections fails. A new
+ * answer goes to the holder (master.h), where the workers' clients see
+ * it, and the thread reconnects (and so reloads) there itself. Its own
+ * connections are only kept with a server whose ROLE says master.
  */
 #ifndef BW_STATE_SYNC_H
 #define BW_STATE_SYNC_H
@@ -35,6 +42,7 @@
 #include <stdint.h>
 
 #include "node/state/redis.h"
+#include "node/state/sentinel.h"
 
 struct bw_hub;
 struct bw_sync;
@@ -43,6 +51,11 @@ struct bw_sync_config {
 	const struct bw_redis_config *redis; /* a numeric host or a unix socket; copied */
 	const char *prefix;                  /* copied */
 	const char *node;                    /* this node's id (BW_KEYS_NODE_LEN hex); copied */
+	/*
+	 * The sentinels to ask where the master is, with redis->master set
+	 * (its holder) instead of a host; copied. NULL: redis's address.
+	 */
+	const struct bw_sentinel_config *sentinel;
 	struct bw_hub *hub;
 	/*
 	 * The writes the node's workers hold for Redis (sent or waiting), from
@@ -76,6 +89,8 @@ struct bw_sync_stats {
 	_Atomic uint64_t errors;     /* commands or connections that failed */
 	_Atomic uint64_t timeouts;   /* of those, past their timeout */
 	_Atomic uint64_t reconnects; /* connection attempts after the first */
+	_Atomic uint64_t failovers;  /* the sentinels named a new master (not the first one) */
+	_Atomic uint64_t unanswered; /* asks of the sentinels that none answered */
 };
 
 /*

@@ -62,38 +62,9 @@ int bw_test_dir_teardown(void **state)
 	return nftw(bw_test_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, const char *password)
+/* Runs argv (NULL-terminated) and waits until sock, or 127.0.0.1:port, accepts. */
+static pid_t start_and_wait(const char **argv, const char *sock, uint16_t port)
 {
-	char portbuf[8];
-	const char *argv[32];
-	int n = 0;
-
-	snprintf(portbuf, sizeof(portbuf), "%u", port);
-	argv[n++] = "redis-server";
-	argv[n++] = "--port";
-	argv[n++] = portbuf;
-	argv[n++] = "--bind";
-	argv[n++] = "127.0.0.1";
-	if (sock) {
-		argv[n++] = "--unixsocket";
-		argv[n++] = sock;
-	}
-	argv[n++] = "--save";
-	argv[n++] = "";
-	argv[n++] = "--appendonly";
-	argv[n++] = "no";
-	argv[n++] = "--daemonize";
-	argv[n++] = "no";
-	argv[n++] = "--dir";
-	argv[n++] = dir;
-	argv[n++] = "--enable-debug-command";
-	argv[n++] = "yes";
-	if (password) {
-		argv[n++] = "--requirepass";
-		argv[n++] = password;
-	}
-	argv[n] = NULL;
-
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -130,6 +101,84 @@ pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, cons
 		assert_true(bw_test_now_ms() < dl);
 		usleep(10000);
 	}
+}
+
+pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, const char *password)
+{
+	return bw_test_redis_start_replica(dir, sock, port, password, 0);
+}
+
+pid_t bw_test_redis_start_replica(const char *dir, const char *sock, uint16_t port,
+                                  const char *password, uint16_t master_port)
+{
+	char portbuf[8], masterbuf[8], dbfile[32];
+	const char *argv[40];
+	int n = 0;
+
+	snprintf(portbuf, sizeof(portbuf), "%u", port);
+	argv[n++] = "redis-server";
+	argv[n++] = "--port";
+	argv[n++] = portbuf;
+	argv[n++] = "--bind";
+	argv[n++] = "127.0.0.1";
+	if (sock) {
+		argv[n++] = "--unixsocket";
+		argv[n++] = sock;
+	}
+	argv[n++] = "--save";
+	argv[n++] = "";
+	argv[n++] = "--appendonly";
+	argv[n++] = "no";
+	argv[n++] = "--daemonize";
+	argv[n++] = "no";
+	argv[n++] = "--dir";
+	argv[n++] = dir;
+	argv[n++] = "--enable-debug-command";
+	argv[n++] = "yes";
+	if (password) {
+		argv[n++] = "--requirepass";
+		argv[n++] = password;
+	}
+	if (master_port) {
+		/* Its own file for the full sync, beside the master's in dir. */
+		snprintf(masterbuf, sizeof(masterbuf), "%u", master_port);
+		snprintf(dbfile, sizeof(dbfile), "replica-%u.rdb", port);
+		argv[n++] = "--replicaof";
+		argv[n++] = "127.0.0.1";
+		argv[n++] = masterbuf;
+		argv[n++] = "--dbfilename";
+		argv[n++] = dbfile;
+		if (password) {
+			argv[n++] = "--masterauth";
+			argv[n++] = password;
+		}
+	}
+	argv[n] = NULL;
+	return start_and_wait(argv, sock, port);
+}
+
+pid_t bw_test_sentinel_start(const char *dir, uint16_t port, const char *name, uint16_t master_port,
+                             const char *password)
+{
+	char conf[128];
+	FILE *f;
+
+	/* Sentinel rewrites its configuration file: one of its own. */
+	snprintf(conf, sizeof(conf), "%s/sentinel-%u.conf", dir, port);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+	        "port %u\nbind 127.0.0.1\ndir %s\n"
+	        "sentinel monitor %s 127.0.0.1 %u 1\n"
+	        "sentinel down-after-milliseconds %s 1000\n"
+	        "sentinel failover-timeout %s 3000\n",
+	        port, dir, name, master_port, name, name);
+	if (password)
+		fprintf(f, "requirepass %s\n", password);
+	assert_int_equal(fclose(f), 0);
+
+	const char *argv[] = { "redis-server", conf, "--sentinel", NULL };
+	return start_and_wait(argv, NULL, port);
 }
 
 void bw_test_redis_kill(pid_t pid)

@@ -33,6 +33,19 @@ extern const struct bw_ring_params bw_test_ring_small;
  */
 pid_t bw_test_redis_start(const char *dir, const char *sock, uint16_t port, const char *password);
 
+/* The same, a replica of the server on 127.0.0.1:master_port (0: none). */
+pid_t bw_test_redis_start_replica(const char *dir, const char *sock, uint16_t port,
+                                  const char *password, uint16_t master_port);
+
+/*
+ * A sentinel on 127.0.0.1:port (its configuration file written in dir)
+ * that monitors the master name on 127.0.0.1:master_port (quorum 1, down
+ * after 1 s, failover timeout 3 s), asking password of its clients when
+ * given. Returns its pid once it accepts connections.
+ */
+pid_t bw_test_sentinel_start(const char *dir, uint16_t port, const char *name, uint16_t master_port,
+                             const char *password);
+
 /* SIGKILL, and waits for it. */
 void bw_test_redis_kill(pid_t pid);
 

@@ -5,7 +5,9 @@
  * and SELECT, a wrong password, a request past its deadline, the server
  * killed under traffic and restarted, no server at the start, freeing the
  * client with the ring alive and after it exited; and the address parser.
- * Every wait is bounded.
+ * And the failover cases: a READONLY answer (a replica) ending the
+ * connection, and the master holder of redis_sentinel moving the client
+ * from one server to another. Every wait is bounded.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "node/io/ring.h"
+#include "node/state/master.h"
 #include "node/state/redis.h"
 #include "redis_server.h"
 
@@ -700,6 +703,195 @@ static void test_free_client(void **state)
 	redis_kill(pid);
 }
 
+/* ---- failover ------------------------------------------------------------- */
+
+/* A blocking command on 127.0.0.1:port: the reply as text into out ("" for none). */
+static void blocking(uint16_t port, char *out, size_t cap, const char *fmt, ...)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *r = NULL;
+	va_list ap;
+
+	out[0] = '\0';
+	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	redisSetTimeout(c, tv);
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	if (r->str)
+		snprintf(out, cap, "%.*s", (int)r->len, r->str);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+static void test_demoted_text(void **state)
+{
+	static const char wrapped[] =
+	        "ERR Error running script (call to f_0123): @user_script:1: @user_script: 1: "
+	        "-READONLY You can't write against a read only replica.";
+	static const char *const no[] = {
+		"READONLYX",
+		"ERR unknown command 'READONLY'",
+		"FENCED not the owner",
+		"LOADING Redis is loading",
+		"ERR",
+		"",
+	};
+
+	(void)state;
+	assert_true(bw_redis_error_demoted("READONLY You can't write against a read only replica.",
+	                                   54));
+	assert_true(bw_redis_error_demoted("READONLY", 8));
+	assert_true(bw_redis_error_demoted(wrapped, strlen(wrapped)));
+	assert_false(bw_redis_error_demoted(wrapped, strlen(wrapped) - 50)); /* cut in it */
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(bw_redis_error_demoted(no[i], strlen(no[i])));
+	assert_false(bw_redis_error_demoted(NULL, 0));
+}
+
+/*
+ * A client on a replica (an old master, demoted): reads are answered, a
+ * write's READONLY ends the connection like a drop, failing it and the
+ * requests behind it, and the client reconnects. Other error replies stay
+ * replies.
+ */
+static void test_readonly(void **state)
+{
+	uint16_t mport = free_port(), rport = free_port();
+	pid_t master = redis_start(NULL, mport, NULL);
+	pid_t replica = bw_test_redis_start_replica(bw_test_dir, NULL, rport, NULL, mport);
+	struct bw_ring ring;
+	struct bw_redis *r;
+	struct bw_redis_config cfg = { .port = rport };
+	struct rec c[4] = { 0 };
+	char err[BW_REDIS_ERROR_MAX];
+
+	(void)state;
+	snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
+	assert_int_equal(bw_redis_new(&r, &cfg, &ring), 0);
+	wait_up(&ring, r, 3000);
+
+	/* An error that is not READONLY is a reply; the connection stays. */
+	roundtrip(&ring, r, &c[0], "NOSUCHCOMMAND", NULL, NULL);
+	assert_int_equal(c[0].errors, 0);
+	assert_int_equal(c[0].type, REDIS_REPLY_ERROR);
+	assert_true(bw_redis_up(r));
+	assert_int_equal(STAT(r, reconnects), 0);
+
+	/* A read, a write, a read, pipelined: the write's READONLY ends them. */
+	memset(c, 0, sizeof(c));
+	assert_int_equal(cmd(r, &c[0], "GET", "k", NULL), 0);
+	assert_int_equal(cmd(r, &c[1], "SET", "k", "v", NULL), 0);
+	assert_int_equal(cmd(r, &c[2], "GET", "k", NULL), 0);
+	RUN_UNTIL(&ring, r, c[2].n == 1, 3000);
+	assert_int_equal(c[0].n, 1);
+	assert_int_equal(c[0].errors, 0);
+	assert_int_equal(c[0].type, REDIS_REPLY_NIL);
+	assert_int_equal(c[1].n, 1);
+	assert_int_equal(c[1].errors, 1);
+	assert_non_null(strstr(c[1].err, "answered READONLY"));
+	assert_int_equal(c[2].n, 1);
+	assert_int_equal(c[2].errors, 1);
+	assert_false(bw_redis_up(r));
+	bw_redis_last_error(r, err, sizeof(err));
+	assert_non_null(strstr(err, "READONLY"));
+	assert_int_equal(STAT(r, pending), 0);
+
+	/* It reconnects; a script's write is refused the same way. */
+	wait_up(&ring, r, 3000);
+	assert_int_equal(STAT(r, reconnects), 1);
+	assert_int_equal(
+	        cmd(r, &c[3], "EVAL", "redis.call('SET', KEYS[1], 'x') return 1", "1", "k", NULL),
+	        0);
+	RUN_UNTIL(&ring, r, c[3].n == 1, 3000);
+	assert_int_equal(c[3].errors, 1);
+	assert_non_null(strstr(c[3].err, "READONLY"));
+	wait_up(&ring, r, 3000);
+	assert_int_equal(STAT(r, reconnects), 2);
+
+	client_free(&ring, &r);
+	bw_ring_exit(&ring);
+	redis_kill(replica);
+	redis_kill(master);
+}
+
+/*
+ * With a master holder: no address yet, then one, then another while a
+ * request is on its way (it fails; the client goes to the new master at
+ * once, without its backoff).
+ */
+static void test_master_moves(void **state)
+{
+	uint16_t pa = free_port(), pb = free_port();
+	pid_t a = redis_start(NULL, pa, NULL), b = redis_start(NULL, pb, NULL);
+	struct bw_ring ring;
+	struct bw_redis *r;
+	struct bw_master *m;
+	struct bw_redis_config cfg = { .backoff_min_ms = 1000, .backoff_max_ms = 5000 };
+	struct rec c = { 0 }, slow = { 0 };
+	char err[BW_REDIS_ERROR_MAX], text[64];
+
+	(void)state;
+	assert_int_equal(bw_ring_init(&ring, &bw_test_ring_small), 0);
+	assert_int_equal(bw_master_new(&m), 0);
+	cfg.master = m;
+	snprintf(cfg.path, sizeof(cfg.path), "/tmp/x.sock");
+	assert_int_equal(bw_redis_new(&r, &cfg, &ring), -EINVAL); /* a path and a holder */
+	cfg.path[0] = '\0';
+
+	/* No master known: down, saying so. */
+	assert_int_equal(bw_redis_new(&r, &cfg, &ring), 0);
+	RUN_UNTIL(&ring, r, false, 100);
+	assert_false(bw_redis_up(r));
+	bw_redis_last_error(r, err, sizeof(err));
+	assert_non_null(strstr(err, "no Redis master known yet"));
+
+	/* Known: connected at the next tick, not after the 1 s backoff. */
+	uint64_t t0 = bw_test_now_ms();
+	assert_true(bw_master_set(m, "127.0.0.1", pa, NULL, 0));
+	wait_up(&ring, r, 3000);
+	assert_true(bw_test_now_ms() - t0 < 600);
+	roundtrip(&ring, r, &c, "SET", "where", "a");
+	assert_int_equal(c.errors, 0);
+	blocking(pa, text, sizeof(text), "GET where");
+	assert_string_equal(text, "a");
+
+	/* Moved while a request is on its way: it fails, the next lands on b. */
+	assert_int_equal(cmd(r, &slow, "DEBUG", "SLEEP", "0.3", NULL), 0);
+	assert_true(bw_ring_run(&ring, 0) >= 0);
+	t0 = bw_test_now_ms();
+	assert_true(bw_master_set(m, "127.0.0.1", pb, NULL, 0));
+	bw_redis_tick(r, bw_test_now_ms());
+	assert_int_equal(slow.n, 1);
+	assert_int_equal(slow.errors, 1);
+	assert_non_null(strstr(slow.err, "the Redis master changed"));
+	wait_up(&ring, r, 3000);
+	assert_true(bw_test_now_ms() - t0 < 600);
+	roundtrip(&ring, r, &c, "SET", "where", "b");
+	assert_int_equal(c.errors, 0);
+	blocking(pb, text, sizeof(text), "GET where");
+	assert_string_equal(text, "b");
+	blocking(pa, text, sizeof(text), "GET where");
+	assert_string_equal(text, "a");
+
+	/* The same address again is no move: the connection stays. */
+	uint64_t reconnects = STAT(r, reconnects);
+	assert_false(bw_master_set(m, "127.0.0.1", pb, NULL, 0));
+	RUN_UNTIL(&ring, r, false, 200);
+	assert_int_equal(STAT(r, reconnects), reconnects);
+	assert_true(bw_redis_up(r));
+
+	client_free(&ring, &r);
+	bw_master_free(&m);
+	bw_ring_exit(&ring);
+	redis_kill(a);
+	redis_kill(b);
+}
+
 /* ---- configuration -------------------------------------------------------- */
 
 static void test_config_checks(void **state)
@@ -878,7 +1070,8 @@ int main(void)
 		cmocka_unit_test(test_pipeline),    cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_timeout),     cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_killed),      cmocka_unit_test(test_unreachable),
-		cmocka_unit_test(test_free_client),
+		cmocka_unit_test(test_free_client), cmocka_unit_test(test_demoted_text),
+		cmocka_unit_test(test_readonly),    cmocka_unit_test(test_master_moves),
 	};
 
 	/* hiredis writes with write(2): a closed peer must not kill the test. */
