@@ -8,6 +8,7 @@
 
 #include "node/state/keys.h"
 #include "node/state/redis.h"
+#include "node/state/sentinel.h"
 #include "tenancy/tenant.h"
 
 #include <arpa/inet.h>
@@ -29,7 +30,8 @@ enum key_type {
 	K_PATH,  /* a non-empty string */
 	K_ORDER, /* some of names[], each once, comma-separated: packed 4 bits each (index+1) */
 	K_LISTEN,
-	K_URL, /* a non-empty string of up to BW_CONFIG_URL_MAX bytes, checked by its key */
+	K_URL, /* a non-empty string of up to BW_CONFIG_URL_MAX bytes, checked by its key
+	        * (redis: an address; redis_sentinel: a master name and sentinels) */
 };
 
 struct key_def {
@@ -223,6 +225,13 @@ static const struct key_def keys[] = {
 	  "the state store in Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
 	  "unix:///PATH[?db=N&password=P]; retained messages live there, shared by every node "
 	  "on it; empty: the embedded store (memory, the snapshot in STATE_DIR)" },
+	{ "redis_sentinel", K_URL, OFF(redis_sentinel), 0, 0, 0, "", NULL, NULL,
+	  "with redis: MASTER_NAME HOST[:PORT][,HOST[:PORT]...] (up to 16 sentinels, port "
+	  "26379 by default): the sentinels are asked where the master of that name is, and "
+	  "the node follows it through failovers; redis then gives only the password and db "
+	  "(its host and port are ignored)" },
+	{ "redis_sentinel_password", K_PATH, OFF(redis_sentinel_password), 0, 0, 0, "", NULL, NULL,
+	  "the password the sentinels ask for (their requirepass); unset: no AUTH on them" },
 	{ "redis_prefix", K_PATH, OFF(redis_prefix), 0, 0, 0, "bw", NULL, NULL,
 	  "the prefix of every Redis key and channel (1-64 of A-Z a-z 0-9 _ . -): nodes that "
 	  "share one must use one Redis database or prefix per cluster" },
@@ -594,16 +603,21 @@ static int set_key(struct bw_config *c, const struct key_def *k, char *value,
 		return 0;
 	case K_URL: {
 		struct bw_redis_config rc;
+		struct bw_sentinel_config sc;
 		char why[BW_CONFIG_ERROR_MAX];
 		if (!*value)
 			return fail(err, n, o, k->name, "needs a value");
 		if (strlen(value) >= BW_CONFIG_URL_MAX)
 			return fail(err, n, o, k->name, "longer than %d bytes",
 			            BW_CONFIG_URL_MAX - 1);
-		/* Its errors never quote the password; they start "redis: ". */
-		if (bw_redis_url_parse(&rc, value, why, sizeof(why)) < 0)
+		if (k->offset == OFF(redis_sentinel)) {
+			if (bw_sentinel_parse(&sc, value, why, sizeof(why)) < 0)
+				return fail(err, n, o, k->name, "%s", why);
+		} else if (bw_redis_url_parse(&rc, value, why, sizeof(why)) < 0) {
+			/* Its errors never quote the password; they start "redis: ". */
 			return fail(err, n, o, k->name, "%s",
 			            strncmp(why, "redis: ", 7) ? why : why + 7);
+		}
 		snprintf((char *)c + k->offset, BW_CONFIG_URL_MAX, "%s", value);
 		return 0;
 	}
@@ -881,6 +895,17 @@ int bw_config_validate(const struct bw_config *c, char *err, size_t err_len)
 		         BW_CONFIG_SOCKET_PATH_MAX,
 		         c->admin_socket[0] ? ""
 		                            : " (it is STATE_DIR/admin.sock: set admin_socket)");
+		return -1;
+	}
+	if (c->redis_sentinel[0] && strncmp(c->redis, "redis://", 8) != 0) {
+		snprintf(err, err_len,
+		         "redis_sentinel: needs redis set to a redis:// address, for the password "
+		         "and db (its host and port are ignored: e.g. "
+		         "redis://:PASSWORD@sentinel/0)");
+		return -1;
+	}
+	if (c->redis_sentinel_password[0] && !c->redis_sentinel[0]) {
+		snprintf(err, err_len, "redis_sentinel_password: set without redis_sentinel");
 		return -1;
 	}
 	bool mqtt = false;

@@ -170,6 +170,9 @@ struct bw_config {
 	uint32_t admin_gid;                    /* BW_CONFIG_ID_UNSET: none */
 	char audit_log[BW_CONFIG_PATH_MAX];    /* empty: the node's log */
 	char redis[BW_CONFIG_URL_MAX];         /* the state store; empty: embedded */
+	/* MASTER_NAME HOST:PORT,... (empty: none), and the password the sentinels want. */
+	char redis_sentinel[BW_CONFIG_URL_MAX];
+	char redis_sentinel_password[BW_CONFIG_PATH_MAX];
 	char redis_prefix[BW_CONFIG_PATH_MAX]; /* of every key (node/state/keys.h) */
 	uint32_t redis_retained_queue;         /* retained writes a worker holds for Redis */
 	uint32_t redis_session_queue;          /* session writes a worker holds for Redis */
@@ -216,7 +219,8 @@ int bw_config_set(struct bw_config *c, const char *assignment, char *err, size_t
  * Checks what no single key can: at least one MQTT listener; an mqtts
  * listener has a certificate and key, and a client CA when it asks for
  * client certificates (its errors start with where the listener was
- * configured: "bulwark.conf:7: listen: ...").
+ * configured: "bulwark.conf:7: listen: ..."); redis_sentinel goes with a
+ * redis:// address, redis_sentinel_password with redis_sentinel.
  */
 int bw_config_validate(const struct bw_config *c, char *err, size_t err_len);
 

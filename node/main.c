@@ -27,6 +27,8 @@
 #include "node/log.h"
 #include "node/net/tls.h"
 #include "node/state/keys.h"
+#include "node/state/master.h"
+#include "node/state/sentinel.h"
 #include "node/state/store.h"
 #include "node/state/sessions.h"
 #include "node/state/sync.h"
@@ -116,6 +118,9 @@ static const char *jwt_issuers[JWT_LIST_MAX], *jwt_audiences[JWT_LIST_MAX];
 static struct bw_store **stores;
 static struct bw_sessions **session_stores; /* a worker's persistent sessions in Redis */
 static struct bw_sync *state_sync;
+/* With redis_sentinel: the sentinels, and where they say the master is now. */
+static struct bw_sentinel_config sentinel_cfg;
+static struct bw_master *redis_master;
 static char node_id[BW_KEYS_NODE_LEN + 1]; /* random, made at start */
 #define REDIS_START_WAIT_MS 5000u          /* for the retained load before listening */
 /* Job threads wake workers only while this says they run (under wake_mu). */
@@ -199,18 +204,68 @@ static int make_node_id(void)
 	return 0;
 }
 
+/* "host:port" or "[v6]:port". */
+static void host_port(char *buf, size_t cap, const char *host, unsigned port)
+{
+	snprintf(buf, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/*
+ * With `redis_sentinel`: the sentinels' names resolved, the holder of the
+ * master's address made (rc points at it: every copy of rc shares it),
+ * and the sentinels asked once, here on the main thread; from now on only
+ * the state thread asks. None answering does not stop the start: the
+ * node starts without a master, not ready, and the state thread asks
+ * again every second. 0, or -1 (logged).
+ */
+static int sentinel_setup(const struct bw_config *cfg, struct bw_redis_config *rc)
+{
+	char err[BW_CONFIG_ERROR_MAX], host[BW_REDIS_HOST_MAX], addr[BW_REDIS_HOST_MAX + 8];
+	struct bw_sentinel *s = NULL;
+	uint16_t port = 0;
+	if (bw_sentinel_parse(&sentinel_cfg, cfg->redis_sentinel, err, sizeof(err)) < 0 ||
+	    bw_sentinel_resolve(&sentinel_cfg, err, sizeof(err)) < 0) {
+		bw_log_error("redis_sentinel: %s", err);
+		return -1;
+	}
+	snprintf(sentinel_cfg.password, sizeof(sentinel_cfg.password), "%s",
+	         cfg->redis_sentinel_password);
+	if (bw_master_new(&redis_master) < 0 || bw_sentinel_new(&s, &sentinel_cfg, NULL) < 0) {
+		bw_log_error("redis: out of memory");
+		return -1;
+	}
+	if (bw_sentinel_ask(s, host, sizeof(host), &port, err, sizeof(err)) == 0) {
+		bw_master_set(redis_master, host, port, NULL, 0);
+		host_port(addr, sizeof(addr), host, port);
+		bw_log_info("redis: sentinel: master %s is at %s", sentinel_cfg.name, addr);
+	} else {
+		bw_log_warn("redis: sentinel: master %s: %s; the node starts without it and asks "
+		            "again every second",
+		            sentinel_cfg.name, err);
+	}
+	bw_sentinel_free(&s);
+	memset(rc->host, 0, sizeof(rc->host)); /* redis's own host and port are not used */
+	rc->port = 0;
+	rc->master = redis_master;
+	return 0;
+}
+
 /*
  * With `redis`: the address parsed and resolved (a host name, here on the
- * main thread, never on a worker), a store a worker. 0, or -1 (logged).
+ * main thread, never on a worker), or the sentinels asked for it; a store
+ * a worker. 0, or -1 (logged).
  */
 static int redis_setup(const struct bw_config *cfg, struct bw_redis_config *rc)
 {
 	char err[BW_CONFIG_ERROR_MAX];
+	bool sentinel = cfg->redis_sentinel[0] != '\0';
 	if (bw_redis_url_parse(rc, cfg->redis, err, sizeof(err)) < 0 ||
-	    bw_redis_resolve(rc, err, sizeof(err)) < 0) {
+	    (!sentinel && bw_redis_resolve(rc, err, sizeof(err)) < 0)) {
 		bw_log_error("%s", err);
 		return -1;
 	}
+	if (sentinel && sentinel_setup(cfg, rc) < 0)
+		return -1;
 	if (!(stores = calloc(n_workers, sizeof(*stores)))) {
 		bw_log_error("redis: out of memory");
 		return -1;
@@ -285,6 +340,7 @@ static int redis_start(const struct bw_config *cfg, const struct bw_redis_config
 {
 	char err[BW_CONFIG_ERROR_MAX];
 	struct bw_sync_config sc = { .redis = rc,
+		                     .sentinel = rc->master ? &sentinel_cfg : NULL,
 		                     .prefix = cfg->redis_prefix,
 		                     .node = node_id,
 		                     .hub = hub,
@@ -294,7 +350,10 @@ static int redis_start(const struct bw_config *cfg, const struct bw_redis_config
 		bw_log_error("%s", err);
 		return -1;
 	}
-	if (rc->path[0])
+	if (rc->master)
+		bw_log_info("redis: the state store is master %s of %u sentinels, db %u, prefix %s",
+		            sentinel_cfg.name, sentinel_cfg.n, rc->db, cfg->redis_prefix);
+	else if (rc->path[0])
 		bw_log_info("redis: the state store at %s, db %u, prefix %s", rc->path, rc->db,
 		            cfg->redis_prefix);
 	else
@@ -312,7 +371,7 @@ static int redis_start(const struct bw_config *cfg, const struct bw_redis_config
 /* The /readyz line about Redis; whether it lets the node be ready. */
 static bool redis_ready(char *detail, size_t cap)
 {
-	char err[BW_REDIS_ERROR_MAX] = "";
+	char err[BW_REDIS_ERROR_MAX] = "", master[BW_REDIS_HOST_MAX + 32] = "";
 	bool loaded = load_stat(&bw_sync_stats(state_sync)->loaded) != 0;
 	bool up = redis_up();
 	if (!up) {
@@ -320,8 +379,18 @@ static bool redis_ready(char *detail, size_t cap)
 		for (uint32_t i = 0; i < n_workers && !err[0]; i++)
 			bw_store_last_error(stores[i], err, sizeof(err));
 	}
-	snprintf(detail, cap, "redis: %s, retained messages %s, %llu writes held%s%s\n",
-	         up ? "up" : "down", loaded ? "loaded" : "not loaded yet",
+	if (redis_master) {
+		char host[BW_REDIS_HOST_MAX];
+		uint16_t port;
+		bw_master_get(redis_master, host, sizeof(host), &port);
+		memcpy(master, ", master ", 10);
+		if (host[0])
+			host_port(master + 9, sizeof(master) - 9, host, port);
+		else
+			snprintf(master + 9, sizeof(master) - 9, "unknown");
+	}
+	snprintf(detail, cap, "redis: %s%s, retained messages %s, %llu writes held%s%s\n",
+	         up ? "up" : "down", master, loaded ? "loaded" : "not loaded yet",
 	         (unsigned long long)redis_held(NULL), err[0] ? "; last error: " : "", err);
 	return loaded;
 }
@@ -390,13 +459,19 @@ static size_t redis_metrics(char *buf, size_t cap)
 	        "# TYPE bulwark_redis_retained_applied_total counter\n"
 	        "bulwark_redis_retained_applied_total %llu\n"
 	        "# TYPE bulwark_redis_retained_loads_total counter\n"
-	        "bulwark_redis_retained_loads_total %llu\n",
+	        "bulwark_redis_retained_loads_total %llu\n"
+	        "# TYPE bulwark_redis_sentinel_failovers_total counter\n"
+	        "bulwark_redis_sentinel_failovers_total %llu\n"
+	        "# TYPE bulwark_redis_sentinel_unanswered_total counter\n"
+	        "bulwark_redis_sentinel_unanswered_total %llu\n",
 	        redis_up() ? 1 : 0, (unsigned long long)load_stat(&ss->loaded),
 	        (unsigned long long)requests, (unsigned long long)errors,
 	        (unsigned long long)timeouts, (unsigned long long)reconnects,
 	        (unsigned long long)queued, (unsigned long long)refused,
 	        (unsigned long long)written, (unsigned long long)load_stat(&ss->applied),
-	        (unsigned long long)load_stat(&ss->loads));
+	        (unsigned long long)load_stat(&ss->loads),
+	        (unsigned long long)load_stat(&ss->failovers),
+	        (unsigned long long)load_stat(&ss->unanswered));
 	if (n < 0 || (size_t)n >= cap)
 		return n < 0 ? 0 : cap - 1;
 	return (size_t)n + session_metrics(buf + n, cap - (size_t)n);
@@ -685,6 +760,7 @@ static int stop_all(const char *save_dir)
 		bw_store_free(&stores[i]); /* says what Redis did not get */
 	free(stores);
 	stores = NULL;
+	bw_master_free(&redis_master); /* no client is left to read it */
 	if (save_dir) {
 		struct bw_snapshot_counts n;
 		char err[512];

@@ -481,6 +481,68 @@ static void test_redis_keys(void **state)
 	assert_string_equal(err, "--set redis: unix:// needs an absolute path (unix:///path)");
 }
 
+/*
+ * redis_sentinel: a master name and up to 16 sentinels, checked as read;
+ * it needs a redis:// address (the password and db), and
+ * redis_sentinel_password needs it.
+ */
+static void test_redis_sentinel_keys(void **state)
+{
+	struct bw_config c;
+	bw_config_defaults(&c);
+	assert_string_equal(c.redis_sentinel, "");
+	assert_string_equal(c.redis_sentinel_password, "");
+	assert_int_equal(load(&c,
+	                      "listen mqtt 127.0.0.1:1883\n"
+	                      "redis redis://:s3cret@ignored/2\n"
+	                      "redis_sentinel mymaster 10.0.0.1:26379, s2.internal,[::1]:26380\n"
+	                      "redis_sentinel_password sentinel-pw\n"),
+	                 0);
+	assert_string_equal(c.redis_sentinel, "mymaster 10.0.0.1:26379, s2.internal,[::1]:26380");
+	assert_string_equal(c.redis_sentinel_password, "sentinel-pw");
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), 0);
+
+	expect_error("workers 1\nredis_sentinel mymaster\n",
+	             "test.conf:2: redis_sentinel: names no sentinel");
+	expect_error("redis_sentinel m h:70000\n",
+	             "test.conf:1: redis_sentinel: sentinel 'h:70000': port 70000 is out of range");
+	expect_error("redis_sentinel m h:1,,h:2\n",
+	             "test.conf:1: redis_sentinel: an empty sentinel address");
+	char text[1024];
+	size_t n = (size_t)snprintf(text, sizeof(text), "redis_sentinel m ");
+	for (int i = 0; i < 17; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%sh%d", i ? "," : "", i);
+	snprintf(text + n, sizeof(text) - n, "\n");
+	expect_error(text, "test.conf:1: redis_sentinel: more than 16 sentinels");
+	expect_error("redis_sentinel m h\nredis_sentinel m h\n",
+	             "test.conf:2: redis_sentinel: already set on line 1");
+	assert_int_equal(bw_config_set(&c, "redis_sentinel=m [::1", err, sizeof(err)), -1);
+	assert_string_equal(err, "--set redis_sentinel: sentinel '[::1': '[' without ']' around an "
+	                         "IPv6 address");
+	char *env[] = { "BULWARK_REDIS_SENTINEL=other 127.0.0.1:1", NULL };
+	assert_int_equal(bw_config_load_env(&c, env, err, sizeof(err)), 0);
+	assert_string_equal(c.redis_sentinel, "other 127.0.0.1:1");
+
+	/* What no single key can say. */
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nredis_sentinel m h\n"), 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "redis_sentinel: needs redis set to a redis:// address"));
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nredis unix:///r.sock\n"
+	                          "redis_sentinel m h\n"),
+	                 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "redis_sentinel: needs redis"));
+	assert_int_equal(load(&c, "listen mqtt 127.0.0.1:1883\nredis redis://h\n"
+	                          "redis_sentinel_password pw-not-shown\n"),
+	                 0);
+	assert_int_equal(bw_config_validate(&c, err, sizeof(err)), -1);
+	assert_string_equal(err, "redis_sentinel_password: set without redis_sentinel");
+	char pw[BW_CONFIG_PATH_MAX + 128];
+	snprintf(pw, sizeof(pw), "redis_sentinel_password %0300d\n", 0);
+	expect_error(pw, "test.conf:1: redis_sentinel_password: longer than 255 bytes");
+	assert_null(strstr(err, "0000"));
+}
+
 static void test_describe_lists_every_key(void **state)
 {
 	char *text = NULL;
@@ -553,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_validate_output_queue_limits),
 		cmocka_unit_test(test_validate_needs_an_mqtt_listener),
 		cmocka_unit_test(test_redis_keys),
+		cmocka_unit_test(test_redis_sentinel_keys),
 		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_describe_lists_every_key),
 		cmocka_unit_test(test_documentation_lists_every_key),
