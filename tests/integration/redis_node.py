@@ -1,9 +1,13 @@
 """Shared by the Redis integration tests (test_redis_retained.py,
-test_redis_sessions.py): a redis-server of the test's own and a node on it.
+test_redis_sessions.py, test_redis_sentinel.py): a redis-server of the
+test's own and a node on it.
 
-Redis(d, port) runs redis-server on 127.0.0.1:port with its data in d
-(append-only file fsynced on every write, so a SIGKILL loses nothing); it
-can be SIGKILLed and started again on the same port and data.
+Redis(d, port, extra) runs redis-server on 127.0.0.1:port with its data in
+d (append-only file fsynced on every write, so a SIGKILL loses nothing)
+and the extra arguments (e.g. --replicaof); it can be SIGKILLed and
+started again on the same port and data. Sentinel(d, port, name,
+master_port) runs redis-server --sentinel on a configuration file of its
+own in d, monitoring that master.
 Node(binary, tmp, name, url, extra) starts a node in tmp/name with an
 anonymous MQTT listener, an HTTP listener (/readyz, /metrics), no $SYS, the
 given redis URL and the extra `--set` settings. Every wait is bounded.
@@ -31,15 +35,15 @@ def free_port():
 class Redis:
     """A redis-server on 127.0.0.1:port with its data in d (AOF, fsync always)."""
 
-    def __init__(self, d, port):
-        self.d, self.port, self.proc = d, port, None
+    def __init__(self, d, port, extra=()):
+        self.d, self.port, self.proc, self.extra = d, port, None, list(extra)
         os.makedirs(d, exist_ok=True)
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1 -::1", "--dir", self.d,
              "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--daemonize", "no"],
+             "--daemonize", "no"] + self.extra,
             stdout=open(os.path.join(self.d, "redis.log"), "ab"), stderr=subprocess.STDOUT)
         if not wait_for(lambda: self.cli("PING") == "PONG", 5):
             raise SystemExit("redis-server did not start")
@@ -68,6 +72,39 @@ class Redis:
         anything else (an error, Redis down)."""
         m = re.fullmatch(r"\(integer\) (-?\d+)", self.cli(*args) or "")
         return int(m.group(1)) if m else None
+
+
+class Sentinel(Redis):
+    """redis-server --sentinel on 127.0.0.1:port, watching the master name on
+    127.0.0.1:master_port (quorum 1, down after 1 s, failover timeout 3 s).
+    Sentinel rewrites its configuration file: it is one of its own, in d."""
+
+    def __init__(self, d, port, name, master_port):
+        super().__init__(d, port)
+        self.name, self.master_port = name, master_port
+
+    def start(self):
+        conf = os.path.join(self.d, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.d}\n"
+                    f"sentinel monitor {self.name} 127.0.0.1 {self.master_port} 1\n"
+                    f"sentinel down-after-milliseconds {self.name} 1000\n"
+                    f"sentinel failover-timeout {self.name} 3000\n")
+        self.proc = subprocess.Popen(
+            ["redis-server", conf, "--sentinel"],
+            stdout=open(os.path.join(self.d, "sentinel.log"), "ab"), stderr=subprocess.STDOUT)
+        if not wait_for(lambda: self.cli("PING") == "PONG", 5):
+            raise SystemExit("redis-server --sentinel did not start")
+
+    def master(self):
+        """The master's port as this sentinel names it (None: it names none)."""
+        out = self.raw("SENTINEL", "get-master-addr-by-name", self.name).decode().split()
+        return int(out[1]) if len(out) == 2 and out[1].isdigit() else None
+
+    def replica_known(self):
+        """Whether it knows a replica it could promote (flags "slave" alone)."""
+        lines = self.raw("SENTINEL", "replicas", self.name).decode().split("\n")
+        return any(a == "flags" and b == "slave" for a, b in zip(lines, lines[1:]))
 
 
 class Node:
