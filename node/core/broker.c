@@ -8,8 +8,11 @@
  * Each tenant has two indexes here: `index`, this worker's subscriptions
  * (subscribers are sessions), and `replica`, the node's interest (the
  * subscribers are workers, as WORKER_KEY(i, member)). Every filter event of
- * `index` is applied to this worker's replica at once and posted to the
- * other workers' replicas through the hub.
+ * `index` is posted to the other workers' replicas through the hub. This
+ * worker's own replica holds the other workers' plain filters and every
+ * worker's share group members, not its own plain filters: `index` already
+ * answers for those, and a second copy of each would cost an idle
+ * subscriber a trie node and an entry more.
  */
 #include "node/core/broker.h"
 #include "node/core/msgrec.h"
@@ -413,11 +416,16 @@ static void timed_del(struct bw_broker *b, struct sess *s)
 
 /* ---- the node's interest ---------------------------------------------------- */
 
-/* Applies one interest event to this worker's replica of tenant. */
+/*
+ * Applies one interest event to this worker's replica of tenant: every
+ * event but this worker's own plain filters, which its index holds.
+ */
 static void replica_apply(struct bw_broker *b, uint32_t worker, uint32_t tenant, bool add,
                           uint32_t member, const uint8_t *filter, size_t len)
 {
 	void *key = WORKER_KEY(worker, member);
+	if (worker == b->self && member == 0)
+		return;
 	struct tenant *t = tenant_get(b, tenant);
 	if (!t)
 		return;
@@ -921,11 +929,13 @@ static void route_share(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
 
 /*
  * Routes m (with its retain flag) to the subscribers of its tenant on
- * every worker: the replica says which workers want it (and which worker
- * each matching share group's next member is on).
+ * every worker: this worker's index answers for its own plain
+ * subscriptions, the replica says which other workers want it (and which
+ * worker each matching share group's next member is on).
  */
 static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
 {
+	route_local(b, t, m, publisher);
 	interest_sync(b);
 	int n = bw_sub_index_match(t->replica, m->topic.p, m->topic.len, NULL, &b->rmatch);
 	if (n < 0) {
@@ -942,8 +952,6 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 				route_share(b, t, m, f, len, 0);
 			else
 				post_share(b, t, w, m, f, len, 0);
-		} else if (w == b->self) {
-			route_local(b, t, m, publisher);
 		} else if (!b->cur_durable) {
 			post(b, t, w, bw_letter(bw_msg_ref(m), BW_LETTER_MSG));
 		} else {
