@@ -505,7 +505,7 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 	if (!s->conn)
 		return false;
 	const struct bw_outq *q = bw_conn_outq(s->conn);
-	size_t soft = q->lim.soft_bytes, budget = b->cfg.out_budget;
+	size_t soft = q->lim->soft_bytes, budget = b->cfg.out_budget;
 	uint32_t max = s->t->q.session_queued_msgs, queued = bw_session_queued(s->state);
 	if (s->congested)
 		return (soft && bw_outq_bytes(q) > soft / 2) ||
