@@ -87,39 +87,40 @@ struct pending_retained {
 	uint8_t filter[];
 };
 
+/* Fields by size, so an idle session carries no padding. */
 struct sess {
 	struct tenant *t;
 	struct sess *hnext;         /* tenant's client-id table */
 	struct sess *tnext, *tprev; /* broker's timed list */
-	bool timed;
-	bool congested; /* on the broker's congested list */
-	bool stalled;   /* congested for too long: no longer holds publishers back */
 	uint64_t congested_ms;
 	struct sess *cnext;
 	uint64_t hash;
 	struct bw_session *state;
 	struct bw_conn *conn; /* NULL while offline */
-	uint32_t expiry_s;    /* Session Expiry Interval; NEVER */
 	uint64_t expires_at;  /* offline: when it ends (0: no deadline) */
 	struct bw_msg *will;
-	uint32_t will_delay_s;
-	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
-	uint64_t will_at;       /* offline: when the will goes out (0: not due) */
-	uint32_t n_subs;
+	uint64_t will_at;            /* offline: when the will goes out (0: not due) */
 	struct bw_acl_compiled *acl; /* NULL: no ACL file, everything allowed */
 	uint64_t token_exp;          /* connected with a JWT: when it expires (0: never) */
 	char *user;                  /* who authenticated (NUL-terminated); NULL: anonymous */
 	char *cert_cn;               /* the client certificate's CN (ACL %cn); NULL: none */
-	uint8_t how;                 /* enum auth_how: how the client authenticated */
-	bool stored;                 /* authenticated by the tenancy store, not the files */
-	bool persistent;             /* counted in its tenant's persistent sessions */
-	bool taken;                  /* another node took it: nothing goes elsewhere */
 	uint64_t token;              /* its fencing token in Redis; 0: not there */
 	uint64_t seq;                /* the last sequence number pushed there */
 	uint64_t lease_at;           /* connected: when its keys' TTL is renewed */
 	struct bucket msgs, bytes;   /* the client's publish rates */
-	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
+	uint32_t expiry_s; /* Session Expiry Interval; NEVER */
+	uint32_t will_delay_s;
+	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
+	uint32_t n_subs;
+	bool timed;
+	bool congested;     /* on the broker's congested list */
+	bool stalled;       /* congested for too long: no longer holds publishers back */
+	uint8_t how;        /* enum auth_how: how the client authenticated */
+	bool stored;        /* authenticated by the tenancy store, not the files */
+	bool persistent;    /* counted in its tenant's persistent sessions */
+	bool taken;         /* another node took it: nothing goes elsewhere */
+	bool check_receive; /* a subscription needs each delivery checked */
 	uint16_t id_len;
 	char id[];
 };
