@@ -201,7 +201,12 @@ static struct node *child_find(const struct bw_sub_index *idx, const struct node
 
 static struct node *node_new(size_t level_len)
 {
-	struct node *n = calloc(1, sizeof(*n) + level_len);
+	/*
+	 * The level starts inside the struct's tail padding: sized by offset,
+	 * a level of up to 6 bytes costs an 80-byte malloc chunk, not 96.
+	 */
+	size_t size = offsetof(struct node, level) + level_len;
+	struct node *n = calloc(1, size > sizeof(*n) ? size : sizeof(*n));
 	if (n)
 		n->level_len = (uint16_t)level_len;
 	return n;
