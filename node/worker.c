@@ -74,33 +74,43 @@ struct listener {
 	bool armed;
 };
 
+/* An HTTP client's request and response: only they carry one. */
+struct http {
+	uint64_t active_ms; /* when the last request came */
+	size_t hlen;        /* bytes in hbuf */
+	char *out;          /* the response being sent */
+	size_t out_len, out_off;
+	bool close_after; /* close once `out` is sent */
+	char hbuf[BW_HTTP_HEAD_MAX];
+};
+
+/* Fields by size, so an idle connection carries no padding. */
 struct client {
 	struct bw_op recv, send, close;
 	struct bw_worker *w;
 	struct listener *l;
+	struct http *http; /* HTTP listener's client; NULL for MQTT */
 	int fd;
-	bool http;
-	bool closing; /* the socket is being (or was) closed */
+	unsigned inflight; /* ops whose final completion is outstanding */
+	bool closing;      /* the socket is being (or was) closed */
 	bool recv_armed;
 	bool paused; /* not reading: it fed a congested subscriber */
 	bool moving; /* being handed to its client id's worker */
 	bool send_inflight;
 	bool dirty;
-	bool close_sent;   /* close(2) went to the ring: never close fd again */
-	bool throttled;    /* not reading: it holds RECV_HOLD_BUFS buffers unhandled */
-	bool lingering;    /* all sent, FIN sent: waiting for the peer's (see linger()) */
-	bool ready;        /* on its tenant's ready list (see serve_input()) */
-	unsigned inflight; /* ops whose final completion is outstanding */
+	bool close_sent; /* close(2) went to the ring: never close fd again */
+	bool throttled;  /* not reading: it holds RECV_HOLD_BUFS buffers unhandled */
+	bool lingering;  /* all sent, FIN sent: waiting for the peer's (see linger()) */
+	bool ready;      /* on its tenant's ready list (see serve_input()) */
+	bool tls_failed; /* mqtts: the handshake or a record failed: send the alert, then close */
+	bool tls_shut;   /* mqtts: close_notify queued */
 	struct bw_conn *conn;
 	struct send_buf *sb; /* while a send is being made or in flight */
 	/* mqtts only: the TLS state and the ciphertext being sent. */
 	struct bw_tls_conn *tls;
 	uint8_t *tls_tx;
 	size_t tls_tx_len, tls_tx_off;
-	bool tls_failed; /* the handshake or a record failed: send the alert, then close */
-	bool tls_shut;   /* close_notify queued */
 	uint64_t accepted_ms;
-	uint64_t active_ms;                     /* HTTP: when the last request came */
 	uint64_t closing_since_ms;              /* MQTT: when the sweep first saw it CLOSING */
 	struct client *prev, *next;             /* all clients */
 	struct client *dirty_prev, *dirty_next; /* the dirty list */
@@ -109,12 +119,6 @@ struct client {
 	uint32_t in_off;          /* bytes of the head buffer handled */
 	uint32_t in_bufs;
 	struct client *ready_next;
-	/* HTTP only. */
-	char *hbuf; /* BW_HTTP_HEAD_MAX bytes */
-	size_t hlen;
-	char *out;
-	size_t out_len, out_off;
-	bool close_after; /* close once `out` is sent */
 };
 
 struct bw_worker {
@@ -134,7 +138,7 @@ struct bw_worker {
 	struct client *dirty;   /* head of the dirty list */
 	uint32_t n_mqtt, n_http;
 	uint32_t n_paused;
-	struct bw_op tick;
+	struct bw_timeout tick;
 	bool tick_armed;
 	bool mail_left;            /* the last take filled its batch */
 	struct client *sweep_at;   /* where the next tick's sweep goes on */
@@ -426,8 +430,9 @@ static void client_free(struct client *c)
 	send_buf_put(c);
 	bw_tls_conn_free(&c->tls);
 	free(c->tls_tx);
-	free(c->hbuf);
-	free(c->out);
+	if (c->http)
+		free(c->http->out);
+	free(c->http);
 	free(c);
 }
 
@@ -446,13 +451,13 @@ static int arm_recv(struct client *c)
 
 static void http_input(struct client *c, const uint8_t *p, size_t n)
 {
-	size_t room = BW_HTTP_HEAD_MAX - c->hlen;
+	size_t room = BW_HTTP_HEAD_MAX - c->http->hlen;
 
 	/* Past the bound the parser sees a full buffer and answers 431. */
 	if (n > room)
 		n = room;
-	memcpy(c->hbuf + c->hlen, p, n);
-	c->hlen += n;
+	memcpy(c->http->hbuf + c->http->hlen, p, n);
+	c->http->hlen += n;
 }
 
 /* Plaintext from the TLS layer into the engine; only a lack of memory stops it. */
@@ -785,7 +790,7 @@ static void on_send(struct bw_op *op, int32_t res, uint32_t flags)
 		return;
 	}
 	if (c->http) {
-		c->out_off += (size_t)res;
+		c->http->out_off += (size_t)res;
 		return;
 	}
 	if (c->tls) {
@@ -1099,7 +1104,7 @@ static bool path_is(const struct bw_http_request *req, const char *s)
 	return req->path_len == n && memcmp(req->path, s, n) == 0;
 }
 
-/* Builds the response to req (NULL: an error status) in c->out. */
+/* Builds the response to req (NULL: an error status) in c->http->out. */
 static int http_respond(struct client *c, const struct bw_http_request *req, int status)
 {
 	struct bw_worker *w = c->w;
@@ -1143,19 +1148,19 @@ static int http_respond(struct client *c, const struct bw_http_request *req, int
 		return hl;
 	}
 	size_t total = (size_t)hl + (head_only ? 0 : blen);
-	free(c->out);
-	c->out = malloc(total);
-	if (!c->out) {
+	free(c->http->out);
+	c->http->out = malloc(total);
+	if (!c->http->out) {
 		free(body);
 		return -ENOMEM;
 	}
-	memcpy(c->out, head, (size_t)hl);
+	memcpy(c->http->out, head, (size_t)hl);
 	if (!head_only)
-		memcpy(c->out + hl, body, blen);
+		memcpy(c->http->out + hl, body, blen);
 	free(body);
-	c->out_len = total;
-	c->out_off = 0;
-	c->close_after = !keep;
+	c->http->out_len = total;
+	c->http->out_off = 0;
+	c->http->close_after = !keep;
 	bw_stat_add(&w->stats.http_requests, 1);
 	return 0;
 }
@@ -1164,37 +1169,37 @@ static void http_after(struct client *c)
 {
 	if (c->send_inflight)
 		return;
-	if (c->out && c->out_off < c->out_len) {
+	if (c->http->out && c->http->out_off < c->http->out_len) {
 		struct iovec *iov = send_iov(c);
 		if (!iov) {
 			client_close(c);
 			return;
 		}
-		iov[0].iov_base = c->out + c->out_off;
-		iov[0].iov_len = c->out_len - c->out_off;
+		iov[0].iov_base = c->http->out + c->http->out_off;
+		iov[0].iov_len = c->http->out_len - c->http->out_off;
 		start_send(c, 1);
 		return;
 	}
-	if (c->out) {
-		free(c->out);
-		c->out = NULL;
-		if (c->close_after) {
+	if (c->http->out) {
+		free(c->http->out);
+		c->http->out = NULL;
+		if (c->http->close_after) {
 			client_close(c);
 			return;
 		}
 	}
-	if (c->hlen == 0)
+	if (c->http->hlen == 0)
 		return;
 	struct bw_http_request req;
-	int rc = bw_http_parse(c->hbuf, c->hlen, &req);
-	if (rc == BW_HTTP_AGAIN && c->hlen < BW_HTTP_HEAD_MAX)
+	int rc = bw_http_parse(c->http->hbuf, c->http->hlen, &req);
+	if (rc == BW_HTTP_AGAIN && c->http->hlen < BW_HTTP_HEAD_MAX)
 		return;
 	if (rc == BW_HTTP_AGAIN)
 		rc = -431;
 	if (rc == 0) {
-		memmove(c->hbuf, c->hbuf + req.size, c->hlen - req.size);
-		c->hlen -= req.size;
-		c->active_ms = bw_worker_now_ms();
+		memmove(c->http->hbuf, c->http->hbuf + req.size, c->http->hlen - req.size);
+		c->http->hlen -= req.size;
+		c->http->active_ms = bw_worker_now_ms();
 		rc = http_respond(c, &req, 0);
 	} else {
 		rc = http_respond(c, NULL, -rc);
@@ -1318,18 +1323,18 @@ static struct client *client_new(struct bw_worker *w, struct listener *l, int fd
 	bool http = l->cfg->kind == BW_LISTEN_HTTP;
 	struct client *c = calloc(1, sizeof(*c));
 	if (c && http) {
-		c->hbuf = malloc(BW_HTTP_HEAD_MAX);
+		c->http = calloc(1, sizeof(*c->http));
 	} else if (c) {
 		c->conn = bw_conn_new(&w->cfg.conn_limits, l->ops, c);
 		c->tls = tls || !l->tls ? tls : bw_tls_conn_new(l->tls);
 		tls = NULL;
 	}
-	if (!c || (http ? !c->hbuf : !c->conn || (l->tls && !c->tls))) {
+	if (!c || (http ? !c->http : !c->conn || (l->tls && !c->tls))) {
 		bw_log_warn("worker: %s: out of memory for a client", l->cfg->addr_text);
 		if (c) {
 			bw_conn_free(&c->conn);
 			bw_tls_conn_free(&c->tls);
-			free(c->hbuf);
+			free(c->http);
 			free(c);
 		}
 		bw_tls_conn_free(&tls);
@@ -1341,13 +1346,13 @@ static struct client *client_new(struct bw_worker *w, struct listener *l, int fd
 	c->w = w;
 	c->l = l;
 	c->fd = fd;
-	c->http = http;
 	c->in_head = c->in_tail = -1;
 	c->recv.done = on_recv;
 	c->send.done = on_send;
 	c->close.done = on_close;
 	c->accepted_ms = accepted_ms;
-	c->active_ms = bw_worker_now_ms();
+	if (http)
+		c->http->active_ms = bw_worker_now_ms();
 	c->next = w->clients;
 	if (w->clients)
 		w->clients->prev = c;
@@ -1425,7 +1430,7 @@ static void on_accept(struct bw_op *op, int32_t res, uint32_t flags)
 static void sweep_one(struct bw_worker *w, struct client *c, uint64_t now)
 {
 	if (c->http) {
-		if (now - c->active_ms > HTTP_IDLE_MS && !c->send_inflight)
+		if (now - c->http->active_ms > HTTP_IDLE_MS && !c->send_inflight)
 			client_close(c);
 		return;
 	}
@@ -1464,7 +1469,7 @@ static void sweep(struct bw_worker *w, uint64_t now)
 
 static void on_tick(struct bw_op *op, int32_t res, uint32_t flags)
 {
-	struct bw_worker *w = BW_CONTAINER_OF(op, struct bw_worker, tick);
+	struct bw_worker *w = BW_CONTAINER_OF(op, struct bw_worker, tick.op);
 	uint64_t now = bw_worker_now_ms();
 
 	(void)res;
@@ -1579,7 +1584,7 @@ static int setup(struct bw_worker *w)
 	}
 	if (w->cfg.store && w->cfg.sessions)
 		bw_sessions_attach(w->cfg.sessions, bw_store_client(w->cfg.store));
-	w->tick.done = on_tick;
+	w->tick.op.done = on_tick;
 	rc = bw_ring_timeout(&w->ring, &w->tick, TICK_MS);
 	w->tick_armed = rc == 0;
 	if (rc == 0 && w->cfg.hub)
@@ -1695,7 +1700,7 @@ static void shutdown_clients(struct bw_worker *w)
 {
 	w->stopping = true;
 	if (w->tick_armed)
-		(void)bw_ring_cancel(&w->ring, &w->tick);
+		(void)bw_ring_cancel(&w->ring, &w->tick.op);
 	close_listeners(w);
 	for (struct client *c = w->clients; c; c = c->next) {
 		if (c->closing)

@@ -8,8 +8,11 @@
  * Each tenant has two indexes here: `index`, this worker's subscriptions
  * (subscribers are sessions), and `replica`, the node's interest (the
  * subscribers are workers, as WORKER_KEY(i, member)). Every filter event of
- * `index` is applied to this worker's replica at once and posted to the
- * other workers' replicas through the hub.
+ * `index` is posted to the other workers' replicas through the hub. This
+ * worker's own replica holds the other workers' plain filters and every
+ * worker's share group members, not its own plain filters: `index` already
+ * answers for those, and a second copy of each would cost an idle
+ * subscriber a trie node and an entry more.
  */
 #include "node/core/broker.h"
 #include "node/core/msgrec.h"
@@ -84,39 +87,40 @@ struct pending_retained {
 	uint8_t filter[];
 };
 
+/* Fields by size, so an idle session carries no padding. */
 struct sess {
 	struct tenant *t;
 	struct sess *hnext;         /* tenant's client-id table */
 	struct sess *tnext, *tprev; /* broker's timed list */
-	bool timed;
-	bool congested; /* on the broker's congested list */
-	bool stalled;   /* congested for too long: no longer holds publishers back */
 	uint64_t congested_ms;
 	struct sess *cnext;
 	uint64_t hash;
 	struct bw_session *state;
 	struct bw_conn *conn; /* NULL while offline */
-	uint32_t expiry_s;    /* Session Expiry Interval; NEVER */
 	uint64_t expires_at;  /* offline: when it ends (0: no deadline) */
 	struct bw_msg *will;
-	uint32_t will_delay_s;
-	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
-	uint64_t will_at;       /* offline: when the will goes out (0: not due) */
-	uint32_t n_subs;
+	uint64_t will_at;            /* offline: when the will goes out (0: not due) */
 	struct bw_acl_compiled *acl; /* NULL: no ACL file, everything allowed */
 	uint64_t token_exp;          /* connected with a JWT: when it expires (0: never) */
 	char *user;                  /* who authenticated (NUL-terminated); NULL: anonymous */
 	char *cert_cn;               /* the client certificate's CN (ACL %cn); NULL: none */
-	uint8_t how;                 /* enum auth_how: how the client authenticated */
-	bool stored;                 /* authenticated by the tenancy store, not the files */
-	bool persistent;             /* counted in its tenant's persistent sessions */
-	bool taken;                  /* another node took it: nothing goes elsewhere */
 	uint64_t token;              /* its fencing token in Redis; 0: not there */
 	uint64_t seq;                /* the last sequence number pushed there */
 	uint64_t lease_at;           /* connected: when its keys' TTL is renewed */
 	struct bucket msgs, bytes;   /* the client's publish rates */
-	bool check_receive;          /* a subscription needs each delivery checked */
 	struct pending_retained *pending;
+	uint32_t expiry_s; /* Session Expiry Interval; NEVER */
+	uint32_t will_delay_s;
+	uint32_t will_expiry_s; /* its Message Expiry Interval: runs from publication */
+	uint32_t n_subs;
+	bool timed;
+	bool congested;     /* on the broker's congested list */
+	bool stalled;       /* congested for too long: no longer holds publishers back */
+	uint8_t how;        /* enum auth_how: how the client authenticated */
+	bool stored;        /* authenticated by the tenancy store, not the files */
+	bool persistent;    /* counted in its tenant's persistent sessions */
+	bool taken;         /* another node took it: nothing goes elsewhere */
+	bool check_receive; /* a subscription needs each delivery checked */
 	uint16_t id_len;
 	char id[];
 };
@@ -414,11 +418,16 @@ static void timed_del(struct bw_broker *b, struct sess *s)
 
 /* ---- the node's interest ---------------------------------------------------- */
 
-/* Applies one interest event to this worker's replica of tenant. */
+/*
+ * Applies one interest event to this worker's replica of tenant: every
+ * event but this worker's own plain filters, which its index holds.
+ */
 static void replica_apply(struct bw_broker *b, uint32_t worker, uint32_t tenant, bool add,
                           uint32_t member, const uint8_t *filter, size_t len)
 {
 	void *key = WORKER_KEY(worker, member);
+	if (worker == b->self && member == 0)
+		return;
 	struct tenant *t = tenant_get(b, tenant);
 	if (!t)
 		return;
@@ -498,7 +507,7 @@ static bool is_congested(const struct bw_broker *b, const struct sess *s)
 	if (!s->conn)
 		return false;
 	const struct bw_outq *q = bw_conn_outq(s->conn);
-	size_t soft = q->lim.soft_bytes, budget = b->cfg.out_budget;
+	size_t soft = q->lim->soft_bytes, budget = b->cfg.out_budget;
 	uint32_t max = s->t->q.session_queued_msgs, queued = bw_session_queued(s->state);
 	if (s->congested)
 		return (soft && bw_outq_bytes(q) > soft / 2) ||
@@ -924,11 +933,13 @@ static void route_share(struct bw_broker *b, struct tenant *t, struct bw_msg *m,
 
 /*
  * Routes m (with its retain flag) to the subscribers of its tenant on
- * every worker: the replica says which workers want it (and which worker
- * each matching share group's next member is on).
+ * every worker: this worker's index answers for its own plain
+ * subscriptions, the replica says which other workers want it (and which
+ * worker each matching share group's next member is on).
  */
 static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const void *publisher)
 {
+	route_local(b, t, m, publisher);
 	interest_sync(b);
 	int n = bw_sub_index_match(t->replica, m->topic.p, m->topic.len, NULL, &b->rmatch);
 	if (n < 0) {
@@ -945,8 +956,6 @@ static void route(struct bw_broker *b, struct tenant *t, struct bw_msg *m, const
 				route_share(b, t, m, f, len, 0);
 			else
 				post_share(b, t, w, m, f, len, 0);
-		} else if (w == b->self) {
-			route_local(b, t, m, publisher);
 		} else if (!b->cur_durable) {
 			post(b, t, w, bw_letter(bw_msg_ref(m), BW_LETTER_MSG));
 		} else {

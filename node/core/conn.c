@@ -35,10 +35,16 @@ struct alias {
 /* Bytes a connection keeps unhandled while held, beyond two packets. */
 #define HELD_MAX (4u << 20)
 
+/* Fields by size, so an idle connection carries no padding. */
 struct bw_conn {
-	struct bw_conn_limits lim;
-	struct bw_conn_ops ops;
+	/*
+	 * The caller's (bw_conn_new): shared by every connection of a
+	 * listener, so an idle connection holds two pointers, not copies.
+	 */
+	const struct bw_conn_limits *lim;
+	const struct bw_conn_ops *ops;
 	void *user;
+	uint32_t max_packet_size; /* lim's, or what bw_conn_grant() narrowed it to */
 	enum bw_conn_state state;
 	uint8_t version;
 	bool session_present;
@@ -46,40 +52,41 @@ struct bw_conn {
 	bool held;         /* bw_conn_hold(): keep input unhandled */
 	bool pinned;       /* bw_conn_pin(): never move */
 	bool connecting;   /* ops->connect said -EINPROGRESS: bw_conn_connect_done() comes */
-	bool enhanced;     /* CONNECT named ops.auth_method: AUTH may re-authenticate */
+	bool enhanced;     /* CONNECT named ops->auth_method: AUTH may re-authenticate */
 	bool reauthing;    /* ops->reauth said -EINPROGRESS: bw_conn_reauth_done() comes */
 	bool id_assigned;  /* CONNACK carries Assigned Client Identifier */
 	bool keep_alive_capped;
 	bool expiry_capped;
 	uint8_t max_qos;    /* 0..2: what the broker granted */
-	uint32_t tenant;    /* the grant's */
 	uint8_t end_reason; /* what a protocol error ended it with */
+	uint8_t pub_ack; /* the PUBLISH in ops->publish: the acknowledgement it needs (0: none), */
+	bool pub_waits;  /* whether that waits (bw_conn_wait_ack()), */
+	uint16_t pub_id; /* and its packet id */
+	uint32_t tenant; /* the grant's */
 	uint32_t session_expiry;
 	int move_to; /* bw_conn_moving() */
+	uint32_t client_max_packet;
 	uint16_t keep_alive;
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;
-	uint32_t client_max_packet;
+	uint16_t client_id_len;
+	uint16_t out_alias_cap, out_alias_used;
 	uint64_t last_rx_ms;
 	struct bw_outq outq;
 	struct bw_session *session;
 	char *client_id; /* its own allocation, exactly as long: idle connections stay small */
-	uint16_t client_id_len;
-	struct alias *aliases;     /* [lim.topic_alias_max], allocated on first use */
+	struct alias *aliases;     /* [lim->topic_alias_max], allocated on first use */
 	struct alias *out_aliases; /* [out_alias_cap], allocated on first use */
-	uint16_t out_alias_cap, out_alias_used;
-	uint8_t *in; /* partial packet carried between receives */
-	size_t in_len, in_cap;
+	uint8_t *in;               /* partial packet carried between receives */
+	/* Below 2 x (HELD_MAX + 2 x BW_PACKET_SIZE_MAX), so 32 bits: see bw_conn_input(). */
+	uint32_t in_len, in_cap;
 	/* Acknowledgements waiting, in PUBLISH order (bw_conn_wait_ack()). */
 	struct bw_conn_wait *waits, **waits_tail;
-	uint16_t pub_id; /* the PUBLISH in ops.publish: its packet id, */
-	uint8_t pub_ack; /* the acknowledgement it needs (0: none), */
-	bool pub_waits;  /* and whether that waits (bw_conn_wait_ack()) */
 };
 
 static uint64_t now(struct bw_conn *c)
 {
-	return c->ops.now_ms(c->ops.ctx);
+	return c->ops->now_ms(c->ops->ctx);
 }
 
 struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw_conn_ops *ops,
@@ -88,8 +95,9 @@ struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw
 	struct bw_conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->lim = *limits;
-	c->ops = *ops;
+	c->lim = limits;
+	c->ops = ops;
+	c->max_packet_size = limits->max_packet_size;
 	c->user = user;
 	c->state = BW_CONN_AWAIT_CONNECT;
 	c->move_to = -1;
@@ -108,7 +116,7 @@ void bw_conn_free(struct bw_conn **cp)
 		return;
 	free(c->client_id);
 	if (c->aliases) {
-		for (uint32_t i = 0; i < c->lim.topic_alias_max; i++)
+		for (uint32_t i = 0; i < c->lim->topic_alias_max; i++)
 			free(c->aliases[i].topic);
 		free(c->aliases);
 	}
@@ -210,7 +218,7 @@ static int fail(struct bw_conn *c, uint8_t reason, const char *why)
 	c->state = BW_CONN_CLOSING;
 	c->end_reason = reason;
 	if (was_connected)
-		c->ops.closed(c->ops.ctx, c, true);
+		c->ops->closed(c->ops->ctx, c, true);
 	return -EPROTO;
 }
 
@@ -290,7 +298,8 @@ static int assign_client_id(struct bw_conn *c)
 
 static bool topic_within_limits(const struct bw_conn *c, const uint8_t *t, size_t len)
 {
-	return len <= c->lim.max_topic_length && bw_topic_levels(t, len) <= c->lim.max_topic_levels;
+	return len <= c->lim->max_topic_length &&
+	       bw_topic_levels(t, len) <= c->lim->max_topic_levels;
 }
 
 static void resend_inflight(struct bw_conn *c);
@@ -301,15 +310,15 @@ static int connect_finish(struct bw_conn *c, int rc);
 /* Whether a client's Authentication Method is the one the broker takes. */
 static bool same_method(const struct bw_conn *c, struct bw_str m)
 {
-	const char *want = c->ops.auth_method;
+	const char *want = c->ops->auth_method;
 	return want && m.len == strlen(want) && memcmp(m.p, want, m.len) == 0;
 }
 
 static void set_auth_method(const struct bw_conn *c, struct bw_props *p)
 {
 	p->has |= BW_PROP_BIT(BW_PROP_AUTH_METHOD);
-	p->auth_method.p = (const uint8_t *)c->ops.auth_method;
-	p->auth_method.len = (uint16_t)strlen(c->ops.auth_method);
+	p->auth_method.p = (const uint8_t *)c->ops->auth_method;
+	p->auth_method.len = (uint16_t)strlen(c->ops->auth_method);
 }
 
 static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
@@ -328,8 +337,8 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		for (int i = 0; i < 1024; i++) {
 			if (assign_client_id(c))
 				return refuse(c, BW_RC_UNSPECIFIED, NULL);
-			if (c->pinned || !c->ops.place ||
-			    c->ops.place(c->ops.ctx, c, pkt, bw_conn_client_id(c)) < 0)
+			if (c->pinned || !c->ops->place ||
+			    c->ops->place(c->ops->ctx, c, pkt, bw_conn_client_id(c)) < 0)
 				break;
 		}
 	} else if (set_client_id(c, pkt->client_id.p, pkt->client_id.len)) {
@@ -339,12 +348,12 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 	c->id_assigned = pkt->client_id.len == 0;
 	c->keep_alive = pkt->keep_alive;
 	c->keep_alive_capped = false;
-	if (c->keep_alive == 0 || c->keep_alive > c->lim.max_keepalive) {
-		if (!v5 && c->keep_alive > c->lim.max_keepalive)
+	if (c->keep_alive == 0 || c->keep_alive > c->lim->max_keepalive) {
+		if (!v5 && c->keep_alive > c->lim->max_keepalive)
 			return refuse(c, BW_RC_CLIENT_ID_INVALID,
 			              "keep alive longer than the server allows");
 		if (v5) {
-			c->keep_alive = c->lim.max_keepalive;
+			c->keep_alive = c->lim->max_keepalive;
 			c->keep_alive_capped = true;
 		}
 	}
@@ -371,7 +380,7 @@ static int on_connect(struct bw_conn *c, const struct bw_connect *pkt)
 		                  p->request_problem_info;
 	}
 
-	int rc = c->ops.connect(c->ops.ctx, c, pkt);
+	int rc = c->ops->connect(c->ops->ctx, c, pkt);
 	if (rc == -EINPROGRESS) {
 		/* Authentication goes on elsewhere; what follows waits unhandled. */
 		c->connecting = true;
@@ -391,8 +400,8 @@ static int connect_finish(struct bw_conn *c, int rc)
 	if (!c->session)
 		return refuse(c, BW_RC_UNSPECIFIED, "no session");
 	/* The client's Receive Maximum, within the node's max_inflight. */
-	uint16_t window = c->client_receive_max < c->lim.receive_max ? c->client_receive_max
-	                                                             : c->lim.receive_max;
+	uint16_t window = c->client_receive_max < c->lim->receive_max ? c->client_receive_max
+	                                                              : c->lim->receive_max;
 	bw_session_set_inflight_max(c->session, window);
 
 	struct bw_packet ack = { .type = BW_CONNACK };
@@ -401,9 +410,9 @@ static int connect_finish(struct bw_conn *c, int rc)
 		struct bw_props *p = &ack.connack.props;
 		p->has = BW_PROP_BIT(BW_PROP_RECEIVE_MAX) | BW_PROP_BIT(BW_PROP_MAX_PACKET_SIZE) |
 		         BW_PROP_BIT(BW_PROP_TOPIC_ALIAS_MAX);
-		p->receive_max = c->lim.receive_max;
-		p->max_packet_size = c->lim.max_packet_size;
-		p->topic_alias_max = c->lim.topic_alias_max;
+		p->receive_max = c->lim->receive_max;
+		p->max_packet_size = c->max_packet_size;
+		p->topic_alias_max = c->lim->topic_alias_max;
 		if (c->id_assigned) {
 			p->has |= BW_PROP_BIT(BW_PROP_ASSIGNED_CLIENT_ID);
 			p->assigned_client_id = bw_conn_client_id(c);
@@ -433,8 +442,8 @@ static int connect_finish(struct bw_conn *c, int rc)
 
 void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g)
 {
-	if (g->max_packet_size && g->max_packet_size < c->lim.max_packet_size)
-		c->lim.max_packet_size = g->max_packet_size;
+	if (g->max_packet_size && g->max_packet_size < c->max_packet_size)
+		c->max_packet_size = g->max_packet_size;
 	c->max_qos = g->max_qos < 2 ? g->max_qos : 2;
 	c->expiry_capped = g->expiry_capped;
 	c->session_expiry = g->session_expiry;
@@ -455,12 +464,12 @@ static int resolve_alias(struct bw_conn *c, struct bw_publish *pub, const char *
 	if (!(pub->props.has & BW_PROP_BIT(BW_PROP_TOPIC_ALIAS)))
 		return 0;
 	uint16_t a = pub->props.topic_alias;
-	if (a > c->lim.topic_alias_max) {
+	if (a > c->lim->topic_alias_max) {
 		*why = "Topic Alias above the Topic Alias Maximum";
 		return BW_RC_TOPIC_ALIAS_INVALID;
 	}
 	if (!c->aliases) {
-		c->aliases = calloc(c->lim.topic_alias_max, sizeof(*c->aliases));
+		c->aliases = calloc(c->lim->topic_alias_max, sizeof(*c->aliases));
 		if (!c->aliases) {
 			*why = "out of memory";
 			return BW_RC_UNSPECIFIED;
@@ -589,9 +598,9 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 	if (pub->props.payload_format == 1 && !bw_utf8_valid(pub->payload.p, pub->payload.len))
 		return refuse_publish(c, pub, BW_RC_PAYLOAD_FORMAT_INVALID,
 		                      "payload is not UTF-8 as its format says");
-	if (c->ops.may_publish &&
-	    (reason = c->ops.may_publish(c->ops.ctx, c, pub->topic, pub->qos, pub->retain,
-	                                 pub->topic.len + pub->payload.len)) != 0) {
+	if (c->ops->may_publish &&
+	    (reason = c->ops->may_publish(c->ops->ctx, c, pub->topic, pub->qos, pub->retain,
+	                                  pub->topic.len + pub->payload.len)) != 0) {
 		if (reason < 0)
 			return fail(c, (uint8_t)-reason, "over the client's quota");
 		return refuse_publish(c, pub, (uint8_t)reason, "not authorized");
@@ -615,7 +624,7 @@ static int on_publish(struct bw_conn *c, struct bw_publish *pub)
 	c->pub_id = pub->packet_id;
 	c->pub_ack = pub->qos == 1 ? BW_PUBACK : pub->qos == 2 ? BW_PUBREC : 0;
 	c->pub_waits = false;
-	c->ops.publish(c->ops.ctx, c, m);
+	c->ops->publish(c->ops->ctx, c, m);
 	bw_msg_unref(&m);
 	uint8_t type = c->pub_ack;
 	c->pub_ack = 0;
@@ -733,14 +742,14 @@ static int on_subscribe(struct bw_conn *c, const struct bw_subscribe *s)
 		if (rc == 0 && !topic_within_limits(c, e.filter.p, e.filter.len))
 			rc = -BW_RC_TOPIC_FILTER_INVALID;
 		if (rc == 0)
-			rc = c->ops.subscribe(c->ops.ctx, c, &e, sub_id);
+			rc = c->ops->subscribe(c->ops->ctx, c, &e, sub_id);
 		/* 3.1.1 has a single failure code. */
 		codes[i++] = rc >= 0 ? (uint8_t)rc : c->version == BW_MQTT_5 ? (uint8_t)-rc : 0x80;
 	}
 	if (send_codes(c, BW_SUBACK, s->packet_id, codes, i, small))
 		return fail(c, BW_RC_UNSPECIFIED, NULL);
-	if (c->ops.subscribed)
-		c->ops.subscribed(c->ops.ctx, c);
+	if (c->ops->subscribed)
+		c->ops->subscribed(c->ops->ctx, c);
 	flush(c); /* retained messages queued by the broker */
 	return 0;
 }
@@ -756,7 +765,7 @@ static int on_unsubscribe(struct bw_conn *c, const struct bw_unsubscribe *u)
 	while (bw_codec_next_unsub(u, &off, &f)) {
 		int rc = bw_topic_filter_check(f.p, f.len);
 		if (rc == 0)
-			rc = c->ops.unsubscribe(c->ops.ctx, c, f);
+			rc = c->ops->unsubscribe(c->ops->ctx, c, f);
 		codes[i++] = (uint8_t)-rc;
 	}
 	if (send_codes(c, BW_UNSUBACK, u->packet_id, codes, i, small))
@@ -769,15 +778,15 @@ static int on_unsubscribe(struct bw_conn *c, const struct bw_unsubscribe *u)
 static int on_disconnect(struct bw_conn *c, const struct bw_disconnect *d)
 {
 	if (c->version == BW_MQTT_5 && (d->props.has & BW_PROP_BIT(BW_PROP_SESSION_EXPIRY)) &&
-	    c->ops.set_expiry) {
-		int rc = c->ops.set_expiry(c->ops.ctx, c, d->props.session_expiry);
+	    c->ops->set_expiry) {
+		int rc = c->ops->set_expiry(c->ops->ctx, c, d->props.session_expiry);
 		if (rc)
 			return fail(c, (uint8_t)rc,
 			            "Session Expiry Interval set in DISCONNECT after 0 in CONNECT");
 	}
 	c->state = BW_CONN_CLOSING;
 	/* [MQTT-3.1.2-10]: a normal DISCONNECT discards the will; 0x04 keeps it. */
-	c->ops.closed(c->ops.ctx, c, d->code == BW_RC_DISCONNECT_WITH_WILL);
+	c->ops->closed(c->ops->ctx, c, d->code == BW_RC_DISCONNECT_WITH_WILL);
 	return -EPROTO;
 }
 
@@ -804,7 +813,7 @@ static int on_auth(struct bw_conn *c, const struct bw_disconnect *a)
 		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH with another authentication method");
 	if (c->reauthing)
 		return fail(c, BW_RC_PROTOCOL_ERROR, "AUTH while a re-authentication is running");
-	int rc = c->ops.reauth(c->ops.ctx, c, a->props.auth_data);
+	int rc = c->ops->reauth(c->ops->ctx, c, a->props.auth_data);
 	if (rc == -EINPROGRESS) {
 		c->reauthing = true;
 		return 0;
@@ -871,7 +880,7 @@ static long handle(struct bw_conn *c, const uint8_t *buf, size_t len, size_t bud
 	while (off < len && off < budget && c->state != BW_CONN_CLOSING && !c->held) {
 		struct bw_frame f = { 0 };
 		const char *why = NULL;
-		int rc = bw_codec_frame(buf + off, len - off, c->lim.max_packet_size, &f, &why);
+		int rc = bw_codec_frame(buf + off, len - off, c->max_packet_size, &f, &why);
 		if (rc == BW_CODEC_AGAIN)
 			break;
 		struct bw_packet pkt;
@@ -903,9 +912,9 @@ static long handle(struct bw_conn *c, const uint8_t *buf, size_t len, size_t bud
 			return fail(c, (uint8_t)-rc, why);
 		}
 		if (pkt.type == BW_CONNECT && c->state == BW_CONN_AWAIT_CONNECT && !c->pinned &&
-		    c->ops.place && pkt.connect.client_id.len > 0 &&
+		    c->ops->place && pkt.connect.client_id.len > 0 &&
 		    pkt.connect.client_id.len <= BW_CLIENT_ID_MAX) {
-			int to = c->ops.place(c->ops.ctx, c, &pkt.connect, pkt.connect.client_id);
+			int to = c->ops->place(c->ops->ctx, c, &pkt.connect, pkt.connect.client_id);
 			if (to >= 0) {
 				/* Moves: the CONNECT stays unhandled, and so does the rest. */
 				c->move_to = to;
@@ -942,14 +951,14 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 	 * Held input (a CONNECT being decided or moved, a paused publisher)
 	 * is bounded too: a client may pipeline, not flood.
 	 */
-	if (c->held && need > HELD_MAX + 2 * (size_t)c->lim.max_packet_size)
+	if (c->held && need > HELD_MAX + 2 * (size_t)c->max_packet_size)
 		return fail(c, BW_RC_QUOTA_EXCEEDED, "too much sent before the server answered");
-	if (need > (size_t)c->lim.max_packet_size + 5) {
+	if (need > (size_t)c->max_packet_size + 5) {
 		struct bw_frame f;
 		const char *why = NULL;
 		const uint8_t *head = c->in_len ? c->in : data;
 		size_t hlen = c->in_len ? c->in_len : len;
-		if (bw_codec_frame(head, hlen, c->lim.max_packet_size, &f, &why) < 0)
+		if (bw_codec_frame(head, hlen, c->max_packet_size, &f, &why) < 0)
 			return fail(c, BW_RC_PACKET_TOO_LARGE, why);
 	}
 	if (need > c->in_cap) {
@@ -960,11 +969,11 @@ int bw_conn_input(struct bw_conn *c, const uint8_t *data, size_t len)
 		if (!n)
 			return -ENOMEM;
 		c->in = n;
-		c->in_cap = cap;
+		c->in_cap = (uint32_t)cap;
 	}
 	if (len)
 		memcpy(c->in + c->in_len, data, len);
-	c->in_len = need;
+	c->in_len = (uint32_t)need;
 	long used = handle(c, c->in, c->in_len, SIZE_MAX);
 	if (used < 0)
 		return (int)used;
@@ -988,7 +997,7 @@ static size_t lacking(const struct bw_conn *c, size_t len)
 {
 	struct bw_frame f;
 	const char *why;
-	int rc = bw_codec_frame(c->in, c->in_len, c->lim.max_packet_size, &f, &why);
+	int rc = bw_codec_frame(c->in, c->in_len, c->max_packet_size, &f, &why);
 	size_t want = len;
 
 	if (rc == BW_CODEC_AGAIN)

@@ -147,7 +147,10 @@ struct bw_conn_grant {
 };
 void bw_conn_grant(struct bw_conn *c, const struct bw_conn_grant *g);
 
-/* A new connection, or NULL when out of memory. */
+/*
+ * A new connection, or NULL when out of memory. limits and ops are
+ * borrowed, not copied: they must outlive the connection.
+ */
 struct bw_conn *bw_conn_new(const struct bw_conn_limits *limits, const struct bw_conn_ops *ops,
                             void *user);
 

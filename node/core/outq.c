@@ -157,7 +157,7 @@ static void pop(struct bw_outq *q)
 void bw_outq_init(struct bw_outq *q, const struct bw_outq_limits *lim)
 {
 	memset(q, 0, sizeof(*q));
-	q->lim = *lim;
+	q->lim = lim;
 	q->cap = BW_OUTQ_INLINE;
 }
 
@@ -167,8 +167,8 @@ void bw_outq_clear(struct bw_outq *q)
 		pop(q);
 	/* A push that failed after growing the ring may have left it on the heap. */
 	ring_reset(q);
-	if (q->lim.pool)
-		*q->lim.pool -= q->bytes;
+	if (q->lim->pool)
+		*q->lim->pool -= q->bytes;
 	q->bytes = 0;
 	assert(q->chunk == NULL);
 }
@@ -178,7 +178,7 @@ void bw_outq_clear(struct bw_outq *q)
 /* Whether len more bytes stay within the hard limit. */
 static bool fits(const struct bw_outq *q, size_t len)
 {
-	size_t hard = q->lim.hard_bytes ? q->lim.hard_bytes : SIZE_MAX;
+	size_t hard = q->lim->hard_bytes ? q->lim->hard_bytes : SIZE_MAX;
 	return len <= hard && q->bytes <= hard - len;
 }
 
@@ -210,8 +210,8 @@ static void owned_commit(struct bw_outq *q, struct bw__outq_chunk *c, uint8_t *d
 
 	c->used += (uint32_t)len;
 	q->bytes += len;
-	if (q->lim.pool)
-		*q->lim.pool += len;
+	if (q->lim->pool)
+		*q->lim->pool += len;
 	if (t && !t->is_msg && t->owner == c && t->p + t->len == dst) {
 		t->len += (uint32_t)len;
 		return;
@@ -226,8 +226,8 @@ static void msg_commit(struct bw_outq *q, struct bw_msg *m, const uint8_t *p, si
 	*seg_at(q, q->count) = (struct bw__outq_seg){ p, bw_msg_ref(m), (uint32_t)len, true };
 	q->count++;
 	q->bytes += len;
-	if (q->lim.pool)
-		*q->lim.pool += len;
+	if (q->lim->pool)
+		*q->lim->pool += len;
 }
 
 int bw_outq_push_copy(struct bw_outq *q, const void *p, size_t len)
@@ -367,14 +367,14 @@ void bw_outq_consume(struct bw_outq *q, size_t n)
 		if (n < left) {
 			q->off += (uint32_t)n;
 			q->bytes -= n;
-			if (q->lim.pool)
-				*q->lim.pool -= n;
+			if (q->lim->pool)
+				*q->lim->pool -= n;
 			return;
 		}
 		n -= left;
 		q->bytes -= left;
-		if (q->lim.pool)
-			*q->lim.pool -= left;
+		if (q->lim->pool)
+			*q->lim->pool -= left;
 		pop(q);
 	}
 }
@@ -386,5 +386,5 @@ size_t bw_outq_bytes(const struct bw_outq *q)
 
 bool bw_outq_over_soft(const struct bw_outq *q)
 {
-	return q->lim.soft_bytes && q->bytes > q->lim.soft_bytes;
+	return q->lim->soft_bytes && q->bytes > q->lim->soft_bytes;
 }

@@ -40,8 +40,14 @@ struct bw_outq_limits {
  */
 #define BW_OUTQ_COPY_MAX 512
 
-/* Segments kept inside struct bw_outq before spilling to the heap. */
-#define BW_OUTQ_INLINE 8
+/*
+ * Segments kept inside struct bw_outq before spilling to the heap. Owned
+ * bytes pushed one after another share a segment, so two hold an idle
+ * connection's acks and one PUBLISH with a referenced payload; more is a
+ * burst, whose ring is allocated and freed again once sent. Every
+ * connection carries these, so they are few: 24 bytes each.
+ */
+#define BW_OUTQ_INLINE 2
 
 /* Private to outq.c. */
 struct bw__outq_chunk;
@@ -58,7 +64,7 @@ struct bw__outq_seg {
  * is freed again when the queue empties.
  */
 struct bw_outq {
-	struct bw_outq_limits lim;
+	const struct bw_outq_limits *lim; /* the caller's, shared by its queues */
 	struct bw__outq_seg *heap;
 	uint32_t cap, head, count;    /* ring of cap (a power of two) segments */
 	uint32_t off;                 /* bytes of the head segment already sent */
@@ -67,7 +73,7 @@ struct bw_outq {
 	struct bw__outq_seg inl[BW_OUTQ_INLINE];
 };
 
-/* Initialises an empty queue (no allocation). */
+/* Initialises an empty queue (no allocation); lim must outlive it. */
 void bw_outq_init(struct bw_outq *q, const struct bw_outq_limits *lim);
 
 /*

@@ -13,23 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pointers first, then the counts, so a session carries no padding. */
 struct bw_session {
-	struct bw_session_limits lim;
 	struct bw_session_stats stats;
-
 	struct bw_inflight *win; /* ring: send order; msg == NULL is a hole */
-	uint32_t win_cap, win_head, win_len, win_live;
-
-	struct bw_delivery *q; /* ring: arrival order */
-	uint32_t q_cap, q_head, q_len;
-
-	uint16_t *inbound; /* QoS 2 packet ids awaiting PUBREL, unordered */
-	uint32_t in_cap, in_len;
-
-	uint16_t next_id;
+	struct bw_delivery *q;   /* ring: arrival order */
+	uint16_t *inbound;       /* QoS 2 packet ids awaiting PUBREL, unordered */
 	void *owner;
 	bw_session_observer obs;
 	uint64_t *used; /* packet ids in use, once the window passes SCAN_MAX */
+	struct bw_session_limits lim;
+	uint32_t win_cap, win_head, win_len, win_live; /* of win */
+	uint32_t q_cap, q_head, q_len;                 /* of q */
+	uint32_t in_cap, in_len;                       /* of inbound */
+	uint16_t next_id;
 };
 
 /*

@@ -110,7 +110,8 @@ void bw_sub_index_free(struct bw_sub_index **idx);
  * subscriber has its options replaced. *filter_new (may be NULL) is set
  * true when the filter went from no subscription to one in this index.
  * Returns 0 when added, 1 when replaced, or
- *   -EINVAL  invalid filter (bw_topic_filter_check) or options (qos or
+ *   -EINVAL  invalid filter (bw_topic_filter_check, or longer than an MQTT
+ *            string: 65535 bytes) or options (qos or
  *            retain_handling > 2, sub_id too big, no_local on a shared
  *            subscription: MQTT-3.8.3-4);
  *   -E2BIG   more than levels_max levels;

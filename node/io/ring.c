@@ -467,18 +467,18 @@ int bw_ring_sendmsg(struct bw_ring *r, struct bw_op *op, int fd, const struct ms
 	return 0;
 }
 
-int bw_ring_timeout(struct bw_ring *r, struct bw_op *op, uint64_t ms)
+int bw_ring_timeout(struct bw_ring *r, struct bw_timeout *t, uint64_t ms)
 {
 	struct io_uring_sqe *sqe;
 	int rc = get_sqe(r, &sqe);
 
 	if (rc < 0)
 		return rc;
-	/* The kernel reads the timespec at submit, so it lives in the op. */
-	op->ts.tv_sec = (long long)(ms / 1000);
-	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
-	track(r, sqe, op);
+	/* The kernel reads the timespec at submit, so it lives beside the op. */
+	t->ts.tv_sec = (long long)(ms / 1000);
+	t->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+	track(r, sqe, &t->op);
 	return 0;
 }
 

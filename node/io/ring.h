@@ -56,8 +56,15 @@ struct bw_ring;
  */
 struct bw_op {
 	void (*done)(struct bw_op *op, int32_t res, uint32_t cqe_flags);
-	/* Private: a timeout's interval, read by the kernel at submit time. */
-	struct __kernel_timespec ts;
+};
+
+/*
+ * A timer's op: its interval, read by the kernel at submit time, lives
+ * beside it. Apart, so the ops every connection holds stay one pointer.
+ */
+struct bw_timeout {
+	struct bw_op op;
+	struct __kernel_timespec ts; /* private */
 };
 
 struct bw_ring_params {
@@ -204,8 +211,8 @@ int bw_ring_recv(struct bw_ring *r, struct bw_op *op, int fd);
  */
 int bw_ring_sendmsg(struct bw_ring *r, struct bw_op *op, int fd, const struct msghdr *msg);
 
-/* A one-shot relative timer: res is -ETIME when it fires. */
-int bw_ring_timeout(struct bw_ring *r, struct bw_op *op, uint64_t ms);
+/* A one-shot relative timer: t->op completes, res -ETIME when it fires. */
+int bw_ring_timeout(struct bw_ring *r, struct bw_timeout *t, uint64_t ms);
 
 /*
  * Cancels the request op carries. op still gets its own completion, with

@@ -168,7 +168,10 @@ static const struct bw_conn_limits limits = {
 
 static struct bw_conn *new_conn_with(const char *auth_method)
 {
-	struct bw_conn_ops ops = {
+	/* The connection borrows its ops: one set a method, alive for the program. */
+	static struct bw_conn_ops ops[2];
+	struct bw_conn_ops *o = &ops[auth_method != NULL];
+	*o = (struct bw_conn_ops){
 		.ctx = &env,
 		.now_ms = env_now,
 		.connect = env_connect,
@@ -179,7 +182,7 @@ static struct bw_conn *new_conn_with(const char *auth_method)
 		.unsubscribe = env_unsubscribe,
 		.closed = env_closed,
 	};
-	struct bw_conn *c = bw_conn_new(&limits, &ops, NULL);
+	struct bw_conn *c = bw_conn_new(&limits, o, NULL);
 	assert_non_null(c);
 	return c;
 }

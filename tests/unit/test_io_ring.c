@@ -354,7 +354,7 @@ static void test_enobufs_then_rearm_without_loss(void **state)
 }
 
 struct waiter {
-	struct bw_op op;
+	struct bw_timeout t; /* t.op for any request */
 	int calls;
 	int32_t res;
 	uint32_t flags;
@@ -362,7 +362,7 @@ struct waiter {
 
 static void waiter_done(struct bw_op *op, int32_t res, uint32_t flags)
 {
-	struct waiter *w = BW_CONTAINER_OF(op, struct waiter, op);
+	struct waiter *w = BW_CONTAINER_OF(op, struct waiter, t.op);
 
 	w->calls++;
 	w->res = res;
@@ -372,7 +372,7 @@ static void waiter_done(struct bw_op *op, int32_t res, uint32_t flags)
 static void test_sendmsg_three_iovecs(void **state)
 {
 	struct bw_ring r;
-	struct waiter w = { .op.done = waiter_done };
+	struct waiter w = { .t.op.done = waiter_done };
 	char p0[] = "alpha-", p1[] = "beta-", p2[] = "gamma";
 	struct iovec iov[3] = {
 		{ p0, strlen(p0) },
@@ -385,7 +385,7 @@ static void test_sendmsg_three_iovecs(void **state)
 
 	tcp_pair(&a, &b);
 	assert_int_equal(bw_ring_init(&r, &small), 0);
-	assert_int_equal(bw_ring_sendmsg(&r, &w.op, a, &msg), 0);
+	assert_int_equal(bw_ring_sendmsg(&r, &w.t.op, a, &msg), 0);
 	RUN_UNTIL(&r, w.calls == 1);
 	assert_int_equal(w.calls, 1);
 	assert_int_equal(w.res, 16);
@@ -399,13 +399,13 @@ static void test_sendmsg_three_iovecs(void **state)
 static void test_timeout_fires(void **state)
 {
 	struct bw_ring r;
-	struct waiter w = { .op.done = waiter_done };
-	struct waiter never = { .op.done = waiter_done };
+	struct waiter w = { .t.op.done = waiter_done };
+	struct waiter never = { .t.op.done = waiter_done };
 
 	assert_int_equal(bw_ring_init(&r, &small), 0);
 	uint64_t t0 = now_ms();
-	assert_int_equal(bw_ring_timeout(&r, &w.op, 50), 0);
-	assert_int_equal(bw_ring_timeout(&r, &never.op, 60000), 0);
+	assert_int_equal(bw_ring_timeout(&r, &w.t, 50), 0);
+	assert_int_equal(bw_ring_timeout(&r, &never.t, 60000), 0);
 	RUN_UNTIL(&r, w.calls == 1);
 	assert_int_equal(w.calls, 1);
 	assert_int_equal(w.res, -ETIME);
@@ -413,7 +413,7 @@ static void test_timeout_fires(void **state)
 
 	/* The long one is cancelled rather than waited for. */
 	assert_int_equal(never.calls, 0);
-	assert_int_equal(bw_ring_cancel(&r, &never.op), 0);
+	assert_int_equal(bw_ring_cancel(&r, &never.t.op), 0);
 	RUN_UNTIL(&r, never.calls == 1);
 	assert_int_equal(never.res, -ECANCELED);
 	bw_ring_exit(&r);
@@ -618,8 +618,8 @@ static void test_full_sq_submits_early(void **state)
 
 	assert_int_equal(bw_ring_init(&r, &p), 0);
 	for (int i = 0; i < 10; i++) {
-		w[i] = (struct waiter){ .op.done = waiter_done };
-		assert_int_equal(bw_ring_timeout(&r, &w[i].op, 1), 0);
+		w[i] = (struct waiter){ .t.op.done = waiter_done };
+		assert_int_equal(bw_ring_timeout(&r, &w[i].t, 1), 0);
 	}
 	assert_true(bw_ring_stats(&r)->sq_full >= 1);
 	int fired = 0;
@@ -640,7 +640,7 @@ static void test_exit_with_requests_in_flight(void **state)
 {
 	static struct reader rd;
 	struct acceptor a = { .op.done = acceptor_done };
-	struct waiter w = { .op.done = waiter_done };
+	struct waiter w = { .t.op.done = waiter_done };
 	struct bw_ring r;
 	uint16_t port;
 	int l = listen_loopback(&port);
@@ -650,7 +650,7 @@ static void test_exit_with_requests_in_flight(void **state)
 	assert_int_equal(bw_ring_init(&r, &small), 0);
 	assert_int_equal(bw_ring_accept(&r, &a.op, l), 0);
 	reader_start(&rd, &r, y);
-	assert_int_equal(bw_ring_timeout(&r, &w.op, 60000), 0);
+	assert_int_equal(bw_ring_timeout(&r, &w.t, 60000), 0);
 	assert_int_equal(bw_ring_run(&r, 0), 0);
 	assert_int_equal(bw_ring_stats(&r)->inflight, 4);
 
