@@ -233,15 +233,15 @@ static void test_load_and_notes(void **state)
 
 	/* Another node's notes: set, replace, clear; a tenant new to the node. */
 	store(c, "default", "n/1", "first", 0, OTHER);
-	WAIT_FOR(hub_is(hub, "default", "n/1", "first"), 2000);
+	WAIT_FOR(hub_is(hub, "default", "n/1", "first"), 10000);
 	assert_true(hub_is(hub, "default", "n/1", "first"));
 	store(c, "default", "n/1", "second", 0, OTHER);
 	store(c, "newco", "n/2", "x", 0, OTHER);
-	WAIT_FOR(hub_is(hub, "newco", "n/2", "x"), 2000);
+	WAIT_FOR(hub_is(hub, "newco", "n/2", "x"), 10000);
 	assert_true(hub_is(hub, "default", "n/1", "second"));
 	assert_true(hub_is(hub, "newco", "n/2", "x"));
 	store(c, "default", "n/1", NULL, 0, OTHER);
-	WAIT_FOR(hub_is(hub, "default", "n/1", ""), 2000);
+	WAIT_FOR(hub_is(hub, "default", "n/1", ""), 10000);
 	assert_true(hub_is(hub, "default", "n/1", ""));
 	/* An expired value a note points at is not taken, and removed. */
 	store(c, "default", "n/3", "late", -5, OTHER);
@@ -252,7 +252,7 @@ static void test_load_and_notes(void **state)
 	uint64_t applied = STAT(s, applied);
 	store(c, "default", "own", "mine", 0, SELF);
 	store(c, "default", "n/4", "after", 0, OTHER);
-	WAIT_FOR(hub_is(hub, "default", "n/4", "after"), 2000);
+	WAIT_FOR(hub_is(hub, "default", "n/4", "after"), 10000);
 	assert_true(hub_is(hub, "default", "own", ""));
 	assert_int_equal(STAT(s, applied), applied + 1);
 	/* Notes that are not notes. */
@@ -323,7 +323,7 @@ static void test_unreachable_then_restarted(void **state)
 	assert_true(STAT(s, reconnects) >= 3);
 	/* And it listens again. */
 	store(c, "default", "x/4", "four", 0, OTHER);
-	WAIT_FOR(hub_is(hub, "default", "x/4", "four"), 2000);
+	WAIT_FOR(hub_is(hub, "default", "x/4", "four"), 10000);
 	assert_true(hub_is(hub, "default", "x/4", "four"));
 	redisFree(c);
 
