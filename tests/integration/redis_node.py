@@ -17,8 +17,10 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 import node  # tests/integration/node.py
+import paho.mqtt.client as mqtt
 from node import wait_for
 
 TIMEOUT = 10
@@ -161,3 +163,20 @@ class Node:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+def retained(port, filt="#", settle=0.4):
+    """What a new subscriber to filt gets as retained messages: {topic: payload}."""
+    got, subscribed = {}, []
+    c = mqtt.Client(client_id=f"look-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, m.payload.decode()) \
+        if m.retain else None
+    c.on_subscribe = lambda *a: subscribed.append(1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.subscribe(filt, qos=1)
+    wait_for(lambda: subscribed, TIMEOUT, 0.005)
+    time.sleep(settle)  # retained messages follow the SUBACK at once
+    c.disconnect()  # before loop_stop(), which would wait out the loop's 1 s select
+    c.loop_stop()
+    return got

@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from node import wait_for, varint, lp  # noqa: E402  (tests/integration/node.py)
-from redis_node import Node, Redis, TIMEOUT, free_port  # noqa: E402  (redis_node.py)
+from redis_node import Node, Redis, TIMEOUT, free_port, retained  # noqa: E402  (redis_node.py)
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -63,21 +63,6 @@ def pub(port, topic, payload, qos=1, version="mqttv5", clear=False):
     return subprocess.run(args, capture_output=True, timeout=TIMEOUT).returncode
 
 
-def retained(port, filt="#", settle=0.4):
-    """What a new subscriber to filt gets as retained messages: {topic: payload}."""
-    got, subscribed = {}, []
-    c = mqtt.Client(client_id=f"look-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
-    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, m.payload.decode()) \
-        if m.retain else None
-    c.on_subscribe = lambda *a: subscribed.append(1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    c.subscribe(filt, qos=1)
-    wait_for(lambda: subscribed, TIMEOUT, 0.005)
-    time.sleep(settle)  # retained messages follow the SUBACK at once
-    c.disconnect()  # before loop_stop(), which would wait out the loop's 1 s select
-    c.loop_stop()
-    return got
 
 
 def eventually(port, pred, seconds=5, filt="#"):

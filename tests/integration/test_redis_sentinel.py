@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from node import wait_for  # noqa: E402  (tests/integration/node.py)
-from redis_node import Node, Redis, Sentinel, TIMEOUT, free_port  # noqa: E402
+from redis_node import Node, Redis, Sentinel, TIMEOUT, free_port, retained  # noqa: E402
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
@@ -61,21 +61,6 @@ def pub(port, topic, payload, retain=True):
     return subprocess.run(args, capture_output=True, timeout=TIMEOUT).returncode
 
 
-def retained(port, filt="#", settle=0.4):
-    """What a new subscriber to filt gets as retained messages: {topic: payload}."""
-    got, subscribed = {}, []
-    c = mqtt.Client(client_id=f"look-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
-    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, m.payload.decode()) \
-        if m.retain else None
-    c.on_subscribe = lambda *a: subscribed.append(1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    c.subscribe(filt, qos=1)
-    wait_for(lambda: subscribed, TIMEOUT, 0.005)
-    time.sleep(settle)
-    c.disconnect()
-    c.loop_stop()
-    return got
 
 
 class Session:
