@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
 import node  # tests/integration/node.py
@@ -180,3 +181,19 @@ def retained(port, filt="#", settle=0.4):
     c.disconnect()  # before loop_stop(), which would wait out the loop's 1 s select
     c.loop_stop()
     return got
+
+
+def paho_close(c, gone):
+    """A clean DISCONNECT (5.0 reason 0: the session stays), then the end of c's
+    loop, waited for at most TIMEOUT (paho's loop_stop() would wait forever);
+    gone is the Event its on_disconnect sets."""
+    try:
+        c.disconnect()
+    except Exception:
+        pass
+    t = c._thread
+    c._thread_terminate = True
+    if t is not None and t is not threading.current_thread():
+        t.join(TIMEOUT)
+        c._thread = None
+    gone.wait(2)

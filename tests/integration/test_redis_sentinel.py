@@ -33,7 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from node import wait_for  # noqa: E402  (tests/integration/node.py)
-from redis_node import Node, Redis, Sentinel, TIMEOUT, free_port, retained  # noqa: E402
+from redis_node import (Node, Redis, Sentinel, TIMEOUT, free_port, paho_close,  # noqa: E402
+                        retained)
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
@@ -90,16 +91,7 @@ class Session:
 
     def close(self):
         """DISCONNECT (reason 0: the session stays), then the loop's end, bounded."""
-        try:
-            self.c.disconnect()
-        except Exception:
-            pass
-        t = self.c._thread
-        self.c._thread_terminate = True
-        if t is not None and t is not threading.current_thread():
-            t.join(TIMEOUT)
-            self.c._thread = None
-        self.gone.wait(2)
+        paho_close(self.c, self.gone)
 
 
 def resume(port, cid):

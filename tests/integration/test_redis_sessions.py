@@ -62,7 +62,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from node import wait_for, varint, lp  # noqa: E402  (tests/integration/node.py)
-from redis_node import Node, Redis, TIMEOUT, free_port  # noqa: E402  (redis_node.py)
+from redis_node import Node, Redis, TIMEOUT, free_port, paho_close  # noqa: E402  (redis_node.py)
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
@@ -180,16 +180,7 @@ class Sub:
     def close(self):
         """A clean DISCONNECT (5.0 reason 0: the session stays), then the loop's
         end, waited for at most TIMEOUT (paho's loop_stop would wait forever)."""
-        try:
-            self.c.disconnect()
-        except Exception:
-            pass
-        t = self.c._thread
-        self.c._thread_terminate = True
-        if t is not None and t is not threading.current_thread():
-            t.join(TIMEOUT)
-            self.c._thread = None
-        self.gone.wait(2)
+        paho_close(self.c, self.gone)
 
 
 EOF = "eof"
